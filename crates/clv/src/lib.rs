@@ -1,0 +1,1 @@
+//! Predictive customer value for retain: BG/NBD, Gamma-Gamma, P(alive) and CLV.

@@ -1,0 +1,16 @@
+//! `retain-core`: the domain of retain — customers, orders, their features and retention metrics.
+//!
+//! This crate owns the types every other crate speaks ([`model`]), reading order and customer CSVs
+//! ([`import`]), per-customer features such as recency/frequency/monetary ([`features`]), shop-level
+//! retention metrics and cohorts ([`metrics`]), workspace configuration ([`config`]) and the seeded
+//! demo-data generator ([`demo`]). It does no I/O beyond reading the files it is handed.
+
+pub mod config;
+pub mod dates;
+pub mod demo;
+pub mod features;
+pub mod import;
+pub mod metrics;
+pub mod model;
+
+pub use model::*;

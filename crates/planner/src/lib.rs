@@ -1,0 +1,1 @@
+//! Campaign planning for retain: goals matched to segments by expected incremental value.

@@ -1,0 +1,1 @@
+//! Persistence for retain: SQLite by default, PostgreSQL for shared workspaces.

@@ -1,0 +1,1 @@
+//! The HTTP side of retain: tracking endpoints and the dashboard.

@@ -1,0 +1,2 @@
+//! The `retain` command-line interface.
+fn main() {}
