@@ -1,0 +1,838 @@
+//! Orders files: each record is an order or a line item; amounts are given or computed as
+//! quantity × unit price; returns and cancellations become negative orders; line items of one
+//! order collapse into one [`Order`]; rows without a customer are counted, not fatal.
+//!
+//! [`scan_features`] is the same reading folded straight into per-customer features without
+//! materialising orders, for analysing a large export quickly.
+
+use std::borrow::Cow;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::Path;
+
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::Serialize;
+
+use super::columns::{self, Column, OrderField};
+use super::text::{self, Text};
+use super::{ImportError, ImportOptions, Reject};
+use crate::dates::{detect_date_format, parse_number, DateFormat};
+use crate::features::{features_of, CustomerHistory};
+use crate::model::{date_of, day_of, CustomerFeatures, Day, Order};
+
+/// The outcome of reading an orders file.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct OrdersImport {
+    pub orders: Vec<Order>,
+    /// Non-blank records after the header.
+    pub rows_read: u64,
+    /// Records that became (part of) an order.
+    pub rows_imported: u64,
+    /// Records rejected for a bad value (not counting those without a customer).
+    pub rows_rejected: u64,
+    /// Records with no customer id: they cannot be attributed and are skipped.
+    pub rows_without_customer: u64,
+    /// Every skipped record with its line and reason (rejected and without customer).
+    pub rejects: Vec<Reject>,
+    /// Orders that are returns or cancellations.
+    pub returns: u64,
+    /// How fields were found: (field, header).
+    pub columns: Vec<(String, String)>,
+    pub delimiter: char,
+    pub date_format: String,
+    /// The date format was a guess between day-first and month-first.
+    pub date_format_ambiguous: bool,
+    /// Things the user should know (encoding guesses, fallbacks).
+    pub notes: Vec<String>,
+}
+
+/// Shop-level counts of a [`scan_features`] pass.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ScanStats {
+    pub rows_read: u64,
+    pub rows_rejected: u64,
+    pub rows_without_customer: u64,
+    pub orders: u64,
+    pub revenue: f64,
+    pub as_of: Option<NaiveDate>,
+}
+
+/// Resolved columns and formats of an orders file.
+struct Layout<'t> {
+    delimiter: u8,
+    customer: Option<Column>,
+    customer_from_email: bool,
+    date: Column,
+    amount: Option<Column>,
+    quantity: Option<Column>,
+    unit_price: Option<Column>,
+    order_id: Option<Column>,
+    email: Option<Column>,
+    product: Option<Column>,
+    currency: Option<Column>,
+    status: Option<Column>,
+    date_format: DateFormat,
+    date_format_ambiguous: bool,
+    decimal_comma: bool,
+    body: &'t str,
+    first_body_line: u64,
+    columns: Vec<(String, String)>,
+}
+
+/// One record, parsed.
+struct Row<'a> {
+    customer: Cow<'a, str>,
+    order_id: Option<&'a str>,
+    at: NaiveDateTime,
+    amount: f64,
+    quantity: Option<f64>,
+    cancelled: bool,
+    email: Option<&'a str>,
+    product: Option<&'a str>,
+    currency: Option<&'a str>,
+}
+
+enum Parsed<'a> {
+    Row(Row<'a>),
+    NoCustomer,
+    Reject(Option<&'a Column>, String),
+}
+
+fn layout<'t>(file: &Path, text: &'t Text<'_>, opts: &ImportOptions) -> Result<Layout<'t>, ImportError>
+where
+    't: 't,
+{
+    let all: &'t str = &text.text;
+    let header_line = text::first_line(all);
+    let delimiter = opts
+        .delimiter
+        .unwrap_or_else(|| text::sniff_delimiter(header_line));
+    let headers = text::split_header(header_line, delimiter);
+    if headers.len() < 2 || headers.iter().all(|h| h.is_empty()) {
+        return Err(ImportError::NotCsv {
+            file: file.to_path_buf(),
+            reason: format!(
+                "the first line has {} field(s) separated by '{}'; expected a header with at least a customer, a date and an amount column",
+                headers.len(),
+                char::from(delimiter).escape_default()
+            ),
+        });
+    }
+    let resolved = columns::resolve(
+        file,
+        &headers,
+        OrderField::ALL,
+        OrderField::key,
+        OrderField::synonyms,
+        OrderField::from_key,
+        &opts.mapping,
+    )?;
+    let get = |f: OrderField| {
+        resolved
+            .iter()
+            .find(|(x, _)| *x == f)
+            .map(|(_, c)| c.clone())
+    };
+    let email = get(OrderField::Email);
+    let mut customer = get(OrderField::CustomerId);
+    let mut customer_from_email = false;
+    if customer.is_none() && email.is_some() {
+        customer = email.clone();
+        customer_from_email = true;
+    }
+    let date = get(OrderField::OrderDate);
+    let amount = get(OrderField::Amount);
+    let quantity = get(OrderField::Quantity);
+    let unit_price = get(OrderField::UnitPrice);
+    let mut missing = Vec::new();
+    if customer.is_none() {
+        missing.push("a customer id (e.g. CustomerID, customer_id, client) or an email column");
+    }
+    if date.is_none() {
+        missing.push("an order date (e.g. InvoiceDate, order_date, date)");
+    }
+    if amount.is_none() && unit_price.is_none() {
+        missing.push("an amount (e.g. amount, total) or quantity and unit price (Quantity, UnitPrice)");
+    }
+    let (Some(date), true, true) = (date, customer.is_some(), amount.is_some() || unit_price.is_some()) else {
+        return Err(ImportError::MissingColumns {
+            file: file.to_path_buf(),
+            missing: missing.join("; "),
+            found: headers.join(", "),
+        });
+    };
+    let body_start = memchr::memchr(b'\n', all.as_bytes()).map_or(all.len(), |i| i + 1);
+    let body = &all[body_start..];
+    text::check_truncation(file, body, delimiter, headers.len(), 2)?;
+
+    let (date_format, date_format_ambiguous) = match &opts.date_format {
+        Some(p) => (DateFormat::new(p), false),
+        None => {
+            let samples = sample_column(body, delimiter, date.index, 2000);
+            let detected = detect_date_format(samples.iter().map(String::as_str)).ok_or_else(|| {
+                ImportError::DateFormat {
+                    file: file.to_path_buf(),
+                    column: date.header.clone(),
+                    reason: format!(
+                        "cannot recognise the date format of values like {}",
+                        samples
+                            .iter()
+                            .take(3)
+                            .map(|s| format!("'{s}'"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
+            })?;
+            (detected.format, detected.ambiguous)
+        }
+    };
+    let columns = resolved
+        .iter()
+        .map(|(f, c)| (f.key().to_string(), c.header.clone()))
+        .chain(customer_from_email.then(|| ("customer_id".to_string(), "(email)".to_string())))
+        .collect();
+    Ok(Layout {
+        delimiter,
+        customer,
+        customer_from_email,
+        date,
+        amount,
+        quantity,
+        unit_price,
+        order_id: get(OrderField::OrderId),
+        email,
+        product: get(OrderField::Product),
+        currency: get(OrderField::Currency),
+        status: get(OrderField::Status),
+        date_format,
+        date_format_ambiguous,
+        decimal_comma: opts.decimal_comma,
+        body,
+        first_body_line: 2,
+        columns,
+    })
+}
+
+/// Up to `n` non-empty values of one column from the first records.
+fn sample_column(body: &str, delimiter: u8, index: usize, n: usize) -> Vec<String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(body.as_bytes());
+    rdr.records()
+        .map_while(Result::ok)
+        .filter_map(|r| r.get(index).map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .take(n)
+        .collect()
+}
+
+/// A customer id as exports write it: blank-like values mean none; `17850.0` (a float column
+/// written by a spreadsheet or pandas) means `17850`.
+fn clean_customer(raw: &str) -> Option<Cow<'_, str>> {
+    let s = raw.trim();
+    if s.is_empty()
+        || ["nan", "null", "none", "n/a", "na", "-", "#n/a", "undefined"]
+            .iter()
+            .any(|b| s.eq_ignore_ascii_case(b))
+    {
+        return None;
+    }
+    if let Some((int, frac)) = s.split_once('.') {
+        if !int.is_empty()
+            && int.bytes().all(|b| b.is_ascii_digit())
+            && !frac.is_empty()
+            && frac.bytes().all(|b| b == b'0')
+        {
+            return Some(Cow::Borrowed(int));
+        }
+    }
+    Some(Cow::Borrowed(s))
+}
+
+fn is_cancelled_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() > 1 && (b[0] == b'C' || b[0] == b'c') && b[1].is_ascii_digit()
+}
+
+fn is_return_status(status: &str) -> bool {
+    let s = status.to_ascii_lowercase();
+    ["refund", "return", "cancel", "storn", "chargeback", "void"]
+        .iter()
+        .any(|k| s.contains(k))
+}
+
+fn opt<'a>(fields: &[&'a str], c: &Option<Column>) -> Option<&'a str> {
+    c.as_ref()
+        .and_then(|c| fields.get(c.index).copied())
+        .filter(|s| !s.is_empty())
+}
+
+impl Layout<'_> {
+    fn parse<'a>(&'a self, fields: &[&'a str]) -> Parsed<'a> {
+        let field = |c: &Column| fields.get(c.index).copied().unwrap_or("");
+        let Some(cust_col) = &self.customer else {
+            return Parsed::NoCustomer;
+        };
+        let customer = if self.customer_from_email {
+            let e = field(cust_col).trim();
+            if e.is_empty() {
+                return Parsed::NoCustomer;
+            }
+            Cow::Owned(e.to_ascii_lowercase())
+        } else {
+            match clean_customer(field(cust_col)) {
+                Some(c) => c,
+                None => return Parsed::NoCustomer,
+            }
+        };
+        let raw_date = field(&self.date);
+        let Some(at) = self.date_format.parse(raw_date) else {
+            let reason = if raw_date.is_empty() {
+                "no order date".to_string()
+            } else {
+                format!(
+                    "'{raw_date}' is not a date in the format {}",
+                    self.date_format.pattern()
+                )
+            };
+            return Parsed::Reject(Some(&self.date), reason);
+        };
+        let number = |c: &'a Column, what: &str| -> Result<f64, Parsed<'a>> {
+            let raw = field(c);
+            parse_number(raw, self.decimal_comma).ok_or_else(|| {
+                Parsed::Reject(
+                    Some(c),
+                    if raw.is_empty() {
+                        format!("no {what}")
+                    } else {
+                        format!(
+                            "'{raw}' is not a number{}",
+                            if self.decimal_comma {
+                                " (reading decimal commas)"
+                            } else if raw.contains(',') && !raw.contains('.') {
+                                " (use --decimal-comma for values like 12,50)"
+                            } else {
+                                ""
+                            }
+                        )
+                    },
+                )
+            })
+        };
+        let quantity = match &self.quantity {
+            Some(c) if !field(c).is_empty() || self.amount.is_none() => match number(c, "quantity") {
+                Ok(q) => Some(q),
+                Err(e) => return e,
+            },
+            _ => None,
+        };
+        let mut amount = match (&self.amount, &self.unit_price) {
+            (Some(a), _) => match number(a, "amount") {
+                Ok(v) => v,
+                Err(e) => return e,
+            },
+            (None, Some(p)) => match number(p, "unit price") {
+                Ok(v) => v * quantity.unwrap_or(1.0),
+                Err(e) => return e,
+            },
+            (None, None) => return Parsed::Reject(None, "no amount".into()),
+        };
+        let order_id = opt(fields, &self.order_id);
+        let cancelled = order_id.is_some_and(is_cancelled_id)
+            || opt(fields, &self.status).is_some_and(is_return_status);
+        if (cancelled || quantity.is_some_and(|q| q < 0.0)) && amount > 0.0 {
+            amount = -amount;
+        }
+        Parsed::Row(Row {
+            customer,
+            order_id,
+            at,
+            amount,
+            quantity,
+            cancelled,
+            email: opt(fields, &self.email),
+            product: opt(fields, &self.product),
+            currency: opt(fields, &self.currency),
+        })
+    }
+
+    fn reject(&self, line: u64, fields: &[&str], column: Option<&Column>, reason: String) -> Reject {
+        Reject {
+            line,
+            column: column.map(|c| (c.index + 1, c.header.clone())),
+            reason,
+            record: fields.join(&char::from(self.delimiter).to_string()),
+        }
+    }
+}
+
+/// An order being assembled from its line items.
+struct Pending {
+    order: Order,
+    cancelled: bool,
+}
+
+/// Reads an orders file that has been loaded into memory.
+pub fn parse_orders(file: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<OrdersImport, ImportError> {
+    let text = text::decode(file, bytes)?;
+    let lay = layout(file, &text, opts)?;
+
+    enum Item {
+        Row {
+            customer: String,
+            order_id: Option<String>,
+            at: NaiveDateTime,
+            amount: f64,
+            items: u32,
+            cancelled: bool,
+            email: Option<String>,
+            product: Option<String>,
+            currency: Option<String>,
+        },
+        Skip(Reject, bool),
+    }
+    let chunks = text::for_each_chunk(lay.body, lay.delimiter, lay.first_body_line, Vec::new, |v: &mut Vec<Item>, line, fields| {
+        v.push(match lay.parse(fields) {
+            Parsed::Row(r) => Item::Row {
+                customer: r.customer.into_owned(),
+                order_id: r.order_id.map(str::to_string),
+                at: r.at,
+                amount: r.amount,
+                items: r.quantity.map_or(1, |q| q.abs().round().min(f64::from(u32::MAX)) as u32),
+                cancelled: r.cancelled,
+                email: r.email.map(str::to_string),
+                product: r.product.map(str::to_string),
+                currency: r.currency.map(str::to_string),
+            },
+            Parsed::NoCustomer => Item::Skip(
+                lay.reject(line, fields, lay.customer.as_ref(), "no customer id: the row cannot be attributed".into()),
+                true,
+            ),
+            Parsed::Reject(col, reason) => Item::Skip(lay.reject(line, fields, col, reason), false),
+        })
+    });
+
+    let mut out = OrdersImport {
+        delimiter: char::from(lay.delimiter),
+        date_format: lay.date_format.pattern().to_string(),
+        date_format_ambiguous: lay.date_format_ambiguous,
+        columns: lay.columns.clone(),
+        ..Default::default()
+    };
+    if text.legacy_encoding {
+        out.notes
+            .push("the file is not UTF-8; it was read as Windows-1252".into());
+    }
+    if lay.customer_from_email {
+        out.notes
+            .push("no customer id column: customers are identified by their email".into());
+    }
+    if lay.date_format_ambiguous {
+        out.notes.push(format!(
+            "dates like 01/02 could be day-first or month-first; read as {} (use --date-format to choose)",
+            lay.date_format.pattern()
+        ));
+    }
+    let mut index: HashMap<(String, String), usize> = HashMap::new();
+    let mut occurrences: HashMap<(String, String), u32> = HashMap::new();
+    let mut pending: Vec<Pending> = Vec::new();
+    for item in chunks.into_iter().flatten() {
+        out.rows_read += 1;
+        match item {
+            Item::Skip(reject, no_customer) => {
+                if no_customer {
+                    out.rows_without_customer += 1;
+                } else {
+                    if opts.strict {
+                        return Err(ImportError::Strict {
+                            file: file.to_path_buf(),
+                            reject,
+                        });
+                    }
+                    out.rows_rejected += 1;
+                }
+                out.rejects.push(reject);
+            }
+            Item::Row {
+                customer,
+                order_id,
+                at,
+                amount,
+                items,
+                cancelled,
+                email,
+                product,
+                currency,
+            } => {
+                out.rows_imported += 1;
+                let order_id = match order_id {
+                    Some(id) => id,
+                    None => {
+                        // No order id: each row is an order, named by its content and occurrence
+                        // so that importing the same file again finds the same orders.
+                        let base = format!("{}/{}", at.format("%Y%m%dT%H%M%S"), amount);
+                        let n = occurrences
+                            .entry((customer.clone(), base.clone()))
+                            .and_modify(|n| *n += 1)
+                            .or_insert(0);
+                        if *n == 0 {
+                            base
+                        } else {
+                            format!("{base}/{n}")
+                        }
+                    }
+                };
+                let key = (customer, order_id);
+                match index.get(&key) {
+                    Some(&i) => {
+                        let p = &mut pending[i];
+                        p.order.amount += amount;
+                        p.order.items = p.order.items.saturating_add(items);
+                        if at < p.order.ordered_at {
+                            p.order.ordered_at = at;
+                        }
+                        p.cancelled |= cancelled;
+                        if p.order.email.is_none() {
+                            p.order.email = email;
+                        }
+                        if p.order.currency.is_none() {
+                            p.order.currency = currency;
+                        }
+                    }
+                    None => {
+                        index.insert(key.clone(), pending.len());
+                        pending.push(Pending {
+                            order: Order {
+                                order_id: key.1,
+                                customer_id: key.0,
+                                ordered_at: at,
+                                amount,
+                                items,
+                                is_return: false,
+                                currency,
+                                email,
+                                product,
+                            },
+                            cancelled,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out.orders = pending
+        .into_iter()
+        .map(|mut p| {
+            if p.cancelled && p.order.amount > 0.0 {
+                p.order.amount = -p.order.amount;
+            }
+            p.order.is_return = p.cancelled || p.order.amount < 0.0;
+            p.order
+        })
+        .collect();
+    out.returns = out.orders.iter().filter(|o| o.is_return).count() as u64;
+    Ok(out)
+}
+
+/// Per-customer line items gathered by [`scan_features`]: (day, order key, amount, cancelled).
+type Lines = Vec<(Day, u64, f64, bool)>;
+
+/// Reads an orders file straight into per-customer features, as of `as_of` (default: the day
+/// after the last order). Same rules as [`parse_orders`]; bad rows are counted, not listed, and
+/// `strict` does not apply.
+pub fn scan_features(
+    file: &Path,
+    bytes: &[u8],
+    opts: &ImportOptions,
+    as_of: Option<NaiveDate>,
+) -> Result<(Vec<CustomerFeatures>, ScanStats), ImportError> {
+    use rayon::prelude::*;
+    let text = text::decode(file, bytes)?;
+    let lay = layout(file, &text, opts)?;
+    #[derive(Default)]
+    struct Acc {
+        by_customer: HashMap<String, Lines>,
+        rows: u64,
+        rejected: u64,
+        without_customer: u64,
+        max_day: Day,
+    }
+    let has_order_id = lay.order_id.is_some();
+    let chunks = text::for_each_chunk(
+        lay.body,
+        lay.delimiter,
+        lay.first_body_line,
+        || Acc {
+            max_day: Day::MIN,
+            ..Default::default()
+        },
+        |acc, line, fields| {
+            acc.rows += 1;
+            match lay.parse(fields) {
+                Parsed::Row(r) => {
+                    let day = day_of(r.at.date());
+                    acc.max_day = acc.max_day.max(day);
+                    let key = match r.order_id {
+                        Some(id) if has_order_id => {
+                            let mut h = DefaultHasher::new();
+                            id.hash(&mut h);
+                            h.finish()
+                        }
+                        _ => line,
+                    };
+                    let entry = (day, key, r.amount, r.cancelled);
+                    match acc.by_customer.get_mut(r.customer.as_ref()) {
+                        Some(v) => v.push(entry),
+                        None => {
+                            acc.by_customer.insert(r.customer.into_owned(), vec![entry]);
+                        }
+                    }
+                }
+                Parsed::NoCustomer => acc.without_customer += 1,
+                Parsed::Reject(..) => acc.rejected += 1,
+            }
+        },
+    );
+    let mut stats = ScanStats::default();
+    let mut merged: HashMap<String, Lines> = HashMap::new();
+    let mut max_day = Day::MIN;
+    for c in chunks {
+        stats.rows_read += c.rows;
+        stats.rows_rejected += c.rejected;
+        stats.rows_without_customer += c.without_customer;
+        max_day = max_day.max(c.max_day);
+        if merged.is_empty() {
+            merged = c.by_customer;
+        } else {
+            for (k, mut v) in c.by_customer {
+                merged.entry(k).or_default().append(&mut v);
+            }
+        }
+    }
+    let as_of = as_of.or_else(|| (max_day > Day::MIN).then(|| date_of(max_day + 1)));
+    stats.as_of = as_of;
+    let Some(as_of_date) = as_of else {
+        return Ok((Vec::new(), stats));
+    };
+    let cutoff = day_of(as_of_date);
+    let per_customer: Vec<(CustomerFeatures, u64, f64)> = merged
+        .into_par_iter()
+        .filter_map(|(id, mut lines)| {
+            lines.retain(|l| l.0 < cutoff);
+            lines.sort_unstable_by_key(|l| (l.1, l.0));
+            // Collapse line items into orders: (first day, amount, cancelled).
+            let mut orders: Vec<(Day, f64, bool)> = Vec::new();
+            let mut last_key = None;
+            for (day, key, amount, cancelled) in lines {
+                if last_key == Some(key) {
+                    if let Some(o) = orders.last_mut() {
+                        o.0 = o.0.min(day);
+                        o.1 += amount;
+                        o.2 |= cancelled;
+                    }
+                } else {
+                    orders.push((day, amount, cancelled));
+                    last_key = Some(key);
+                }
+            }
+            let n_orders = orders.len() as u64;
+            let mut days: Vec<(Day, f64)> = Vec::new();
+            let mut returns_total = 0.0;
+            let mut purchases = 0u32;
+            for (day, amount, cancelled) in orders {
+                if cancelled || amount < 0.0 {
+                    returns_total -= amount.abs();
+                } else {
+                    purchases += 1;
+                    days.push((day, amount));
+                }
+            }
+            days.sort_unstable_by_key(|d| d.0);
+            let mut folded: Vec<(Day, f64)> = Vec::with_capacity(days.len());
+            for (d, v) in days {
+                match folded.last_mut() {
+                    Some(l) if l.0 == d => l.1 += v,
+                    _ => folded.push((d, v)),
+                }
+            }
+            let h = CustomerHistory {
+                customer_id: id,
+                purchase_days: folded,
+                purchases,
+                returns_total,
+            };
+            let revenue = h.net_revenue();
+            features_of(&h, as_of_date).map(|f| (f, n_orders, revenue))
+        })
+        .collect();
+    let mut features = Vec::with_capacity(per_customer.len());
+    for (f, n, r) in per_customer {
+        stats.orders += n;
+        stats.revenue += r;
+        features.push(f);
+    }
+    features.par_sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    Ok((features, stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::customer_features;
+
+    fn import(csv: &str, opts: &ImportOptions) -> OrdersImport {
+        parse_orders(Path::new("t.csv"), csv.as_bytes(), opts).expect("imports")
+    }
+
+    #[test]
+    fn online_retail_line_items_collapse_and_cancellations_are_returns() {
+        let csv = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\r\n\
+536365,85123A,WHITE HANGING HEART,6,12/1/2010 8:26,2.55,17850.0,United Kingdom\r\n\
+536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom\r\n\
+536366,22633,HAND WARMER,6,12/1/2010 8:28,1.85,17850,United Kingdom\r\n\
+C536379,D,Discount,-1,12/1/2010 9:41,27.50,14527,United Kingdom\r\n\
+536380,22961,JAM MAKING SET,24,12/13/2010 9:41,1.45,,United Kingdom\r\n";
+        let r = import(csv, &ImportOptions::default());
+        assert_eq!(r.rows_read, 5);
+        assert_eq!(r.rows_imported, 4);
+        assert_eq!(r.rows_without_customer, 1);
+        assert_eq!(r.rows_rejected, 0);
+        assert_eq!(r.orders.len(), 3);
+        assert_eq!(r.date_format, "%m/%d/%Y %H:%M");
+        let first = r.orders.iter().find(|o| o.order_id == "536365").expect("order");
+        assert_eq!(first.customer_id, "17850");
+        assert!((first.amount - (6.0 * 2.55 + 6.0 * 3.39)).abs() < 1e-9);
+        assert_eq!(first.items, 12);
+        let ret = r.orders.iter().find(|o| o.order_id == "C536379").expect("return");
+        assert!(ret.is_return);
+        assert!((ret.amount + 27.5).abs() < 1e-9);
+        assert_eq!(r.returns, 1);
+        assert_eq!(r.rejects[0].line, 6);
+    }
+
+    #[test]
+    fn day_first_semicolon_decimal_comma() {
+        let csv = "\u{feff}Kunde;Datum;Betrag;Bestellnummer\n\
+k1;31.01.2024;1.234,50;A1\n\
+k1;01.02.2024;-34,50;A2\n\
+k2;15.02.2024;10,00;A3\n";
+        let r = import(
+            csv,
+            &ImportOptions {
+                decimal_comma: true,
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.delimiter, ';');
+        assert_eq!(r.orders.len(), 3);
+        let total: f64 = r.orders.iter().map(|o| o.amount).sum();
+        assert!((total - 1210.0).abs() < 1e-9, "{total}");
+        assert_eq!(r.date_format, "%d.%m.%Y");
+        assert_eq!(r.returns, 1);
+    }
+
+    #[test]
+    fn explicit_date_format_and_bad_rows_are_rejected_with_positions() {
+        let csv = "customer_id,order_date,amount\na,05/03/2024,10\nb,not a date,5\nc,06/03/2024,12x\nd,07/03/2024,\n";
+        let r = import(
+            csv,
+            &ImportOptions {
+                date_format: Some("%d/%m/%Y".into()),
+                ..Default::default()
+            },
+        );
+        assert_eq!(r.orders.len(), 1);
+        assert_eq!(r.orders[0].ordered_at.date(), NaiveDate::from_ymd_opt(2024, 3, 5).expect("d"));
+        assert_eq!(r.rows_rejected, 3);
+        let lines: Vec<u64> = r.rejects.iter().map(|x| x.line).collect();
+        assert_eq!(lines, vec![3, 4, 5]);
+        assert_eq!(r.rejects[0].column, Some((2, "order_date".into())));
+        assert!(r.rejects[1].reason.contains("'12x' is not a number"), "{}", r.rejects[1].reason);
+        assert!(r.rejects[2].reason.contains("no amount"));
+        let strict = parse_orders(
+            Path::new("t.csv"),
+            csv.as_bytes(),
+            &ImportOptions {
+                strict: true,
+                date_format: Some("%d/%m/%Y".into()),
+                ..Default::default()
+            },
+        )
+        .expect_err("strict");
+        assert!(strict.to_string().contains("line 3"), "{strict}");
+    }
+
+    #[test]
+    fn quantity_times_price_and_negative_quantity() {
+        let csv = "client,date,qty,price\nx,2024-01-01,3,2.5\nx,2024-01-02,-1,2.5\n";
+        let r = import(csv, &ImportOptions::default());
+        assert_eq!(r.orders.len(), 2);
+        assert!((r.orders[0].amount - 7.5).abs() < 1e-9);
+        assert!(r.orders[1].is_return);
+        assert!((r.orders[1].amount + 2.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn reimport_yields_identical_order_ids() {
+        let csv = "customer,date,amount\na,2024-01-01,5\na,2024-01-01,5\na,2024-01-02,7\n";
+        let r1 = import(csv, &ImportOptions::default());
+        let r2 = import(csv, &ImportOptions::default());
+        assert_eq!(r1.orders.len(), 3, "identical rows are two orders");
+        let ids1: Vec<_> = r1.orders.iter().map(|o| o.order_id.clone()).collect();
+        let ids2: Vec<_> = r2.orders.iter().map(|o| o.order_id.clone()).collect();
+        assert_eq!(ids1, ids2);
+        let mut dedup = ids1.clone();
+        dedup.sort();
+        dedup.dedup();
+        assert_eq!(dedup.len(), 3);
+    }
+
+    #[test]
+    fn email_identifies_customers_when_no_id_column() {
+        let csv = "Email,Created at,Total,Financial Status\nA@x.com,2024-01-01 10:00:00,10,paid\na@x.com,2024-01-02 10:00:00,5,refunded\n";
+        let r = import(csv, &ImportOptions::default());
+        assert_eq!(r.orders.len(), 2);
+        assert!(r.orders.iter().all(|o| o.customer_id == "a@x.com"));
+        assert!(r.orders[1].is_return);
+        assert!(r.notes.iter().any(|n| n.contains("email")));
+    }
+
+    #[test]
+    fn whole_file_errors() {
+        let p = Path::new("t.csv");
+        let o = ImportOptions::default();
+        let e = parse_orders(p, b"", &o).expect_err("empty");
+        assert!(matches!(e, ImportError::Empty { .. }));
+        let e = parse_orders(p, b"just one column\nx\n", &o).expect_err("not csv");
+        assert!(matches!(e, ImportError::NotCsv { .. }), "{e}");
+        let e = parse_orders(p, b"foo,bar,baz\n1,2,3\n", &o).expect_err("no columns");
+        assert!(e.to_string().contains("customer id"), "{e}");
+        assert!(e.to_string().contains("foo, bar, baz"), "{e}");
+        let e = parse_orders(p, b"customer,date,amount\na,2024-01-01,5\nb,2024-01", &o).expect_err("trunc");
+        assert!(matches!(e, ImportError::Truncated { line: 3, .. }), "{e}");
+        let e = parse_orders(p, b"customer,date,amount\na,yesterday,5\n", &o).expect_err("dates");
+        assert!(e.to_string().contains("'yesterday'"), "{e}");
+    }
+
+    #[test]
+    fn scan_features_agrees_with_import_then_features() {
+        let csv = "InvoiceNo,Quantity,InvoiceDate,UnitPrice,CustomerID\n\
+1,2,2024-01-01 10:00,5,a\n1,1,2024-01-01 10:00,3,a\n2,1,2024-01-01 12:00,4,a\n\
+3,1,2024-02-01 10:00,9,a\nC4,-1,2024-02-02 10:00,9,a\n5,1,2024-01-15 10:00,20,b\n6,1,2024-01-20 10:00,1,\n";
+        let o = ImportOptions::default();
+        let imported = import(csv, &o);
+        let as_of = NaiveDate::from_ymd_opt(2024, 3, 1).expect("d");
+        let a = customer_features(&imported.orders, as_of);
+        let (b, stats) = scan_features(Path::new("t.csv"), csv.as_bytes(), &o, Some(as_of)).expect("scan");
+        assert_eq!(a, b);
+        assert_eq!(stats.rows_without_customer, 1);
+        assert_eq!(stats.orders, 5);
+        assert_eq!(a[0].frequency, 3);
+        assert_eq!(a[0].repeat_purchases, 1);
+        assert!((a[0].monetary_total - (13.0 + 4.0 + 9.0 - 9.0)).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,299 @@
+//! From file bytes to records: encoding (UTF-8 with or without BOM, else Windows-1252), binary
+//! detection, delimiter sniffing, truncation checks, and record iteration in parallel chunks.
+//!
+//! Files without any quote character are split on newlines directly (zero-copy, parallel);
+//! files with quotes go through the `csv` crate so quoted delimiters and newlines are honoured.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use rayon::prelude::*;
+
+use super::ImportError;
+
+/// Windows-1252 code points for bytes 0x80–0x9F (the rest of the range is Latin-1).
+const CP1252: [char; 32] = [
+    '€', '\u{81}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{8d}', 'Ž', '\u{8f}',
+    '\u{90}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{9d}', 'ž', 'Ÿ',
+];
+
+/// The decoded text of a file and what was noticed on the way.
+#[derive(Debug)]
+pub struct Text<'a> {
+    pub text: Cow<'a, str>,
+    /// Set when the file was not UTF-8 and was read as Windows-1252.
+    pub legacy_encoding: bool,
+}
+
+/// Decodes a file's bytes, rejecting binary content.
+pub fn decode<'a>(file: &Path, bytes: &'a [u8]) -> Result<Text<'a>, ImportError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(ImportError::Empty {
+            file: file.to_path_buf(),
+        });
+    }
+    let head = &bytes[..bytes.len().min(64 * 1024)];
+    if head.contains(&0) {
+        return Err(ImportError::NotCsv {
+            file: file.to_path_buf(),
+            reason: "it contains binary data (NUL bytes); expected text with a header line".into(),
+        });
+    }
+    let controls = head
+        .iter()
+        .filter(|&&b| b < 0x20 && !matches!(b, b'\n' | b'\r' | b'\t'))
+        .count();
+    if controls * 100 > head.len().max(1) {
+        return Err(ImportError::NotCsv {
+            file: file.to_path_buf(),
+            reason: "it contains binary control characters; expected text with a header line"
+                .into(),
+        });
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(Text {
+            text: Cow::Borrowed(s),
+            legacy_encoding: false,
+        }),
+        Err(_) => Ok(Text {
+            text: Cow::Owned(
+                bytes
+                    .iter()
+                    .map(|&b| match b {
+                        0x80..=0x9F => CP1252[usize::from(b - 0x80)],
+                        _ => char::from(b),
+                    })
+                    .collect(),
+            ),
+            legacy_encoding: true,
+        }),
+    }
+}
+
+/// Picks the delimiter that splits the header line into the most fields (outside quotes).
+pub fn sniff_delimiter(header_line: &str) -> u8 {
+    let mut best = (b',', 0usize);
+    for d in [b',', b';', b'\t', b'|'] {
+        let mut n = 0;
+        let mut quoted = false;
+        for b in header_line.bytes() {
+            if b == b'"' {
+                quoted = !quoted;
+            } else if b == d && !quoted {
+                n += 1;
+            }
+        }
+        if n > best.1 {
+            best = (d, n);
+        }
+    }
+    best.0
+}
+
+/// The first line of `text` without its line end.
+pub fn first_line(text: &str) -> &str {
+    let end = memchr::memchr(b'\n', text.as_bytes()).unwrap_or(text.len());
+    text[..end].trim_end_matches('\r')
+}
+
+/// Splits one line into fields honouring double quotes (used for headers and quote-free lines).
+pub fn split_header(line: &str, delimiter: u8) -> Vec<String> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(line.as_bytes());
+    let mut rec = csv::StringRecord::new();
+    match rdr.read_record(&mut rec) {
+        Ok(true) => rec.iter().map(|s| s.trim().to_string()).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Checks that the file ends in a complete record: quotes balanced, and a last line that lacks a
+/// line end has as many fields as the header.
+pub fn check_truncation(
+    file: &Path,
+    body: &str,
+    delimiter: u8,
+    header_fields: usize,
+    first_body_line: u64,
+) -> Result<(), ImportError> {
+    let quotes = memchr::memchr_iter(b'"', body.as_bytes()).count();
+    let lines = memchr::memchr_iter(b'\n', body.as_bytes()).count() as u64;
+    if quotes % 2 == 1 {
+        return Err(ImportError::Truncated {
+            file: file.to_path_buf(),
+            line: first_body_line + lines,
+            reason: "a quoted field is never closed before the end of the file".into(),
+        });
+    }
+    if !body.is_empty() && !body.ends_with('\n') {
+        let start = memchr::memrchr(b'\n', body.as_bytes()).map_or(0, |i| i + 1);
+        let last = &body[start..];
+        let fields = split_header(last, delimiter).len();
+        if !last.trim().is_empty() && fields < header_fields && header_fields > 1 {
+            return Err(ImportError::Truncated {
+                file: file.to_path_buf(),
+                line: first_body_line + lines,
+                reason: format!(
+                    "the last line has {fields} of the header's {header_fields} fields and no line end"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Visits every non-blank record of `body`: chunks are processed in parallel, each folding its
+/// records, in file order, into its own accumulator made by `init`; the accumulators come back in
+/// file order. `first_line` is the physical line number of the body's first line.
+pub fn for_each_chunk<T, I, V>(body: &str, delimiter: u8, first_line: u64, init: I, visit: V) -> Vec<T>
+where
+    T: Send,
+    I: Fn() -> T + Sync,
+    V: Fn(&mut T, u64, &[&str]) + Sync,
+{
+    let quoted = memchr::memchr(b'"', body.as_bytes()).is_some();
+    let chunks = if quoted {
+        vec![(body, first_line)]
+    } else {
+        split_chunks(body, first_line)
+    };
+    chunks
+        .into_par_iter()
+        .map(|(chunk, start_line)| {
+            let mut acc = init();
+            let mut cb = |line: u64, fields: &[&str]| visit(&mut acc, line, fields);
+            if quoted {
+                drive_csv(chunk, delimiter, start_line, &mut cb);
+            } else {
+                drive_plain(chunk, delimiter, start_line, &mut cb);
+            }
+            acc
+        })
+        .collect()
+}
+
+/// Cuts `body` into about 4 MiB pieces at line boundaries, with each piece's first line number.
+fn split_chunks(body: &str, first_line: u64) -> Vec<(&str, u64)> {
+    const TARGET: usize = 4 << 20;
+    let bytes = body.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut line = first_line;
+    while start < bytes.len() {
+        let mut end = (start + TARGET).min(bytes.len());
+        if end < bytes.len() {
+            end = memchr::memchr(b'\n', &bytes[end..]).map_or(bytes.len(), |i| end + i + 1);
+        }
+        out.push((&body[start..end], line));
+        line += memchr::memchr_iter(b'\n', &bytes[start..end]).count() as u64;
+        start = end;
+    }
+    out
+}
+
+fn drive_plain(chunk: &str, delimiter: u8, start_line: u64, cb: &mut impl FnMut(u64, &[&str])) {
+    let mut fields: Vec<&str> = Vec::with_capacity(16);
+    let mut line = start_line;
+    for raw in chunk.split('\n') {
+        let l = raw.strip_suffix('\r').unwrap_or(raw);
+        if !l.trim().is_empty() {
+            fields.clear();
+            let mut s = 0;
+            for i in memchr::memchr_iter(delimiter, l.as_bytes()) {
+                fields.push(l[s..i].trim());
+                s = i + 1;
+            }
+            fields.push(l[s..].trim());
+            cb(line, &fields);
+        }
+        line += 1;
+    }
+}
+
+fn drive_csv(chunk: &str, delimiter: u8, start_line: u64, cb: &mut impl FnMut(u64, &[&str])) {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(chunk.as_bytes());
+    let mut rec = csv::StringRecord::new();
+    loop {
+        match rdr.read_record(&mut rec) {
+            Ok(true) => {
+                let line = start_line + rec.position().map_or(1, |p| p.line()) - 1;
+                if rec.iter().all(|f| f.trim().is_empty()) {
+                    continue;
+                }
+                let fields: Vec<&str> = rec.iter().map(str::trim).collect();
+                cb(line, &fields);
+            }
+            Ok(false) => break,
+            // The input is valid UTF-8 already; any other csv error ends the chunk.
+            Err(_) => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniffs_common_delimiters() {
+        assert_eq!(sniff_delimiter("a,b,c"), b',');
+        assert_eq!(sniff_delimiter("a;b;c"), b';');
+        assert_eq!(sniff_delimiter("a\tb\tc"), b'\t');
+        assert_eq!(sniff_delimiter("a|b|c"), b'|');
+        assert_eq!(sniff_delimiter("\"a,x\";b;c"), b';');
+    }
+
+    #[test]
+    fn decodes_bom_and_cp1252_and_rejects_binary() {
+        let p = Path::new("f.csv");
+        let t = decode(p, b"\xEF\xBB\xBFa,b\n").expect("utf8");
+        assert_eq!(t.text, "a,b\n");
+        assert!(!t.legacy_encoding);
+        let t = decode(p, b"name\nM\xFCller \x80\n").expect("cp1252");
+        assert_eq!(t.text, "name\nMüller €\n");
+        assert!(t.legacy_encoding);
+        assert!(matches!(decode(p, b"PK\x03\x04\0\0"), Err(ImportError::NotCsv { .. })));
+        assert!(matches!(decode(p, b" \n\r\n"), Err(ImportError::Empty { .. })));
+    }
+
+    #[test]
+    fn chunks_keep_line_numbers_and_all_records() {
+        let body: String = (0..200_000).map(|i| format!("{i},x\n")).collect();
+        let per_chunk = for_each_chunk(&body, b',', 2, Vec::new, |v, line, f| {
+            v.push((line, f[0].parse::<u64>().unwrap_or(0)))
+        });
+        let all: Vec<(u64, u64)> = per_chunk.into_iter().flatten().collect();
+        assert_eq!(all.len(), 200_000);
+        assert!(all.iter().all(|(line, i)| *line == i + 2));
+    }
+
+    #[test]
+    fn quoted_records_span_lines() {
+        let body = "1,\"a\nb\"\n2,\"c,d\"\n";
+        let recs = for_each_chunk(body, b',', 2, Vec::new, |v, line, f| {
+            v.push((line, f.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+        });
+        let recs: Vec<_> = recs.into_iter().flatten().collect();
+        assert_eq!(recs.len(), 2);
+        assert_eq!(recs[0].1[1], "a\nb");
+        assert_eq!(recs[1].0, 4);
+        assert_eq!(recs[1].1[1], "c,d");
+    }
+
+    #[test]
+    fn truncation_is_detected() {
+        let p = Path::new("f.csv");
+        assert!(check_truncation(p, "1,2,3\n4,5", b',', 3, 2).is_err());
+        assert!(check_truncation(p, "1,2,3\n4,\"5", b',', 3, 2).is_err());
+        assert!(check_truncation(p, "1,2,3\n4,5,6", b',', 3, 2).is_ok());
+        assert!(check_truncation(p, "1,2,3\n", b',', 3, 2).is_ok());
+    }
+}
