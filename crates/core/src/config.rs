@@ -1,1 +1,321 @@
-//! placeholder
+//! Workspace configuration: `retain.toml`, with every setting overridable by an environment
+//! variable `RETAIN_<SECTION>_<KEY>` (e.g. `RETAIN_SMTP_URL`). Secrets are never read from the
+//! file: a `password`/`secret` key there is an error; they come from the environment only.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// The commented configuration written by `retain init`.
+pub const DEFAULT_CONFIG: &str = r#"# retain workspace configuration.
+# Every setting can be overridden by an environment variable RETAIN_<SECTION>_<KEY>,
+# e.g. RETAIN_SMTP_URL, RETAIN_TRACKING_BASE_URL, RETAIN_DATABASE_URL.
+# Secrets are never written here: RETAIN_SMTP_PASSWORD and RETAIN_SECRET come from the environment.
+
+[company]
+# Shown in every email footer (a postal address is required by anti-spam law in many countries).
+name = "Your Shop"
+address = "1 Example Street, 00000 Example City"
+
+[sender]
+# From and Reply-To of campaign emails.
+from = "Your Shop <news@example.com>"
+reply_to = ""
+
+[smtp]
+# lettre URL form: smtp://127.0.0.1:2525, smtps://host, smtp://host:587?tls=required.
+# Empty: `retain send` writes .eml files to the outbox directory instead of sending.
+url = ""
+username = ""
+# Messages per second and parallel SMTP connections.
+rate = 20.0
+concurrency = 4
+
+[tracking]
+# Public base URL of `retain serve` (open pixel, clicks, unsubscribe).
+base_url = "http://127.0.0.1:8080"
+
+[database]
+# Empty: the embedded SQLite file retain.db in this workspace.
+# PostgreSQL for a team or a fleet of senders: postgres://user@host/db
+url = ""
+
+[planner]
+# No customer gets more than one campaign email within this many days.
+frequency_cap_days = 7
+# Share of each campaign's audience kept as a random control group.
+holdout = 0.1
+
+[web]
+# Dashboard login: an argon2/sha256 password hash (see `retain serve --help`), or set RETAIN_WEB_TOKEN.
+password_hash = ""
+"#;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Company {
+    pub name: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sender {
+    pub from: String,
+    pub reply_to: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Smtp {
+    pub url: String,
+    pub username: String,
+    pub rate: f64,
+    pub concurrency: u32,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            username: String::new(),
+            rate: 20.0,
+            concurrency: 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Tracking {
+    pub base_url: String,
+}
+
+impl Default for Tracking {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:8080".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Database {
+    pub url: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Planner {
+    pub frequency_cap_days: u32,
+    pub holdout: f64,
+}
+
+impl Default for Planner {
+    fn default() -> Self {
+        Self {
+            frequency_cap_days: 7,
+            holdout: 0.1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Web {
+    pub password_hash: String,
+}
+
+/// The whole configuration, after environment overrides.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub company: Company,
+    pub sender: Sender,
+    pub smtp: Smtp,
+    pub tracking: Tracking,
+    pub database: Database,
+    pub planner: Planner,
+    pub web: Web,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Io {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: PathBuf, message: String },
+    #[error("{file}: [{section}] {key}: secrets are read only from the environment ({env}); remove it from the file")]
+    SecretInFile {
+        file: PathBuf,
+        section: String,
+        key: String,
+        env: String,
+    },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+const SECTIONS: &[&str] = &["company", "sender", "smtp", "tracking", "database", "planner", "web"];
+
+fn is_secret(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    k.contains("password") && !k.ends_with("hash") || k.contains("secret") || k == "token"
+}
+
+impl Config {
+    /// Loads `retain.toml` from `path` (absent file: defaults), then applies the environment.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(ConfigError::Io {
+                    file: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        Self::from_parts(path, &text, std::env::vars())
+    }
+
+    /// Parses `text` (the file at `path`) and applies overrides from `env`.
+    pub fn from_parts(
+        path: &Path,
+        text: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let parse_err = |message: String| ConfigError::Parse {
+            file: path.to_path_buf(),
+            message,
+        };
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        for (section, value) in &table {
+            if let Some(t) = value.as_table() {
+                for key in t.keys() {
+                    if is_secret(key) {
+                        return Err(ConfigError::SecretInFile {
+                            file: path.to_path_buf(),
+                            section: section.clone(),
+                            key: key.clone(),
+                            env: format!("RETAIN_{}_{}", section.to_uppercase(), key.to_uppercase()),
+                        });
+                    }
+                }
+            }
+        }
+        let mut overrides: BTreeMap<String, String> = BTreeMap::new();
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix("RETAIN_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            for section in SECTIONS {
+                if let Some(key) = rest.strip_prefix(&format!("{section}_")) {
+                    if !is_secret(key) {
+                        overrides.insert(format!("{section}.{key}"), value.clone());
+                    }
+                }
+            }
+        }
+        let defaults = toml::Table::try_from(Config::default()).map_err(|e| parse_err(e.to_string()))?;
+        for (dotted, value) in overrides {
+            let (section, key) = dotted.split_once('.').unwrap_or((dotted.as_str(), ""));
+            let known = defaults
+                .get(section)
+                .and_then(|s| s.as_table())
+                .and_then(|s| s.get(key));
+            let Some(known) = known else { continue };
+            let var = format!("RETAIN_{}_{}", section.to_uppercase(), key.to_uppercase());
+            let typed = match known {
+                toml::Value::Integer(_) => value
+                    .trim()
+                    .parse::<i64>()
+                    .map(toml::Value::Integer)
+                    .map_err(|_| ConfigError::Env { var: var.clone(), message: format!("'{value}' is not an integer") })?,
+                toml::Value::Float(_) => value
+                    .trim()
+                    .parse::<f64>()
+                    .map(toml::Value::Float)
+                    .map_err(|_| ConfigError::Env { var: var.clone(), message: format!("'{value}' is not a number") })?,
+                toml::Value::Boolean(_) => value
+                    .trim()
+                    .parse::<bool>()
+                    .map(toml::Value::Boolean)
+                    .map_err(|_| ConfigError::Env { var: var.clone(), message: format!("'{value}' is not true/false") })?,
+                _ => toml::Value::String(value),
+            };
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(t) = entry.as_table_mut() {
+                t.insert(key.to_string(), typed);
+            }
+        }
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))
+    }
+
+    /// The SMTP password, from `RETAIN_SMTP_PASSWORD` only.
+    pub fn smtp_password() -> Option<String> {
+        std::env::var("RETAIN_SMTP_PASSWORD").ok().filter(|s| !s.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn default_file_parses_to_defaults_plus_text() {
+        let c = Config::from_parts(Path::new("retain.toml"), DEFAULT_CONFIG, env(&[])).expect("parses");
+        assert_eq!(c.smtp.url, "");
+        assert_eq!(c.planner.frequency_cap_days, 7);
+        assert_eq!(c.company.name, "Your Shop");
+    }
+
+    #[test]
+    fn environment_overrides_every_section() {
+        let c = Config::from_parts(
+            Path::new("retain.toml"),
+            DEFAULT_CONFIG,
+            env(&[
+                ("RETAIN_SMTP_URL", "smtp://127.0.0.1:2525"),
+                ("RETAIN_TRACKING_BASE_URL", "https://t.example.com"),
+                ("RETAIN_DATABASE_URL", "postgres://x/y"),
+                ("RETAIN_SMTP_RATE", "5"),
+                ("RETAIN_PLANNER_FREQUENCY_CAP_DAYS", "3"),
+                ("RETAIN_WORKSPACE", "/elsewhere"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .expect("parses");
+        assert_eq!(c.smtp.url, "smtp://127.0.0.1:2525");
+        assert_eq!(c.tracking.base_url, "https://t.example.com");
+        assert_eq!(c.database.url, "postgres://x/y");
+        assert!((c.smtp.rate - 5.0).abs() < 1e-12);
+        assert_eq!(c.planner.frequency_cap_days, 3);
+        let e = Config::from_parts(Path::new("r.toml"), "", env(&[("RETAIN_SMTP_RATE", "fast")])).expect_err("bad");
+        assert!(e.to_string().contains("RETAIN_SMTP_RATE"), "{e}");
+    }
+
+    #[test]
+    fn secrets_in_the_file_are_refused_and_typos_are_errors() {
+        let e = Config::from_parts(Path::new("r.toml"), "[smtp]\npassword = \"hunter2\"\n", env(&[])).expect_err("secret");
+        assert!(e.to_string().contains("RETAIN_SMTP_PASSWORD"), "{e}");
+        assert!(!e.to_string().contains("hunter2"));
+        let e = Config::from_parts(Path::new("r.toml"), "[smtp]\nurll = \"x\"\n", env(&[])).expect_err("typo");
+        assert!(e.to_string().contains("urll"), "{e}");
+    }
+}

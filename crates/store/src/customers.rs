@@ -1,0 +1,186 @@
+//! Customers: atomic upsert of an imported customers file and reading customers back.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use retain_core::Customer;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{now, values_clause, Result, Store};
+
+/// A stored customer (alias kept for callers that want the storage view).
+pub type CustomerRow = Customer;
+
+const COLS: &str = "id, email, email_valid, first_name, last_name, subscribed, signup_date, locale, attributes, updated_at";
+
+impl Store {
+    /// Records an import and upserts its customers in one transaction. Fields the file leaves
+    /// empty keep their stored value; attributes are merged.
+    pub async fn import_customers(
+        &self,
+        file: &str,
+        customers: &[Customer],
+        counts: (u64, u64, u64),
+    ) -> Result<i64> {
+        let mut tx = self.pool().begin().await?;
+        let t = now();
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO imports (kind, file, rows_read, rows_imported, rows_rejected, created_at) \
+             VALUES ('customers', $1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(file)
+        .bind(counts.0 as i64)
+        .bind(counts.1 as i64)
+        .bind(counts.2 as i64)
+        .bind(t)
+        .fetch_one(&mut *tx)
+        .await?;
+        // Existing attributes are merged in Rust (portable across backends).
+        let existing = load_attributes(&mut tx, customers).await?;
+        for chunk in customers.chunks(2000) {
+            let sql = format!(
+                "INSERT INTO customers ({COLS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
+                 email = COALESCE(excluded.email, customers.email), \
+                 email_valid = CASE WHEN excluded.email IS NULL THEN customers.email_valid ELSE excluded.email_valid END, \
+                 first_name = COALESCE(excluded.first_name, customers.first_name), \
+                 last_name = COALESCE(excluded.last_name, customers.last_name), \
+                 subscribed = COALESCE(excluded.subscribed, customers.subscribed), \
+                 signup_date = COALESCE(excluded.signup_date, customers.signup_date), \
+                 locale = COALESCE(excluded.locale, customers.locale), \
+                 attributes = excluded.attributes, updated_at = excluded.updated_at",
+                values_clause(chunk.len(), 10)
+            );
+            let mut q = sqlx::query(&sql);
+            for c in chunk {
+                let mut attrs = existing.get(&c.id).cloned().unwrap_or_default();
+                attrs.extend(c.attributes.clone());
+                q = q
+                    .bind(c.id.as_str())
+                    .bind(c.email.as_deref())
+                    .bind(i64::from(c.email_valid))
+                    .bind(c.first_name.as_deref())
+                    .bind(c.last_name.as_deref())
+                    .bind(c.subscribed.map(i64::from))
+                    .bind(c.signup_date.map(|d| d.format("%Y-%m-%d").to_string()))
+                    .bind(c.locale.as_deref())
+                    .bind(serde_json::to_string(&attrs).unwrap_or_else(|_| "{}".into()))
+                    .bind(t);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Every customer, by id.
+    pub async fn customers(&self) -> Result<Vec<Customer>> {
+        let rows = sqlx::query(&format!("SELECT {COLS} FROM customers ORDER BY id"))
+            .fetch_all(self.pool())
+            .await?;
+        rows.iter().map(customer_from_row).collect()
+    }
+
+    /// One customer.
+    pub async fn customer(&self, id: &str) -> Result<Option<Customer>> {
+        let row = sqlx::query(&format!("SELECT {COLS} FROM customers WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(customer_from_row).transpose()
+    }
+
+    /// Number of customers.
+    pub async fn customer_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM customers")
+            .fetch_one(self.pool())
+            .await?)
+    }
+
+    /// Records a customer's marketing consent (an unsubscribe sets it to false).
+    pub async fn set_consent_by_email(&self, email: &str, subscribed: bool) -> Result<u64> {
+        let r = sqlx::query("UPDATE customers SET subscribed = $1, updated_at = $2 WHERE LOWER(email) = $3")
+            .bind(i64::from(subscribed))
+            .bind(now())
+            .bind(email.to_lowercase())
+            .execute(self.pool())
+            .await?;
+        Ok(r.rows_affected())
+    }
+}
+
+async fn load_attributes(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    customers: &[Customer],
+) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let mut out = BTreeMap::new();
+    if customers.iter().all(|c| c.attributes.is_empty()) {
+        return Ok(out);
+    }
+    let rows = sqlx::query("SELECT id, attributes FROM customers WHERE attributes <> '{}'")
+        .fetch_all(&mut **tx)
+        .await?;
+    for r in rows {
+        let id: String = r.try_get(0)?;
+        let a: String = r.try_get(1)?;
+        if let Ok(map) = serde_json::from_str(&a) {
+            out.insert(id, map);
+        }
+    }
+    Ok(out)
+}
+
+fn customer_from_row(r: &AnyRow) -> Result<Customer> {
+    let attrs: String = r.try_get(8)?;
+    let signup: Option<String> = r.try_get(6)?;
+    Ok(Customer {
+        id: r.try_get(0)?,
+        email: r.try_get(1)?,
+        email_valid: r.try_get::<i64, _>(2)? != 0,
+        first_name: r.try_get(3)?,
+        last_name: r.try_get(4)?,
+        subscribed: r.try_get::<Option<i64>, _>(5)?.map(|v| v != 0),
+        signup_date: signup.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok()),
+        locale: r.try_get(7)?,
+        attributes: serde_json::from_str(&attrs).unwrap_or_default(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support;
+
+    #[tokio::test]
+    async fn customers_upsert_merges_fields_and_attributes() {
+        let (store, _dir) = test_support::sqlite().await;
+        let mut a = Customer {
+            id: "a".into(),
+            email: Some("a@x.io".into()),
+            email_valid: true,
+            first_name: Some("Ann".into()),
+            subscribed: Some(true),
+            signup_date: NaiveDate::from_ymd_opt(2024, 1, 2),
+            ..Default::default()
+        };
+        a.attributes.insert("tier".into(), "gold".into());
+        store.import_customers("c.csv", &[a.clone()], (1, 1, 0)).await.expect("import");
+        let mut update = Customer {
+            id: "a".into(),
+            subscribed: Some(false),
+            ..Default::default()
+        };
+        update.attributes.insert("city".into(), "Oslo".into());
+        store.import_customers("c2.csv", &[update], (1, 1, 0)).await.expect("import");
+        let got = store.customer("a").await.expect("read").expect("exists");
+        assert_eq!(got.email.as_deref(), Some("a@x.io"));
+        assert!(got.email_valid);
+        assert_eq!(got.first_name.as_deref(), Some("Ann"));
+        assert_eq!(got.subscribed, Some(false));
+        assert_eq!(got.signup_date, a.signup_date);
+        assert_eq!(got.attributes.get("tier").map(String::as_str), Some("gold"));
+        assert_eq!(got.attributes.get("city").map(String::as_str), Some("Oslo"));
+        assert_eq!(store.set_consent_by_email("A@X.IO", true).await.expect("consent"), 1);
+        assert_eq!(store.customer("a").await.expect("r").expect("e").subscribed, Some(true));
+    }
+}
