@@ -1,0 +1,760 @@
+//! One planning run: exclusions, eligibility, grouping, optimisation, holdouts, explanations —
+//! producing the serialisable [`Plan`].
+//!
+//! Customer groups are segment × the set of goals a customer is eligible for, so one goal per
+//! group still lets a high-value slice of a segment get a different goal than the rest. Every
+//! selected customer is in exactly one campaign. The holdout is part of each (campaign, segment)
+//! stratum: the optimiser selects members as if all were mailed and the budget it works with is
+//! `budget / (1 − holdout)`; the holdout (`ceil(fraction × stratum)`) is then drawn at random
+//! from the selection, so the mailed spend never exceeds the budget.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::balance::{balance, Balance};
+use crate::error::PlanError;
+use crate::expr::Compiled;
+use crate::goals::{Goal, ValueBasis};
+use crate::holdout::{self, PowerEstimate, DEFAULT_BASELINE_RATE};
+use crate::input::{Candidate, ConsentPolicy, ExclusionReason, PlanOptions};
+use crate::optimise::{self, Curve, GoalSpec, OptionSpec, Problem};
+
+/// Most goals one plan can weigh (eligibility is kept as a 64-bit set).
+pub const MAX_GOALS: usize = 64;
+
+/// A planned campaign: one goal, the segments it reaches, who gets it and who is held out.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Campaign {
+    /// `<goal>-<n>`, unique within the plan.
+    pub campaign_id: String,
+    pub goal: String,
+    pub goal_name: String,
+    pub segments: Vec<String>,
+    pub template: String,
+    /// Customer ids to mail.
+    pub audience: Vec<String>,
+    /// Customer ids held out as the control group.
+    pub holdout: Vec<String>,
+    /// Σ over the audience of (response rate × value − cost).
+    pub expected_value: f64,
+    /// Audience × cost per recipient.
+    pub cost: f64,
+    pub response_rate: f64,
+    /// `prior` (from the goals file) or `observed` (from past campaigns).
+    pub response_source: String,
+    pub window_days: u32,
+    pub power: PowerEstimate,
+    pub rationale: Rationale,
+}
+
+/// Why a campaign looks the way it does.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rationale {
+    pub summary: String,
+    /// One part per customer group the campaign reaches.
+    pub parts: Vec<RationalePart>,
+}
+
+/// The score of one customer group under the campaign's goal, and what it was weighed against.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RationalePart {
+    pub segment: String,
+    /// Every goal the group's customers are eligible for.
+    pub eligible_goals: Vec<String>,
+    /// The goal's eligibility rule, as written.
+    pub rule: String,
+    /// Customers in the group.
+    pub customers: usize,
+    /// Of those, customers worth more than they cost under this goal.
+    pub positive_value: usize,
+    pub selected: usize,
+    pub audience: usize,
+    pub holdout: usize,
+    pub response_rate: f64,
+    pub value_basis: ValueBasis,
+    /// Mean value (CLV or average order value) of the audience.
+    pub mean_value: f64,
+    pub cost_per_recipient: f64,
+    /// audience × response_rate × mean_value − audience × cost_per_recipient.
+    pub expected_value: f64,
+    pub alternatives: Vec<AlternativeScore>,
+    pub text: String,
+}
+
+/// Another goal the group could have had.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlternativeScore {
+    pub goal: String,
+    /// The alternative on its own: all its positive-value members of the group, no budget.
+    pub standalone_value: Option<f64>,
+    /// Change of the plan's expected value had the group taken it (None: it had no
+    /// positive-value member).
+    pub plan_delta: Option<f64>,
+}
+
+/// Customers of a segment left without a campaign, and why.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unassigned {
+    pub segment: String,
+    pub reason: UnassignedReason,
+    pub customers: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnassignedReason {
+    /// No goal's rule matches them.
+    NoEligibleGoal,
+    /// Eligible, but expected value ≤ cost under every goal they qualify for.
+    NoPositiveValue,
+    /// Worth targeting, but the budget ran out.
+    Budget,
+    /// Worth targeting, but the goal's audience cap was reached.
+    AudienceCap,
+}
+
+impl UnassignedReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoEligibleGoal => "no_eligible_goal",
+            Self::NoPositiveValue => "no_positive_value",
+            Self::Budget => "budget",
+            Self::AudienceCap => "audience_cap",
+        }
+    }
+}
+
+/// Money available and spent.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BudgetUse {
+    pub total: f64,
+    pub used: f64,
+}
+
+/// How the optimiser fared.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OptimiserReport {
+    /// The goal assignment is optimal (the search finished).
+    pub proven_optimal: bool,
+    pub nodes: usize,
+    /// Proven upper bound on the (relaxed) expected value of any plan on this budget.
+    pub upper_bound: f64,
+}
+
+/// The result of a planning run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    pub campaigns: Vec<Campaign>,
+    /// Customers left out before matching, by reason.
+    pub excluded: BTreeMap<String, usize>,
+    pub unassigned: Vec<Unassigned>,
+    pub budget: BudgetUse,
+    pub balance: Balance,
+    /// Σ of the campaigns' expected values.
+    pub expected_value: f64,
+    pub holdout_fraction: f64,
+    pub seed: u64,
+    /// Customers handed to the planner.
+    pub customers: usize,
+    pub optimiser: OptimiserReport,
+    pub warnings: Vec<String>,
+    /// Set when the plan has no campaign: why.
+    pub empty_reason: Option<String>,
+}
+
+/// A non-excluded customer as the grouping sees it.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    index: u32,
+    segment: u32,
+    mask: u64,
+    clv: f64,
+    aov: f64,
+    clv_fallback: bool,
+}
+
+struct Group {
+    segment: u32,
+    /// Members by decreasing CLV value, then by decreasing average order value.
+    by_clv: Vec<u32>,
+    by_aov: Vec<u32>,
+    clv: Curve,
+    aov: Curve,
+    /// Goal index of each option, in option order.
+    options: Vec<usize>,
+}
+
+/// Plans campaigns for `candidates` from `goals` under `options`.
+///
+/// A budget that covers nobody, no eligible customer or no goal worth its cost yields an empty
+/// plan with `empty_reason` set, not an error. Errors are invalid options only.
+pub fn plan(
+    goals: &[Goal],
+    candidates: &[Candidate<'_>],
+    options: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    options.validate()?;
+    if goals.len() > MAX_GOALS {
+        return Err(PlanError::Rule {
+            goal: goals[MAX_GOALS].id.clone(),
+            message: format!("a plan can weigh at most {MAX_GOALS} goals"),
+        });
+    }
+    let mut warnings = Vec::new();
+    let f = options.holdout_fraction;
+
+    for goal in options.observed_rates.keys() {
+        if !goals.iter().any(|g| &g.id == goal) {
+            warnings.push(format!(
+                "observed response rate for unknown goal `{goal}` ignored"
+            ));
+        }
+    }
+    let rates: Vec<(f64, &'static str)> = goals
+        .iter()
+        .map(|g| match options.observed_rates.get(&g.id) {
+            Some(&r) => (r, "observed"),
+            None => (g.response_prior, "prior"),
+        })
+        .collect();
+
+    // Exclusions.
+    let reasons: Vec<Option<ExclusionReason>> = candidates
+        .par_iter()
+        .map(|c| ExclusionReason::of(c, options))
+        .collect();
+    let mut excluded: BTreeMap<String, usize> = BTreeMap::new();
+    for r in reasons.iter().flatten() {
+        *excluded.entry(r.as_str().to_string()).or_default() += 1;
+    }
+
+    // Segments: interned in name order so ids (and everything after) do not depend on input order.
+    let mut names: Vec<&str> = candidates.iter().map(|c| c.segment).collect();
+    names.sort_unstable();
+    names.dedup();
+    let seg_id: HashMap<&str, u32> = names
+        .iter()
+        .enumerate()
+        .map(|(i, &s)| (s, i as u32))
+        .collect();
+    let lookup = |s: &str| seg_id.get(s).copied();
+    let compiled: Vec<Compiled> = goals
+        .iter()
+        .map(|g| Compiled::new(&g.rule, &lookup))
+        .collect();
+
+    // Eligibility and values, in parallel.
+    let now = options.now;
+    let entries: Vec<Entry> = candidates
+        .par_iter()
+        .enumerate()
+        .filter(|(i, _)| reasons[*i].is_none())
+        .map(|(i, c)| {
+            let segment = seg_id.get(c.segment).copied().unwrap_or(0);
+            let row = c.row(now, segment);
+            let mut mask = 0u64;
+            for (j, rule) in compiled.iter().enumerate() {
+                if rule.matches(&row) {
+                    mask |= 1 << j;
+                }
+            }
+            let aov = finite_or_zero(c.features.avg_order_value);
+            let (clv, clv_fallback) = match c.prediction.map(|p| p.clv).filter(|v| v.is_finite()) {
+                Some(v) => (v, false),
+                None => (aov, true),
+            };
+            Entry {
+                index: i as u32,
+                segment,
+                mask,
+                clv,
+                aov,
+                clv_fallback,
+            }
+        })
+        .collect();
+
+    let uses_clv = goals.iter().any(|g| g.value == ValueBasis::Clv);
+    let fallbacks = entries
+        .iter()
+        .filter(|e| e.mask != 0 && e.clv_fallback)
+        .count();
+    if uses_clv && fallbacks > 0 {
+        warnings.push(format!(
+            "{fallbacks} eligible customers have no CLV prediction; their average order value stands in for CLV"
+        ));
+    }
+
+    // Groups: segment × eligibility set.
+    let mut unassigned: BTreeMap<(u32, UnassignedReason), usize> = BTreeMap::new();
+    let mut keyed: Vec<Entry> = Vec::with_capacity(entries.len());
+    for e in &entries {
+        if e.mask == 0 {
+            *unassigned
+                .entry((e.segment, UnassignedReason::NoEligibleGoal))
+                .or_default() += 1;
+        } else {
+            keyed.push(*e);
+        }
+    }
+    drop(entries);
+    keyed.par_sort_unstable_by(|a, b| {
+        (a.segment, a.mask)
+            .cmp(&(b.segment, b.mask))
+            .then(b.clv.total_cmp(&a.clv))
+            .then(a.index.cmp(&b.index))
+    });
+    let mut bounds = Vec::new();
+    let mut start = 0;
+    for i in 1..=keyed.len() {
+        if i == keyed.len()
+            || (keyed[i].segment, keyed[i].mask) != (keyed[start].segment, keyed[start].mask)
+        {
+            bounds.push(start..i);
+            start = i;
+        }
+    }
+    let groups: Vec<Group> = bounds
+        .into_par_iter()
+        .map(|range| {
+            let members = &keyed[range];
+            let mask = members[0].mask;
+            let options: Vec<usize> = (0..goals.len()).filter(|j| mask & (1 << j) != 0).collect();
+            let by_clv: Vec<u32> = members.iter().map(|e| e.index).collect();
+            let clv = Curve::from_sorted(members.iter().map(|e| e.clv).collect());
+            let needs_aov = options
+                .iter()
+                .any(|&j| goals[j].value == ValueBasis::AvgOrderValue);
+            let (by_aov, aov) = if needs_aov {
+                let mut m: Vec<&Entry> = members.iter().collect();
+                m.sort_by(|a, b| b.aov.total_cmp(&a.aov).then(a.index.cmp(&b.index)));
+                (
+                    m.iter().map(|e| e.index).collect(),
+                    Curve::from_sorted(m.iter().map(|e| e.aov).collect()),
+                )
+            } else {
+                (Vec::new(), Curve::from_sorted(Vec::new()))
+            };
+            Group {
+                segment: members[0].segment,
+                by_clv,
+                by_aov,
+                clv,
+                aov,
+                options,
+            }
+        })
+        .collect();
+
+    // The optimisation problem, in selection units.
+    let specs: Vec<GoalSpec> = goals
+        .iter()
+        .zip(&rates)
+        .map(|(g, &(rate, _))| GoalSpec {
+            rate,
+            cost: g.cost_per_recipient,
+            cap: g
+                .audience_cap
+                .map(|c| (c as f64 / (1.0 - f) + 1e-9).floor() as u64),
+            priority: g.priority,
+        })
+        .collect();
+    let problem = Problem {
+        goals: &specs,
+        groups: groups
+            .iter()
+            .map(|g| {
+                g.options
+                    .iter()
+                    .map(|&j| OptionSpec {
+                        goal: j,
+                        curve: if goals[j].value == ValueBasis::Clv {
+                            &g.clv
+                        } else {
+                            &g.aov
+                        },
+                    })
+                    .collect()
+            })
+            .collect(),
+        budget: options.budget / (1.0 - f),
+    };
+    let solution = optimise::solve(&problem);
+    if !solution.proven {
+        warnings.push(format!(
+            "the goal assignment search stopped after {} nodes; the plan may be up to {:.2} below the best",
+            solution.nodes,
+            (solution.upper_bound - solution.relaxed_value).max(0.0)
+        ));
+    }
+
+    // Unassigned counts for every group.
+    for (gi, g) in groups.iter().enumerate() {
+        let size = g.by_clv.len();
+        match solution.chosen[gi] {
+            None => {
+                *unassigned
+                    .entry((g.segment, UnassignedReason::NoPositiveValue))
+                    .or_default() += size;
+            }
+            Some(o) => {
+                let positive = solution.positive[gi][o];
+                let selected = solution.selected[gi];
+                if size > positive {
+                    *unassigned
+                        .entry((g.segment, UnassignedReason::NoPositiveValue))
+                        .or_default() += size - positive;
+                }
+                if positive > selected {
+                    // Selections stop at a goal's cap only when the whole goal reached it.
+                    let j = g.options[o];
+                    let goal_selected: usize = (0..groups.len())
+                        .filter(|&h| {
+                            solution.chosen[h].is_some_and(|oo| groups[h].options[oo] == j)
+                        })
+                        .map(|h| solution.selected[h])
+                        .sum();
+                    let capped = specs[j].cap.is_some_and(|c| goal_selected as u64 >= c);
+                    let reason = if capped {
+                        UnassignedReason::AudienceCap
+                    } else {
+                        UnassignedReason::Budget
+                    };
+                    *unassigned.entry((g.segment, reason)).or_default() += positive - selected;
+                }
+            }
+        }
+    }
+
+    // Campaigns: one per goal that selected anyone, strata per segment.
+    let mut campaigns = Vec::new();
+    let mut unknown_consent = 0usize;
+    let mut underpowered = Vec::new();
+    for (j, goal) in goals.iter().enumerate() {
+        let chosen: Vec<usize> = (0..groups.len())
+            .filter(|&h| {
+                solution.selected[h] > 0
+                    && solution.chosen[h].is_some_and(|o| groups[h].options[o] == j)
+            })
+            .collect();
+        if chosen.is_empty() {
+            continue;
+        }
+        let campaign_id = format!("{}-1", goal.id);
+        let (rate, source) = rates[j];
+        let basis = goal.value;
+        // Strata by segment (in segment-name order).
+        let mut strata: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+        for &h in &chosen {
+            let g = &groups[h];
+            let order = if basis == ValueBasis::Clv {
+                &g.by_clv
+            } else {
+                &g.by_aov
+            };
+            strata
+                .entry(g.segment)
+                .or_default()
+                .extend_from_slice(&order[..solution.selected[h]]);
+        }
+        let mut audience_idx: Vec<u32> = Vec::new();
+        let mut holdout_idx: Vec<u32> = Vec::new();
+        let mut mailed: HashMap<u32, bool> = HashMap::new();
+        let mut segments = Vec::new();
+        for (seg, mut members) in strata {
+            members.sort_unstable();
+            let seed = holdout::stratum_seed(options.seed, &campaign_id, names[seg as usize]);
+            let (a, h) = holdout::split(&members, f, seed);
+            for &m in &a {
+                mailed.insert(m, true);
+            }
+            audience_idx.extend(a);
+            holdout_idx.extend(h);
+            segments.push(names[seg as usize].to_string());
+        }
+        let value_of = |i: u32| -> f64 {
+            let c = &candidates[i as usize];
+            let aov = finite_or_zero(c.features.avg_order_value);
+            match basis {
+                ValueBasis::AvgOrderValue => aov,
+                ValueBasis::Clv => c
+                    .prediction
+                    .map(|p| p.clv)
+                    .filter(|v| v.is_finite())
+                    .unwrap_or(aov),
+            }
+        };
+        let cost_per = goal.cost_per_recipient;
+        let expected_value: f64 = audience_idx
+            .iter()
+            .map(|&i| rate * value_of(i) - cost_per)
+            .sum();
+        let cost = cost_per * audience_idx.len() as f64;
+        if options.consent == ConsentPolicy::AllowUnknown {
+            unknown_consent += audience_idx
+                .iter()
+                .filter(|&&i| candidates[i as usize].customer.subscribed.is_none())
+                .count();
+        }
+
+        // Rationale parts, one per group.
+        let mut parts = Vec::new();
+        for &h in &chosen {
+            let g = &groups[h];
+            let Some(o) = solution.chosen[h] else {
+                continue;
+            };
+            let order = if basis == ValueBasis::Clv {
+                &g.by_clv
+            } else {
+                &g.by_aov
+            };
+            let sel = &order[..solution.selected[h]];
+            let aud: Vec<u32> = sel
+                .iter()
+                .copied()
+                .filter(|i| mailed.contains_key(i))
+                .collect();
+            let n_aud = aud.len();
+            let mean_value = if n_aud == 0 {
+                0.0
+            } else {
+                aud.iter().map(|&i| value_of(i)).sum::<f64>() / n_aud as f64
+            };
+            let part_ev = n_aud as f64 * (rate * mean_value - cost_per);
+            let alternatives: Vec<AlternativeScore> = solution.alternatives[h]
+                .iter()
+                .map(|a| {
+                    let has = solution.positive[h][a.option] > 0;
+                    AlternativeScore {
+                        goal: goals[g.options[a.option]].id.clone(),
+                        standalone_value: has.then_some(a.standalone_value),
+                        plan_delta: (has && a.plan_delta.is_finite())
+                            .then_some(a.plan_delta * (1.0 - f)),
+                    }
+                })
+                .collect();
+            let seg_name = names[g.segment as usize].to_string();
+            let eligible_goals: Vec<String> =
+                g.options.iter().map(|&jj| goals[jj].id.clone()).collect();
+            let mut text = format!(
+                "{n_aud} of {} \"{seg_name}\" customers eligible by `{}`: {n_aud} × {rate:.4} ({source}) × {mean_value:.2} ({}) − {n_aud} × {cost_per:.4} = {part_ev:.2}",
+                g.by_clv.len(),
+                goal.rule_text.trim(),
+                basis.as_str(),
+            );
+            if alternatives.is_empty() {
+                text.push_str("; no other goal applies");
+            } else {
+                for a in &alternatives {
+                    match (a.standalone_value, a.plan_delta) {
+                        (Some(sv), Some(d)) => text.push_str(&format!(
+                            "; `{}` lost: alone worth {:.2}, the plan would change by {:.2}",
+                            a.goal,
+                            sv * (1.0 - f),
+                            d
+                        )),
+                        _ => text
+                            .push_str(&format!("; `{}` lost: no customer worth its cost", a.goal)),
+                    }
+                }
+            }
+            parts.push(RationalePart {
+                segment: seg_name,
+                eligible_goals,
+                rule: goal.rule_text.trim().to_string(),
+                customers: g.by_clv.len(),
+                positive_value: solution.positive[h][o],
+                selected: solution.selected[h],
+                audience: n_aud,
+                holdout: solution.selected[h] - n_aud,
+                response_rate: rate,
+                value_basis: basis,
+                mean_value,
+                cost_per_recipient: cost_per,
+                expected_value: part_ev,
+                alternatives,
+                text,
+            });
+        }
+
+        let baseline = goal
+            .baseline_rate
+            .unwrap_or_else(|| baseline_from_predictions(candidates, &audience_idx, goal));
+        let power = holdout::estimate(baseline, rate, audience_idx.len(), holdout_idx.len());
+        if !power.adequate {
+            underpowered.push(format!(
+                "campaign {campaign_id}: a holdout of {} cannot reliably detect the expected {:.2}-point uplift (power {:.2} < 0.80){}",
+                holdout_idx.len(),
+                rate * 100.0,
+                power.power,
+                match power.required_holdout_fraction {
+                    Some(need) => format!("; a holdout fraction of {need:.2} would"),
+                    None => "; the campaign is too small to measure it at any holdout up to 0.5".into(),
+                }
+            ));
+        }
+        let summary = format!(
+            "{} to {} customers in {} ({} held out): expected incremental value {:.2} for {:.2}",
+            goal.name,
+            audience_idx.len(),
+            segments.join(", "),
+            holdout_idx.len(),
+            expected_value,
+            cost
+        );
+        campaigns.push(Campaign {
+            campaign_id,
+            goal: goal.id.clone(),
+            goal_name: goal.name.clone(),
+            segments,
+            template: goal.template.clone(),
+            audience: audience_idx
+                .iter()
+                .map(|&i| candidates[i as usize].customer.id.clone())
+                .collect(),
+            holdout: holdout_idx
+                .iter()
+                .map(|&i| candidates[i as usize].customer.id.clone())
+                .collect(),
+            expected_value,
+            cost,
+            response_rate: rate,
+            response_source: source.to_string(),
+            window_days: goal.window_days,
+            power,
+            rationale: Rationale { summary, parts },
+        });
+    }
+    campaigns.sort_by(|a, b| {
+        b.expected_value
+            .total_cmp(&a.expected_value)
+            .then(a.goal.cmp(&b.goal))
+    });
+    warnings.extend(underpowered);
+    if unknown_consent > 0 {
+        warnings.push(format!(
+            "{unknown_consent} recipients have no recorded consent; they are mailed as existing customers (soft opt-in)"
+        ));
+    }
+
+    let used: f64 = campaigns.iter().map(|c| c.cost).sum();
+    let expected_value: f64 = campaigns.iter().map(|c| c.expected_value).sum();
+    let (balance, balance_warnings) = balance(options.stage, options.marketing_budget, used);
+    warnings.extend(balance_warnings);
+
+    let empty_reason = campaigns.is_empty().then(|| {
+        empty_reason(
+            goals,
+            candidates.len(),
+            &reasons,
+            &groups,
+            &solution,
+            &specs,
+            options.budget,
+        )
+    });
+    let unassigned = unassigned
+        .into_iter()
+        .map(|((seg, reason), customers)| Unassigned {
+            segment: names[seg as usize].to_string(),
+            reason,
+            customers,
+        })
+        .collect();
+
+    Ok(Plan {
+        campaigns,
+        excluded,
+        unassigned,
+        budget: BudgetUse {
+            total: options.budget,
+            used,
+        },
+        balance,
+        expected_value,
+        holdout_fraction: f,
+        seed: options.seed,
+        customers: candidates.len(),
+        optimiser: OptimiserReport {
+            proven_optimal: solution.proven,
+            nodes: solution.nodes,
+            upper_bound: solution.upper_bound * (1.0 - f),
+        },
+        warnings,
+        empty_reason,
+    })
+}
+
+fn finite_or_zero(v: f64) -> f64 {
+    if v.is_finite() {
+        v
+    } else {
+        0.0
+    }
+}
+
+/// Mean chance of a purchase within the goal's window without the email, from the predictions of
+/// the audience (`1 − exp(−expected purchases in the window)`), or the default rate.
+fn baseline_from_predictions(candidates: &[Candidate<'_>], audience: &[u32], goal: &Goal) -> f64 {
+    let scale = f64::from(goal.window_days) / 90.0;
+    let (sum, n) = audience
+        .iter()
+        .filter_map(|&i| candidates[i as usize].prediction)
+        .map(|p| p.expected_purchases_90d)
+        .filter(|x| x.is_finite() && *x >= 0.0)
+        .fold((0.0, 0usize), |(s, n), x| {
+            (s + (1.0 - (-x * scale).exp()), n + 1)
+        });
+    if n == 0 {
+        DEFAULT_BASELINE_RATE
+    } else {
+        sum / n as f64
+    }
+}
+
+fn empty_reason(
+    goals: &[Goal],
+    customers: usize,
+    reasons: &[Option<ExclusionReason>],
+    groups: &[Group],
+    solution: &optimise::Solution,
+    specs: &[GoalSpec],
+    budget: f64,
+) -> String {
+    if goals.is_empty() {
+        return "no goals to plan".into();
+    }
+    if customers == 0 {
+        return "no customers to plan for".into();
+    }
+    if reasons.iter().all(Option::is_some) {
+        return format!("all {customers} customers are excluded (see `excluded`)");
+    }
+    if groups.is_empty() {
+        return "no customer is eligible for any goal".into();
+    }
+    if solution.positive.iter().flatten().all(|&p| p == 0) {
+        return "no eligible customer is worth a goal's cost at its response rate".into();
+    }
+    let cheapest = solution
+        .positive
+        .iter()
+        .enumerate()
+        .flat_map(|(g, row)| {
+            row.iter()
+                .enumerate()
+                .filter(|(_, &p)| p > 0)
+                .map(move |(o, _)| groups[g].options[o])
+        })
+        .map(|j| specs[j].cost)
+        .fold(f64::INFINITY, f64::min);
+    if budget <= 0.0 {
+        return "the budget is zero: it covers no recipient".into();
+    }
+    format!(
+        "the budget of {budget:.2} covers no recipient: the cheapest worthwhile goal costs {cheapest:.4} per recipient and every selection keeps a holdout"
+    )
+}
