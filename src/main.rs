@@ -1,2 +1,90 @@
-//! The `retain` command-line interface.
-fn main() {}
+//! The `retain` command-line interface: parses arguments, opens the workspace and dispatches to
+//! the command modules in [`cmd`]. Errors are printed with their causes and mapped to exit codes.
+
+mod cmd;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "retain",
+    version,
+    about = "Keep the customers you have: segment them from their purchases, plan retention campaigns, send them, measure what they changed.",
+    after_help = "Examples:
+  retain demo                                   # the whole job on a generated shop, no server
+  retain init myshop && cd myshop
+  retain import customers customers.csv
+  retain import orders orders.csv --decimal-comma --date-format '%d.%m.%Y'
+  retain stats --format json
+
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 bad input data, 4 precondition not met.
+Settings: retain.toml in the workspace, each overridable as RETAIN_<SECTION>_<KEY>."
+)]
+struct Cli {
+    /// Workspace directory (default: the current directory).
+    #[arg(long, short = 'w', global = true, env = "RETAIN_WORKSPACE")]
+    workspace: Option<PathBuf>,
+    /// Print only errors and requested output.
+    #[arg(long, short = 'q', global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a workspace: retain.toml, templates, goals.toml, secret key, database.
+    Init(cmd::init::Args),
+    /// Run the whole job on a generated sample shop (no server needed).
+    Demo(cmd::demo::Args),
+    /// Write a seeded, realistic sample shop as CSV files.
+    DemoData(cmd::demo_data::Args),
+    /// Import orders or customers from CSV.
+    #[command(subcommand)]
+    Import(cmd::import::Command),
+    /// Customers, revenue, retention, churn, new vs returning, cohorts.
+    Stats(cmd::stats::Args),
+    /// Manage the suppression list (never mailed).
+    #[command(subcommand)]
+    Suppress(cmd::suppress::Command),
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let ws = cli.workspace.clone().unwrap_or_else(|| PathBuf::from("."));
+    match cli.command {
+        Command::Init(a) => cmd::init::run(a, cli.quiet).await,
+        Command::Demo(a) => cmd::demo::run(a).await,
+        Command::DemoData(a) => cmd::demo_data::run(a, cli.quiet),
+        Command::Import(c) => cmd::import::run(&cmd::Context::open(&ws).await?, c, cli.quiet).await,
+        Command::Stats(a) => cmd::stats::run(&cmd::Context::open(&ws).await?, a).await,
+        Command::Suppress(c) => cmd::suppress::run(&cmd::Context::open(&ws).await?, c).await,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(cmd::exit::FAILURE);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(cmd::exit_code(&err))
+        }
+    }
+}

@@ -162,7 +162,9 @@ pub enum ConfigError {
     Env { var: String, message: String },
 }
 
-const SECTIONS: &[&str] = &["company", "sender", "smtp", "tracking", "database", "planner", "web"];
+const SECTIONS: &[&str] = &[
+    "company", "sender", "smtp", "tracking", "database", "planner", "web",
+];
 
 fn is_secret(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
@@ -195,7 +197,9 @@ impl Config {
             file: path.to_path_buf(),
             message,
         };
-        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
+        let mut table: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| parse_err(e.to_string()))?;
         for (section, value) in &table {
             if let Some(t) = value.as_table() {
                 for key in t.keys() {
@@ -204,7 +208,11 @@ impl Config {
                             file: path.to_path_buf(),
                             section: section.clone(),
                             key: key.clone(),
-                            env: format!("RETAIN_{}_{}", section.to_uppercase(), key.to_uppercase()),
+                            env: format!(
+                                "RETAIN_{}_{}",
+                                section.to_uppercase(),
+                                key.to_uppercase()
+                            ),
                         });
                     }
                 }
@@ -224,7 +232,8 @@ impl Config {
                 }
             }
         }
-        let defaults = toml::Table::try_from(Config::default()).map_err(|e| parse_err(e.to_string()))?;
+        let defaults =
+            toml::Table::try_from(Config::default()).map_err(|e| parse_err(e.to_string()))?;
         for (dotted, value) in overrides {
             let (section, key) = dotted.split_once('.').unwrap_or((dotted.as_str(), ""));
             let known = defaults
@@ -238,17 +247,26 @@ impl Config {
                     .trim()
                     .parse::<i64>()
                     .map(toml::Value::Integer)
-                    .map_err(|_| ConfigError::Env { var: var.clone(), message: format!("'{value}' is not an integer") })?,
+                    .map_err(|_| ConfigError::Env {
+                        var: var.clone(),
+                        message: format!("'{value}' is not an integer"),
+                    })?,
                 toml::Value::Float(_) => value
                     .trim()
                     .parse::<f64>()
                     .map(toml::Value::Float)
-                    .map_err(|_| ConfigError::Env { var: var.clone(), message: format!("'{value}' is not a number") })?,
+                    .map_err(|_| ConfigError::Env {
+                        var: var.clone(),
+                        message: format!("'{value}' is not a number"),
+                    })?,
                 toml::Value::Boolean(_) => value
                     .trim()
                     .parse::<bool>()
                     .map(toml::Value::Boolean)
-                    .map_err(|_| ConfigError::Env { var: var.clone(), message: format!("'{value}' is not true/false") })?,
+                    .map_err(|_| ConfigError::Env {
+                    var: var.clone(),
+                    message: format!("'{value}' is not true/false"),
+                })?,
                 _ => toml::Value::String(value),
             };
             let entry = table
@@ -265,7 +283,9 @@ impl Config {
 
     /// The SMTP password, from `RETAIN_SMTP_PASSWORD` only.
     pub fn smtp_password() -> Option<String> {
-        std::env::var("RETAIN_SMTP_PASSWORD").ok().filter(|s| !s.is_empty())
+        std::env::var("RETAIN_SMTP_PASSWORD")
+            .ok()
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -274,12 +294,16 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
     fn default_file_parses_to_defaults_plus_text() {
-        let c = Config::from_parts(Path::new("retain.toml"), DEFAULT_CONFIG, env(&[])).expect("parses");
+        let c =
+            Config::from_parts(Path::new("retain.toml"), DEFAULT_CONFIG, env(&[])).expect("parses");
         assert_eq!(c.smtp.url, "");
         assert_eq!(c.planner.frequency_cap_days, 7);
         assert_eq!(c.company.name, "Your Shop");
@@ -306,16 +330,27 @@ mod tests {
         assert_eq!(c.database.url, "postgres://x/y");
         assert!((c.smtp.rate - 5.0).abs() < 1e-12);
         assert_eq!(c.planner.frequency_cap_days, 3);
-        let e = Config::from_parts(Path::new("r.toml"), "", env(&[("RETAIN_SMTP_RATE", "fast")])).expect_err("bad");
+        let e = Config::from_parts(
+            Path::new("r.toml"),
+            "",
+            env(&[("RETAIN_SMTP_RATE", "fast")]),
+        )
+        .expect_err("bad");
         assert!(e.to_string().contains("RETAIN_SMTP_RATE"), "{e}");
     }
 
     #[test]
     fn secrets_in_the_file_are_refused_and_typos_are_errors() {
-        let e = Config::from_parts(Path::new("r.toml"), "[smtp]\npassword = \"hunter2\"\n", env(&[])).expect_err("secret");
+        let e = Config::from_parts(
+            Path::new("r.toml"),
+            "[smtp]\npassword = \"hunter2\"\n",
+            env(&[]),
+        )
+        .expect_err("secret");
         assert!(e.to_string().contains("RETAIN_SMTP_PASSWORD"), "{e}");
         assert!(!e.to_string().contains("hunter2"));
-        let e = Config::from_parts(Path::new("r.toml"), "[smtp]\nurll = \"x\"\n", env(&[])).expect_err("typo");
+        let e = Config::from_parts(Path::new("r.toml"), "[smtp]\nurll = \"x\"\n", env(&[]))
+            .expect_err("typo");
         assert!(e.to_string().contains("urll"), "{e}");
     }
 }

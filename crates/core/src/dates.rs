@@ -115,9 +115,8 @@ fn parse_fast(toks: &[Tok], b: &[u8]) -> Option<NaiveDateTime> {
             Tok::Second => se = digits(b, &mut pos, 2, 2)?,
             Tok::Rest => pos = b.len(),
             Tok::Lit(c) => {
-                if b.get(pos) == Some(c) {
-                    pos += 1;
-                } else if *c == b' ' && b.get(pos) == Some(&b'T') {
+                // A space in the format also accepts ISO 8601's `T`.
+                if b.get(pos) == Some(c) || (*c == b' ' && b.get(pos) == Some(&b'T')) {
                     pos += 1;
                 } else {
                     return None;
@@ -178,7 +177,9 @@ pub struct DetectedFormat {
 /// Picks the format that reads the most sampled values (more than half of them). Slash dates are day-first when a first
 /// component exceeds 12 and month-first when a second one does; when neither does, the choice is
 /// reported as ambiguous (month-first for `/`, as US exports write them; day-first for `.` and `-`).
-pub fn detect_date_format<'a>(samples: impl IntoIterator<Item = &'a str>) -> Option<DetectedFormat> {
+pub fn detect_date_format<'a>(
+    samples: impl IntoIterator<Item = &'a str>,
+) -> Option<DetectedFormat> {
     let samples: Vec<&str> = samples
         .into_iter()
         .map(str::trim)
@@ -291,9 +292,18 @@ mod tests {
     #[test]
     fn compiled_formats_parse_common_shapes() {
         let iso = DateFormat::new("%Y-%m-%d %H:%M:%S");
-        assert_eq!(iso.parse("2024-03-05 07:08:09"), Some(dt("2024-03-05 07:08:09")));
-        assert_eq!(iso.parse("2024-03-05T07:08:09Z"), Some(dt("2024-03-05 07:08:09")));
-        assert_eq!(iso.parse("2024-03-05T07:08:09.123+02:00"), Some(dt("2024-03-05 07:08:09")));
+        assert_eq!(
+            iso.parse("2024-03-05 07:08:09"),
+            Some(dt("2024-03-05 07:08:09"))
+        );
+        assert_eq!(
+            iso.parse("2024-03-05T07:08:09Z"),
+            Some(dt("2024-03-05 07:08:09"))
+        );
+        assert_eq!(
+            iso.parse("2024-03-05T07:08:09.123+02:00"),
+            Some(dt("2024-03-05 07:08:09"))
+        );
         let day = DateFormat::new("%Y-%m-%d");
         assert_eq!(day.parse(" 2024-02-29 "), Some(dt("2024-02-29 00:00:00")));
         assert_eq!(day.parse("2023-02-29"), None, "not a leap year");
@@ -309,7 +319,10 @@ mod tests {
         assert_eq!(short.parse("05/03/24"), Some(dt("2024-03-05 00:00:00")));
         assert_eq!(short.parse("05/03/98"), Some(dt("1998-03-05 00:00:00")));
         let chrono_fallback = DateFormat::new("%d %b %Y");
-        assert_eq!(chrono_fallback.parse("05 Mar 2024"), Some(dt("2024-03-05 00:00:00")));
+        assert_eq!(
+            chrono_fallback.parse("05 Mar 2024"),
+            Some(dt("2024-03-05 00:00:00"))
+        );
     }
 
     #[test]

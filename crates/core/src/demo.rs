@@ -52,8 +52,14 @@ const PRODUCTS: &[(&str, &str, f64)] = &[
     ("Hand grinder", "equipment", 69.0),
     ("Gift card", "gifts", 25.0),
 ];
-const FIRST: &[&str] = &["Ana", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi", "Lena", "Mateo", "Noor", "Oskar", "Priya"];
-const LAST: &[&str] = &["Silva", "Meyer", "Dubois", "Ivanov", "Rossi", "Haddad", "Okafor", "Tanaka", "García", "Berg", "Novak", "Khan"];
+const FIRST: &[&str] = &[
+    "Ana", "Ben", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hiro", "Ines", "Jonas", "Kemi",
+    "Lena", "Mateo", "Noor", "Oskar", "Priya",
+];
+const LAST: &[&str] = &[
+    "Silva", "Meyer", "Dubois", "Ivanov", "Rossi", "Haddad", "Okafor", "Tanaka", "García", "Berg",
+    "Novak", "Khan",
+];
 const LOCALES: &[&str] = &["en", "en", "en", "de", "fr", "es"];
 
 /// Writes `orders` (line items) and `customers` CSVs for `spec`.
@@ -64,8 +70,14 @@ pub fn generate(
 ) -> std::io::Result<DemoSummary> {
     let mut rng = rand_xorshift(spec.seed);
     let mut summary = DemoSummary::default();
-    writeln!(orders, "order_id,customer_id,email,order_date,product,category,quantity,unit_price")?;
-    writeln!(customers, "customer_id,email,first_name,last_name,subscribed,signup_date,locale")?;
+    writeln!(
+        orders,
+        "order_id,customer_id,email,order_date,product,category,quantity,unit_price"
+    )?;
+    writeln!(
+        customers,
+        "customer_id,email,first_name,last_name,subscribed,signup_date,locale"
+    )?;
     let rate = Gamma::new(0.9, 1.0 / 45.0).map_err(std::io::Error::other)?; // purchases per day
     let dropout = Beta::new(1.0, 3.0).map_err(std::io::Error::other)?;
     let spend_scale = Gamma::new(6.0, 1.0 / 15.0).map_err(std::io::Error::other)?;
@@ -76,8 +88,12 @@ pub fn generate(
         // Arrival: growth over time (square-root law) plus a December bump.
         let mut arrival = ((rng.gen::<f64>().sqrt()) * spec.days as f64) as i64;
         if rng.gen::<f64>() < 0.15 {
-            let dec = NaiveDate::from_ymd_opt(spec.start.year() + rng.gen_range(0..=(spec.days / 366) as i32), 12, 1)
-                .unwrap_or(spec.start);
+            let dec = NaiveDate::from_ymd_opt(
+                spec.start.year() + rng.gen_range(0..=(spec.days / 366) as i32),
+                12,
+                1,
+            )
+            .unwrap_or(spec.start);
             arrival = (dec - spec.start).num_days() + rng.gen_range(0..24);
         }
         let arrival = arrival.clamp(0, spec.days - 1);
@@ -110,8 +126,12 @@ pub fn generate(
             if rng.gen::<f64>() < season {
                 order_no += 1;
                 summary.orders += 1;
-                let time = NaiveTime::from_hms_opt(rng.gen_range(7..23), rng.gen_range(0..60), rng.gen_range(0..60))
-                    .unwrap_or(NaiveTime::MIN);
+                let time = NaiveTime::from_hms_opt(
+                    rng.gen_range(7..23),
+                    rng.gen_range(0..60),
+                    rng.gen_range(0..60),
+                )
+                .unwrap_or(NaiveTime::MIN);
                 let at = day.and_time(time).format("%Y-%m-%d %H:%M:%S");
                 let target: f64 = spend.sample(&mut rng).max(3.0);
                 let mut left = target;
@@ -119,10 +139,17 @@ pub fn generate(
                 let mut bought = Vec::new();
                 for l in 0..lines {
                     let (name, cat, price) = PRODUCTS[rng.gen_range(0..PRODUCTS.len())];
-                    let qty = if l + 1 == lines { (left / price).round().max(1.0) } else { 1.0 };
+                    let qty = if l + 1 == lines {
+                        (left / price).round().max(1.0)
+                    } else {
+                        1.0
+                    };
                     left -= qty * price;
                     summary.line_items += 1;
-                    writeln!(orders, "{order_no},{id},{email},{at},{name},{cat},{qty},{price:.2}")?;
+                    writeln!(
+                        orders,
+                        "{order_no},{id},{email},{at},{name},{cat},{qty},{price:.2}"
+                    )?;
                     bought.push((name, cat, price));
                     if left <= 0.0 {
                         break;
@@ -192,14 +219,23 @@ mod tests {
         assert_eq!(o1, o2);
         assert_eq!(c1, c2);
         assert_eq!(s1, s2);
-        let other = generate(&DemoSpec { seed: 8, ..spec.clone() }, Vec::new(), Vec::new()).expect("gen");
+        let other = generate(
+            &DemoSpec {
+                seed: 8,
+                ..spec.clone()
+            },
+            Vec::new(),
+            Vec::new(),
+        )
+        .expect("gen");
         assert_ne!(other, s1);
         let r = parse_orders(Path::new("o.csv"), &o1, &ImportOptions::default()).expect("imports");
         assert_eq!(r.rows_rejected, 0);
         assert_eq!(r.rows_read, s1.line_items);
         assert_eq!(r.orders.len() as u64, s1.orders + s1.returns);
         assert_eq!(r.returns, s1.returns);
-        let cust = parse_customers(Path::new("c.csv"), &c1, &ImportOptions::default()).expect("imports");
+        let cust =
+            parse_customers(Path::new("c.csv"), &c1, &ImportOptions::default()).expect("imports");
         assert_eq!(cust.customers.len(), 300);
         assert_eq!(cust.invalid_emails, 0);
         // Heterogeneity: some customers buy once, some many times.

@@ -49,7 +49,9 @@ pub fn default_as_of(orders: &[Order]) -> Option<NaiveDate> {
 /// The result is sorted by customer id, so it is deterministic.
 pub fn histories(orders: &[Order], as_of: Option<NaiveDate>) -> Vec<CustomerHistory> {
     let cutoff = as_of.map(day_of).unwrap_or(Day::MAX);
-    let mut by_customer: HashMap<&str, (Vec<(Day, f64)>, u32, f64)> = HashMap::new();
+    // Per customer: purchase (day, value)s, purchase count, returns total.
+    type Acc = (Vec<(Day, f64)>, u32, f64);
+    let mut by_customer: HashMap<&str, Acc> = HashMap::new();
     for o in orders {
         let day = o.day();
         if day >= cutoff {
@@ -163,7 +165,10 @@ mod tests {
 
     #[test]
     fn default_as_of_is_day_after_last_order() {
-        let orders = vec![order("1", "a", "2024-01-01", 1.0), order("2", "b", "2024-02-29", 1.0)];
+        let orders = vec![
+            order("1", "a", "2024-01-01", 1.0),
+            order("2", "b", "2024-02-29", 1.0),
+        ];
         assert_eq!(default_as_of(&orders), NaiveDate::from_ymd_opt(2024, 3, 1));
         assert_eq!(default_as_of(&[]), None);
     }
@@ -172,6 +177,9 @@ mod tests {
     fn day_round_trip() {
         let d = NaiveDate::from_ymd_opt(1997, 9, 30).expect("date");
         assert_eq!(date_of(day_of(d)), d);
-        assert_eq!(day_of(NaiveDate::from_ymd_opt(1970, 1, 1).expect("date")), 0);
+        assert_eq!(
+            day_of(NaiveDate::from_ymd_opt(1970, 1, 1).expect("date")),
+            0
+        );
     }
 }

@@ -146,7 +146,11 @@ pub fn shop_stats(orders: &[Order], as_of: NaiveDate, period: Period) -> ShopSta
     }
     let customers = purchases_by.len() as u64;
     let repeaters = purchases_by.values().filter(|(n, _)| *n >= 2).count() as u64;
-    let repeat_rev: f64 = purchases_by.values().filter(|(n, _)| *n >= 2).map(|(_, r)| r).sum();
+    let repeat_rev: f64 = purchases_by
+        .values()
+        .filter(|(n, _)| *n >= 2)
+        .map(|(_, r)| r)
+        .sum();
     let mut new_by_period: HashMap<i64, u64> = HashMap::new();
     for p in first_period.values() {
         *new_by_period.entry(*p).or_default() += 1;
@@ -174,7 +178,9 @@ pub fn shop_stats(orders: &[Order], as_of: NaiveDate, period: Period) -> ShopSta
     let as_of_p = period.index(as_of);
     let last_complete = as_of_p - 1;
     let retention = (last_complete > first && last_complete <= last).then(|| {
-        let s = active.get(&(last_complete - 1)).map_or(0, |s| s.len() as u64);
+        let s = active
+            .get(&(last_complete - 1))
+            .map_or(0, |s| s.len() as u64);
         let e = active.get(&last_complete).map_or(0, |s| s.len() as u64);
         let n = new_by_period.get(&last_complete).copied().unwrap_or(0);
         let crr = (s > 0).then(|| (e as f64 - n as f64) / s as f64);
@@ -215,9 +221,21 @@ pub fn shop_stats(orders: &[Order], as_of: NaiveDate, period: Period) -> ShopSta
         orders: n_orders,
         returns,
         revenue,
-        average_order_value: if n_orders > 0 { purchase_revenue / n_orders as f64 } else { 0.0 },
-        repeat_purchase_rate: if customers > 0 { repeaters as f64 / customers as f64 } else { 0.0 },
-        repeat_revenue_share: if purchase_revenue.abs() > 0.0 { repeat_rev / purchase_revenue } else { 0.0 },
+        average_order_value: if n_orders > 0 {
+            purchase_revenue / n_orders as f64
+        } else {
+            0.0
+        },
+        repeat_purchase_rate: if customers > 0 {
+            repeaters as f64 / customers as f64
+        } else {
+            0.0
+        },
+        repeat_revenue_share: if purchase_revenue.abs() > 0.0 {
+            repeat_rev / purchase_revenue
+        } else {
+            0.0
+        },
         retention,
         periods,
         cohorts,
@@ -233,7 +251,8 @@ mod tests {
         Order {
             order_id: format!("{c}{d}{amount}"),
             customer_id: c.into(),
-            ordered_at: NaiveDateTime::parse_from_str(&format!("{d} 10:00"), "%Y-%m-%d %H:%M").expect("d"),
+            ordered_at: NaiveDateTime::parse_from_str(&format!("{d} 10:00"), "%Y-%m-%d %H:%M")
+                .expect("d"),
             amount,
             items: 1,
             is_return: amount < 0.0,
@@ -268,7 +287,10 @@ mod tests {
         let r = s.retention.expect("march is complete");
         assert_eq!(r.period, "2024-03");
         // S = Feb actives {a, d} = 2; E = Mar actives {a, b, e} = 3; N = {e} = 1 → (3 − 1)/2 = 1.0
-        assert_eq!((r.customers_at_start, r.customers_at_end, r.new_customers), (2, 3, 1));
+        assert_eq!(
+            (r.customers_at_start, r.customers_at_end, r.new_customers),
+            (2, 3, 1)
+        );
         assert_eq!(r.retention_rate, Some(1.0));
         assert_eq!(s.periods.len(), 3);
         assert_eq!(s.periods[1].new_customers, 1);
@@ -284,9 +306,20 @@ mod tests {
     #[test]
     fn incomplete_last_period_is_not_used_and_empty_is_fine() {
         let orders = vec![o("a", "2024-01-03", 10.0), o("a", "2024-02-03", 10.0)];
-        let s = shop_stats(&orders, NaiveDate::from_ymd_opt(2024, 2, 4).expect("d"), Period::Month);
-        assert!(s.retention.is_none(), "only January is complete and it has no previous month");
-        let e = shop_stats(&[], NaiveDate::from_ymd_opt(2024, 2, 4).expect("d"), Period::Month);
+        let s = shop_stats(
+            &orders,
+            NaiveDate::from_ymd_opt(2024, 2, 4).expect("d"),
+            Period::Month,
+        );
+        assert!(
+            s.retention.is_none(),
+            "only January is complete and it has no previous month"
+        );
+        let e = shop_stats(
+            &[],
+            NaiveDate::from_ymd_opt(2024, 2, 4).expect("d"),
+            Period::Month,
+        );
         assert_eq!(e.customers, 0);
         assert!(e.periods.is_empty());
     }

@@ -99,12 +99,14 @@ impl Store {
 
     /// Records a customer's marketing consent (an unsubscribe sets it to false).
     pub async fn set_consent_by_email(&self, email: &str, subscribed: bool) -> Result<u64> {
-        let r = sqlx::query("UPDATE customers SET subscribed = $1, updated_at = $2 WHERE LOWER(email) = $3")
-            .bind(i64::from(subscribed))
-            .bind(now())
-            .bind(email.to_lowercase())
-            .execute(self.pool())
-            .await?;
+        let r = sqlx::query(
+            "UPDATE customers SET subscribed = $1, updated_at = $2 WHERE LOWER(email) = $3",
+        )
+        .bind(i64::from(subscribed))
+        .bind(now())
+        .bind(email.to_lowercase())
+        .execute(self.pool())
+        .await?;
         Ok(r.rows_affected())
     }
 }
@@ -164,14 +166,20 @@ mod tests {
             ..Default::default()
         };
         a.attributes.insert("tier".into(), "gold".into());
-        store.import_customers("c.csv", &[a.clone()], (1, 1, 0)).await.expect("import");
+        store
+            .import_customers("c.csv", &[a.clone()], (1, 1, 0))
+            .await
+            .expect("import");
         let mut update = Customer {
             id: "a".into(),
             subscribed: Some(false),
             ..Default::default()
         };
         update.attributes.insert("city".into(), "Oslo".into());
-        store.import_customers("c2.csv", &[update], (1, 1, 0)).await.expect("import");
+        store
+            .import_customers("c2.csv", &[update], (1, 1, 0))
+            .await
+            .expect("import");
         let got = store.customer("a").await.expect("read").expect("exists");
         assert_eq!(got.email.as_deref(), Some("a@x.io"));
         assert!(got.email_valid);
@@ -180,7 +188,16 @@ mod tests {
         assert_eq!(got.signup_date, a.signup_date);
         assert_eq!(got.attributes.get("tier").map(String::as_str), Some("gold"));
         assert_eq!(got.attributes.get("city").map(String::as_str), Some("Oslo"));
-        assert_eq!(store.set_consent_by_email("A@X.IO", true).await.expect("consent"), 1);
-        assert_eq!(store.customer("a").await.expect("r").expect("e").subscribed, Some(true));
+        assert_eq!(
+            store
+                .set_consent_by_email("A@X.IO", true)
+                .await
+                .expect("consent"),
+            1
+        );
+        assert_eq!(
+            store.customer("a").await.expect("r").expect("e").subscribed,
+            Some(true)
+        );
     }
 }

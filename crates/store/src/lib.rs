@@ -157,7 +157,9 @@ pub(crate) mod test_support {
     /// A fresh SQLite store in a temp dir (kept alive by the returned guard).
     pub async fn sqlite() -> (Store, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open_sqlite(&dir.path().join("t.db")).await.expect("open");
+        let store = Store::open_sqlite(&dir.path().join("t.db"))
+            .await
+            .expect("open");
         (store, dir)
     }
 
@@ -177,7 +179,11 @@ pub(crate) mod test_support {
             .await
             .expect("create db");
         admin.close().await;
-        Some(Store::open(&format!("{base}/{name}")).await.expect("open pg"))
+        Some(
+            Store::open(&format!("{base}/{name}"))
+                .await
+                .expect("open pg"),
+        )
     }
 
     fn rand_suffix() -> u64 {

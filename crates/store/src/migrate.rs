@@ -6,14 +6,12 @@ use sqlx::Row;
 use crate::{now, Backend, Result, Store, StoreError};
 
 /// (version, name, SQLite SQL, PostgreSQL SQL). Append new migrations; never edit applied ones.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
-    (
-        1,
-        "core",
-        include_str!("../migrations/sqlite/0001_core.sql"),
-        include_str!("../migrations/postgres/0001_core.sql"),
-    ),
-];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "core",
+    include_str!("../migrations/sqlite/0001_core.sql"),
+    include_str!("../migrations/postgres/0001_core.sql"),
+)];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {
     let pool = store.pool();
@@ -70,7 +68,9 @@ mod tests {
     async fn migrations_are_idempotent() {
         let (store, dir) = test_support::sqlite().await;
         store.close().await;
-        let again = crate::Store::open_sqlite(&dir.path().join("t.db")).await.expect("reopen");
+        let again = crate::Store::open_sqlite(&dir.path().join("t.db"))
+            .await
+            .expect("reopen");
         let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retain_migrations")
             .fetch_one(again.pool())
             .await

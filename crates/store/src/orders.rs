@@ -195,7 +195,8 @@ mod tests {
         Order {
             order_id: id.into(),
             customer_id: c.into(),
-            ordered_at: NaiveDateTime::parse_from_str("2024-01-02 03:04:05", "%Y-%m-%d %H:%M:%S").expect("d"),
+            ordered_at: NaiveDateTime::parse_from_str("2024-01-02 03:04:05", "%Y-%m-%d %H:%M:%S")
+                .expect("d"),
             amount,
             items: 2,
             is_return: amount < 0.0,
@@ -206,15 +207,29 @@ mod tests {
     }
 
     async fn round_trip(store: Store) {
-        let orders: Vec<Order> = (0..7000).map(|i| order(&format!("c{}", i % 900), &format!("o{i}"), i as f64 - 10.0)).collect();
-        let rec = store.import_orders("a.csv", &orders, (7000, 7000, 0), &|_| {}).await.expect("import");
+        let orders: Vec<Order> = (0..7000)
+            .map(|i| order(&format!("c{}", i % 900), &format!("o{i}"), i as f64 - 10.0))
+            .collect();
+        let rec = store
+            .import_orders("a.csv", &orders, (7000, 7000, 0), &|_| {})
+            .await
+            .expect("import");
         assert!(rec.id > 0);
         // Same file again: nothing doubles.
-        store.import_orders("a.csv", &orders, (7000, 7000, 0), &|_| {}).await.expect("import again");
+        store
+            .import_orders("a.csv", &orders, (7000, 7000, 0), &|_| {})
+            .await
+            .expect("import again");
         let back = store.orders().await.expect("read");
         assert_eq!(back.len(), 7000);
         let mut sorted = orders.clone();
-        sorted.sort_by(|a, b| (a.ordered_at, &a.customer_id, &a.order_id).cmp(&(b.ordered_at, &b.customer_id, &b.order_id)));
+        sorted.sort_by(|a, b| {
+            (a.ordered_at, &a.customer_id, &a.order_id).cmp(&(
+                b.ordered_at,
+                &b.customer_id,
+                &b.order_id,
+            ))
+        });
         assert_eq!(back, sorted);
         let (n, revenue, customers) = store.order_totals().await.expect("totals");
         assert_eq!(n, 7000);

@@ -20,7 +20,12 @@ pub struct Suppression {
 
 impl Store {
     /// Suppresses `email` (idempotent: the first reason is kept). Returns true when newly added.
-    pub async fn suppress(&self, email: &str, reason: SuppressionReason, source: &str) -> Result<bool> {
+    pub async fn suppress(
+        &self,
+        email: &str,
+        reason: SuppressionReason,
+        source: &str,
+    ) -> Result<bool> {
         let r = sqlx::query(
             "INSERT INTO suppressions (email, reason, source, created_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (email) DO NOTHING",
@@ -35,7 +40,11 @@ impl Store {
     }
 
     /// Suppresses many addresses in one transaction; returns how many were new.
-    pub async fn suppress_many(&self, entries: &[(String, SuppressionReason)], source: &str) -> Result<u64> {
+    pub async fn suppress_many(
+        &self,
+        entries: &[(String, SuppressionReason)],
+        source: &str,
+    ) -> Result<u64> {
         let mut tx = self.pool().begin().await?;
         let mut added = 0;
         let t = now();
@@ -67,26 +76,33 @@ impl Store {
 
     /// The reason `email` is suppressed, if it is.
     pub async fn suppression_of(&self, email: &str) -> Result<Option<SuppressionReason>> {
-        let r: Option<String> = sqlx::query_scalar("SELECT reason FROM suppressions WHERE email = $1")
-            .bind(email.trim().to_lowercase())
-            .fetch_optional(self.pool())
-            .await?;
-        r.map(|s| SuppressionReason::parse(&s).ok_or_else(|| StoreError::Corrupt(format!("suppression reason '{s}'"))))
-            .transpose()
+        let r: Option<String> =
+            sqlx::query_scalar("SELECT reason FROM suppressions WHERE email = $1")
+                .bind(email.trim().to_lowercase())
+                .fetch_optional(self.pool())
+                .await?;
+        r.map(|s| {
+            SuppressionReason::parse(&s)
+                .ok_or_else(|| StoreError::Corrupt(format!("suppression reason '{s}'")))
+        })
+        .transpose()
     }
 
     /// Every suppressed address with its reason.
     pub async fn suppressions(&self) -> Result<Vec<Suppression>> {
-        let rows = sqlx::query("SELECT email, reason, source, created_at FROM suppressions ORDER BY email")
-            .fetch_all(self.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT email, reason, source, created_at FROM suppressions ORDER BY email",
+        )
+        .fetch_all(self.pool())
+        .await?;
         rows.iter()
             .map(|r| {
                 let reason: String = r.try_get(1)?;
                 Ok(Suppression {
                     email: r.try_get(0)?,
-                    reason: SuppressionReason::parse(&reason)
-                        .ok_or_else(|| StoreError::Corrupt(format!("suppression reason '{reason}'")))?,
+                    reason: SuppressionReason::parse(&reason).ok_or_else(|| {
+                        StoreError::Corrupt(format!("suppression reason '{reason}'"))
+                    })?,
                     source: r.try_get(2)?,
                     created_at: r.try_get(3)?,
                 })
@@ -96,7 +112,12 @@ impl Store {
 
     /// Suppressed addresses as a map, for checking a whole audience at once.
     pub async fn suppression_map(&self) -> Result<HashMap<String, SuppressionReason>> {
-        Ok(self.suppressions().await?.into_iter().map(|s| (s.email, s.reason)).collect())
+        Ok(self
+            .suppressions()
+            .await?
+            .into_iter()
+            .map(|s| (s.email, s.reason))
+            .collect())
     }
 }
 
@@ -108,12 +129,27 @@ mod tests {
     #[tokio::test]
     async fn suppress_is_case_insensitive_and_idempotent() {
         let (store, _dir) = test_support::sqlite().await;
-        assert!(store.suppress("Bob@X.io", SuppressionReason::HardBounce, "smtp").await.expect("add"));
-        assert!(!store.suppress("bob@x.io ", SuppressionReason::Manual, "cli").await.expect("again"));
-        assert_eq!(store.suppression_of("BOB@x.io").await.expect("q"), Some(SuppressionReason::HardBounce));
+        assert!(store
+            .suppress("Bob@X.io", SuppressionReason::HardBounce, "smtp")
+            .await
+            .expect("add"));
+        assert!(!store
+            .suppress("bob@x.io ", SuppressionReason::Manual, "cli")
+            .await
+            .expect("again"));
+        assert_eq!(
+            store.suppression_of("BOB@x.io").await.expect("q"),
+            Some(SuppressionReason::HardBounce)
+        );
         assert_eq!(store.suppression_of("other@x.io").await.expect("q"), None);
         let n = store
-            .suppress_many(&[("a@x.io".into(), SuppressionReason::Unsubscribed), ("bob@x.io".into(), SuppressionReason::Manual)], "file")
+            .suppress_many(
+                &[
+                    ("a@x.io".into(), SuppressionReason::Unsubscribed),
+                    ("bob@x.io".into(), SuppressionReason::Manual),
+                ],
+                "file",
+            )
             .await
             .expect("many");
         assert_eq!(n, 1);

@@ -108,14 +108,23 @@ where
         let field = from_key(field_key).ok_or_else(|| {
             bad(format!(
                 "unknown field '{field_key}'; expected one of {}",
-                fields.iter().map(|f| key(*f)).collect::<Vec<_>>().join(", ")
+                fields
+                    .iter()
+                    .map(|f| key(*f))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
         })?;
         let index = headers
             .iter()
             .position(|h| h == column)
             .or_else(|| norm.iter().position(|h| *h == normalize(column)))
-            .ok_or_else(|| bad(format!("no column '{column}'; the header has: {}", headers.join(", "))))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "no column '{column}'; the header has: {}",
+                    headers.join(", ")
+                ))
+            })?;
         out.retain(|(f, _)| *f != field);
         out.push((
             field,
@@ -151,10 +160,15 @@ where
 mod tests {
     use super::*;
 
-    fn resolve_orders(headers: &[&str], mapping: &[(&str, &str)]) -> Result<Vec<(OrderField, String)>, ImportError> {
+    fn resolve_orders(
+        headers: &[&str],
+        mapping: &[(&str, &str)],
+    ) -> Result<Vec<(OrderField, String)>, ImportError> {
         let headers: Vec<String> = headers.iter().map(|s| s.to_string()).collect();
-        let mapping: Vec<(String, String)> =
-            mapping.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect();
+        let mapping: Vec<(String, String)> = mapping
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
         Ok(resolve(
             Path::new("f.csv"),
             &headers,
@@ -172,7 +186,16 @@ mod tests {
     #[test]
     fn online_retail_headers() {
         let r = resolve_orders(
-            &["InvoiceNo", "StockCode", "Description", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID", "Country"],
+            &[
+                "InvoiceNo",
+                "StockCode",
+                "Description",
+                "Quantity",
+                "InvoiceDate",
+                "UnitPrice",
+                "CustomerID",
+                "Country",
+            ],
             &[],
         )
         .expect("resolves");
@@ -196,8 +219,11 @@ mod tests {
 
     #[test]
     fn explicit_mapping_wins_and_bad_mapping_is_explained() {
-        let r = resolve_orders(&["Kundennr", "Datum", "Betrag", "customer"], &[("customer_id", "Kundennr")])
-            .expect("resolves");
+        let r = resolve_orders(
+            &["Kundennr", "Datum", "Betrag", "customer"],
+            &[("customer_id", "Kundennr")],
+        )
+        .expect("resolves");
         assert!(r.contains(&(OrderField::CustomerId, "Kundennr".into())));
         assert!(r.contains(&(OrderField::OrderDate, "Datum".into())));
         let e = resolve_orders(&["a"], &[("nonsense", "a")]).expect_err("unknown field");

@@ -34,7 +34,13 @@ pub fn is_valid_email(s: &str) -> bool {
     let Some((local, domain)) = s.rsplit_once('@') else {
         return false;
     };
-    if local.is_empty() || local.len() > 64 || local.contains('@') || local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+    if local.is_empty()
+        || local.len() > 64
+        || local.contains('@')
+        || local.starts_with('.')
+        || local.ends_with('.')
+        || local.contains("..")
+    {
         return false;
     }
     if local.chars().any(|c| "()<>[]\\,;:\"".contains(c)) {
@@ -49,25 +55,35 @@ pub fn is_valid_email(s: &str) -> bool {
                 && !l.ends_with('-')
                 && l.chars().all(|c| c.is_alphanumeric() || c == '-')
         })
-        && labels.last().is_some_and(|tld| tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()))
+        && labels
+            .last()
+            .is_some_and(|tld| tld.len() >= 2 && !tld.chars().all(|c| c.is_ascii_digit()))
 }
 
 /// Reads a consent-like value: yes/no, true/false, 1/0, y/n, subscribed/unsubscribed, opted in/out.
 pub fn parse_flag(s: &str) -> Option<bool> {
     let n = columns::normalize(s);
     match n.as_str() {
-        "1" | "true" | "yes" | "y" | "t" | "subscribed" | "optedin" | "optin" | "on" | "ja" | "oui" | "si" => Some(true),
-        "0" | "false" | "no" | "n" | "f" | "unsubscribed" | "optedout" | "optout" | "off" | "nein" | "non" | "notsubscribed" | "cleaned" => Some(false),
+        "1" | "true" | "yes" | "y" | "t" | "subscribed" | "optedin" | "optin" | "on" | "ja"
+        | "oui" | "si" => Some(true),
+        "0" | "false" | "no" | "n" | "f" | "unsubscribed" | "optedout" | "optout" | "off"
+        | "nein" | "non" | "notsubscribed" | "cleaned" => Some(false),
         _ => None,
     }
 }
 
 /// Reads a customers file loaded into memory. Later rows for the same id replace earlier ones.
-pub fn parse_customers(file: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<CustomersImport, ImportError> {
+pub fn parse_customers(
+    file: &Path,
+    bytes: &[u8],
+    opts: &ImportOptions,
+) -> Result<CustomersImport, ImportError> {
     let text = text::decode(file, bytes)?;
     let all: &str = &text.text;
     let header_line = text::first_line(all);
-    let delimiter = opts.delimiter.unwrap_or_else(|| text::sniff_delimiter(header_line));
+    let delimiter = opts
+        .delimiter
+        .unwrap_or_else(|| text::sniff_delimiter(header_line));
     let headers = text::split_header(header_line, delimiter);
     let resolved = columns::resolve(
         file,
@@ -78,7 +94,12 @@ pub fn parse_customers(file: &Path, bytes: &[u8], opts: &ImportOptions) -> Resul
         CustomerField::from_key,
         &opts.mapping,
     )?;
-    let get = |f: CustomerField| resolved.iter().find(|(x, _)| *x == f).map(|(_, c)| c.clone());
+    let get = |f: CustomerField| {
+        resolved
+            .iter()
+            .find(|(x, _)| *x == f)
+            .map(|(_, c)| c.clone())
+    };
     let id = get(CustomerField::CustomerId);
     let email = get(CustomerField::Email);
     if id.is_none() && email.is_none() {
@@ -120,18 +141,29 @@ pub fn parse_customers(file: &Path, bytes: &[u8], opts: &ImportOptions) -> Resul
         .collect();
 
     let mut out = CustomersImport {
-        columns: resolved.iter().map(|(f, c)| (f.key().to_string(), c.header.clone())).collect(),
+        columns: resolved
+            .iter()
+            .map(|(f, c)| (f.key().to_string(), c.header.clone()))
+            .collect(),
         ..Default::default()
     };
     if text.legacy_encoding {
-        out.notes.push("the file is not UTF-8; it was read as Windows-1252".into());
+        out.notes
+            .push("the file is not UTF-8; it was read as Windows-1252".into());
     }
     if id.is_none() {
-        out.notes.push("no customer id column: customers are identified by their email".into());
+        out.notes
+            .push("no customer id column: customers are identified by their email".into());
     }
-    let records = text::for_each_chunk(body, delimiter, 2, Vec::new, |v: &mut Vec<(u64, Vec<String>)>, line, f| {
-        v.push((line, f.iter().map(|s| s.to_string()).collect()));
-    });
+    let records = text::for_each_chunk(
+        body,
+        delimiter,
+        2,
+        Vec::new,
+        |v: &mut Vec<(u64, Vec<String>)>, line, f| {
+            v.push((line, f.iter().map(|s| s.to_string()).collect()));
+        },
+    );
     let mut by_id: HashMap<String, usize> = HashMap::new();
     for (line, fields) in records.into_iter().flatten() {
         out.rows_read += 1;
@@ -154,7 +186,10 @@ pub fn parse_customers(file: &Path, bytes: &[u8], opts: &ImportOptions) -> Resul
             _ => {
                 let r = reject(&id, "no customer id".into());
                 if opts.strict {
-                    return Err(ImportError::Strict { file: file.to_path_buf(), reject: r });
+                    return Err(ImportError::Strict {
+                        file: file.to_path_buf(),
+                        reject: r,
+                    });
                 }
                 out.rows_rejected += 1;
                 out.rejects.push(r);
@@ -180,9 +215,15 @@ pub fn parse_customers(file: &Path, bytes: &[u8], opts: &ImportOptions) -> Resul
             (Some(raw), Some(fmt)) => match fmt.parse(raw) {
                 Some(d) => Some(d.date()),
                 None => {
-                    let r = reject(&signup, format!("'{raw}' is not a date in the format {}", fmt.pattern()));
+                    let r = reject(
+                        &signup,
+                        format!("'{raw}' is not a date in the format {}", fmt.pattern()),
+                    );
                     if opts.strict {
-                        return Err(ImportError::Strict { file: file.to_path_buf(), reject: r });
+                        return Err(ImportError::Strict {
+                            file: file.to_path_buf(),
+                            reject: r,
+                        });
                     }
                     out.rows_rejected += 1;
                     out.rejects.push(r);
@@ -208,7 +249,12 @@ pub fn parse_customers(file: &Path, bytes: &[u8], opts: &ImportOptions) -> Resul
         }
         let attributes: BTreeMap<String, String> = extra
             .iter()
-            .filter_map(|(i, h)| fields.get(*i).filter(|v| !v.trim().is_empty()).map(|v| (h.clone(), v.trim().to_string())))
+            .filter_map(|(i, h)| {
+                fields
+                    .get(*i)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| (h.clone(), v.trim().to_string()))
+            })
             .collect();
         let customer = Customer {
             id: cid.clone(),
@@ -238,10 +284,18 @@ mod tests {
 
     #[test]
     fn email_validation() {
-        for ok in ["a@b.co", "first.last+tag@mail.example.org", "x@sub-domain.example.de", "ü@bücher.de"] {
+        for ok in [
+            "a@b.co",
+            "first.last+tag@mail.example.org",
+            "x@sub-domain.example.de",
+            "ü@bücher.de",
+        ] {
             assert!(is_valid_email(ok), "{ok}");
         }
-        for bad in ["", "a", "a@b", "@b.co", "a@.co", "a b@c.de", "a@b..co", "a@-b.co", "a@b.c", "<a>@b.co", "a@b.co\n", "a@1.2"] {
+        for bad in [
+            "", "a", "a@b", "@b.co", "a@.co", "a b@c.de", "a@b..co", "a@-b.co", "a@b.c",
+            "<a>@b.co", "a@b.co\n", "a@1.2",
+        ] {
             assert!(!is_valid_email(bad), "{bad}");
         }
     }
@@ -254,13 +308,22 @@ mod tests {
 3,,Cy,,,fr,silver\n\
 ,dan@example.com,Dan,yes,2024-01-07,en,\n\
 1,ann@example.org,Ann Lee,no,2024-01-05,en,gold\n";
-        let r = parse_customers(Path::new("c.csv"), csv.as_bytes(), &ImportOptions::default()).expect("ok");
+        let r = parse_customers(
+            Path::new("c.csv"),
+            csv.as_bytes(),
+            &ImportOptions::default(),
+        )
+        .expect("ok");
         assert_eq!(r.rows_read, 5);
         assert_eq!(r.customers.len(), 3);
         assert_eq!(r.rows_rejected, 1);
         assert_eq!(r.invalid_emails, 1);
         let ann = &r.customers[0];
-        assert_eq!(ann.email.as_deref(), Some("ann@example.org"), "later row wins");
+        assert_eq!(
+            ann.email.as_deref(),
+            Some("ann@example.org"),
+            "later row wins"
+        );
         assert_eq!(ann.subscribed, Some(false));
         assert_eq!(ann.first_name.as_deref(), Some("Ann"));
         assert_eq!(ann.last_name.as_deref(), Some("Lee"));
@@ -269,13 +332,21 @@ mod tests {
         assert!(!r.customers[1].email_valid);
         assert_eq!(r.customers[2].subscribed, None);
         assert!(!r.customers[2].email_valid, "no email → unsendable");
-        assert!(r.rejects.iter().any(|x| x.line == 5 && x.reason.contains("no customer id")));
+        assert!(r
+            .rejects
+            .iter()
+            .any(|x| x.line == 5 && x.reason.contains("no customer id")));
     }
 
     #[test]
     fn unsubscribed_column_inverts() {
         let csv = "id;email;unsubscribed\na;a@x.io;1\nb;b@x.io;0\n";
-        let r = parse_customers(Path::new("c.csv"), csv.as_bytes(), &ImportOptions::default()).expect("ok");
+        let r = parse_customers(
+            Path::new("c.csv"),
+            csv.as_bytes(),
+            &ImportOptions::default(),
+        )
+        .expect("ok");
         assert_eq!(r.customers[0].subscribed, Some(false));
         assert_eq!(r.customers[1].subscribed, Some(true));
     }

@@ -48,7 +48,11 @@ pub struct Reject {
 impl std::fmt::Display for Reject {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.column {
-            Some((i, name)) => write!(f, "line {}, column {} ({}): {}", self.line, i, name, self.reason),
+            Some((i, name)) => write!(
+                f,
+                "line {}, column {} ({}): {}",
+                self.line, i, name, self.reason
+            ),
             None => write!(f, "line {}: {}", self.line, self.reason),
         }
     }

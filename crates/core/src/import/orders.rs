@@ -99,7 +99,11 @@ enum Parsed<'a> {
     Reject(Option<&'a Column>, String),
 }
 
-fn layout<'t>(file: &Path, text: &'t Text<'_>, opts: &ImportOptions) -> Result<Layout<'t>, ImportError>
+fn layout<'t>(
+    file: &Path,
+    text: &'t Text<'_>,
+    opts: &ImportOptions,
+) -> Result<Layout<'t>, ImportError>
 where
     't: 't,
 {
@@ -153,9 +157,15 @@ where
         missing.push("an order date (e.g. InvoiceDate, order_date, date)");
     }
     if amount.is_none() && unit_price.is_none() {
-        missing.push("an amount (e.g. amount, total) or quantity and unit price (Quantity, UnitPrice)");
+        missing.push(
+            "an amount (e.g. amount, total) or quantity and unit price (Quantity, UnitPrice)",
+        );
     }
-    let (Some(date), true, true) = (date, customer.is_some(), amount.is_some() || unit_price.is_some()) else {
+    let (Some(date), true, true) = (
+        date,
+        customer.is_some(),
+        amount.is_some() || unit_price.is_some(),
+    ) else {
         return Err(ImportError::MissingColumns {
             file: file.to_path_buf(),
             missing: missing.join("; "),
@@ -170,21 +180,22 @@ where
         Some(p) => (DateFormat::new(p), false),
         None => {
             let samples = sample_column(body, delimiter, date.index, 2000);
-            let detected = detect_date_format(samples.iter().map(String::as_str)).ok_or_else(|| {
-                ImportError::DateFormat {
-                    file: file.to_path_buf(),
-                    column: date.header.clone(),
-                    reason: format!(
-                        "cannot recognise the date format of values like {}",
-                        samples
-                            .iter()
-                            .take(3)
-                            .map(|s| format!("'{s}'"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                }
-            })?;
+            let detected =
+                detect_date_format(samples.iter().map(String::as_str)).ok_or_else(|| {
+                    ImportError::DateFormat {
+                        file: file.to_path_buf(),
+                        column: date.header.clone(),
+                        reason: format!(
+                            "cannot recognise the date format of values like {}",
+                            samples
+                                .iter()
+                                .take(3)
+                                .map(|s| format!("'{s}'"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    }
+                })?;
             (detected.format, detected.ambiguous)
         }
     };
@@ -301,43 +312,41 @@ impl Layout<'_> {
             };
             return Parsed::Reject(Some(&self.date), reason);
         };
-        let number = |c: &'a Column, what: &str| -> Result<f64, Parsed<'a>> {
+        let number = |c: &Column, what: &str| -> Result<f64, String> {
             let raw = field(c);
             parse_number(raw, self.decimal_comma).ok_or_else(|| {
-                Parsed::Reject(
-                    Some(c),
-                    if raw.is_empty() {
-                        format!("no {what}")
-                    } else {
-                        format!(
-                            "'{raw}' is not a number{}",
-                            if self.decimal_comma {
-                                " (reading decimal commas)"
-                            } else if raw.contains(',') && !raw.contains('.') {
-                                " (use --decimal-comma for values like 12,50)"
-                            } else {
-                                ""
-                            }
-                        )
-                    },
-                )
+                if raw.is_empty() {
+                    format!("no {what}")
+                } else {
+                    format!(
+                        "'{raw}' is not a number{}",
+                        if self.decimal_comma {
+                            " (reading decimal commas)"
+                        } else if raw.contains(',') && !raw.contains('.') {
+                            " (use --decimal-comma for values like 12,50)"
+                        } else {
+                            ""
+                        }
+                    )
+                }
             })
         };
         let quantity = match &self.quantity {
-            Some(c) if !field(c).is_empty() || self.amount.is_none() => match number(c, "quantity") {
+            Some(c) if !field(c).is_empty() || self.amount.is_none() => match number(c, "quantity")
+            {
                 Ok(q) => Some(q),
-                Err(e) => return e,
+                Err(e) => return Parsed::Reject(Some(c), e),
             },
             _ => None,
         };
         let mut amount = match (&self.amount, &self.unit_price) {
             (Some(a), _) => match number(a, "amount") {
                 Ok(v) => v,
-                Err(e) => return e,
+                Err(e) => return Parsed::Reject(Some(a), e),
             },
             (None, Some(p)) => match number(p, "unit price") {
                 Ok(v) => v * quantity.unwrap_or(1.0),
-                Err(e) => return e,
+                Err(e) => return Parsed::Reject(Some(p), e),
             },
             (None, None) => return Parsed::Reject(None, "no amount".into()),
         };
@@ -360,7 +369,13 @@ impl Layout<'_> {
         })
     }
 
-    fn reject(&self, line: u64, fields: &[&str], column: Option<&Column>, reason: String) -> Reject {
+    fn reject(
+        &self,
+        line: u64,
+        fields: &[&str],
+        column: Option<&Column>,
+        reason: String,
+    ) -> Reject {
         Reject {
             line,
             column: column.map(|c| (c.index + 1, c.header.clone())),
@@ -377,7 +392,11 @@ struct Pending {
 }
 
 /// Reads an orders file that has been loaded into memory.
-pub fn parse_orders(file: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<OrdersImport, ImportError> {
+pub fn parse_orders(
+    file: &Path,
+    bytes: &[u8],
+    opts: &ImportOptions,
+) -> Result<OrdersImport, ImportError> {
     let text = text::decode(file, bytes)?;
     let lay = layout(file, &text, opts)?;
 
@@ -395,26 +414,41 @@ pub fn parse_orders(file: &Path, bytes: &[u8], opts: &ImportOptions) -> Result<O
         },
         Skip(Reject, bool),
     }
-    let chunks = text::for_each_chunk(lay.body, lay.delimiter, lay.first_body_line, Vec::new, |v: &mut Vec<Item>, line, fields| {
-        v.push(match lay.parse(fields) {
-            Parsed::Row(r) => Item::Row {
-                customer: r.customer.into_owned(),
-                order_id: r.order_id.map(str::to_string),
-                at: r.at,
-                amount: r.amount,
-                items: r.quantity.map_or(1, |q| q.abs().round().min(f64::from(u32::MAX)) as u32),
-                cancelled: r.cancelled,
-                email: r.email.map(str::to_string),
-                product: r.product.map(str::to_string),
-                currency: r.currency.map(str::to_string),
-            },
-            Parsed::NoCustomer => Item::Skip(
-                lay.reject(line, fields, lay.customer.as_ref(), "no customer id: the row cannot be attributed".into()),
-                true,
-            ),
-            Parsed::Reject(col, reason) => Item::Skip(lay.reject(line, fields, col, reason), false),
-        })
-    });
+    let chunks = text::for_each_chunk(
+        lay.body,
+        lay.delimiter,
+        lay.first_body_line,
+        Vec::new,
+        |v: &mut Vec<Item>, line, fields| {
+            v.push(match lay.parse(fields) {
+                Parsed::Row(r) => Item::Row {
+                    customer: r.customer.into_owned(),
+                    order_id: r.order_id.map(str::to_string),
+                    at: r.at,
+                    amount: r.amount,
+                    items: r
+                        .quantity
+                        .map_or(1, |q| q.abs().round().min(f64::from(u32::MAX)) as u32),
+                    cancelled: r.cancelled,
+                    email: r.email.map(str::to_string),
+                    product: r.product.map(str::to_string),
+                    currency: r.currency.map(str::to_string),
+                },
+                Parsed::NoCustomer => Item::Skip(
+                    lay.reject(
+                        line,
+                        fields,
+                        lay.customer.as_ref(),
+                        "no customer id: the row cannot be attributed".into(),
+                    ),
+                    true,
+                ),
+                Parsed::Reject(col, reason) => {
+                    Item::Skip(lay.reject(line, fields, col, reason), false)
+                }
+            })
+        },
+    );
 
     let mut out = OrdersImport {
         delimiter: char::from(lay.delimiter),
@@ -690,7 +724,8 @@ mod tests {
 
     #[test]
     fn online_retail_line_items_collapse_and_cancellations_are_returns() {
-        let csv = "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\r\n\
+        let csv =
+            "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country\r\n\
 536365,85123A,WHITE HANGING HEART,6,12/1/2010 8:26,2.55,17850.0,United Kingdom\r\n\
 536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850.0,United Kingdom\r\n\
 536366,22633,HAND WARMER,6,12/1/2010 8:28,1.85,17850,United Kingdom\r\n\
@@ -703,11 +738,19 @@ C536379,D,Discount,-1,12/1/2010 9:41,27.50,14527,United Kingdom\r\n\
         assert_eq!(r.rows_rejected, 0);
         assert_eq!(r.orders.len(), 3);
         assert_eq!(r.date_format, "%m/%d/%Y %H:%M");
-        let first = r.orders.iter().find(|o| o.order_id == "536365").expect("order");
+        let first = r
+            .orders
+            .iter()
+            .find(|o| o.order_id == "536365")
+            .expect("order");
         assert_eq!(first.customer_id, "17850");
         assert!((first.amount - (6.0 * 2.55 + 6.0 * 3.39)).abs() < 1e-9);
         assert_eq!(first.items, 12);
-        let ret = r.orders.iter().find(|o| o.order_id == "C536379").expect("return");
+        let ret = r
+            .orders
+            .iter()
+            .find(|o| o.order_id == "C536379")
+            .expect("return");
         assert!(ret.is_return);
         assert!((ret.amount + 27.5).abs() < 1e-9);
         assert_eq!(r.returns, 1);
@@ -746,12 +789,19 @@ k2;15.02.2024;10,00;A3\n";
             },
         );
         assert_eq!(r.orders.len(), 1);
-        assert_eq!(r.orders[0].ordered_at.date(), NaiveDate::from_ymd_opt(2024, 3, 5).expect("d"));
+        assert_eq!(
+            r.orders[0].ordered_at.date(),
+            NaiveDate::from_ymd_opt(2024, 3, 5).expect("d")
+        );
         assert_eq!(r.rows_rejected, 3);
         let lines: Vec<u64> = r.rejects.iter().map(|x| x.line).collect();
         assert_eq!(lines, vec![3, 4, 5]);
         assert_eq!(r.rejects[0].column, Some((2, "order_date".into())));
-        assert!(r.rejects[1].reason.contains("'12x' is not a number"), "{}", r.rejects[1].reason);
+        assert!(
+            r.rejects[1].reason.contains("'12x' is not a number"),
+            "{}",
+            r.rejects[1].reason
+        );
         assert!(r.rejects[2].reason.contains("no amount"));
         let strict = parse_orders(
             Path::new("t.csv"),
@@ -812,7 +862,8 @@ k2;15.02.2024;10,00;A3\n";
         let e = parse_orders(p, b"foo,bar,baz\n1,2,3\n", &o).expect_err("no columns");
         assert!(e.to_string().contains("customer id"), "{e}");
         assert!(e.to_string().contains("foo, bar, baz"), "{e}");
-        let e = parse_orders(p, b"customer,date,amount\na,2024-01-01,5\nb,2024-01", &o).expect_err("trunc");
+        let e = parse_orders(p, b"customer,date,amount\na,2024-01-01,5\nb,2024-01", &o)
+            .expect_err("trunc");
         assert!(matches!(e, ImportError::Truncated { line: 3, .. }), "{e}");
         let e = parse_orders(p, b"customer,date,amount\na,yesterday,5\n", &o).expect_err("dates");
         assert!(e.to_string().contains("'yesterday'"), "{e}");
@@ -827,7 +878,8 @@ k2;15.02.2024;10,00;A3\n";
         let imported = import(csv, &o);
         let as_of = NaiveDate::from_ymd_opt(2024, 3, 1).expect("d");
         let a = customer_features(&imported.orders, as_of);
-        let (b, stats) = scan_features(Path::new("t.csv"), csv.as_bytes(), &o, Some(as_of)).expect("scan");
+        let (b, stats) =
+            scan_features(Path::new("t.csv"), csv.as_bytes(), &o, Some(as_of)).expect("scan");
         assert_eq!(a, b);
         assert_eq!(stats.rows_without_customer, 1);
         assert_eq!(stats.orders, 5);

@@ -149,7 +149,13 @@ pub fn check_truncation(
 /// Visits every non-blank record of `body`: chunks are processed in parallel, each folding its
 /// records, in file order, into its own accumulator made by `init`; the accumulators come back in
 /// file order. `first_line` is the physical line number of the body's first line.
-pub fn for_each_chunk<T, I, V>(body: &str, delimiter: u8, first_line: u64, init: I, visit: V) -> Vec<T>
+pub fn for_each_chunk<T, I, V>(
+    body: &str,
+    delimiter: u8,
+    first_line: u64,
+    init: I,
+    visit: V,
+) -> Vec<T>
 where
     T: Send,
     I: Fn() -> T + Sync,
@@ -197,8 +203,7 @@ fn split_chunks(body: &str, first_line: u64) -> Vec<(&str, u64)> {
 
 fn drive_plain(chunk: &str, delimiter: u8, start_line: u64, cb: &mut impl FnMut(u64, &[&str])) {
     let mut fields: Vec<&str> = Vec::with_capacity(16);
-    let mut line = start_line;
-    for raw in chunk.split('\n') {
+    for (line, raw) in (start_line..).zip(chunk.split('\n')) {
         let l = raw.strip_suffix('\r').unwrap_or(raw);
         if !l.trim().is_empty() {
             fields.clear();
@@ -210,7 +215,6 @@ fn drive_plain(chunk: &str, delimiter: u8, start_line: u64, cb: &mut impl FnMut(
             fields.push(l[s..].trim());
             cb(line, &fields);
         }
-        line += 1;
     }
 }
 
@@ -260,8 +264,14 @@ mod tests {
         let t = decode(p, b"name\nM\xFCller \x80\n").expect("cp1252");
         assert_eq!(t.text, "name\nMüller €\n");
         assert!(t.legacy_encoding);
-        assert!(matches!(decode(p, b"PK\x03\x04\0\0"), Err(ImportError::NotCsv { .. })));
-        assert!(matches!(decode(p, b" \n\r\n"), Err(ImportError::Empty { .. })));
+        assert!(matches!(
+            decode(p, b"PK\x03\x04\0\0"),
+            Err(ImportError::NotCsv { .. })
+        ));
+        assert!(matches!(
+            decode(p, b" \n\r\n"),
+            Err(ImportError::Empty { .. })
+        ));
     }
 
     #[test]

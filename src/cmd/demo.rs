@@ -1,0 +1,82 @@
+//! `retain demo [DIR]`: the main job end to end on the embedded default, no server needed —
+//! create a workspace, generate a seeded shop, import it, and report on it.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args as ClapArgs;
+use retain_core::import::ImportOptions;
+use retain_core::metrics::Period;
+
+use super::{import, init, stats, Context};
+
+#[derive(Debug, ClapArgs)]
+#[command(after_help = "Examples:
+  retain demo                 # into ./retain-demo
+  retain demo /tmp/shop --customers 5000 --seed 7")]
+pub struct Args {
+    /// Workspace directory (created if missing; an existing demo workspace is reused).
+    #[arg(default_value = "retain-demo")]
+    pub dir: PathBuf,
+    /// Customers in the generated shop.
+    #[arg(long, default_value_t = 2000)]
+    pub customers: u64,
+    /// Random seed of the generated shop.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+fn step(n: u32, what: &str) {
+    println!("\n== {n}. {what}");
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    step(1, &format!("Workspace {}", args.dir.display()));
+    let created = init::init(&args.dir, false).await?;
+    println!(
+        "  {} files created, {} kept",
+        created.files.len(),
+        created.kept.len()
+    );
+
+    step(2, "Sample shop");
+    let data = args.dir.join("data");
+    let s = super::demo_data::write(&data, args.customers, args.seed)?;
+    println!(
+        "  {} customers, {} orders ({} line items, {} returns), seed {} → {}",
+        s.customers,
+        s.orders,
+        s.line_items,
+        s.returns,
+        args.seed,
+        data.display()
+    );
+
+    let ctx = Context::open(&args.dir).await?;
+    step(3, "Import");
+    let opts = ImportOptions::default();
+    let (c, _) = import::import_customers(&ctx, &data.join("customers.csv"), &opts).await?;
+    println!(
+        "  customers: {} imported, {} invalid emails",
+        c.customers, c.invalid_emails
+    );
+    let (o, _) = import::import_orders(&ctx, &data.join("orders.csv"), &opts, true).await?;
+    println!(
+        "  orders: {} rows → {} orders, {} returns, net revenue {}",
+        o.rows_read,
+        o.orders,
+        o.returns,
+        crate::output::money(o.revenue)
+    );
+
+    step(4, "Statistics");
+    let st = stats::compute(&ctx, None, Period::Month).await?;
+    print!("{}", stats::render(&st));
+
+    println!(
+        "\nDone. Explore with: retain --workspace {} stats --format json",
+        args.dir.display()
+    );
+    ctx.store.close().await;
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! `retain stats`: customers, revenue, repeat-purchase rate, retention and churn, new vs
+//! returning customers per period, and the cohort retention matrix.
+
+use anyhow::Result;
+use chrono::NaiveDate;
+use clap::Args as ClapArgs;
+use retain_core::features::default_as_of;
+use retain_core::metrics::{shop_stats, Period, ShopStats};
+
+use super::{exit, fail, Context};
+use crate::output::{count, money, pct, print_json, Format, Table};
+
+#[derive(Debug, ClapArgs)]
+#[command(after_help = "Examples:
+  retain stats
+  retain stats --period quarter --as-of 2011-12-01
+  retain stats --format json | jq .retention
+
+Definitions: a customer is active in a period when they purchased in it. Retention rate of the
+last complete period P = (E - N) / S with S = active in P-1, E = active in P, N = new in P;
+churn = 1 - retention. --format csv prints the per-period table.")]
+pub struct Args {
+    /// Compute as of this date (orders on or after it are ignored). Default: the day after the last order.
+    #[arg(long)]
+    pub as_of: Option<NaiveDate>,
+    /// Period for retention, new-vs-returning and cohorts.
+    #[arg(long, value_parser = ["week", "month", "quarter"], default_value = "month")]
+    pub period: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// Computes the workspace's statistics.
+pub async fn compute(ctx: &Context, as_of: Option<NaiveDate>, period: Period) -> Result<ShopStats> {
+    let orders = ctx.store.orders().await?;
+    let Some(as_of) = as_of.or_else(|| default_as_of(&orders)) else {
+        return Err(fail(
+            exit::PRECONDITION,
+            "no orders yet: import some with `retain import orders FILE`",
+        ));
+    };
+    Ok(shop_stats(&orders, as_of, period))
+}
+
+pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+    let period = Period::parse(&args.period).unwrap_or(Period::Month);
+    let stats = compute(ctx, args.as_of, period).await?;
+    match args.format {
+        Format::Json => print_json(&stats),
+        Format::Csv => periods_table(&stats, usize::MAX).print_csv(),
+        _ => {
+            print!("{}", render(&stats));
+            Ok(())
+        }
+    }
+}
+
+fn periods_table(s: &ShopStats, last: usize) -> Table {
+    let mut t = Table::new(["period", "active", "new", "returning", "orders", "revenue"]);
+    let skip = s.periods.len().saturating_sub(last);
+    for p in s.periods.iter().skip(skip) {
+        t.row([
+            p.period.clone(),
+            count(p.active_customers),
+            count(p.new_customers),
+            count(p.returning_customers),
+            count(p.orders),
+            money(p.revenue),
+        ]);
+    }
+    t
+}
+
+/// The human-readable report.
+pub fn render(s: &ShopStats) -> String {
+    let mut out = String::new();
+    let period = match s.period {
+        Period::Week => "week",
+        Period::Month => "month",
+        Period::Quarter => "quarter",
+    };
+    out.push_str(&format!("As of {} (period: {period})\n\n", s.as_of));
+    out.push_str(&format!(
+        "  customers                {:>14}\n",
+        count(s.customers)
+    ));
+    out.push_str(&format!(
+        "  orders                   {:>14}\n",
+        count(s.orders)
+    ));
+    out.push_str(&format!(
+        "  returns                  {:>14}\n",
+        count(s.returns)
+    ));
+    out.push_str(&format!(
+        "  net revenue              {:>14}\n",
+        money(s.revenue)
+    ));
+    out.push_str(&format!(
+        "  average order value      {:>14}\n",
+        money(s.average_order_value)
+    ));
+    out.push_str(&format!(
+        "  repeat-purchase rate     {:>14}\n",
+        pct(s.repeat_purchase_rate)
+    ));
+    out.push_str(&format!(
+        "  revenue from repeaters   {:>14}\n",
+        pct(s.repeat_revenue_share)
+    ));
+    match &s.retention {
+        Some(r) => {
+            out.push_str(&format!(
+                "  retention ({})        {:>14}   (S={}, E={}, N={})\n",
+                r.period,
+                r.retention_rate.map(pct).unwrap_or_else(|| "n/a".into()),
+                count(r.customers_at_start),
+                count(r.customers_at_end),
+                count(r.new_customers)
+            ));
+            out.push_str(&format!(
+                "  churn ({})            {:>14}\n",
+                r.period,
+                r.churn_rate.map(pct).unwrap_or_else(|| "n/a".into())
+            ));
+        }
+        None => out.push_str("  retention                n/a (needs two complete periods)\n"),
+    }
+    out.push_str("\nNew vs returning customers (last 12 periods)\n");
+    out.push_str(&periods_table(s, 12).render());
+    out.push_str(
+        "\nCohort retention (share of each cohort active N periods after its first purchase)\n",
+    );
+    let shown: Vec<_> = s.cohorts.iter().rev().take(12).rev().collect();
+    let width = shown
+        .iter()
+        .map(|c| c.retention.len())
+        .max()
+        .unwrap_or(0)
+        .min(12);
+    let mut t = Table::new(
+        ["cohort".to_string(), "size".to_string()]
+            .into_iter()
+            .chain((0..width).map(|i| format!("+{i}"))),
+    );
+    for c in shown {
+        t.row(
+            [c.cohort.clone(), count(c.customers)]
+                .into_iter()
+                .chain((0..width).map(|i| {
+                    c.retention
+                        .get(i)
+                        .map(|v| format!("{:.0}%", v * 100.0))
+                        .unwrap_or_default()
+                })),
+        );
+    }
+    out.push_str(&t.render());
+    out
+}
