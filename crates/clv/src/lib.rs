@@ -1,1 +1,30 @@
-//! Predictive customer value for retain: BG/NBD, Gamma-Gamma, P(alive) and CLV.
+//! `retain-clv`: predictive customer value — the BG/NBD purchase model, the Gamma-Gamma spend
+//! model, P(alive), expected purchases and CLV, plus calibration/holdout validation.
+//!
+//! Pure computation: summaries in, fitted parameters and predictions out; no I/O.
+//!
+//! - [`summary`]: per-customer `(x, t_x, T, monetary)` from purchase histories, in days or weeks.
+//! - [`bgnbd`]: BG/NBD fit (maximum likelihood), P(alive), expected purchases.
+//! - [`gamma_gamma`]: Gamma-Gamma fit, expected average profit, independence check.
+//! - [`clv`]: discounted CLV over a horizon, as python lifetimes computes it.
+//! - [`predict()`]: the one-call API — fit both models and predict for every customer.
+//! - [`validation`]: calibration/holdout comparison of predicted and actual purchases.
+//! - [`special`]: log-gamma, digamma and the hypergeometric function 2F1.
+
+pub mod bgnbd;
+pub mod clv;
+mod error;
+pub mod gamma_gamma;
+mod optim;
+pub mod predict;
+pub mod special;
+pub mod summary;
+pub mod validation;
+
+pub use bgnbd::{BgNbdFit, BgNbdParams};
+pub use clv::customer_lifetime_value;
+pub use error::ClvError;
+pub use gamma_gamma::{GammaGammaFit, GammaGammaParams, IndependenceCheck};
+pub use predict::{predict, CustomerPrediction, PredictOptions, PredictionRun};
+pub use summary::{summarize, Period, Summary};
+pub use validation::{calibration_holdout, BucketRow, HoldoutRow, HoldoutValidation};
