@@ -182,11 +182,11 @@ impl Solver<'_, '_> {
 
     /// Value and cost of option `o` of group `g` at multiplier λ with at most `limit` members.
     fn term(&self, g: usize, o: usize, limit: usize, lambda: f64) -> (f64, f64) {
-        let opt = &self.p.groups[g][o];
-        let goal = &self.p.goals[opt.goal];
         if limit == 0 {
             return (0.0, 0.0);
         }
+        let opt = &self.p.groups[g][o];
+        let goal = &self.p.goals[opt.goal];
         let k = if goal.cost <= 0.0 {
             limit
         } else {
