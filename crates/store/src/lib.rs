@@ -7,6 +7,7 @@
 //! transaction, so a failed import or send leaves nothing half-written.
 
 mod customers;
+mod events;
 mod migrate;
 mod orders;
 mod suppressions;
@@ -18,6 +19,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use customers::CustomerRow;
+pub use events::{EventKind, EventRecord, NewEvent};
 pub use orders::ImportRecord;
 pub use suppressions::Suppression;
 

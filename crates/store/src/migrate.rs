@@ -6,12 +6,20 @@ use sqlx::Row;
 use crate::{now, Backend, Result, Store, StoreError};
 
 /// (version, name, SQLite SQL, PostgreSQL SQL). Append new migrations; never edit applied ones.
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "core",
-    include_str!("../migrations/sqlite/0001_core.sql"),
-    include_str!("../migrations/postgres/0001_core.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "core",
+        include_str!("../migrations/sqlite/0001_core.sql"),
+        include_str!("../migrations/postgres/0001_core.sql"),
+    ),
+    (
+        6,
+        "events",
+        include_str!("../migrations/sqlite/0006_events.sql"),
+        include_str!("../migrations/postgres/0006_events.sql"),
+    ),
+];
 
 pub(crate) async fn run(store: &Store) -> Result<()> {
     let pool = store.pool();

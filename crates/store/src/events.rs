@@ -1,0 +1,235 @@
+//! Tracking events: opens, clicks, unsubscribes and views of a send, each with its time, a
+//! bot/prefetch flag and (clicks) the target URL. Written in batches by the web crate's event
+//! writer, read back per send for campaign results.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::{values_clause, Result, Store, StoreError};
+
+/// What happened to a sent email.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    Open,
+    Click,
+    Unsubscribe,
+    View,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Click => "click",
+            Self::Unsubscribe => "unsubscribe",
+            Self::View => "view",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "open" => Self::Open,
+            "click" => Self::Click,
+            "unsubscribe" => Self::Unsubscribe,
+            "view" => Self::View,
+            _ => return None,
+        })
+    }
+}
+
+/// An event to record.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewEvent {
+    pub send_id: i64,
+    pub kind: EventKind,
+    /// Unix seconds (UTC).
+    pub at: i64,
+    /// A prefetch, privacy proxy or link scanner rather than a person.
+    pub bot: bool,
+    pub url: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// A recorded event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRecord {
+    pub id: i64,
+    pub send_id: i64,
+    pub kind: EventKind,
+    pub at: i64,
+    pub bot: bool,
+    pub url: Option<String>,
+}
+
+/// Rows per multi-row INSERT (6 columns each).
+const BATCH: usize = 1000;
+/// Ids per `IN (…)` list.
+const IN_CHUNK: usize = 900;
+/// Longest user agent kept.
+const MAX_UA: usize = 256;
+
+fn clip(s: &Option<String>, max: usize) -> Option<String> {
+    s.as_ref().map(|s| {
+        if s.len() <= max {
+            s.clone()
+        } else {
+            let mut end = max;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s[..end].to_string()
+        }
+    })
+}
+
+fn in_list(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Store {
+    /// Records events in one transaction (all or none). Returns how many were written.
+    pub async fn record_events(&self, events: &[NewEvent]) -> Result<u64> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool().begin().await?;
+        let mut written = 0;
+        for chunk in events.chunks(BATCH) {
+            let sql = format!(
+                "INSERT INTO events (send_id, kind, at, bot, url, user_agent) VALUES {}",
+                values_clause(chunk.len(), 6)
+            );
+            let mut q = sqlx::query(&sql);
+            for e in chunk {
+                q = q
+                    .bind(e.send_id)
+                    .bind(e.kind.as_str())
+                    .bind(e.at)
+                    .bind(i64::from(e.bot))
+                    .bind(clip(&e.url, 2048))
+                    .bind(clip(&e.user_agent, MAX_UA));
+            }
+            written += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
+
+    /// Every event of the given sends, oldest first.
+    pub async fn events_of_sends(&self, send_ids: &[i64]) -> Result<Vec<EventRecord>> {
+        let mut out = Vec::new();
+        for chunk in send_ids.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT id, send_id, kind, at, bot, url FROM events WHERE send_id IN ({}) ORDER BY at, id",
+                in_list(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                let kind: String = r.try_get(2)?;
+                out.push(EventRecord {
+                    id: r.try_get(0)?,
+                    send_id: r.try_get(1)?,
+                    kind: EventKind::parse(&kind)
+                        .ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?,
+                    at: r.try_get(3)?,
+                    bot: r.try_get::<i64, _>(4)? != 0,
+                    url: r.try_get(5)?,
+                });
+            }
+        }
+        out.sort_by_key(|e| (e.at, e.id));
+        Ok(out)
+    }
+
+    /// Number of recorded events of each kind (bots included).
+    pub async fn event_counts(&self) -> Result<BTreeMap<EventKind, i64>> {
+        let rows = sqlx::query("SELECT kind, COUNT(*) FROM events GROUP BY kind")
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let kind: String = r.try_get(0)?;
+            let kind = EventKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("event kind '{kind}'")))?;
+            out.insert(kind, r.try_get::<i64, _>(1)?);
+        }
+        Ok(out)
+    }
+
+    /// Total number of recorded events.
+    pub async fn event_total(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events")
+            .fetch_one(self.pool())
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support;
+
+    fn ev(send_id: i64, kind: EventKind, at: i64) -> NewEvent {
+        NewEvent {
+            send_id,
+            kind,
+            at,
+            bot: kind == EventKind::View,
+            url: (kind == EventKind::Click).then(|| "https://shop.example/x".to_string()),
+            user_agent: Some("é".repeat(300)),
+        }
+    }
+
+    async fn round_trip(store: Store) {
+        let mut events = Vec::new();
+        for i in 0..2500 {
+            let kind = [
+                EventKind::Open,
+                EventKind::Click,
+                EventKind::View,
+                EventKind::Unsubscribe,
+            ][i % 4];
+            events.push(ev((i % 50) as i64, kind, 1_000 + i as i64));
+        }
+        assert_eq!(store.record_events(&events).await.expect("write"), 2500);
+        assert_eq!(store.record_events(&[]).await.expect("nothing"), 0);
+        assert_eq!(store.event_total().await.expect("total"), 2500);
+        let counts = store.event_counts().await.expect("counts");
+        assert_eq!(counts.get(&EventKind::Open), Some(&625));
+        let ids: Vec<i64> = (0..1000).collect();
+        let back = store.events_of_sends(&ids).await.expect("read");
+        assert_eq!(back.len(), 2500);
+        let of_3 = store.events_of_sends(&[3]).await.expect("read one");
+        assert_eq!(of_3.len(), 50);
+        assert!(of_3.iter().all(|e| e.send_id == 3));
+        assert!(of_3.windows(2).all(|w| w[0].at <= w[1].at));
+        let click = back
+            .iter()
+            .find(|e| e.kind == EventKind::Click)
+            .expect("a click");
+        assert_eq!(click.url.as_deref(), Some("https://shop.example/x"));
+        assert!(back.iter().filter(|e| e.bot).all(|e| e.kind == EventKind::View));
+    }
+
+    #[tokio::test]
+    async fn events_round_trip_sqlite() {
+        let (store, _dir) = test_support::sqlite().await;
+        round_trip(store).await;
+    }
+
+    #[tokio::test]
+    async fn events_round_trip_postgres() {
+        if let Some(store) = test_support::postgres().await {
+            round_trip(store).await;
+        }
+    }
+}
