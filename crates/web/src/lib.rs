@@ -1,1 +1,3 @@
 //! The HTTP side of retain: tracking endpoints and the dashboard.
+
+pub mod stats;
