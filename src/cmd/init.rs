@@ -70,6 +70,9 @@ pub async fn init(dir: &Path, force: bool) -> Result<Created> {
         Ok(())
     };
     write(CONFIG_FILE, DEFAULT_CONFIG.as_bytes())?;
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates)
+        .with_context(|| format!("creating {}", templates.display()))?;
     for (rel, bytes) in TEMPLATES {
         if *rel == "goals.toml" {
             write("goals.toml", bytes)?;

@@ -112,16 +112,17 @@ pub fn render(s: &ShopStats) -> String {
     match &s.retention {
         Some(r) => {
             out.push_str(&format!(
-                "  retention ({})        {:>14}   (S={}, E={}, N={})\n",
-                r.period,
+                "  {:<25}{:>14}   (S={} active before, {} kept, {} new, {} reactivated)\n",
+                format!("retention {}", r.period),
                 r.retention_rate.map(pct).unwrap_or_else(|| "n/a".into()),
                 count(r.customers_at_start),
-                count(r.customers_at_end),
-                count(r.new_customers)
+                count(r.customers_at_end - r.new_customers),
+                count(r.new_customers),
+                count(r.reactivated_customers)
             ));
             out.push_str(&format!(
-                "  churn ({})            {:>14}\n",
-                r.period,
+                "  {:<25}{:>14}\n",
+                format!("churn {}", r.period),
                 r.churn_rate.map(pct).unwrap_or_else(|| "n/a".into())
             ));
         }

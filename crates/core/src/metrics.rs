@@ -3,9 +3,10 @@
 //! retention matrix.
 //!
 //! Definitions (also in docs/cli.md): a customer is *active* in a period when they made a purchase
-//! in it. For a period P with previous period P−1: S = customers active in P−1, E = customers
-//! active in P, N = customers whose first purchase is in P; retention rate CRR = (E − N) / S and
-//! churn = 1 − CRR.
+//! in it. For a period P with previous period P−1: S = customers active in P−1, N = customers
+//! whose first purchase is in P, E = N + the customers of S still active in P; retention rate
+//! CRR = (E − N) / S and churn = 1 − CRR. Customers who come back in P after skipping P−1 are
+//! *reactivated*: counted separately, not in E, so the rate stays within 0–1.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -83,6 +84,8 @@ pub struct Retention {
     pub customers_at_start: u64,
     pub customers_at_end: u64,
     pub new_customers: u64,
+    /// Active in the period, not new, but not active in the previous one.
+    pub reactivated_customers: u64,
     pub retention_rate: Option<f64>,
     pub churn_rate: Option<f64>,
 }
@@ -146,10 +149,16 @@ pub fn shop_stats(orders: &[Order], as_of: NaiveDate, period: Period) -> ShopSta
     }
     let customers = purchases_by.len() as u64;
     let repeaters = purchases_by.values().filter(|(n, _)| *n >= 2).count() as u64;
-    let repeat_rev: f64 = purchases_by
-        .values()
-        .filter(|(n, _)| *n >= 2)
-        .map(|(_, r)| r)
+    // Summed in order-list order (not hash order) so the figure is reproducible to the last bit.
+    let repeat_rev: f64 = orders
+        .iter()
+        .filter(|o| o.day() < cutoff && !o.is_return)
+        .filter(|o| {
+            purchases_by
+                .get(o.customer_id.as_str())
+                .is_some_and(|(n, _)| *n >= 2)
+        })
+        .map(|o| o.amount)
         .sum();
     let mut new_by_period: HashMap<i64, u64> = HashMap::new();
     for p in first_period.values() {
@@ -178,17 +187,20 @@ pub fn shop_stats(orders: &[Order], as_of: NaiveDate, period: Period) -> ShopSta
     let as_of_p = period.index(as_of);
     let last_complete = as_of_p - 1;
     let retention = (last_complete > first && last_complete <= last).then(|| {
-        let s = active
-            .get(&(last_complete - 1))
-            .map_or(0, |s| s.len() as u64);
-        let e = active.get(&last_complete).map_or(0, |s| s.len() as u64);
+        let empty = HashSet::new();
+        let prev = active.get(&(last_complete - 1)).unwrap_or(&empty);
+        let now = active.get(&last_complete).unwrap_or(&empty);
+        let s = prev.len() as u64;
+        let kept = prev.iter().filter(|c| now.contains(*c)).count() as u64;
         let n = new_by_period.get(&last_complete).copied().unwrap_or(0);
+        let e = kept + n;
         let crr = (s > 0).then(|| (e as f64 - n as f64) / s as f64);
         Retention {
             period: period.label(last_complete),
             customers_at_start: s,
             customers_at_end: e,
             new_customers: n,
+            reactivated_customers: (now.len() as u64).saturating_sub(e),
             retention_rate: crr,
             churn_rate: crr.map(|c| 1.0 - c),
         }
@@ -286,12 +298,15 @@ mod tests {
         assert!((s.repeat_revenue_share - 70.0 / 106.0).abs() < 1e-9);
         let r = s.retention.expect("march is complete");
         assert_eq!(r.period, "2024-03");
-        // S = Feb actives {a, d} = 2; E = Mar actives {a, b, e} = 3; N = {e} = 1 → (3 − 1)/2 = 1.0
+        // S = Feb actives {a, d}; Mar actives {a, b, e}: a kept, e new, b reactivated.
+        // E = kept + N = 2 → (2 − 1) / 2 = 0.5
         assert_eq!(
             (r.customers_at_start, r.customers_at_end, r.new_customers),
-            (2, 3, 1)
+            (2, 2, 1)
         );
-        assert_eq!(r.retention_rate, Some(1.0));
+        assert_eq!(r.reactivated_customers, 1);
+        assert_eq!(r.retention_rate, Some(0.5));
+        assert_eq!(r.churn_rate, Some(0.5));
         assert_eq!(s.periods.len(), 3);
         assert_eq!(s.periods[1].new_customers, 1);
         assert_eq!(s.periods[1].returning_customers, 1);

@@ -225,10 +225,26 @@ fn drive_csv(chunk: &str, delimiter: u8, start_line: u64, cb: &mut impl FnMut(u6
         .flexible(true)
         .from_reader(chunk.as_bytes());
     let mut rec = csv::StringRecord::new();
+    let bytes = chunk.as_bytes();
+    // Line numbers come from byte offsets: the csv reader's own line count is off by one after
+    // CRLF line ends (a record's position can sit on the previous record's LF).
+    let (mut counted_to, mut newlines) = (0usize, 0u64);
     loop {
         match rdr.read_record(&mut rec) {
             Ok(true) => {
-                let line = start_line + rec.position().map_or(1, |p| p.line()) - 1;
+                let mut start = rec
+                    .position()
+                    .map_or(0, |p| p.byte() as usize)
+                    .min(bytes.len());
+                while start < bytes.len() && matches!(bytes[start], b'\r' | b'\n') {
+                    start += 1;
+                }
+                if start > counted_to {
+                    newlines +=
+                        memchr::memchr_iter(b'\n', &bytes[counted_to..start]).count() as u64;
+                    counted_to = start;
+                }
+                let line = start_line + newlines;
                 if rec.iter().all(|f| f.trim().is_empty()) {
                     continue;
                 }
@@ -287,14 +303,16 @@ mod tests {
 
     #[test]
     fn quoted_records_span_lines() {
-        let body = "1,\"a\nb\"\n2,\"c,d\"\n";
+        let body = "1,\"a\nb\"\r\n2,\"c,d\"\r\n\r\n3,\"e\"\r\n";
         let recs = for_each_chunk(body, b',', 2, Vec::new, |v, line, f| {
             v.push((line, f.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
         });
         let recs: Vec<_> = recs.into_iter().flatten().collect();
-        assert_eq!(recs.len(), 2);
+        assert_eq!(recs.len(), 3);
+        assert_eq!(recs[0].0, 2);
         assert_eq!(recs[0].1[1], "a\nb");
         assert_eq!(recs[1].0, 4);
+        assert_eq!(recs[2].0, 6);
         assert_eq!(recs[1].1[1], "c,d");
     }
 
