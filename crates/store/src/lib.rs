@@ -10,6 +10,7 @@ mod customers;
 mod events;
 mod migrate;
 mod orders;
+mod sends;
 mod suppressions;
 
 use std::path::Path;
@@ -21,6 +22,10 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use customers::CustomerRow;
 pub use events::{EventKind, EventRecord, NewEvent};
 pub use orders::ImportRecord;
+pub use sends::{
+    CampaignSendState, Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure, SendLease,
+    SendRecord, SendState,
+};
 pub use suppressions::Suppression;
 
 /// Which database a [`Store`] talks to.

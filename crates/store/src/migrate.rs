@@ -14,6 +14,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0001_core.sql"),
     ),
     (
+        5,
+        "sends",
+        include_str!("../migrations/sqlite/0005_sends.sql"),
+        include_str!("../migrations/postgres/0005_sends.sql"),
+    ),
+    (
         6,
         "events",
         include_str!("../migrations/sqlite/0006_events.sql"),

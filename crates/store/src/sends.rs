@@ -1,0 +1,1102 @@
+//! The send ledger: one row per (campaign, recipient) that moves `queued → sending → sent |
+//! failed | suppressed`, with attempts, the last error, the Message-ID and timestamps; the
+//! per-campaign send state (`active | paused | cancelled`) and the lease that lets one sender at
+//! a time work on a campaign.
+//!
+//! Exactly-once rests on three rules kept here: a row is `sending` (durably) before its SMTP
+//! transaction starts, it becomes `sent` only from `sending`, and rows found `sending` by a later
+//! run are *unconfirmed* — never sent again unless the operator asks
+//! ([`Store::requeue_unconfirmed`]). Every claim renews the caller's lease in the same
+//! transaction, so a sender that lost its lease cannot claim anything.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{now, values_clause, Result, Store, StoreError};
+
+/// Where one (campaign, recipient) stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SendState {
+    /// Waiting to be sent (or to be retried at `next_attempt_at`).
+    Queued,
+    /// Claimed by a sender: its SMTP transaction may have happened. Unconfirmed after a crash.
+    Sending,
+    /// The server accepted it (250).
+    Sent,
+    /// Given up: a permanent rejection, or transient ones until the retry budget ran out.
+    Failed,
+    /// Never sent: suppressed, unsubscribed, no consent or no valid address.
+    Suppressed,
+}
+
+impl SendState {
+    pub const ALL: [SendState; 5] = [
+        Self::Queued,
+        Self::Sending,
+        Self::Sent,
+        Self::Failed,
+        Self::Suppressed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Failed => "failed",
+            Self::Suppressed => "suppressed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "queued" => Self::Queued,
+            "sending" => Self::Sending,
+            "sent" => Self::Sent,
+            "failed" => Self::Failed,
+            "suppressed" => Self::Suppressed,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for SendState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for SendState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// Whether a campaign may send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CampaignSendState {
+    Active,
+    Paused,
+    Cancelled,
+}
+
+impl CampaignSendState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Paused => "paused",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => Self::Active,
+            "paused" => Self::Paused,
+            "cancelled" | "canceled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+impl std::fmt::Display for CampaignSendState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One ledger row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SendRecord {
+    /// The send id: tracking tokens name it.
+    pub id: i64,
+    pub campaign_id: String,
+    pub customer_id: String,
+    pub email: String,
+    pub state: SendState,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    /// The last error was permanent (a 5xx answer).
+    pub permanent: bool,
+    /// The Message-ID header of the email (without angle brackets' meaning changing: as sent).
+    pub message_id: String,
+    pub queued_at: i64,
+    pub sending_at: Option<i64>,
+    pub sent_at: Option<i64>,
+}
+
+/// A recipient to queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSend {
+    pub customer_id: String,
+    pub email: String,
+    /// The Message-ID the email will carry (e.g. `<uuid@shop.example>`).
+    pub message_id: String,
+    /// `Some(reason)`: recorded as `suppressed` straight away, never sent.
+    pub suppressed: Option<String>,
+}
+
+/// A row claimed for sending (now `sending`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedSend {
+    pub id: i64,
+    pub customer_id: String,
+    pub email: String,
+    pub message_id: String,
+    /// Attempts including this one.
+    pub attempts: i64,
+}
+
+/// Which recipients the send-time check lets through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConsentCheck {
+    /// Customers whose consent is unknown are suppressed too (only explicit opt-ins are mailed).
+    pub require_opt_in: bool,
+}
+
+/// The outcome of [`Store::claim_sends`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// Rows now `sending`, and rows the send-time check moved to `suppressed` (id, reason).
+    /// Both empty: nothing is due.
+    Claimed {
+        sends: Vec<ClaimedSend>,
+        suppressed: Vec<(i64, String)>,
+    },
+    /// The campaign was paused or cancelled: stop.
+    Stopped(CampaignSendState),
+    /// Another sender holds the lease (ours expired): stop at once.
+    LeaseLost,
+}
+
+/// Rows of a campaign per state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct SendCounts {
+    pub queued: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub failed: i64,
+    pub suppressed: i64,
+}
+
+impl SendCounts {
+    pub fn total(&self) -> i64 {
+        self.queued + self.sending + self.sent + self.failed + self.suppressed
+    }
+
+    fn add(&mut self, state: SendState, n: i64) {
+        match state {
+            SendState::Queued => self.queued += n,
+            SendState::Sending => self.sending += n,
+            SendState::Sent => self.sent += n,
+            SendState::Failed => self.failed += n,
+            SendState::Suppressed => self.suppressed += n,
+        }
+    }
+}
+
+/// Who holds a campaign's send lease, until when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SendLease {
+    pub campaign_id: String,
+    pub owner: String,
+    pub expires_at: i64,
+}
+
+/// A failed attempt to record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendFailure {
+    pub id: i64,
+    pub error: String,
+    /// A permanent rejection (5xx): never retried automatically.
+    pub permanent: bool,
+}
+
+const COLS: &str = "id, campaign_id, customer_id, email, state, attempts, last_error, permanent, \
+                    message_id, queued_at, sending_at, sent_at";
+
+/// Largest IN-list / multi-row statement, well under every backend's bind limit.
+const CHUNK: usize = 500;
+
+fn in_list(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn record(r: &AnyRow) -> Result<SendRecord> {
+    let state: String = r.try_get(4)?;
+    Ok(SendRecord {
+        id: r.try_get(0)?,
+        campaign_id: r.try_get(1)?,
+        customer_id: r.try_get(2)?,
+        email: r.try_get(3)?,
+        state: SendState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("send state '{state}'")))?,
+        attempts: r.try_get(5)?,
+        last_error: r.try_get(6)?,
+        permanent: r.try_get::<i64, _>(7)? != 0,
+        message_id: r.try_get(8)?,
+        queued_at: r.try_get(9)?,
+        sending_at: r.try_get(10)?,
+        sent_at: r.try_get(11)?,
+    })
+}
+
+impl Store {
+    /// Queues recipients of a campaign. Idempotent: a (campaign, customer) already in the ledger
+    /// keeps its row and state. Returns how many rows were added.
+    pub async fn queue_sends(&self, campaign_id: &str, sends: &[NewSend]) -> Result<u64> {
+        let mut tx = self.pool().begin().await?;
+        let t = now();
+        let mut added = 0;
+        for chunk in sends.chunks(CHUNK / 8) {
+            let sql = format!(
+                "INSERT INTO sends (campaign_id, customer_id, email, state, last_error, message_id, \
+                 queued_at, updated_at) VALUES {} ON CONFLICT (campaign_id, customer_id) DO NOTHING",
+                values_clause(chunk.len(), 8)
+            );
+            let mut q = sqlx::query(&sql);
+            for s in chunk {
+                let state = if s.suppressed.is_some() {
+                    SendState::Suppressed
+                } else {
+                    SendState::Queued
+                };
+                q = q
+                    .bind(campaign_id)
+                    .bind(s.customer_id.as_str())
+                    .bind(s.email.as_str())
+                    .bind(state.as_str())
+                    .bind(s.suppressed.as_deref())
+                    .bind(s.message_id.as_str())
+                    .bind(t)
+                    .bind(t);
+            }
+            added += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Takes the campaign's send lease for `ttl_s` seconds when it is free, expired or already
+    /// ours. `Err(holder)` (inside `Ok`) when another live sender holds it.
+    pub async fn acquire_send_lease(
+        &self,
+        campaign_id: &str,
+        owner: &str,
+        ttl_s: i64,
+    ) -> Result<std::result::Result<(), SendLease>> {
+        let t = now();
+        let r = sqlx::query(
+            "INSERT INTO send_leases (campaign_id, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (campaign_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE send_leases.expires_at < $4 OR send_leases.owner = excluded.owner",
+        )
+        .bind(campaign_id)
+        .bind(owner)
+        .bind(t + ttl_s)
+        .bind(t)
+        .execute(self.pool())
+        .await?;
+        if r.rows_affected() > 0 {
+            return Ok(Ok(()));
+        }
+        match self.send_lease(campaign_id).await? {
+            Some(holder) => Ok(Err(holder)),
+            // Released between our insert and the read: try once more.
+            None => Box::pin(self.acquire_send_lease(campaign_id, owner, ttl_s)).await,
+        }
+    }
+
+    /// Extends our lease; false when it is no longer ours.
+    pub async fn renew_send_lease(
+        &self,
+        campaign_id: &str,
+        owner: &str,
+        ttl_s: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE send_leases SET expires_at = $1 WHERE campaign_id = $2 AND owner = $3",
+        )
+        .bind(now() + ttl_s)
+        .bind(campaign_id)
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Gives the lease up (no-op when it is not ours).
+    pub async fn release_send_lease(&self, campaign_id: &str, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM send_leases WHERE campaign_id = $1 AND owner = $2")
+            .bind(campaign_id)
+            .bind(owner)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The current lease holder of a campaign, expired or not.
+    pub async fn send_lease(&self, campaign_id: &str) -> Result<Option<SendLease>> {
+        let row = sqlx::query(
+            "SELECT campaign_id, owner, expires_at FROM send_leases WHERE campaign_id = $1",
+        )
+        .bind(campaign_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.map(|r| {
+            Ok(SendLease {
+                campaign_id: r.try_get(0)?,
+                owner: r.try_get(1)?,
+                expires_at: r.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// In one transaction: renews `owner`'s lease (or reports it lost), checks the campaign is
+    /// active, re-checks suppression and consent of up to `limit` due `queued` rows, moves the
+    /// ones that may no longer be mailed to `suppressed` and the rest to `sending` (attempts + 1).
+    pub async fn claim_sends(
+        &self,
+        campaign_id: &str,
+        owner: &str,
+        lease_ttl_s: i64,
+        limit: usize,
+        check: ConsentCheck,
+    ) -> Result<Claim> {
+        let t = now();
+        let mut tx = self.pool().begin().await?;
+        // The write first: it takes SQLite's write lock / the lease row's lock in PostgreSQL.
+        let renewed = sqlx::query(
+            "UPDATE send_leases SET expires_at = $1 WHERE campaign_id = $2 AND owner = $3",
+        )
+        .bind(t + lease_ttl_s)
+        .bind(campaign_id)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await?;
+        if renewed.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(Claim::LeaseLost);
+        }
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM send_campaigns WHERE campaign_id = $1")
+                .bind(campaign_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let state = match state {
+            Some(s) => CampaignSendState::parse(&s)
+                .ok_or_else(|| StoreError::Corrupt(format!("campaign send state '{s}'")))?,
+            None => CampaignSendState::Active,
+        };
+        if state != CampaignSendState::Active {
+            tx.commit().await?;
+            return Ok(Claim::Stopped(state));
+        }
+        let rows = sqlx::query(
+            "SELECT s.id, s.customer_id, s.email, s.message_id, s.attempts, \
+                    c.id, c.subscribed, c.email_valid, sp.reason \
+             FROM sends s \
+             LEFT JOIN customers c ON c.id = s.customer_id \
+             LEFT JOIN suppressions sp ON sp.email = LOWER(s.email) \
+             WHERE s.campaign_id = $1 AND s.state = 'queued' AND s.next_attempt_at <= $2 \
+             ORDER BY s.id LIMIT $3",
+        )
+        .bind(campaign_id)
+        .bind(t)
+        .bind(limit as i64)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut sends = Vec::with_capacity(rows.len());
+        let mut suppressed = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get(0)?;
+            let customer: Option<String> = r.try_get(5)?;
+            let subscribed: Option<i64> = r.try_get(6)?;
+            let valid: Option<i64> = r.try_get(7)?;
+            let reason: Option<String> = r.try_get(8)?;
+            let why = if let Some(reason) = reason {
+                Some(format!("suppressed: {reason}"))
+            } else if customer.is_none() {
+                Some("customer no longer exists".to_string())
+            } else if subscribed == Some(0) {
+                Some("unsubscribed".to_string())
+            } else if subscribed.is_none() && check.require_opt_in {
+                Some("no consent".to_string())
+            } else if valid == Some(0) {
+                Some("invalid email address".to_string())
+            } else {
+                None
+            };
+            match why {
+                Some(w) => suppressed.push((id, w)),
+                None => sends.push(ClaimedSend {
+                    id,
+                    customer_id: r.try_get(1)?,
+                    email: r.try_get(2)?,
+                    message_id: r.try_get(3)?,
+                    attempts: r.try_get::<i64, _>(4)? + 1,
+                }),
+            }
+        }
+        for chunk in sends.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE sends SET state = 'sending', attempts = attempts + 1, sending_at = $1, \
+                 updated_at = $1 WHERE state = 'queued' AND id IN ({})",
+                in_list(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(t);
+            for s in chunk {
+                q = q.bind(s.id);
+            }
+            let n = q.execute(&mut *tx).await?.rows_affected();
+            if n != chunk.len() as u64 {
+                // Only a second sender without the lease could cause this.
+                tx.rollback().await?;
+                return Err(StoreError::Conflict(format!(
+                    "campaign {campaign_id}: rows changed while being claimed"
+                )));
+            }
+        }
+        for (id, why) in &suppressed {
+            sqlx::query(
+                "UPDATE sends SET state = 'suppressed', last_error = $1, updated_at = $2 WHERE id = $3",
+            )
+            .bind(why.as_str())
+            .bind(t)
+            .bind(*id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Claim::Claimed { sends, suppressed })
+    }
+
+    /// Records accepted messages: `sending → sent` with their acceptance time. Rows not in
+    /// `sending` are left alone. Returns how many changed.
+    pub async fn mark_sent(&self, sent: &[(i64, i64)]) -> Result<u64> {
+        if sent.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool().begin().await?;
+        let mut changed = 0;
+        // Group by time so one statement covers many rows.
+        let mut by_time: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for (id, at) in sent {
+            by_time.entry(*at).or_default().push(*id);
+        }
+        let t = now();
+        for (at, ids) in by_time {
+            for chunk in ids.chunks(CHUNK) {
+                let sql = format!(
+                    "UPDATE sends SET state = 'sent', sent_at = $1, updated_at = $2, last_error = NULL, \
+                     permanent = 0 WHERE state = 'sending' AND id IN ({})",
+                    in_list(3, chunk.len())
+                );
+                let mut q = sqlx::query(&sql).bind(at).bind(t);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                changed += q.execute(&mut *tx).await?.rows_affected();
+            }
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Records attempts that were definitely not accepted and are given up: `sending → failed`.
+    pub async fn mark_failed(&self, failures: &[SendFailure]) -> Result<u64> {
+        if failures.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool().begin().await?;
+        let t = now();
+        let mut changed = 0;
+        for f in failures {
+            changed += sqlx::query(
+                "UPDATE sends SET state = 'failed', last_error = $1, permanent = $2, updated_at = $3 \
+                 WHERE id = $4 AND state = 'sending'",
+            )
+            .bind(f.error.as_str())
+            .bind(i64::from(f.permanent))
+            .bind(t)
+            .bind(f.id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// An attempt that was definitely not accepted goes back to the queue, due at
+    /// `next_attempt_at` (Unix seconds): `sending → queued`.
+    pub async fn retry_send_later(
+        &self,
+        id: i64,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE sends SET state = 'queued', last_error = $1, permanent = 0, next_attempt_at = $2, \
+             updated_at = $3 WHERE id = $4 AND state = 'sending'",
+        )
+        .bind(error)
+        .bind(next_attempt_at)
+        .bind(now())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    /// Claimed rows whose transaction never started go back to the queue, their attempt
+    /// uncounted (a clean stop).
+    pub async fn unclaim_sends(&self, ids: &[i64]) -> Result<u64> {
+        let mut tx = self.pool().begin().await?;
+        let mut n = 0;
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE sends SET state = 'queued', attempts = attempts - 1, updated_at = $1 \
+                 WHERE state = 'sending' AND id IN ({})",
+                in_list(2, chunk.len())
+            );
+            let mut q = sqlx::query(&sql).bind(now());
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            n += q.execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// Operator's decision after a crash: unconfirmed (`sending`) rows of a campaign are queued
+    /// again, accepting that some recipients may get the email twice. Only call while holding
+    /// the campaign's lease.
+    pub async fn requeue_unconfirmed(&self, campaign_id: &str) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE sends SET state = 'queued', next_attempt_at = 0, updated_at = $1, \
+             last_error = 'unconfirmed: queued again by the operator' \
+             WHERE campaign_id = $2 AND state = 'sending'",
+        )
+        .bind(now())
+        .bind(campaign_id)
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Queues `failed` rows again: the transient failures, and the permanent ones too when
+    /// `include_permanent`.
+    pub async fn requeue_failed(&self, campaign_id: &str, include_permanent: bool) -> Result<u64> {
+        let r = sqlx::query(
+            "UPDATE sends SET state = 'queued', next_attempt_at = 0, updated_at = $1 \
+             WHERE campaign_id = $2 AND state = 'failed' AND (permanent = 0 OR $3 = 1)",
+        )
+        .bind(now())
+        .bind(campaign_id)
+        .bind(i64::from(include_permanent))
+        .execute(self.pool())
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    /// Rows of a campaign per state.
+    pub async fn send_counts(&self, campaign_id: &str) -> Result<SendCounts> {
+        let rows =
+            sqlx::query("SELECT state, COUNT(*) FROM sends WHERE campaign_id = $1 GROUP BY state")
+                .bind(campaign_id)
+                .fetch_all(self.pool())
+                .await?;
+        let mut c = SendCounts::default();
+        for r in rows {
+            let s: String = r.try_get(0)?;
+            let n: i64 = r.try_get(1)?;
+            c.add(
+                SendState::parse(&s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("send state '{s}'")))?,
+                n,
+            );
+        }
+        Ok(c)
+    }
+
+    /// Rows per state of every campaign that has a ledger.
+    pub async fn send_counts_all(&self) -> Result<BTreeMap<String, SendCounts>> {
+        let rows = sqlx::query(
+            "SELECT campaign_id, state, COUNT(*) FROM sends GROUP BY campaign_id, state",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out: BTreeMap<String, SendCounts> = BTreeMap::new();
+        for r in rows {
+            let id: String = r.try_get(0)?;
+            let s: String = r.try_get(1)?;
+            let n: i64 = r.try_get(2)?;
+            out.entry(id).or_default().add(
+                SendState::parse(&s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("send state '{s}'")))?,
+                n,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The earliest time a queued row of the campaign is due, if any row is queued.
+    pub async fn next_send_due(&self, campaign_id: &str) -> Result<Option<i64>> {
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM sends WHERE campaign_id = $1 AND state = 'queued'",
+        )
+        .bind(campaign_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// One ledger row by send id.
+    pub async fn send(&self, id: i64) -> Result<Option<SendRecord>> {
+        let row = sqlx::query(&format!("SELECT {COLS} FROM sends WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// Every ledger row of a campaign, by send id.
+    pub async fn sends_of(&self, campaign_id: &str) -> Result<Vec<SendRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {COLS} FROM sends WHERE campaign_id = $1 ORDER BY id"
+        ))
+        .bind(campaign_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(record).collect()
+    }
+
+    /// The ledger row of one recipient of a campaign.
+    pub async fn send_of(
+        &self,
+        campaign_id: &str,
+        customer_id: &str,
+    ) -> Result<Option<SendRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLS} FROM sends WHERE campaign_id = $1 AND customer_id = $2"
+        ))
+        .bind(campaign_id)
+        .bind(customer_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
+    /// When each customer was last mailed (sent, or possibly sent: unconfirmed), Unix seconds.
+    /// For frequency caps.
+    pub async fn last_mailed_at(&self) -> Result<HashMap<String, i64>> {
+        let rows = sqlx::query(
+            "SELECT customer_id, MAX(COALESCE(sent_at, sending_at)) FROM sends \
+             WHERE state IN ('sent', 'sending') GROUP BY customer_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for r in rows {
+            let at: Option<i64> = r.try_get(1)?;
+            if let Some(at) = at {
+                out.insert(r.try_get(0)?, at);
+            }
+        }
+        Ok(out)
+    }
+
+    /// A campaign's send state (`active` when never set).
+    pub async fn send_campaign_state(&self, campaign_id: &str) -> Result<CampaignSendState> {
+        let s: Option<String> =
+            sqlx::query_scalar("SELECT state FROM send_campaigns WHERE campaign_id = $1")
+                .bind(campaign_id)
+                .fetch_optional(self.pool())
+                .await?;
+        match s {
+            None => Ok(CampaignSendState::Active),
+            Some(s) => CampaignSendState::parse(&s)
+                .ok_or_else(|| StoreError::Corrupt(format!("campaign send state '{s}'"))),
+        }
+    }
+
+    /// Every campaign whose send state was set.
+    pub async fn send_campaign_states(&self) -> Result<HashMap<String, CampaignSendState>> {
+        let rows = sqlx::query("SELECT campaign_id, state FROM send_campaigns")
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let s: String = r.try_get(1)?;
+            out.insert(
+                r.try_get(0)?,
+                CampaignSendState::parse(&s)
+                    .ok_or_else(|| StoreError::Corrupt(format!("campaign send state '{s}'")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Pauses, resumes or cancels a campaign's sending. A cancelled campaign stays cancelled:
+    /// changing it is a [`StoreError::Conflict`].
+    pub async fn set_send_campaign_state(
+        &self,
+        campaign_id: &str,
+        state: CampaignSendState,
+    ) -> Result<()> {
+        let current = self.send_campaign_state(campaign_id).await?;
+        if current == CampaignSendState::Cancelled && state != CampaignSendState::Cancelled {
+            return Err(StoreError::Conflict(format!(
+                "campaign {campaign_id} was cancelled; it cannot be {}",
+                match state {
+                    CampaignSendState::Active => "resumed",
+                    _ => "paused",
+                }
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO send_campaigns (campaign_id, state, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+        )
+        .bind(campaign_id)
+        .bind(state.as_str())
+        .bind(now())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support;
+    use retain_core::{Customer, SuppressionReason};
+
+    async fn setup(n: usize) -> (Store, tempfile::TempDir) {
+        let (store, dir) = test_support::sqlite().await;
+        let customers: Vec<Customer> = (0..n)
+            .map(|i| Customer {
+                id: format!("c{i}"),
+                email: Some(format!("c{i}@x.io")),
+                email_valid: true,
+                subscribed: Some(true),
+                ..Default::default()
+            })
+            .collect();
+        store
+            .import_customers("c.csv", &customers, (n as u64, n as u64, 0))
+            .await
+            .expect("customers");
+        let new: Vec<NewSend> = (0..n)
+            .map(|i| NewSend {
+                customer_id: format!("c{i}"),
+                email: format!("C{i}@x.io"),
+                message_id: format!("<m{i}@x.io>"),
+                suppressed: None,
+            })
+            .collect();
+        assert_eq!(
+            store.queue_sends("k1", &new).await.expect("queue"),
+            n as u64
+        );
+        (store, dir)
+    }
+
+    fn claimed(c: Claim) -> (Vec<ClaimedSend>, Vec<(i64, String)>) {
+        match c {
+            Claim::Claimed { sends, suppressed } => (sends, suppressed),
+            other => panic!("expected a claim, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn queue_is_idempotent_and_claims_need_the_lease() {
+        let (store, _dir) = setup(5).await;
+        let again = vec![NewSend {
+            customer_id: "c0".into(),
+            email: "other@x.io".into(),
+            message_id: "<other@x.io>".into(),
+            suppressed: None,
+        }];
+        assert_eq!(store.queue_sends("k1", &again).await.expect("q"), 0);
+        // No lease: nothing can be claimed.
+        assert_eq!(
+            store
+                .claim_sends("k1", "me", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+            Claim::LeaseLost
+        );
+        assert!(store
+            .acquire_send_lease("k1", "me", 60)
+            .await
+            .expect("l")
+            .is_ok());
+        let holder = store
+            .acquire_send_lease("k1", "you", 60)
+            .await
+            .expect("l")
+            .expect_err("held");
+        assert_eq!(holder.owner, "me");
+        let (sends, supp) = claimed(
+            store
+                .claim_sends("k1", "me", 60, 3, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        assert_eq!(sends.len(), 3);
+        assert!(supp.is_empty());
+        assert!(sends.iter().all(|s| s.attempts == 1));
+        let c = store.send_counts("k1").await.expect("counts");
+        assert_eq!((c.queued, c.sending), (2, 3));
+        // The other sender cannot take an unexpired lease, nor claim with a stale one.
+        assert_eq!(
+            store
+                .claim_sends("k1", "you", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+            Claim::LeaseLost
+        );
+        // Expired leases can be taken over.
+        store
+            .acquire_send_lease("k1", "me", -10)
+            .await
+            .expect("l")
+            .expect("ours");
+        assert!(store
+            .acquire_send_lease("k1", "you", 60)
+            .await
+            .expect("l")
+            .is_ok());
+        assert!(!store.renew_send_lease("k1", "me", 60).await.expect("renew"));
+    }
+
+    #[tokio::test]
+    async fn sent_only_from_sending_and_unconfirmed_rows_are_kept() {
+        let (store, _dir) = setup(4).await;
+        store
+            .acquire_send_lease("k1", "me", 60)
+            .await
+            .expect("l")
+            .expect("ok");
+        let (sends, _) = claimed(
+            store
+                .claim_sends("k1", "me", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
+        assert_eq!(
+            store
+                .mark_sent(&[(ids[0], 100), (ids[1], 101)])
+                .await
+                .expect("sent"),
+            2
+        );
+        // A second mark is a no-op: sent stays sent.
+        assert_eq!(store.mark_sent(&[(ids[0], 200)]).await.expect("sent"), 0);
+        assert_eq!(
+            store
+                .mark_failed(&[SendFailure {
+                    id: ids[2],
+                    error: "550 5.1.1 no such user".into(),
+                    permanent: true,
+                }])
+                .await
+                .expect("failed"),
+            1
+        );
+        // Failing a sent row does nothing.
+        assert_eq!(
+            store
+                .mark_failed(&[SendFailure {
+                    id: ids[0],
+                    error: "x".into(),
+                    permanent: true,
+                }])
+                .await
+                .expect("failed"),
+            0
+        );
+        let r0 = store.send(ids[0]).await.expect("r").expect("exists");
+        assert_eq!(r0.state, SendState::Sent);
+        assert!(r0.state == "sent");
+        assert_eq!(r0.sent_at, Some(100));
+        assert_eq!(r0.message_id, "<m0@x.io>");
+        // ids[3] is left `sending`: a crash. A new run does not claim it.
+        store.release_send_lease("k1", "me").await.expect("rel");
+        store
+            .acquire_send_lease("k1", "run2", 60)
+            .await
+            .expect("l")
+            .expect("ok");
+        let (sends, _) = claimed(
+            store
+                .claim_sends("k1", "run2", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        assert!(sends.is_empty());
+        let c = store.send_counts("k1").await.expect("c");
+        assert_eq!((c.sent, c.failed, c.sending, c.queued), (2, 1, 1, 0));
+        // Until the operator requeues it; the permanent failure stays unless asked.
+        assert_eq!(store.requeue_unconfirmed("k1").await.expect("rq"), 1);
+        assert_eq!(store.requeue_failed("k1", false).await.expect("rf"), 0);
+        let (sends, _) = claimed(
+            store
+                .claim_sends("k1", "run2", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        assert_eq!(sends.len(), 1);
+        assert_eq!(sends[0].id, ids[3]);
+        assert_eq!(sends[0].attempts, 2);
+        let last = store.last_mailed_at().await.expect("last");
+        assert_eq!(last.get("c0"), Some(&100));
+        assert!(last.contains_key("c3"), "unconfirmed counts as mailed");
+        assert!(!last.contains_key("c2"));
+    }
+
+    #[tokio::test]
+    async fn send_time_checks_suppress_and_retries_wait() {
+        let (store, _dir) = setup(6).await;
+        store
+            .suppress("c1@X.io", SuppressionReason::HardBounce, "smtp")
+            .await
+            .expect("s");
+        store
+            .set_consent_by_email("c2@x.io", false)
+            .await
+            .expect("c");
+        let unknown = Customer {
+            id: "c3".into(),
+            email: Some("c3@x.io".into()),
+            email_valid: true,
+            subscribed: None,
+            ..Default::default()
+        };
+        // Consent unknown: re-import with subscribed NULL keeps the old value, so edit directly.
+        sqlx::query("UPDATE customers SET subscribed = NULL WHERE id = $1")
+            .bind(unknown.id.as_str())
+            .execute(store.pool())
+            .await
+            .expect("null");
+        store
+            .acquire_send_lease("k1", "me", 60)
+            .await
+            .expect("l")
+            .expect("ok");
+        let (sends, supp) = claimed(
+            store
+                .claim_sends(
+                    "k1",
+                    "me",
+                    60,
+                    10,
+                    ConsentCheck {
+                        require_opt_in: true,
+                    },
+                )
+                .await
+                .expect("claim"),
+        );
+        let supp_ids: Vec<i64> = supp.iter().map(|(id, _)| *id).collect();
+        assert_eq!(supp.len(), 3, "{supp:?}");
+        assert!(supp[0].1.contains("hard_bounce"));
+        assert_eq!(supp[1].1, "unsubscribed");
+        assert_eq!(supp[2].1, "no consent");
+        assert_eq!(sends.len(), 3);
+        assert!(sends.iter().all(|s| !supp_ids.contains(&s.id)));
+        // A transient failure goes back to the queue, not due yet.
+        assert!(store
+            .retry_send_later(sends[0].id, "451 try later", now() + 3600)
+            .await
+            .expect("retry"));
+        // A clean stop returns never-attempted rows uncounted.
+        assert_eq!(store.unclaim_sends(&[sends[1].id]).await.expect("un"), 1);
+        let (again, _) = claimed(
+            store
+                .claim_sends(
+                    "k1",
+                    "me",
+                    60,
+                    10,
+                    ConsentCheck {
+                        require_opt_in: true,
+                    },
+                )
+                .await
+                .expect("claim"),
+        );
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, sends[1].id);
+        assert_eq!(again[0].attempts, 1);
+        assert!(store
+            .next_send_due("k1")
+            .await
+            .expect("due")
+            .is_some_and(|d| d > now()));
+        let rec = store.send(sends[0].id).await.expect("r").expect("e");
+        assert_eq!(rec.state, SendState::Queued);
+        assert_eq!(rec.last_error.as_deref(), Some("451 try later"));
+    }
+
+    #[tokio::test]
+    async fn paused_and_cancelled_campaigns_stop_claims() {
+        let (store, _dir) = setup(2).await;
+        store
+            .acquire_send_lease("k1", "me", 60)
+            .await
+            .expect("l")
+            .expect("ok");
+        store
+            .set_send_campaign_state("k1", CampaignSendState::Paused)
+            .await
+            .expect("pause");
+        assert_eq!(
+            store
+                .claim_sends("k1", "me", 60, 10, ConsentCheck::default())
+                .await
+                .expect("c"),
+            Claim::Stopped(CampaignSendState::Paused)
+        );
+        store
+            .set_send_campaign_state("k1", CampaignSendState::Active)
+            .await
+            .expect("resume");
+        let (s, _) = claimed(
+            store
+                .claim_sends("k1", "me", 60, 1, ConsentCheck::default())
+                .await
+                .expect("c"),
+        );
+        assert_eq!(s.len(), 1);
+        store
+            .set_send_campaign_state("k1", CampaignSendState::Cancelled)
+            .await
+            .expect("cancel");
+        assert!(store
+            .set_send_campaign_state("k1", CampaignSendState::Active)
+            .await
+            .is_err());
+        assert_eq!(
+            store.send_campaign_states().await.expect("s").get("k1"),
+            Some(&CampaignSendState::Cancelled)
+        );
+        let all = store.send_counts_all().await.expect("all");
+        assert_eq!(all.get("k1").map(|c| c.total()), Some(2));
+        assert_eq!(store.sends_of("k1").await.expect("of").len(), 2);
+        assert!(store.send_of("k1", "c1").await.expect("of").is_some());
+    }
+}
