@@ -183,7 +183,10 @@ pub fn welch(a: Moments, b: Moments) -> Option<MeanDiff> {
     let df = (va + vb).powi(2)
         / (va.powi(2) / (a.n - 1) as f64 + vb.powi(2) / (b.n - 1) as f64).max(f64::MIN_POSITIVE);
     let (crit, p_value) = match StudentsT::new(0.0, 1.0, df) {
-        Ok(t) => (t.inverse_cdf(0.975), (2.0 * t.sf((d / se).abs())).clamp(0.0, 1.0)),
+        Ok(t) => (
+            t.inverse_cdf(0.975),
+            (2.0 * t.sf((d / se).abs())).clamp(0.0, 1.0),
+        ),
         Err(_) => (Z95, normal_p(d / se)),
     };
     Some(MeanDiff {
@@ -222,7 +225,10 @@ mod tests {
         let centre = (15.0 + z2 / 2.0) / (148.0 + z2);
         let half = Z95 / (148.0 + z2) * (15.0 * 133.0 / 148.0 + z2 / 4.0_f64).sqrt();
         assert!(close(lo, centre - half, 1e-12) && close(hi, centre + half, 1e-12));
-        assert!(close(lo, 0.0628, 5e-4) && close(hi, 0.1601, 5e-4), "{lo} {hi}");
+        assert!(
+            close(lo, 0.0628, 5e-4) && close(hi, 0.1601, 5e-4),
+            "{lo} {hi}"
+        );
     }
 
     #[test]
