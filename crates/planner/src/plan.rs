@@ -173,6 +173,28 @@ struct Entry {
     clv: f64,
     aov: f64,
     clv_fallback: bool,
+    /// Predicted purchases in 90 days, NaN without a prediction.
+    ep90: f64,
+    unknown_consent: bool,
+}
+
+/// What grouping sorts: an eligible customer's group key and values.
+#[derive(Debug, Clone, Copy)]
+struct Key {
+    index: u32,
+    segment: u32,
+    mask: u64,
+    clv: f64,
+    aov: f64,
+}
+
+/// Per-candidate values the campaign assembly reads, dense by candidate index.
+#[derive(Debug, Clone, Copy, Default)]
+struct Dense {
+    clv: f64,
+    aov: f64,
+    ep90: f64,
+    unknown_consent: bool,
 }
 
 struct Group {
@@ -231,9 +253,15 @@ pub fn plan(
     }
 
     // Segments: interned in name order so ids (and everything after) do not depend on input order.
-    let mut names: Vec<&str> = candidates.iter().map(|c| c.segment).collect();
+    let mut names: Vec<&str> = {
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        candidates
+            .iter()
+            .map(|c| c.segment)
+            .filter(|s| seen.insert(s))
+            .collect()
+    };
     names.sort_unstable();
-    names.dedup();
     let seg_id: HashMap<&str, u32> = names
         .iter()
         .enumerate()
@@ -265,6 +293,11 @@ pub fn plan(
                 Some(v) => (v, false),
                 None => (aov, true),
             };
+            let ep90 = c
+                .prediction
+                .map(|p| p.expected_purchases_90d)
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .unwrap_or(f64::NAN);
             Entry {
                 index: i as u32,
                 segment,
@@ -272,9 +305,21 @@ pub fn plan(
                 clv,
                 aov,
                 clv_fallback,
+                ep90,
+                unknown_consent: c.customer.subscribed.is_none(),
             }
         })
         .collect();
+
+    let mut dense = vec![Dense::default(); candidates.len()];
+    for e in &entries {
+        dense[e.index as usize] = Dense {
+            clv: e.clv,
+            aov: e.aov,
+            ep90: e.ep90,
+            unknown_consent: e.unknown_consent,
+        };
+    }
 
     let uses_clv = goals.iter().any(|g| g.value == ValueBasis::Clv);
     let fallbacks = entries
@@ -289,14 +334,20 @@ pub fn plan(
 
     // Groups: segment × eligibility set.
     let mut unassigned: BTreeMap<(u32, UnassignedReason), usize> = BTreeMap::new();
-    let mut keyed: Vec<Entry> = Vec::with_capacity(entries.len());
+    let mut keyed: Vec<Key> = Vec::with_capacity(entries.len());
     for e in &entries {
         if e.mask == 0 {
             *unassigned
                 .entry((e.segment, UnassignedReason::NoEligibleGoal))
                 .or_default() += 1;
         } else {
-            keyed.push(*e);
+            keyed.push(Key {
+                index: e.index,
+                segment: e.segment,
+                mask: e.mask,
+                clv: e.clv,
+                aov: e.aov,
+            });
         }
     }
     drop(entries);
@@ -328,8 +379,8 @@ pub fn plan(
                 .iter()
                 .any(|&j| goals[j].value == ValueBasis::AvgOrderValue);
             let (by_aov, aov) = if needs_aov {
-                let mut m: Vec<&Entry> = members.iter().collect();
-                m.sort_by(|a, b| b.aov.total_cmp(&a.aov).then(a.index.cmp(&b.index)));
+                let mut m: Vec<&Key> = members.iter().collect();
+                m.sort_unstable_by(|a, b| b.aov.total_cmp(&a.aov).then(a.index.cmp(&b.index)));
                 (
                     m.iter().map(|e| e.index).collect(),
                     Curve::from_sorted(m.iter().map(|e| e.aov).collect()),
@@ -431,6 +482,8 @@ pub fn plan(
     // Campaigns: one per goal that selected anyone, strata per segment.
     let mut campaigns = Vec::new();
     let mut unknown_consent = 0usize;
+    // Mailed members (campaigns are disjoint, so one flag per candidate serves them all).
+    let mut mailed = vec![false; candidates.len()];
     let mut underpowered = Vec::new();
     for (j, goal) in goals.iter().enumerate() {
         let chosen: Vec<usize> = (0..groups.len())
@@ -461,29 +514,23 @@ pub fn plan(
         }
         let mut audience_idx: Vec<u32> = Vec::new();
         let mut holdout_idx: Vec<u32> = Vec::new();
-        let mut mailed: HashMap<u32, bool> = HashMap::new();
         let mut segments = Vec::new();
         for (seg, mut members) in strata {
             members.sort_unstable();
             let seed = holdout::stratum_seed(options.seed, &campaign_id, names[seg as usize]);
             let (a, h) = holdout::split(&members, f, seed);
-            for &m in &a {
-                mailed.insert(m, true);
-            }
             audience_idx.extend(a);
             holdout_idx.extend(h);
             segments.push(names[seg as usize].to_string());
         }
+        for &i in &audience_idx {
+            mailed[i as usize] = true;
+        }
         let value_of = |i: u32| -> f64 {
-            let c = &candidates[i as usize];
-            let aov = finite_or_zero(c.features.avg_order_value);
+            let d = &dense[i as usize];
             match basis {
-                ValueBasis::AvgOrderValue => aov,
-                ValueBasis::Clv => c
-                    .prediction
-                    .map(|p| p.clv)
-                    .filter(|v| v.is_finite())
-                    .unwrap_or(aov),
+                ValueBasis::AvgOrderValue => d.aov,
+                ValueBasis::Clv => d.clv,
             }
         };
         let cost_per = goal.cost_per_recipient;
@@ -495,7 +542,7 @@ pub fn plan(
         if options.consent == ConsentPolicy::AllowUnknown {
             unknown_consent += audience_idx
                 .iter()
-                .filter(|&&i| candidates[i as usize].customer.subscribed.is_none())
+                .filter(|&&i| dense[i as usize].unknown_consent)
                 .count();
         }
 
@@ -515,7 +562,7 @@ pub fn plan(
             let aud: Vec<u32> = sel
                 .iter()
                 .copied()
-                .filter(|i| mailed.contains_key(i))
+                .filter(|&i| mailed[i as usize])
                 .collect();
             let n_aud = aud.len();
             let mean_value = if n_aud == 0 {
@@ -582,7 +629,7 @@ pub fn plan(
 
         let baseline = goal
             .baseline_rate
-            .unwrap_or_else(|| baseline_from_predictions(candidates, &audience_idx, goal));
+            .unwrap_or_else(|| baseline_from_predictions(&dense, &audience_idx, goal));
         let power = holdout::estimate(baseline, rate, audience_idx.len(), holdout_idx.len());
         if !power.adequate {
             underpowered.push(format!(
@@ -698,13 +745,12 @@ fn finite_or_zero(v: f64) -> f64 {
 
 /// Mean chance of a purchase within the goal's window without the email, from the predictions of
 /// the audience (`1 − exp(−expected purchases in the window)`), or the default rate.
-fn baseline_from_predictions(candidates: &[Candidate<'_>], audience: &[u32], goal: &Goal) -> f64 {
+fn baseline_from_predictions(dense: &[Dense], audience: &[u32], goal: &Goal) -> f64 {
     let scale = f64::from(goal.window_days) / 90.0;
     let (sum, n) = audience
         .iter()
-        .filter_map(|&i| candidates[i as usize].prediction)
-        .map(|p| p.expected_purchases_90d)
-        .filter(|x| x.is_finite() && *x >= 0.0)
+        .map(|&i| dense[i as usize].ep90)
+        .filter(|x| !x.is_nan())
         .fold((0.0, 0usize), |(s, n), x| {
             (s + (1.0 - (-x * scale).exp()), n + 1)
         });
