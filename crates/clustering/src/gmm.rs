@@ -209,3 +209,101 @@ pub fn gmm(
     let labels = params.predict(data, dim)?;
     Ok((params, labels))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linfa::traits::Predict;
+    use ndarray::Array1;
+    use rand::Rng;
+
+    fn three_blobs(per: usize) -> Vec<f64> {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
+        let centers = [[0.0, 0.0], [5.0, 5.0], [0.0, 6.0]];
+        (0..per)
+            .flat_map(|_| {
+                centers
+                    .iter()
+                    .flat_map(|c| [c[0] + rng.gen::<f64>() - 0.5, c[1] + rng.gen::<f64>() - 0.5])
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn our_predict_matches_linfa_predict() {
+        let data = three_blobs(100);
+        let records = Array2::from_shape_vec((300, 2), data.clone()).expect("shape");
+        let model = GaussianMixtureModel::params_with_rng(3, Xoshiro256PlusPlus::seed_from_u64(9))
+            .fit(&DatasetBase::from(records.clone()))
+            .expect("fit");
+        let theirs: Array1<usize> = model.predict(&records);
+        let params = GaussianParams {
+            weights: model.weights().to_vec(),
+            means: model
+                .means()
+                .rows()
+                .into_iter()
+                .map(|r| r.to_vec())
+                .collect(),
+            covariances: model
+                .covariances()
+                .outer_iter()
+                .map(|m| m.rows().into_iter().map(|r| r.to_vec()).collect())
+                .collect(),
+        };
+        let ours = params.predict(&data, 2).expect("predict");
+        assert_eq!(
+            ours.iter().map(|&l| l as usize).collect::<Vec<_>>(),
+            theirs.to_vec()
+        );
+        // Each blob is one component.
+        for b in 0..3 {
+            let first = ours[b];
+            assert!((0..100).all(|i| ours[i * 3 + b] == first));
+        }
+    }
+
+    #[test]
+    fn degenerate_input_is_an_error_not_a_panic() {
+        let same = vec![1.0; 40];
+        match gmm(&same, 2, 3, 1, 0) {
+            Err(ClusteringError::Gmm(_)) | Ok(_) => {}
+            Err(e) => panic!("unexpected error {e}"),
+        }
+        assert!(matches!(
+            gmm(&[1.0, 2.0], 2, 2, 1, 0),
+            Err(ClusteringError::TooFewCustomers { .. })
+        ));
+        assert!(matches!(
+            gmm(&[1.0, f64::NAN, 0.0, 1.0, 2.0, 2.0], 2, 2, 1, 0),
+            Err(ClusteringError::Gmm(_))
+        ));
+        let bad = GaussianParams {
+            weights: vec![1.0],
+            means: vec![vec![0.0, 0.0]],
+            covariances: vec![vec![vec![1.0, 2.0], vec![2.0, 1.0]]],
+        };
+        assert!(matches!(
+            bad.predict(&[0.0, 0.0], 2),
+            Err(ClusteringError::Gmm(_))
+        ));
+        assert!(matches!(
+            bad.predict(&[0.0, 0.0, 0.0], 3),
+            Err(ClusteringError::DimensionMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn cholesky_factorises() {
+        let a = [4.0, 2.0, 0.6, 2.0, 5.0, 1.0, 0.6, 1.0, 3.0];
+        let l = cholesky(&a, 3).expect("positive definite");
+        for i in 0..3 {
+            for j in 0..3 {
+                let v: f64 = (0..3).map(|p| l[i * 3 + p] * l[j * 3 + p]).sum();
+                assert!((v - a[i * 3 + j]).abs() < 1e-12);
+            }
+        }
+        assert!(cholesky(&[1.0, 2.0, 2.0, 1.0], 2).is_none());
+    }
+}

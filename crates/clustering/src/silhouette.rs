@@ -127,3 +127,80 @@ pub fn sample_silhouette(
     let sub_labels: Vec<u32> = sample.iter().map(|&i| labels[i]).collect();
     silhouette(&sub, dim, &sub_labels)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linfa::metrics::SilhouetteScore;
+    use linfa::DatasetBase;
+    use ndarray::{Array1, Array2};
+    use rand::Rng;
+
+    fn random_points(n: usize, k: u32, seed: u64) -> (Vec<f64>, Vec<u32>) {
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+        let labels: Vec<u32> = (0..n).map(|i| (i as u32) % k).collect();
+        let data: Vec<f64> = labels
+            .iter()
+            .flat_map(|&l| {
+                let base = f64::from(l) * 2.0;
+                [
+                    base + rng.gen::<f64>(),
+                    rng.gen::<f64>() * 3.0,
+                    base - rng.gen::<f64>(),
+                ]
+            })
+            .collect();
+        (data, labels)
+    }
+
+    #[test]
+    fn matches_linfa_without_singletons() {
+        for (n, k, seed) in [(60, 3, 1), (101, 4, 2), (250, 2, 3)] {
+            let (data, labels) = random_points(n, k, seed);
+            let ours = silhouette(&data, 3, &labels).expect("defined");
+            let records = Array2::from_shape_vec((n, 3), data).expect("shape");
+            let targets: Array1<usize> = labels.iter().map(|&l| l as usize).collect();
+            let theirs = DatasetBase::new(records, targets)
+                .silhouette_score()
+                .expect("linfa");
+            assert!(
+                (ours - theirs).abs() < 1e-9,
+                "n={n}: ours {ours}, linfa {theirs}"
+            );
+        }
+    }
+
+    #[test]
+    fn undefined_cases_and_singletons() {
+        assert_eq!(
+            silhouette(&[1.0, 2.0, 3.0], 1, &[0, 0, 0]),
+            None,
+            "one cluster"
+        );
+        assert_eq!(
+            silhouette(&[1.0, 2.0], 1, &[0, 1]),
+            None,
+            "every point alone"
+        );
+        assert_eq!(silhouette(&[1.0, 2.0], 1, &[0]), None, "shape mismatch");
+        // Two tight pairs far apart: close to 1. A singleton adds a 0 to the mean.
+        let pairs = silhouette(&[0.0, 0.1, 10.0, 10.1], 1, &[0, 0, 1, 1]).expect("defined");
+        assert!(pairs > 0.98);
+        let with_single =
+            silhouette(&[0.0, 0.1, 10.0, 10.1, 50.0], 1, &[0, 0, 1, 1, 2]).expect("defined");
+        assert!(with_single < pairs && with_single > 0.7);
+        // Identical points in two clusters: a = b = 0 → 0, never NaN.
+        let same = silhouette(&[1.0, 1.0, 1.0, 1.0], 1, &[0, 0, 1, 1]).expect("defined");
+        assert_eq!(same, 0.0);
+    }
+
+    #[test]
+    fn samples_are_seeded_sorted_and_bounded() {
+        let a = sample_indices(10_000, 300, 5);
+        assert_eq!(a, sample_indices(10_000, 300, 5));
+        assert_ne!(a, sample_indices(10_000, 300, 6));
+        assert_eq!(a.len(), 300);
+        assert!(a.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(sample_indices(50, 300, 5), (0..50).collect::<Vec<_>>());
+    }
+}
