@@ -1,1 +1,29 @@
-//! Email rendering and sending for retain: tera templates, SMTP, the exactly-once send ledger.
+//! `retain-mailer`: email rendering and sending for retain — tera templates ([`templates`],
+//! [`context`]), MIME messages with one-click unsubscribe and optional DKIM ([`message`]),
+//! transports (SMTP via lettre, `.eml` files, a stub; [`transport`]), pacing ([`throttle`]) and
+//! the exactly-once send engine over the store's ledger ([`engine`]). [`testkit`] is an
+//! in-process SMTP server with fault injection, for tests and benchmarks.
+
+pub mod composer;
+pub mod context;
+pub mod engine;
+pub mod error;
+pub mod html_text;
+pub mod message;
+pub mod templates;
+pub mod testkit;
+pub mod throttle;
+pub mod transport;
+
+pub use composer::{sample_recipient, Composer};
+pub use context::{CampaignInfo, Offer, Recipient, Scores, Shared};
+pub use engine::{
+    dry_run, queue_campaign, send_campaign, DryRunReport, Member, Progress, QueueSummary,
+    SendOptions, SendReport, StopReason,
+};
+pub use error::MailerError;
+pub use message::{Dkim, Identity, OutgoingMessage};
+pub use templates::{Rendered, TemplateSet};
+pub use transport::{
+    FileTransport, SmtpSettings, SmtpTransport, StubReply, StubTransport, Transport, TransportError,
+};

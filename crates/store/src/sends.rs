@@ -558,6 +558,16 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
+    /// Counts retries made within one claim (the claim itself counted one attempt).
+    pub async fn add_send_attempts(&self, id: i64, extra: i64) -> Result<()> {
+        sqlx::query("UPDATE sends SET attempts = attempts + $1 WHERE id = $2")
+            .bind(extra)
+            .bind(id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
     /// Claimed rows whose transaction never started go back to the queue, their attempt
     /// uncounted (a clean stop).
     pub async fn unclaim_sends(&self, ids: &[i64]) -> Result<u64> {

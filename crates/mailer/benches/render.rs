@@ -1,0 +1,2 @@
+//! Placeholder replaced by the render benchmark.
+fn main() {}

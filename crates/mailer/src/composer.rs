@@ -1,0 +1,158 @@
+//! From a recipient to a finished message: the template context, rendering and the MIME
+//! message with its headers. Also the template check that runs before any email of a campaign
+//! is sent, against a fully populated sample recipient and a real one.
+
+use std::time::SystemTime;
+
+use chrono::NaiveDate;
+use retain_core::tracking::Links;
+use retain_core::{Customer, CustomerFeatures, Prediction};
+
+use crate::context::{self, Recipient, Scores, Shared};
+use crate::error::MailerError;
+use crate::message::{compose, Addressing, Dkim, Identity, OutgoingMessage};
+use crate::templates::{Rendered, TemplateSet};
+
+/// Everything needed to turn a ledger row into a message.
+#[derive(Debug)]
+pub struct Composer {
+    templates: TemplateSet,
+    identity: Identity,
+    shared: Shared,
+    secret: Vec<u8>,
+    dkim: Option<Dkim>,
+}
+
+impl Composer {
+    pub fn new(
+        templates: TemplateSet,
+        identity: Identity,
+        shared: Shared,
+        secret: Vec<u8>,
+        dkim: Option<Dkim>,
+    ) -> Self {
+        Self {
+            templates,
+            identity,
+            shared,
+            secret,
+            dkim,
+        }
+    }
+
+    pub fn identity(&self) -> &Identity {
+        &self.identity
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Renders subject, HTML and text for one send.
+    pub fn render(
+        &self,
+        send_id: i64,
+        email: &str,
+        r: &Recipient,
+    ) -> Result<Rendered, MailerError> {
+        let ctx = context::build(&self.shared, &self.secret, send_id, email, r);
+        self.templates.render(&ctx)
+    }
+
+    /// Renders and builds the message of one send.
+    pub fn compose(
+        &self,
+        send_id: i64,
+        message_id: &str,
+        email: &str,
+        r: &Recipient,
+    ) -> Result<OutgoingMessage, MailerError> {
+        let rendered = self.render(send_id, email, r)?;
+        let unsubscribe = Links {
+            base_url: &self.shared.tracking_base_url,
+            secret: &self.secret,
+            send_id,
+        }
+        .unsubscribe();
+        let full_name = match (
+            r.customer.first_name.as_deref(),
+            r.customer.last_name.as_deref(),
+        ) {
+            (Some(f), Some(l)) => Some(format!("{f} {l}")),
+            (Some(n), None) | (None, Some(n)) => Some(n.to_string()),
+            (None, None) => None,
+        };
+        compose(
+            &self.identity,
+            &Addressing {
+                campaign_id: &self.shared.campaign.id,
+                send_id,
+                message_id,
+                to_email: email,
+                to_name: full_name.as_deref(),
+                unsubscribe_url: &unsubscribe,
+            },
+            &rendered,
+            self.dkim.as_ref(),
+            SystemTime::now(),
+        )
+    }
+
+    /// Compiles were checked at load; this renders against a sample recipient with every field
+    /// set (so every `{% if %}` branch on data runs) and, when given, a real one. The first
+    /// error (template, line, variable) is returned.
+    pub fn check(&self, real: Option<(&str, &Recipient)>) -> Result<(), MailerError> {
+        let sample = sample_recipient();
+        self.compose(
+            0,
+            &self.identity.new_message_id(),
+            "sample@example.com",
+            &sample,
+        )?;
+        if let Some((email, r)) = real {
+            self.compose(0, &self.identity.new_message_id(), email, r)?;
+        }
+        Ok(())
+    }
+}
+
+/// A recipient with every field filled, for template checks and previews.
+pub fn sample_recipient() -> Recipient {
+    let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).unwrap_or_default();
+    let mut customer = Customer {
+        id: "sample".into(),
+        email: Some("sample@example.com".into()),
+        email_valid: true,
+        first_name: Some("Alex".into()),
+        last_name: Some("Sample".into()),
+        subscribed: Some(true),
+        signup_date: Some(day(2023, 3, 14)),
+        locale: Some("en".into()),
+        ..Default::default()
+    };
+    customer
+        .attributes
+        .insert("city".into(), "Springfield".into());
+    Recipient {
+        segment: Some("Champions".into()),
+        scores: Some(Scores { r: 5, f: 4, m: 5 }),
+        features: Some(CustomerFeatures {
+            customer_id: "sample".into(),
+            first_order: day(2023, 3, 14),
+            last_order: day(2024, 11, 2),
+            recency_days: 21,
+            frequency: 9,
+            repeat_purchases: 8,
+            monetary_total: 842.5,
+            avg_order_value: 93.61,
+            tenure_days: 620,
+        }),
+        prediction: Some(Prediction {
+            customer_id: "sample".into(),
+            p_alive: 0.93,
+            expected_purchases_90d: 1.4,
+            clv: 512.0,
+        }),
+        customer,
+    }
+}
