@@ -231,7 +231,7 @@ fn purchases_by_customer(orders: &[Order]) -> HashMap<&str, Vec<(i64, f64)>> {
             .push((o.ordered_at.and_utc().timestamp(), o.amount));
     }
     for v in m.values_mut() {
-        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v.sort_by_key(|p| p.0);
     }
     m
 }

@@ -1,0 +1,494 @@
+//! The dashboard's pages and forms: login/logout, overview, segments, predictions, plans (review
+//! and approve) and campaigns (results, pause/resume). Server-rendered HTML with inline SVG,
+//! readable without JavaScript; every page needs a session and every form a CSRF token.
+
+// Handlers answer early with a ready response; boxing it would only add noise.
+#![allow(clippy::result_large_err)]
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use retain_core::features::default_as_of;
+use retain_core::metrics::{shop_stats, Period};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::auth::{
+    self, constant_time_eq, set_cookie, Session, LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL,
+};
+use crate::server::AppState;
+use crate::shop::{retention_trend, rf_grid, FREQUENCY_BUCKETS, RECENCY_BUCKETS};
+use crate::svg::{self, Series};
+use crate::views::{card, count, money, pct};
+
+/// A page's answer when something failed.
+fn error_page(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Html(crate::views::page(
+            "Error",
+            &format!(
+                "<h1>{}</h1><p>{}</p>",
+                status,
+                crate::views::escape(message)
+            ),
+        )),
+    )
+        .into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    eprintln!("retain serve: {e}");
+    error_page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong; the server log says what.",
+    )
+}
+
+/// The session, or a redirect to the login page.
+fn guard(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    st.auth
+        .session(headers)
+        .ok_or_else(|| Redirect::to("/login").into_response())
+}
+
+/// A state-changing form: the session and a matching CSRF token, or 403.
+fn guard_post(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
+    let s = guard(st, headers)?;
+    if constant_time_eq(s.csrf.as_bytes(), csrf.as_bytes()) {
+        Ok(s)
+    } else {
+        Err(error_page(StatusCode::FORBIDDEN, "This form has expired or did not come from this dashboard. Reload the page and try again."))
+    }
+}
+
+/// Renders `template` with the common fields (title, nav, csrf) merged into `data`.
+fn render(
+    st: &AppState,
+    template: &str,
+    title: &str,
+    nav: &str,
+    session: Option<&Session>,
+    data: Value,
+) -> Response {
+    let mut ctx = match data {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    ctx.insert("title".into(), json!(title));
+    ctx.insert("nav".into(), json!(nav));
+    ctx.insert("logged_in".into(), json!(session.is_some()));
+    ctx.insert(
+        "csrf".into(),
+        json!(session.map(|s| s.csrf.as_str()).unwrap_or("")),
+    );
+    ctx.entry("flash").or_insert(Value::Null);
+    match st.views.render(template, &Value::Object(ctx)) {
+        Ok(html) => ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response(),
+        Err(e) => internal(e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    pub csrf: String,
+    #[serde(default)]
+    pub password: String,
+}
+
+fn login_form(st: &AppState, status: StatusCode, error: Option<&str>) -> Response {
+    let token = auth::random_token();
+    let mut r = render(
+        st,
+        "login.html",
+        "Log in",
+        "",
+        None,
+        json!({ "error": error, "enabled": st.auth.enabled(), "login_csrf": token }),
+    );
+    *r.status_mut() = status;
+    if let Ok(v) = set_cookie(LOGIN_COOKIE, &token, std::time::Duration::from_secs(1800)).parse() {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// GET /login.
+pub async fn login_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    if st.auth.session(&headers).is_some() {
+        return Redirect::to("/").into_response();
+    }
+    login_form(&st, StatusCode::OK, None)
+}
+
+/// POST /login: the double-submit token must match its cookie; a wrong password waits a moment
+/// and answers 401.
+pub async fn login(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    let cookie = auth::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if cookie.is_empty() || !constant_time_eq(cookie.as_bytes(), f.csrf.as_bytes()) {
+        return login_form(
+            &st,
+            StatusCode::FORBIDDEN,
+            Some("The login form expired. Please try again."),
+        );
+    }
+    if !st.auth.enabled() || !st.auth.check(&f.password) {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        return login_form(
+            &st,
+            StatusCode::UNAUTHORIZED,
+            Some("Wrong password or token."),
+        );
+    }
+    let (id, _) = st.auth.login();
+    let mut r = Redirect::to("/").into_response();
+    for c in [
+        set_cookie(SESSION_COOKIE, &id, SESSION_TTL),
+        set_cookie(LOGIN_COOKIE, "", std::time::Duration::ZERO),
+    ] {
+        if let Ok(v) = c.parse() {
+            r.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    r
+}
+
+/// POST /logout.
+pub async fn logout(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = guard_post(&st, &headers, &f.csrf) {
+        return r;
+    }
+    st.auth.logout(&headers);
+    let mut r = Redirect::to("/login").into_response();
+    if let Ok(v) = set_cookie(SESSION_COOKIE, "", std::time::Duration::ZERO).parse() {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
+    r
+}
+
+/// GET /: customers, revenue, retention and churn, acquisition vs retention, cohorts.
+pub async fn overview(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match guard(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let orders = match st.store.orders().await {
+        Ok(o) => o,
+        Err(e) => return internal(e),
+    };
+    let Some(as_of) = default_as_of(&orders) else {
+        return render(
+            &st,
+            "overview.html",
+            "Overview",
+            "overview",
+            Some(&s),
+            json!({ "has_orders": false }),
+        );
+    };
+    let stats = shop_stats(&orders, as_of, Period::Month);
+    let last = |n: usize, len: usize| len.saturating_sub(n);
+    let periods = &stats.periods[last(24, stats.periods.len())..];
+    let labels: Vec<String> = periods.iter().map(|p| p.period.clone()).collect();
+    let balance_chart = svg::bars(
+        "Active customers per month: new and returning",
+        &labels,
+        &[
+            Series {
+                name: "returning",
+                values: periods
+                    .iter()
+                    .map(|p| p.returning_customers as f64)
+                    .collect(),
+            },
+            Series {
+                name: "new",
+                values: periods.iter().map(|p| p.new_customers as f64).collect(),
+            },
+        ],
+        true,
+    );
+    let revenue_chart = svg::lines(
+        "Net revenue per month",
+        &labels,
+        &[Series {
+            name: "revenue",
+            values: periods.iter().map(|p| p.revenue).collect(),
+        }],
+    );
+    let trend = retention_trend(&orders);
+    let trend = &trend[last(24, trend.len())..];
+    let retention_chart = svg::lines(
+        "Share of last month's buyers who bought again (retention) and who did not (churn)",
+        &trend.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
+        &[
+            Series {
+                name: "retention",
+                values: trend.iter().map(|t| t.1).collect(),
+            },
+            Series {
+                name: "churn",
+                values: trend.iter().map(|t| 1.0 - t.1).collect(),
+            },
+        ],
+    );
+    let cohorts = &stats.cohorts[last(12, stats.cohorts.len())..];
+    let width = cohorts
+        .iter()
+        .map(|c| c.retention.len())
+        .max()
+        .unwrap_or(0)
+        .min(12);
+    let cohort_chart = svg::heat_grid(
+        "Cohort retention",
+        &cohorts
+            .iter()
+            .map(|c| format!("{} ({})", c.cohort, c.customers))
+            .collect::<Vec<_>>(),
+        &(0..width).map(|i| format!("+{i}")).collect::<Vec<_>>(),
+        &cohorts
+            .iter()
+            .map(|c| {
+                (0..width)
+                    .map(|i| c.retention.get(i).copied().unwrap_or(f64::NAN))
+                    .collect()
+            })
+            .collect::<Vec<_>>(),
+        |v| format!("{:.0}%", v * 100.0),
+    );
+    let mut cards = vec![
+        card("customers", count(stats.customers)),
+        card("orders", count(stats.orders)),
+        card("net revenue", money(stats.revenue)),
+        card("average order", money(stats.average_order_value)),
+        card(
+            "repeat-purchase rate",
+            pct(Some(stats.repeat_purchase_rate)),
+        ),
+    ];
+    if let Some(r) = &stats.retention {
+        cards.push(card(
+            &format!("retention {}", r.period),
+            pct(r.retention_rate),
+        ));
+        cards.push(card(&format!("churn {}", r.period), pct(r.churn_rate)));
+    }
+    render(
+        &st,
+        "overview.html",
+        "Overview",
+        "overview",
+        Some(&s),
+        json!({
+            "has_orders": true,
+            "as_of": as_of.to_string(),
+            "period": "month",
+            "cards": cards,
+            "balance_chart": balance_chart,
+            "revenue_chart": revenue_chart,
+            "retention_chart": retention_chart,
+            "cohort_chart": cohort_chart,
+        }),
+    )
+}
+
+/// GET /segments: sizes and revenue share (once segments are stored), the R×F grid, migration.
+pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match guard(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let orders = match st.store.orders().await {
+        Ok(o) => o,
+        Err(e) => return internal(e),
+    };
+    let Some((n, avg)) = rf_grid(&orders) else {
+        return render(
+            &st,
+            "segments.html",
+            "Segments",
+            "segments",
+            Some(&s),
+            json!({ "has_orders": false }),
+        );
+    };
+    let rows: Vec<String> = RECENCY_BUCKETS
+        .iter()
+        .map(|r| format!("last buy {}", r.1))
+        .collect();
+    let cols: Vec<String> = FREQUENCY_BUCKETS
+        .iter()
+        .map(|f| format!("{} orders", f.1))
+        .collect();
+    render(
+        &st,
+        "segments.html",
+        "Segments",
+        "segments",
+        Some(&s),
+        json!({
+            "has_orders": true,
+            "segments": Vec::<Value>::new(),
+            "segments_chart": "",
+            "rf_chart": svg::heat_grid("Customers by recency and frequency", &rows, &cols, &n, |v| count(v as u64)),
+            "rf_revenue_chart": svg::heat_grid("Average revenue per customer by recency and frequency", &rows, &cols, &avg, |v| format!("{v:.0}")),
+            "migration": Vec::<Value>::new(),
+            "migration_cols": Vec::<String>::new(),
+        }),
+    )
+}
+
+/// GET /predictions: P(alive) and CLV distributions once predictions are stored.
+pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match guard(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    render(
+        &st,
+        "predictions.html",
+        "Predictions",
+        "predictions",
+        Some(&s),
+        json!({ "has_predictions": false }),
+    )
+}
+
+/// GET /plans.
+pub async fn plans(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match guard(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    render(
+        &st,
+        "plans.html",
+        "Plans",
+        "plans",
+        Some(&s),
+        json!({ "plans": Vec::<Value>::new() }),
+    )
+}
+
+/// GET /plans/<id>.
+pub async fn plan(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(_id): Path<String>,
+) -> Response {
+    if let Err(r) = guard(&st, &headers) {
+        return r;
+    }
+    error_page(StatusCode::NOT_FOUND, "No such plan.")
+}
+
+/// POST /plans/<id>/approve.
+pub async fn approve_plan(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(_id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if let Err(r) = guard_post(&st, &headers, &f.csrf) {
+        return r;
+    }
+    error_page(StatusCode::NOT_FOUND, "No such plan.")
+}
+
+/// GET /campaigns.
+pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match guard(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    render(
+        &st,
+        "campaigns.html",
+        "Campaigns",
+        "campaigns",
+        Some(&s),
+        json!({ "campaigns": Vec::<Value>::new() }),
+    )
+}
+
+/// GET /campaigns/<id>.
+pub async fn campaign(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(_id): Path<String>,
+) -> Response {
+    if let Err(r) = guard(&st, &headers) {
+        return r;
+    }
+    error_page(StatusCode::NOT_FOUND, "No such campaign.")
+}
+
+/// GET /campaigns/<id>/report.html: the self-contained report, as a download.
+pub async fn campaign_report(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(_id): Path<String>,
+) -> Response {
+    if let Err(r) = guard(&st, &headers) {
+        return r;
+    }
+    error_page(StatusCode::NOT_FOUND, "No such campaign.")
+}
+
+async fn set_state(
+    st: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+    csrf: &str,
+    pause: bool,
+) -> Response {
+    if let Err(r) = guard_post(st, headers, csrf) {
+        return r;
+    }
+    let state = if pause {
+        retain_store::CampaignSendState::Paused
+    } else {
+        retain_store::CampaignSendState::Active
+    };
+    match st.store.set_send_campaign_state(id, state).await {
+        Ok(_) => Redirect::to(&format!("/campaigns/{id}")).into_response(),
+        Err(retain_store::StoreError::Conflict(m)) => error_page(StatusCode::CONFLICT, &m),
+        Err(e) => internal(e),
+    }
+}
+
+/// POST /campaigns/<id>/pause.
+pub async fn pause_campaign(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    set_state(&st, &headers, &id, &f.csrf, true).await
+}
+
+/// POST /campaigns/<id>/resume.
+pub async fn resume_campaign(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    set_state(&st, &headers, &id, &f.csrf, false).await
+}
