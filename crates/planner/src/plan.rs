@@ -164,20 +164,6 @@ pub struct Plan {
     pub empty_reason: Option<String>,
 }
 
-/// A non-excluded customer as the grouping sees it.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    index: u32,
-    segment: u32,
-    mask: u64,
-    clv: f64,
-    aov: f64,
-    clv_fallback: bool,
-    /// Predicted purchases in 90 days, NaN without a prediction.
-    ep90: f64,
-    unknown_consent: bool,
-}
-
 /// What grouping sorts: an eligible customer's group key and values.
 #[derive(Debug, Clone, Copy)]
 struct Key {
@@ -193,9 +179,14 @@ struct Key {
 struct Dense {
     clv: f64,
     aov: f64,
+    /// Predicted purchases in 90 days, NaN without a prediction.
     ep90: f64,
+    clv_fallback: bool,
     unknown_consent: bool,
 }
+
+/// Segment id of excluded customers in the grouping sort.
+const EXCLUDED: u32 = u32::MAX;
 
 struct Group {
     segment: u32,
@@ -273,14 +264,58 @@ pub fn plan(
         .map(|g| Compiled::new(&g.rule, &lookup))
         .collect();
 
-    // Eligibility and values, in parallel.
+    // Values of every customer (dense by input position), in parallel.
+    let dense: Vec<Dense> = candidates
+        .par_iter()
+        .map(|c| {
+            let aov = finite_or_zero(c.features.avg_order_value);
+            let prediction = c.prediction;
+            let (clv, clv_fallback) = match prediction.map(|p| p.clv).filter(|v| v.is_finite()) {
+                Some(v) => (v, false),
+                None => (aov, true),
+            };
+            let ep90 = prediction
+                .map(|p| p.expected_purchases_90d)
+                .filter(|x| x.is_finite() && *x >= 0.0)
+                .unwrap_or(f64::NAN);
+            Dense {
+                clv,
+                aov,
+                ep90,
+                clv_fallback,
+                unknown_consent: c.customer.subscribed.is_none(),
+            }
+        })
+        .collect();
+
+    // Eligibility of every customer for every goal, in parallel. Excluded customers get a
+    // segment no real one has, so they sort last and are cut off.
     let now = options.now;
-    let entries: Vec<Entry> = candidates
+    let segment_of = |name: &str| -> u32 {
+        if names.len() <= 32 {
+            names
+                .iter()
+                .position(|n| *n == name)
+                .map_or(EXCLUDED, |i| i as u32)
+        } else {
+            seg_id.get(name).copied().unwrap_or(EXCLUDED)
+        }
+    };
+    let mut keyed: Vec<Key> = candidates
         .par_iter()
         .enumerate()
-        .filter(|(i, _)| reasons[*i].is_none())
         .map(|(i, c)| {
-            let segment = seg_id.get(c.segment).copied().unwrap_or(0);
+            let d = &dense[i];
+            if reasons[i].is_some() {
+                return Key {
+                    index: i as u32,
+                    segment: EXCLUDED,
+                    mask: 0,
+                    clv: d.clv,
+                    aov: d.aov,
+                };
+            }
+            let segment = segment_of(c.segment);
             let row = c.row(now, segment);
             let mut mask = 0u64;
             for (j, rule) in compiled.iter().enumerate() {
@@ -288,43 +323,27 @@ pub fn plan(
                     mask |= 1 << j;
                 }
             }
-            let aov = finite_or_zero(c.features.avg_order_value);
-            let (clv, clv_fallback) = match c.prediction.map(|p| p.clv).filter(|v| v.is_finite()) {
-                Some(v) => (v, false),
-                None => (aov, true),
-            };
-            let ep90 = c
-                .prediction
-                .map(|p| p.expected_purchases_90d)
-                .filter(|x| x.is_finite() && *x >= 0.0)
-                .unwrap_or(f64::NAN);
-            Entry {
+            Key {
                 index: i as u32,
                 segment,
                 mask,
-                clv,
-                aov,
-                clv_fallback,
-                ep90,
-                unknown_consent: c.customer.subscribed.is_none(),
+                clv: d.clv,
+                aov: d.aov,
             }
         })
         .collect();
-
-    let mut dense = vec![Dense::default(); candidates.len()];
-    for e in &entries {
-        dense[e.index as usize] = Dense {
-            clv: e.clv,
-            aov: e.aov,
-            ep90: e.ep90,
-            unknown_consent: e.unknown_consent,
-        };
-    }
+    keyed.par_sort_unstable_by(|a, b| {
+        (a.segment, a.mask)
+            .cmp(&(b.segment, b.mask))
+            .then(b.clv.total_cmp(&a.clv))
+            .then(a.index.cmp(&b.index))
+    });
+    keyed.truncate(keyed.partition_point(|k| k.segment != EXCLUDED));
 
     let uses_clv = goals.iter().any(|g| g.value == ValueBasis::Clv);
-    let fallbacks = entries
+    let fallbacks = keyed
         .iter()
-        .filter(|e| e.mask != 0 && e.clv_fallback)
+        .filter(|k| k.mask != 0 && dense[k.index as usize].clv_fallback)
         .count();
     if uses_clv && fallbacks > 0 {
         warnings.push(format!(
@@ -332,38 +351,21 @@ pub fn plan(
         ));
     }
 
-    // Groups: segment × eligibility set.
+    // Groups: segment × eligibility set; customers eligible for nothing are counted aside.
     let mut unassigned: BTreeMap<(u32, UnassignedReason), usize> = BTreeMap::new();
-    let mut keyed: Vec<Key> = Vec::with_capacity(entries.len());
-    for e in &entries {
-        if e.mask == 0 {
-            *unassigned
-                .entry((e.segment, UnassignedReason::NoEligibleGoal))
-                .or_default() += 1;
-        } else {
-            keyed.push(Key {
-                index: e.index,
-                segment: e.segment,
-                mask: e.mask,
-                clv: e.clv,
-                aov: e.aov,
-            });
-        }
-    }
-    drop(entries);
-    keyed.par_sort_unstable_by(|a, b| {
-        (a.segment, a.mask)
-            .cmp(&(b.segment, b.mask))
-            .then(b.clv.total_cmp(&a.clv))
-            .then(a.index.cmp(&b.index))
-    });
     let mut bounds = Vec::new();
     let mut start = 0;
     for i in 1..=keyed.len() {
         if i == keyed.len()
             || (keyed[i].segment, keyed[i].mask) != (keyed[start].segment, keyed[start].mask)
         {
-            bounds.push(start..i);
+            if keyed[start].mask == 0 {
+                *unassigned
+                    .entry((keyed[start].segment, UnassignedReason::NoEligibleGoal))
+                    .or_default() += i - start;
+            } else {
+                bounds.push(start..i);
+            }
             start = i;
         }
     }
