@@ -51,6 +51,8 @@ enum Command {
     /// Manage the suppression list (never mailed).
     #[command(subcommand)]
     Suppress(cmd::suppress::Command),
+    /// Serve the tracking endpoints and the dashboard.
+    Serve(cmd::serve::Args),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -62,6 +64,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Import(c) => cmd::import::run(&cmd::Context::open(&ws).await?, c, cli.quiet).await,
         Command::Stats(a) => cmd::stats::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Suppress(c) => cmd::suppress::run(&cmd::Context::open(&ws).await?, c).await,
+        Command::Serve(a) => cmd::serve::run(&ws, a, cli.quiet).await,
     }
 }
 

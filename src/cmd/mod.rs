@@ -5,6 +5,7 @@ pub mod demo;
 pub mod demo_data;
 pub mod import;
 pub mod init;
+pub mod serve;
 pub mod stats;
 pub mod suppress;
 

@@ -1,0 +1,139 @@
+//! `retain serve`: the tracking endpoints (open pixel, clicks, view in browser, unsubscribe) and
+//! the dashboard, until Ctrl-C or SIGTERM; then open requests finish and every recorded event is
+//! written before exit. `--hash-password` prints a password hash for `web.password_hash`.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Args as ClapArgs;
+use retain_core::tracking::load_secret;
+use retain_web::{StateOptions, WriterConfig};
+
+use super::{exit, fail, Context};
+
+#[derive(Debug, ClapArgs)]
+#[command(after_help = "Examples:
+  retain serve                                  # http://127.0.0.1:8080
+  retain serve --addr 0.0.0.0:8080              # behind a reverse proxy that terminates TLS
+  echo 'a long passphrase' | retain serve --hash-password
+
+The public tracking paths /o/ /c/ /v/ /u/ need no login. The dashboard (/) needs the password whose
+hash is web.password_hash in retain.toml, or the token in the environment variable RETAIN_WEB_TOKEN.
+tracking.base_url must be the public address of this server, as emails link to it.")]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Read a password from standard input, print its argon2 hash for web.password_hash, exit.
+    #[arg(long)]
+    pub hash_password: bool,
+    /// Write recorded events at least this often (milliseconds).
+    #[arg(long, default_value_t = 200)]
+    pub flush_ms: u64,
+    /// Write recorded events as soon as this many are waiting.
+    #[arg(long, default_value_t = 2000)]
+    pub batch: usize,
+}
+
+/// `--hash-password`: the hash of the first line of standard input.
+fn hash_password() -> Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password from standard input")?;
+    let password = input.lines().next().unwrap_or("").trim_end_matches('\r');
+    if password.chars().count() < 8 {
+        return Err(fail(
+            exit::BAD_INPUT,
+            "the password must be at least 8 characters long",
+        ));
+    }
+    let hash = retain_web::auth::hash_password(password)?;
+    println!("{hash}");
+    eprintln!("Put it in retain.toml:\n\n[web]\npassword_hash = \"{hash}\"");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
+    if args.hash_password {
+        return hash_password();
+    }
+    let ctx = Context::open(workspace).await?;
+    let secret = load_secret(&ctx.dir).map_err(|e| fail(exit::PRECONDITION, e.to_string()))?;
+    let web_token = std::env::var("RETAIN_WEB_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let login = !ctx.config.web.password_hash.trim().is_empty() || web_token.is_some();
+    let opts = StateOptions {
+        config: ctx.config.clone(),
+        secret,
+        web_token,
+        view_renderer: None,
+    };
+    let writer = WriterConfig {
+        flush_every: Duration::from_millis(args.flush_ms.max(1)),
+        max_batch: args.batch.max(1),
+        ..WriterConfig::default()
+    };
+    let base_url = ctx.config.tracking.base_url.clone();
+    let summary = retain_web::serve(
+        ctx.store.clone(),
+        args.addr,
+        opts,
+        writer,
+        move |addr| {
+            if !quiet {
+                eprintln!("retain serve: listening on http://{addr} (tracking links use {base_url})");
+                if !login {
+                    eprintln!(
+                        "retain serve: the dashboard is closed until web.password_hash or RETAIN_WEB_TOKEN is set"
+                    );
+                }
+            }
+        },
+        shutdown_signal(),
+    )
+    .await
+    .map_err(|e| match e {
+        retain_web::WebError::Auth(a) => fail(exit::BAD_INPUT, a.to_string()),
+        other => anyhow::Error::new(other),
+    })?;
+    ctx.store.close().await;
+    if !quiet {
+        eprintln!(
+            "retain serve: stopped; {} events written",
+            summary.events_written
+        );
+    }
+    if summary.events_lost > 0 {
+        return Err(anyhow::anyhow!(
+            "{} events could not be written to the database",
+            summary.events_lost
+        ));
+    }
+    Ok(())
+}
