@@ -100,7 +100,8 @@ struct PredictionCtx {
 #[derive(Serialize)]
 struct OfferCtx {
     code: String,
-    discount_pct: Option<f64>,
+    /// A whole number prints as `15`, not `15.0`.
+    discount_pct: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -176,7 +177,13 @@ pub fn build(
         "offer",
         &OfferCtx {
             code: offer_code(shared, secret, &c.id),
-            discount_pct: shared.offer.discount_pct,
+            discount_pct: shared.offer.discount_pct.map(|d| {
+                if d.fract() == 0.0 && d.abs() < 1e15 {
+                    serde_json::Value::from(d as i64)
+                } else {
+                    serde_json::Value::from(d)
+                }
+            }),
         },
     );
     ctx.insert(
