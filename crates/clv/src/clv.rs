@@ -36,15 +36,30 @@ pub fn lifetime_value_with_profit(
     discount: f64,
 ) -> Result<f64, ClvError> {
     check_clv_options(horizon_months, discount)?;
-    let month = period.month();
+    let ts = month_ends(period, horizon_months);
+    let cumulative = bg.conditional_expected_purchases_many(&ts, s)?;
+    Ok(discounted_value(profit, &cumulative, discount))
+}
+
+/// The ends of months `1..=horizon_months`, in `period` units.
+pub(crate) fn month_ends(period: Period, horizon_months: u32) -> Vec<f64> {
+    (1..=horizon_months)
+        .map(|i| f64::from(i) * period.month())
+        .collect()
+}
+
+/// `Σ_i profit · (E_i − E_{i−1}) / (1 + discount)^i` over cumulative expected purchases `E_i` at
+/// the ends of months `i = 1, 2, …`.
+pub(crate) fn discounted_value(profit: f64, cumulative: &[f64], discount: f64) -> f64 {
     let mut previous = 0.0;
     let mut value = 0.0;
-    for i in 1..=horizon_months {
-        let cumulative = bg.conditional_expected_purchases(f64::from(i) * month, s)?;
-        value += profit * (cumulative - previous) / (1.0 + discount).powi(i as i32);
-        previous = cumulative;
+    let mut factor = 1.0;
+    for &e in cumulative {
+        factor *= 1.0 + discount;
+        value += profit * (e - previous) / factor;
+        previous = e;
     }
-    Ok(value)
+    value
 }
 
 /// CLV of the customer `s` over `horizon_months` at a monthly `discount` rate, in the currency of

@@ -254,7 +254,7 @@ pub fn fit(customers: &[(f64, f64)]) -> Result<GammaGammaFit, ClvError> {
         }
         -ll / n
     };
-    let m = optim::bfgs(objective, &x0, &optim::Options::default()).ok_or_else(|| {
+    let m = optim::bfgs(objective, &x0, None, &optim::Options::default()).ok_or_else(|| {
         ClvError::FitFailed {
             model: "Gamma-Gamma",
             reason: "the log-likelihood is not finite at the starting point".into(),

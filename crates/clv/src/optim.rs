@@ -11,6 +11,10 @@
 pub(crate) struct Options {
     /// Stop when the largest gradient component is at most this.
     pub gtol: f64,
+    /// Stop (converged if the gradient is within `gtol_loose`) when the predicted decrease of
+    /// the next step is below this fraction of `|f|`: the objective cannot resolve further
+    /// progress, and a line search would only burn evaluations on rounding noise.
+    pub flat: f64,
     /// Accept the point as converged if the line search cannot improve it and the gradient is
     /// at most this (the objective is flat to machine precision).
     pub gtol_loose: f64,
@@ -24,6 +28,7 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             gtol: 1e-10,
+            flat: 1e-14,
             gtol_loose: 1e-6,
             max_iterations: 1_000,
             max_evaluations: 10_000,
@@ -37,6 +42,8 @@ impl Default for Options {
 pub(crate) struct Minimum {
     pub x: Vec<f64>,
     pub f: f64,
+    /// The final inverse-Hessian approximation (row-major), to warm-start another run.
+    pub inverse_hessian: Vec<f64>,
     pub iterations: usize,
     pub evaluations: usize,
     pub converged: bool,
@@ -78,8 +85,10 @@ struct Trial {
     g: Vec<f64>,
 }
 
-/// Minimises `f` from `x0`. Returns `None` when the objective is not finite at `x0`.
-pub(crate) fn bfgs<F>(f: F, x0: &[f64], opts: &Options) -> Option<Minimum>
+/// Minimises `f` from `x0`, optionally starting from an inverse-Hessian approximation `h0`
+/// (row-major, from an earlier run on similar data). Returns `None` when the objective is not
+/// finite at `x0`.
+pub(crate) fn bfgs<F>(f: F, x0: &[f64], h0: Option<&[f64]>, opts: &Options) -> Option<Minimum>
 where
     F: FnMut(&[f64], &mut [f64]) -> f64,
 {
@@ -92,8 +101,10 @@ where
         return None;
     }
     // Inverse Hessian approximation, row-major.
-    let mut h = identity(n);
-    let mut fresh = true;
+    let (mut h, mut fresh) = match h0 {
+        Some(h0) if h0.len() == n * n && h0.iter().all(|v| v.is_finite()) => (h0.to_vec(), false),
+        _ => (identity(n), true),
+    };
     let mut iterations = 0;
     let mut converged = max_abs(&g) <= opts.gtol;
     while !converged && iterations < opts.max_iterations && obj.evaluations < opts.max_evaluations {
@@ -112,6 +123,10 @@ where
             let s = opts.max_step / longest;
             p.iter_mut().for_each(|v| *v *= s);
             slope *= s;
+        }
+        if -slope <= opts.flat * fx.abs() {
+            converged = max_abs(&g) <= opts.gtol_loose;
+            break;
         }
         match line_search(&mut obj, &x, fx, slope, &p, opts.max_evaluations) {
             Some(t) => {
@@ -148,6 +163,7 @@ where
     Some(Minimum {
         x,
         f: fx,
+        inverse_hessian: h,
         iterations,
         evaluations: obj.evaluations,
         converged,
@@ -306,7 +322,7 @@ mod tests {
             g[1] = 200.0 * (b - a * a);
             (1.0 - a).powi(2) + 100.0 * (b - a * a).powi(2)
         };
-        let m = bfgs(f, &[-1.2, 1.0], &Options::default()).expect("finite start");
+        let m = bfgs(f, &[-1.2, 1.0], None, &Options::default()).expect("finite start");
         assert!(m.converged, "{m:?}");
         assert!(
             (m.x[0] - 1.0).abs() < 1e-8 && (m.x[1] - 1.0).abs() < 1e-8,
@@ -321,9 +337,9 @@ mod tests {
             g[0] = 1.0 - 1.0 / x[0];
             x[0] - x[0].ln()
         };
-        let m = bfgs(f, &[30.0], &Options::default()).expect("finite start");
+        let m = bfgs(f, &[30.0], None, &Options::default()).expect("finite start");
         assert!(m.converged && (m.x[0] - 1.0).abs() < 1e-8, "{m:?}");
         let bad = |_: &[f64], _: &mut [f64]| f64::NAN;
-        assert!(bfgs(bad, &[0.0], &Options::default()).is_none());
+        assert!(bfgs(bad, &[0.0], None, &Options::default()).is_none());
     }
 }

@@ -6,11 +6,13 @@
 //! `q <= 1` so that the mean spend is infinite) the run carries the reason and no CLV. Every
 //! number that leaves this module is finite — a NaN or infinity is an error naming the customer.
 
+use std::collections::HashMap;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::bgnbd::{self, BgData, BgNbdFit};
-use crate::clv::{check_clv_options, lifetime_value_with_profit};
+use crate::clv::{check_clv_options, discounted_value, month_ends};
 use crate::error::ClvError;
 use crate::gamma_gamma::{self, GammaGammaFit, IndependenceCheck};
 use crate::summary::{validate_for_fit, Period, Summary};
@@ -66,6 +68,14 @@ pub struct PredictionRun {
     pub clv_mean: Option<f64>,
 }
 
+/// The predictions of one distinct summary.
+struct Values {
+    p_alive: f64,
+    expected_purchases_90d: f64,
+    profit: Option<f64>,
+    clv: Option<f64>,
+}
+
 fn finite(v: f64, customer: &str, what: &'static str) -> Result<f64, ClvError> {
     if v.is_finite() {
         Ok(v)
@@ -111,39 +121,73 @@ pub fn predict(
     let bg = bgnbd.params;
     let horizon_90d = options.period.from_days(90.0);
     let gg = gamma_gamma.as_ref().map(|f| f.params);
-    let predictions: Vec<CustomerPrediction> = summaries
+    let months = if gg.is_some() {
+        month_ends(options.period, options.horizon_months)
+    } else {
+        Vec::new()
+    };
+
+    // Identical summaries get identical predictions (every one-time buyer of the same first
+    // day, for one): compute each distinct summary once, for the first customer who has it.
+    let mut first_of: HashMap<[u64; 4], u32> = HashMap::with_capacity(summaries.len() / 2);
+    let mut distinct: Vec<usize> = Vec::new();
+    let slots: Vec<u32> = summaries
+        .iter()
+        .enumerate()
+        .map(|(i, (_, s))| {
+            let key = [s.frequency, s.recency, s.t, s.monetary].map(f64::to_bits);
+            *first_of.entry(key).or_insert_with(|| {
+                distinct.push(i);
+                (distinct.len() - 1) as u32
+            })
+        })
+        .collect();
+    drop(first_of);
+    let values: Vec<Values> = distinct
         .par_iter()
         .with_min_len(256)
-        .map(|(id, s)| {
+        .map(|&i| {
+            let (id, s) = &summaries[i];
             let p_alive = finite(bg.p_alive(s), id, "P(alive)")?;
-            let expected = bg.conditional_expected_purchases(horizon_90d, s)?;
-            let expected_purchases_90d = finite(expected, id, "expected purchases")?;
+            // One series pass for the 90-day horizon and every month end.
+            let mut ts = Vec::with_capacity(months.len() + 1);
+            ts.push(horizon_90d);
+            ts.extend_from_slice(&months);
+            let expected = bg.conditional_expected_purchases_many(&ts, s)?;
+            let expected_purchases_90d = finite(expected[0], id, "expected purchases")?;
             let (profit, clv) = match &gg {
                 Some(gg) => {
                     let profit = gg.conditional_expected_average_profit(s.frequency, s.monetary)?;
                     let profit = finite(profit, id, "expected average profit")?;
-                    let clv = lifetime_value_with_profit(
-                        &bg,
-                        profit,
-                        s,
-                        options.period,
-                        options.horizon_months,
-                        options.discount,
-                    )?;
+                    let clv = discounted_value(profit, &expected[1..], options.discount);
                     (Some(profit), Some(finite(clv, id, "CLV")?))
                 }
                 None => (None, None),
             };
-            Ok(CustomerPrediction {
-                customer_id: id.clone(),
-                summary: *s,
+            Ok(Values {
                 p_alive,
                 expected_purchases_90d,
-                expected_average_profit: profit,
+                profit,
                 clv,
             })
         })
         .collect::<Result<_, ClvError>>()?;
+    let predictions: Vec<CustomerPrediction> = summaries
+        .par_iter()
+        .zip(slots.par_iter())
+        .with_min_len(4096)
+        .map(|((id, s), &slot)| {
+            let v = &values[slot as usize];
+            CustomerPrediction {
+                customer_id: id.clone(),
+                summary: *s,
+                p_alive: v.p_alive,
+                expected_purchases_90d: v.expected_purchases_90d,
+                expected_average_profit: v.profit,
+                clv: v.clv,
+            }
+        })
+        .collect();
 
     let n = predictions.len() as f64;
     let mean = |f: &dyn Fn(&CustomerPrediction) -> f64| predictions.iter().map(f).sum::<f64>() / n;
@@ -210,6 +254,21 @@ mod tests {
         let mean: f64 = run.predictions.iter().map(|p| p.p_alive).sum::<f64>() / 400.0;
         assert!((mean - run.p_alive_mean).abs() < 1e-12);
         assert!(run.clv_mean.expect("clv") > 0.0);
+    }
+
+    #[test]
+    fn identical_customers_get_identical_predictions() {
+        let pop = population();
+        let run = predict(&pop, &PredictOptions::default()).expect("run");
+        let bg = run.bgnbd.params;
+        let gg = run.gamma_gamma.as_ref().expect("spend").params;
+        for (p, (id, s)) in run.predictions.iter().zip(&pop) {
+            assert_eq!(&p.customer_id, id);
+            assert_eq!(p.p_alive, bg.p_alive(s));
+            let clv = crate::clv::customer_lifetime_value(&bg, &gg, s, Period::Week, 12, 0.01)
+                .expect("clv");
+            assert_eq!(p.clv, Some(clv));
+        }
     }
 
     #[test]

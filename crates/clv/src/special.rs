@@ -126,60 +126,44 @@ fn is_non_positive_integer(v: f64) -> bool {
     v <= 0.0 && v == v.round()
 }
 
-/// An index beyond which `(a+k)(b+k) / ((c+k)(k+1))` is monotone in `k`, so that the series'
-/// term ratios move steadily towards their limit `z` from there on.
+/// An upper bound of `|(a+j)(b+j) / ((c+j)(j+1))|` over all `j >= k`, or `None` while a factor
+/// can still change sign (`k + a`, `k + b` or `k + c` not yet positive).
 ///
-/// The derivative's sign is that of `q(k) = (c+1−a−b) k² + 2(c−ab) k + (a+b)c − ab(c+1)`; past
-/// its largest real root nothing changes sign any more.
-fn monotone_from(a: f64, b: f64, c: f64) -> f64 {
-    let q2 = c + 1.0 - a - b;
-    let q1 = 2.0 * (c - a * b);
-    let q0 = (a + b) * c - a * b * (c + 1.0);
-    let scale = q2.abs().max(q1.abs()).max(q0.abs());
-    if scale == 0.0 || !scale.is_finite() {
-        return a.abs().max(b.abs()).max(c.abs()) + 2.0;
+/// Each of `(j+a)/(j+1)` and `(j+b)/(j+c)` (or, pairing differently, `(j+a)/(j+c)` and
+/// `(j+b)/(j+1)`) is a Möbius function of `j`, monotone where its denominator is positive and
+/// tending to 1, so its supremum over `j >= k` is `max(value at k, 1)`.
+fn coef_bound(a: f64, b: f64, c: f64, k: f64) -> Option<f64> {
+    if k + a <= 0.0 || k + b <= 0.0 || k + c <= 0.0 {
+        return None;
     }
-    let root = if q2.abs() <= 1e-12 * scale {
-        if q1 == 0.0 {
-            0.0
-        } else {
-            -q0 / q1
-        }
-    } else {
-        let disc = q1 * q1 - 4.0 * q2 * q0;
-        if disc < 0.0 {
-            0.0
-        } else {
-            let sq = disc.sqrt();
-            ((-q1 + sq) / (2.0 * q2)).max((-q1 - sq) / (2.0 * q2))
-        }
-    };
-    if root.is_finite() {
-        root.max(0.0) + 2.0
-    } else {
-        a.abs().max(b.abs()).max(c.abs()) + 2.0
+    let one = ((k + a) / (k + 1.0)).max(1.0) * ((k + b) / (k + c)).max(1.0);
+    let two = ((k + a) / (k + c)).max(1.0) * ((k + b) / (k + 1.0)).max(1.0);
+    Some(one.min(two))
+}
+
+/// True when the tail after a term of size `term` is provably below the tolerance, given `rho`,
+/// a bound of every later term ratio.
+fn tail_is_negligible(term: f64, sum: f64, rho: Option<f64>) -> bool {
+    match rho {
+        Some(rho) if rho < 1.0 => term.abs() * rho <= SERIES_TOL * (1.0 - rho) * sum.abs(),
+        _ => false,
     }
 }
 
 /// Sums `Σ_{k≥0} t_k` where `t_0 = first` and `t_{k+1} = t_k * ratio(k)`, stopping once the
-/// remaining tail is provably below the tolerance. `limit` is `|z|`, the limit of the ratios.
-///
-/// The tail bound uses the largest of the current ratio and `limit`: once `k` exceeds
-/// `settle_after` (see [`monotone_from`]) the ratios move monotonically towards `limit`, so the
-/// tail is at most `|t_k| ρ / (1 − ρ)`.
+/// remaining tail is provably below the tolerance: `bound(k)` bounds `|ratio(j)|` for all
+/// `j >= k` (see [`coef_bound`]), so the tail after `t_k` is at most `|t_k| ρ / (1 − ρ)`.
 fn sum_series(
     first: f64,
     ratio: impl Fn(f64) -> f64,
-    limit: f64,
-    settle_after: f64,
+    bound: impl Fn(f64) -> Option<f64>,
     budget: usize,
 ) -> Option<f64> {
     let mut sum = first;
     let mut term = first;
     for k in 0..budget {
         let kf = k as f64;
-        let q = ratio(kf);
-        term *= q;
+        term *= ratio(kf);
         sum += term;
         if term == 0.0 {
             return Some(sum);
@@ -187,12 +171,9 @@ fn sum_series(
         if !sum.is_finite() {
             return None;
         }
-        let rho = ratio(kf + 1.0).abs().max(limit);
-        if kf + 1.0 > settle_after && rho < 1.0 {
-            let tail = term.abs() * rho / (1.0 - rho);
-            if tail <= SERIES_TOL * sum.abs() {
-                return Some(sum);
-            }
+        // The cheap necessary condition first; the bound only when it might succeed.
+        if term.abs() <= SERIES_TOL * sum.abs() && tail_is_negligible(term, sum, bound(kf + 1.0)) {
+            return Some(sum);
         }
     }
     None
@@ -200,12 +181,10 @@ fn sum_series(
 
 /// The direct power series of 2F1 (any `z` with `|z| < 1`, or a terminating series).
 fn hyp2f1_series(a: f64, b: f64, c: f64, z: f64) -> Result<f64, ClvError> {
-    let settle = monotone_from(a, b, c);
     sum_series(
         1.0,
         |k| (a + k) * (b + k) / ((c + k) * (k + 1.0)) * z,
-        z.abs(),
-        settle,
+        |k| coef_bound(a, b, c, k).map(|g| g * z.abs()),
         SERIES_BUDGET,
     )
     .ok_or_else(|| hyp_err(a, b, c, z, "power series did not converge"))
@@ -331,7 +310,6 @@ pub(crate) fn hyp2f1_series_scaled(a: f64, b: f64, c: f64, z: f64) -> Result<(f6
     if !(a.is_finite() && b.is_finite() && c.is_finite() && z.is_finite()) || z.abs() >= 1.0 {
         return Err(hyp_err(a, b, c, z, "argument out of range"));
     }
-    let settle = monotone_from(a, b, c);
     let ratio = |k: f64| (a + k) * (b + k) / ((c + k) * (k + 1.0)) * z;
     let (mut sum, mut term, mut scale) = (1.0f64, 1.0f64, 0.0f64);
     for k in 0..SERIES_BUDGET {
@@ -349,15 +327,80 @@ pub(crate) fn hyp2f1_series_scaled(a: f64, b: f64, c: f64, z: f64) -> Result<(f6
             term /= BIG;
             scale += ln_big;
         }
-        let rho = ratio(kf + 1.0).abs().max(z.abs());
-        if kf + 1.0 > settle
-            && rho < 1.0
-            && term.abs() * rho / (1.0 - rho) <= SERIES_TOL * sum.abs()
-        {
-            return Ok((sum, scale));
+        if term.abs() <= SERIES_TOL * sum.abs() {
+            let rho = coef_bound(a, b, c, kf + 1.0).map(|g| g * z.abs());
+            if tail_is_negligible(term, sum, rho) {
+                return Ok((sum, scale));
+            }
         }
     }
     Err(hyp_err(a, b, c, z, "power series did not converge"))
+}
+
+/// [`hyp2f1_series_scaled`] at several `z` at once: the coefficient ratios
+/// `(a+k)(b+k)/((c+k)(k+1))` are shared, so each extra `z` costs one multiply-add per term
+/// instead of a division. Every `z` must satisfy `0 <= z < 1`.
+pub(crate) fn hyp2f1_series_scaled_many(
+    a: f64,
+    b: f64,
+    c: f64,
+    zs: &[f64],
+) -> Result<Vec<(f64, f64)>, ClvError> {
+    const BIG: f64 = 1e200;
+    let ln_big = BIG.ln();
+    let z_max = zs.iter().fold(0.0f64, |m, z| m.max(*z));
+    let bad = zs.iter().any(|z| !(0.0..1.0).contains(z));
+    if !(a.is_finite() && b.is_finite() && c.is_finite()) || bad {
+        return Err(hyp_err(a, b, c, z_max, "argument out of range"));
+    }
+    let coef = |k: f64| (a + k) * (b + k) / ((c + k) * (k + 1.0));
+    let n = zs.len();
+    let mut sum = vec![1.0f64; n];
+    let mut term = vec![1.0f64; n];
+    let mut scale = vec![0.0f64; n];
+    let mut done = vec![false; n];
+    let mut open = n;
+    for k in 0..SERIES_BUDGET {
+        if open == 0 {
+            break;
+        }
+        let kf = k as f64;
+        let q = coef(kf);
+        // Computed at most once per k, and only when some z might have converged.
+        let mut bound: Option<Option<f64>> = None;
+        for i in 0..n {
+            if done[i] {
+                continue;
+            }
+            let z = zs[i];
+            term[i] *= q * z;
+            sum[i] += term[i];
+            if !(sum[i].is_finite() && term[i].is_finite()) {
+                return Err(hyp_err(a, b, c, z, "series overflowed"));
+            }
+            if term[i] == 0.0 {
+                done[i] = true;
+                open -= 1;
+                continue;
+            }
+            if sum[i].abs() > BIG {
+                sum[i] /= BIG;
+                term[i] /= BIG;
+                scale[i] += ln_big;
+            }
+            if term[i].abs() <= SERIES_TOL * sum[i].abs() {
+                let g = *bound.get_or_insert_with(|| coef_bound(a, b, c, kf + 1.0));
+                if tail_is_negligible(term[i], sum[i], g.map(|g| g * z)) {
+                    done[i] = true;
+                    open -= 1;
+                }
+            }
+        }
+    }
+    if open > 0 {
+        return Err(hyp_err(a, b, c, z_max, "power series did not converge"));
+    }
+    Ok(sum.into_iter().zip(scale).collect())
 }
 
 /// `c (2F1(a, b; c; z) − 1) / b`, computed without cancellation when `b` or `c` is near zero:
@@ -376,16 +419,15 @@ pub(crate) fn hyp2f1_excess(a: f64, b: f64, c: f64, z: f64) -> Result<f64, ClvEr
     if z == 0.0 || a == 0.0 {
         return Ok(0.0);
     }
-    let settle = monotone_from(a, b, c);
-    // t_1 = a z; t_{k+1} / t_k = (a + k)(b + k) z / ((c + k)(k + 1)) for k >= 1.
+    // t_1 = a z; t_{k+1} / t_k = (a + k)(b + k) z / ((c + k)(k + 1)) for k >= 1; summand j of
+    // `sum_series` is t_{j+1}.
     let series = sum_series(
         a * z,
         |j| {
             let k = j + 1.0;
             (a + k) * (b + k) / ((c + k) * (k + 1.0)) * z
         },
-        z,
-        settle,
+        |j| coef_bound(a, b, c, j + 1.0).map(|g| g * z),
         SERIES_BUDGET,
     );
     match series {
@@ -565,6 +607,32 @@ mod tests {
         let z: f64 = 0.5;
         let got = hyp2f1_excess(1.0, 0.0, 1.0, z).expect("excess");
         assert!(close(got, -(1.0 - z).ln(), 1e-14));
+    }
+
+    #[test]
+    fn coefficient_bound_holds() {
+        for &(a, b, c) in &[
+            (0.3, 2.4, 2.2),
+            (60.0, 61.0, 3.0),
+            (0.2, 1.5e7, 1.8e7),
+            (-3.5, 2.0, 0.5),
+        ] {
+            for k0 in 0..50 {
+                let k0 = k0 as f64;
+                let Some(g) = coef_bound(a, b, c, k0) else {
+                    assert!(k0 + a <= 0.0 || k0 + c <= 0.0);
+                    continue;
+                };
+                for j in 0..2000 {
+                    let j = k0 + j as f64;
+                    let r = ((a + j) * (b + j) / ((c + j) * (j + 1.0))).abs();
+                    assert!(
+                        r <= g * (1.0 + 1e-12),
+                        "({a},{b},{c}) k0={k0} j={j}: {r} > {g}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -154,6 +154,33 @@ fn bgnbd_fit_matches_lifetimes_and_the_paper() {
 }
 
 #[test]
+fn large_fits_are_warm_started_to_the_same_maximum() {
+    // 100 copies of CDNOW, copy j with its times scaled by 1 + j·1e-6: > 100,000 distinct rows,
+    // so the fit starts from a fit on a sample. The maximum barely moves from CDNOW's.
+    let base: Vec<Summary> = summary_file().into_iter().map(|(_, s)| s).collect();
+    let data: Vec<Summary> = (0..100)
+        .flat_map(|j| {
+            let f = 1.0 + f64::from(j) * 1e-6;
+            base.iter().map(move |s| Summary {
+                recency: s.recency * f,
+                t: s.t * f,
+                ..*s
+            })
+        })
+        .collect();
+    let fit = bgnbd::fit(&data).expect("fit");
+    assert!(fit.distinct_rows > 100_000 && fit.converged, "{fit:?}");
+    let p = fit.params;
+    assert!(rel(p.r, LIFETIMES_BG.r) < 1e-3 && rel(p.a, LIFETIMES_BG.a) < 1e-3);
+    assert!(rel(p.b, LIFETIMES_BG.b) < 1e-3 && rel(p.alpha, LIFETIMES_BG.alpha) < 1e-3);
+    let scaled = BgNbdParams {
+        alpha: LIFETIMES_BG.alpha * (1.0 + 50e-6),
+        ..LIFETIMES_BG
+    };
+    assert!(scaled.log_likelihood(&data).expect("valid") <= fit.log_likelihood + 1e-6);
+}
+
+#[test]
 fn conditional_expectation_of_the_paper() {
     let summaries: Vec<Summary> = summary_file().into_iter().map(|(_, s)| s).collect();
     let fit = bgnbd::fit(&summaries).expect("fit");
