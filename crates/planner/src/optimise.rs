@@ -22,7 +22,8 @@
 //! 2. The goal per group is chosen by branch and bound over the groups that have more than one
 //!    option. A node's bound is the same dual with undecided groups taking their best option at
 //!    each λ (and goal caps relaxed to per-group limits) — a valid upper bound. The search is
-//!    exact; it stops after [`NODE_LIMIT`] nodes and then reports the proven gap.
+//!    exact; it stops after [`NODE_LIMIT`] nodes or [`WORK_LIMIT`] option evaluations (whichever
+//!    comes first) and then reports the proven gap.
 //! 3. Ties between assignments of equal value go to the goal of better priority.
 //! 4. The chosen assignment is filled with whole members: everything above the dual threshold,
 //!    then greedily by value per unit cost while anything still fits.
@@ -32,11 +33,16 @@
 //! goals cost the same and the budget is a multiple of that cost). Tests check this against
 //! exhaustive search.
 
+use std::cell::Cell;
 use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 
 /// Branch-and-bound nodes explored before the search settles for the best assignment found.
 pub const NODE_LIMIT: usize = 4_000;
+
+/// Option evaluations (one binary search each) the search may spend: bounds its time when there
+/// are very many groups or goals.
+pub const WORK_LIMIT: usize = 20_000_000;
 
 /// What the optimiser needs to know of a goal.
 #[derive(Debug, Clone, PartialEq)]
@@ -173,9 +179,15 @@ struct Solver<'a, 'p> {
     limit: Vec<Vec<usize>>,
     lambda_max: f64,
     nodes: usize,
+    /// Option evaluations so far (a cell: the dual is evaluated through `&self`).
+    work: Cell<usize>,
 }
 
 impl Solver<'_, '_> {
+    fn exhausted(&self) -> bool {
+        self.nodes >= NODE_LIMIT || self.work.get() >= WORK_LIMIT
+    }
+
     fn goal(&self, g: usize, o: usize) -> &GoalSpec {
         &self.p.goals[self.p.groups[g][o].goal]
     }
@@ -202,6 +214,8 @@ impl Solver<'_, '_> {
         let mut value = lambda * self.p.budget;
         let mut cost = 0.0;
         for (g, pick) in picks.iter().enumerate() {
+            self.work
+                .set(self.work.get() + self.p.groups[g].len().max(1));
             match *pick {
                 Pick::Fixed(o, limit) => {
                     let (v, c) = self.term(g, o, limit, lambda);
@@ -362,6 +376,7 @@ pub fn solve(p: &Problem<'_>) -> Solution {
         limit,
         lambda_max: lambda_max.max(1.0),
         nodes: 0,
+        work: Cell::new(0),
     };
 
     // Options that can select anyone, per group, best standalone first.
@@ -516,7 +531,7 @@ fn branch(
     // Bound each child, explore the most promising first.
     let mut children: Vec<(f64, usize)> = Vec::with_capacity(viable[g].len());
     for &o in &viable[g] {
-        if s.nodes >= NODE_LIMIT {
+        if s.exhausted() {
             return false;
         }
         choice[g] = Some(o);
@@ -536,7 +551,7 @@ fn branch(
         if !better(ub, *best_value) {
             continue;
         }
-        if s.nodes >= NODE_LIMIT {
+        if s.exhausted() {
             complete = false;
             break;
         }

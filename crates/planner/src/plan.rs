@@ -87,7 +87,8 @@ pub struct RationalePart {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AlternativeScore {
     pub goal: String,
-    /// The alternative on its own: all its positive-value members of the group, no budget.
+    /// The alternative on its own: all its positive-value members of the group selected, no
+    /// budget, the holdout share not mailed.
     pub standalone_value: Option<f64>,
     /// Change of the plan's expected value had the group taken it (None: it had no
     /// positive-value member).
@@ -517,6 +518,7 @@ pub fn plan(
         let mut audience_idx: Vec<u32> = Vec::new();
         let mut holdout_idx: Vec<u32> = Vec::new();
         let mut segments = Vec::new();
+        let mut stratum_sizes = Vec::new();
         for (seg, mut members) in strata {
             members.sort_unstable();
             let seed = holdout::stratum_seed(options.seed, &campaign_id, names[seg as usize]);
@@ -524,6 +526,16 @@ pub fn plan(
             audience_idx.extend(a);
             holdout_idx.extend(h);
             segments.push(names[seg as usize].to_string());
+            stratum_sizes.push((seg, members.len()));
+        }
+        if audience_idx.is_empty() {
+            // Too few selected to mail anyone once the holdout is kept: no campaign.
+            for (seg, n) in stratum_sizes {
+                *unassigned
+                    .entry((seg, UnassignedReason::Budget))
+                    .or_default() += n;
+            }
+            continue;
         }
         for &i in &audience_idx {
             mailed[i as usize] = true;
@@ -579,7 +591,7 @@ pub fn plan(
                     let has = solution.positive[h][a.option] > 0;
                     AlternativeScore {
                         goal: goals[g.options[a.option]].id.clone(),
-                        standalone_value: has.then_some(a.standalone_value),
+                        standalone_value: has.then_some(a.standalone_value * (1.0 - f)),
                         plan_delta: (has && a.plan_delta.is_finite())
                             .then_some(a.plan_delta * (1.0 - f)),
                     }
@@ -601,9 +613,7 @@ pub fn plan(
                     match (a.standalone_value, a.plan_delta) {
                         (Some(sv), Some(d)) => text.push_str(&format!(
                             "; `{}` lost: alone worth {:.2}, the plan would change by {:.2}",
-                            a.goal,
-                            sv * (1.0 - f),
-                            d
+                            a.goal, sv, d
                         )),
                         _ => text
                             .push_str(&format!("; `{}` lost: no customer worth its cost", a.goal)),
