@@ -358,46 +358,41 @@ pub(crate) fn hyp2f1_series_scaled_many(
     let mut sum = vec![1.0f64; n];
     let mut term = vec![1.0f64; n];
     let mut scale = vec![0.0f64; n];
-    let mut done = vec![false; n];
-    let mut open = n;
+    // The terms of the largest z decay slowest: run until its tail is negligible, updating every
+    // z without branches (the loop vectorises), then confirm the others.
+    let slowest = zs
+        .iter()
+        .enumerate()
+        .fold(0, |best, (i, z)| if *z > zs[best] { i } else { best });
+    let mut converged = n == 0;
     for k in 0..SERIES_BUDGET {
-        if open == 0 {
+        if converged {
             break;
         }
         let kf = k as f64;
         let q = coef(kf);
-        // Computed at most once per k, and only when some z might have converged.
-        let mut bound: Option<Option<f64>> = None;
-        for i in 0..n {
-            if done[i] {
-                continue;
-            }
-            let z = zs[i];
-            term[i] *= q * z;
-            sum[i] += term[i];
-            if !(sum[i].is_finite() && term[i].is_finite()) {
-                return Err(hyp_err(a, b, c, z, "series overflowed"));
-            }
-            if term[i] == 0.0 {
-                done[i] = true;
-                open -= 1;
-                continue;
-            }
-            if sum[i].abs() > BIG {
-                sum[i] /= BIG;
-                term[i] /= BIG;
-                scale[i] += ln_big;
-            }
-            if term[i].abs() <= SERIES_TOL * sum[i].abs() {
-                let g = *bound.get_or_insert_with(|| coef_bound(a, b, c, kf + 1.0));
-                if tail_is_negligible(term[i], sum[i], g.map(|g| g * z)) {
-                    done[i] = true;
-                    open -= 1;
+        for ((t, s), z) in term.iter_mut().zip(sum.iter_mut()).zip(zs) {
+            *t *= q * z;
+            *s += *t;
+        }
+        if k % 16 == 15 || term[slowest].abs() <= SERIES_TOL * sum[slowest].abs() {
+            for i in 0..n {
+                if !(sum[i].is_finite() && term[i].is_finite()) {
+                    return Err(hyp_err(a, b, c, zs[i], "series overflowed"));
+                }
+                if sum[i].abs() > BIG {
+                    sum[i] /= BIG;
+                    term[i] /= BIG;
+                    scale[i] += ln_big;
                 }
             }
+            let g = coef_bound(a, b, c, kf + 1.0);
+            converged = (0..n).all(|i| {
+                term[i] == 0.0 || tail_is_negligible(term[i], sum[i], g.map(|g| g * zs[i]))
+            });
         }
     }
-    if open > 0 {
+    if !converged {
         return Err(hyp_err(a, b, c, z_max, "power series did not converge"));
     }
     Ok(sum.into_iter().zip(scale).collect())

@@ -14,6 +14,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0001_core.sql"),
     ),
     (
+        3,
+        "predictions",
+        include_str!("../migrations/sqlite/0003_predictions.sql"),
+        include_str!("../migrations/postgres/0003_predictions.sql"),
+    ),
+    (
         5,
         "sends",
         include_str!("../migrations/sqlite/0005_sends.sql"),
