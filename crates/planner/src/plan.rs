@@ -440,7 +440,7 @@ pub fn plan(
         warnings.push(format!(
             "the goal assignment search stopped after {} nodes; the plan may be up to {:.2} below the best",
             solution.nodes,
-            (solution.upper_bound - solution.relaxed_value).max(0.0)
+            (solution.upper_bound - solution.relaxed_value).max(0.0) * (1.0 - f)
         ));
     }
 
