@@ -256,15 +256,23 @@ trait Lane:
     Copy + PartialOrd + Send + Sync + Add<Output = Self> + Sub<Output = Self> + Mul<Output = Self>
 {
     const ZERO: Self;
-    const ONE: Self;
     const INF: Self;
     fn from_f64(v: f64) -> Self;
     fn to_f64(self) -> f64;
+    /// Replaces the low [`INDEX_BITS`] mantissa bits of a non-negative value with `c`: packed
+    /// values order like the values (to 2⁻⁴⁶ for `f64`, 2⁻¹⁷ for `f32`), ties going to the lower
+    /// index, so one vector `min` finds both the nearest distance and its centre.
+    fn pack(self, c: u32) -> Self;
+    /// The value (low bits cleared) and the index of a packed value.
+    fn unpack(self) -> (Self, u32);
 }
+
+/// Mantissa bits that carry a centre index in the distance loop: k ≤ 2⁶ = [`MAX_K`].
+const INDEX_BITS: u32 = 6;
+const INDEX_MASK: u32 = (1 << INDEX_BITS) - 1;
 
 impl Lane for f64 {
     const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
     const INF: Self = f64::INFINITY;
     fn from_f64(v: f64) -> Self {
         v
@@ -272,17 +280,37 @@ impl Lane for f64 {
     fn to_f64(self) -> f64 {
         self
     }
+    #[inline]
+    fn pack(self, c: u32) -> Self {
+        f64::from_bits((self.to_bits() & !u64::from(INDEX_MASK)) | u64::from(c))
+    }
+    #[inline]
+    fn unpack(self) -> (Self, u32) {
+        let b = self.to_bits();
+        (
+            f64::from_bits(b & !u64::from(INDEX_MASK)),
+            (b & u64::from(INDEX_MASK)) as u32,
+        )
+    }
 }
 
 impl Lane for f32 {
     const ZERO: Self = 0.0;
-    const ONE: Self = 1.0;
     const INF: Self = f32::INFINITY;
     fn from_f64(v: f64) -> Self {
         v as f32
     }
     fn to_f64(self) -> f64 {
         f64::from(self)
+    }
+    #[inline]
+    fn pack(self, c: u32) -> Self {
+        f32::from_bits((self.to_bits() & !INDEX_MASK) | c)
+    }
+    #[inline]
+    fn unpack(self) -> (Self, u32) {
+        let b = self.to_bits();
+        (f32::from_bits(b & !INDEX_MASK), b & INDEX_MASK)
     }
 }
 
@@ -317,31 +345,27 @@ impl<F: Lane, const D: usize> Blocks<F, D> {
 /// Blocks per parallel task.
 const TASK_BLOCKS: usize = TASK / BLOCK;
 
-/// For each point of the block: the squared distance to the nearest centre and that centre's index
-/// (as `F`, so the select vectorises at one width).
+/// For each point of the block: the squared distance to the nearest centre packed with that
+/// centre's index ([`Lane::pack`]).
 #[inline]
 fn nearest_block<F: Lane, const D: usize>(
     x: &[[F; BLOCK]; D],
     centers: &[[F; D]],
-    best_d: &mut [F; BLOCK],
-    best_c: &mut [F; BLOCK],
+    best: &mut [F; BLOCK],
 ) {
-    *best_d = [F::INF; BLOCK];
-    *best_c = [F::ZERO; BLOCK];
+    *best = [F::INF; BLOCK];
     for (c, cen) in centers.iter().enumerate() {
-        let cf = F::from_f64(c as f64);
+        let c = c as u32;
         for i in 0..BLOCK {
             let mut s = F::ZERO;
             for j in 0..D {
                 let t = x[j][i] - cen[j];
                 s = s + t * t;
             }
-            // Written as arithmetic on a 0/1 mask so that the compiler emits a branch-free
-            // vector select instead of conditional stores (which mispredict on every point).
-            let b = best_d[i];
-            let m = if s < b { F::ONE } else { F::ZERO };
-            best_c[i] = m * cf + (F::ONE - m) * best_c[i];
-            best_d[i] = if s < b { s } else { b };
+            let p = s.pack(c);
+            // A value select (not a conditional store): compiles to a vector min.
+            let b = best[i];
+            best[i] = if p < b { p } else { b };
         }
     }
 }
@@ -388,18 +412,21 @@ fn assign_pass<F: Lane, const D: usize>(
                 inertia: 0.0,
                 changed: 0,
             };
-            let mut best_d = [F::INF; BLOCK];
-            let mut best_c = [F::ZERO; BLOCK];
+            let mut best = [F::INF; BLOCK];
+            let mut best_d = [F::ZERO; BLOCK];
+            let mut best_c = [0u32; BLOCK];
             for ((xb, lab), dis) in blocks
                 .iter()
                 .zip(labs.chunks_mut(BLOCK))
                 .zip(dis.chunks_mut(BLOCK))
             {
-                nearest_block(xb, centers, &mut best_d, &mut best_c);
+                nearest_block(xb, centers, &mut best);
+                for ((b, d), c) in best.iter().zip(best_d.iter_mut()).zip(best_c.iter_mut()) {
+                    (*d, *c) = b.unpack();
+                }
                 p.inertia += lane_sum(&best_d[..lab.len()]);
                 for (i, (l_out, d_out)) in lab.iter_mut().zip(dis.iter_mut()).enumerate() {
-                    // The index was stored exactly as a small float.
-                    let l = best_c[i].to_f64() as u32;
+                    let l = best_c[i];
                     p.changed += usize::from(*l_out != l);
                     *l_out = l;
                     *d_out = best_d[i];

@@ -21,8 +21,9 @@
 //! [`RfmBoundaries::score`] scores a new customer with them (a value inside a score's range gets that
 //! score; for frequency, whose equal values span several scores, the lowest such score).
 
-use std::cmp::Ordering;
+use std::cmp::Reverse;
 
+use rayon::prelude::*;
 use retain_core::CustomerFeatures;
 use serde::{Deserialize, Serialize};
 
@@ -226,43 +227,67 @@ impl RfmBoundaries {
     }
 }
 
-/// Scores for `n` customers ordered by `cmp`: equal customers (by `cmp`) share the score of their
-/// mean rank when `split_ties` is false; with `split_ties`, `cmp` must be a total order and ranks
-/// are scored one by one.
-fn rank_scores(
-    n: usize,
-    order: &mut [usize],
-    cmp: impl Fn(usize, usize) -> Ordering,
-    split_ties: bool,
-) -> Vec<u8> {
-    order.sort_by(|&a, &b| cmp(a, b));
+/// Scores of `n` customers from `(key, index)` pairs sorted ascending (worst first, index breaking
+/// key ties). With `share_ties`, customers with equal keys share the score of their mean rank;
+/// otherwise every rank is scored on its own.
+fn rank_scores<K: PartialEq>(sorted: &[(K, u32)], share_ties: bool) -> Vec<u8> {
+    let n = sorted.len();
     let mut scores = vec![3u8; n];
-    let score_of = |rank_sum2: usize| -> u8 {
-        // ⌊5 · (mean rank + ½) / n⌋ + 1 with rank_sum2 = 2·(mean rank) + 1, in integers.
-        let s = (5 * rank_sum2) / (2 * n) + 1;
-        s.min(5) as u8
-    };
+    // ⌊5 · (mean rank + ½) / n⌋ + 1, with start + end = 2 · mean rank + 1 for ranks start..end.
+    let score_of =
+        |start: usize, end: usize| -> u8 { ((5 * (start + end)) / (2 * n) + 1).min(5) as u8 };
     let mut start = 0;
     while start < n {
         let mut end = start + 1;
-        if !split_ties {
-            while end < n && cmp(order[start], order[end]) == Ordering::Equal {
+        if share_ties {
+            while end < n && sorted[end].0 == sorted[start].0 {
                 end += 1;
             }
         }
-        // Ranks start..end; 2·mean + 1 = start + end.
-        let s = score_of(start + end);
-        for &i in &order[start..end] {
-            scores[i] = s;
+        let s = score_of(start, end);
+        for &(_, i) in &sorted[start..end] {
+            scores[i as usize] = s;
         }
         start = end;
     }
     scores
 }
 
+/// A finite `f64` as a `u64` with the same order (`-0.0` and `0.0` equal).
+fn ordered_bits(v: f64) -> u64 {
+    let b = (v + 0.0).to_bits();
+    if b >> 63 == 1 {
+        !b
+    } else {
+        b | (1 << 63)
+    }
+}
+
+/// Each customer's rank by id (ties, which only a caller with duplicate ids can create, by position).
+fn id_ranks(customers: &[CustomerFeatures]) -> Vec<u32> {
+    if customers
+        .windows(2)
+        .all(|w| w[0].customer_id < w[1].customer_id)
+    {
+        return (0..customers.len() as u32).collect();
+    }
+    let mut order: Vec<(&str, u32)> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.customer_id.as_str(), i as u32))
+        .collect();
+    order.par_sort_unstable();
+    let mut rank = vec![0u32; customers.len()];
+    for (r, &(_, i)) in order.iter().enumerate() {
+        rank[i as usize] = r as u32;
+    }
+    rank
+}
+
 /// Scores every customer and returns the boundaries that reproduce the scores.
 ///
-/// Errors on a non-finite monetary value; an empty slice gives empty scores.
+/// Errors on a non-finite monetary value or on more than `u32::MAX` customers; an empty slice gives
+/// empty scores.
 pub fn score_customers(customers: &[CustomerFeatures]) -> Result<(Vec<RfmScores>, RfmBoundaries)> {
     if let Some(c) = customers.iter().find(|c| !c.monetary_total.is_finite()) {
         return Err(ClusteringError::NonFinite {
@@ -271,40 +296,45 @@ pub fn score_customers(customers: &[CustomerFeatures]) -> Result<(Vec<RfmScores>
             value: c.monetary_total,
         });
     }
-    let n = customers.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    // Recency: fewer days is better, so rank by descending days.
-    let r = rank_scores(
-        n,
-        &mut order,
-        |a, b| customers[b].recency_days.cmp(&customers[a].recency_days),
-        false,
-    );
-    let f = rank_scores(
-        n,
-        &mut order,
-        |a, b| {
-            customers[a]
-                .frequency
-                .cmp(&customers[b].frequency)
-                .then_with(|| customers[a].customer_id.cmp(&customers[b].customer_id))
-                .then(a.cmp(&b))
-        },
-        true,
-    );
-    let m = rank_scores(
-        n,
-        &mut order,
-        // Finite (checked above); partial_cmp also makes -0.0 equal to 0.0.
-        |a, b| {
-            customers[a]
-                .monetary_total
-                .partial_cmp(&customers[b].monetary_total)
-                .unwrap_or(Ordering::Equal)
-        },
-        false,
-    );
-    let scores: Vec<RfmScores> = (0..n)
+    if u32::try_from(customers.len()).is_err() {
+        return Err(ClusteringError::InvalidParameter {
+            name: "customers",
+            reason: format!(
+                "{} customers; at most {} can be scored at once",
+                customers.len(),
+                u32::MAX
+            ),
+        });
+    }
+    let idx = |i: usize| i as u32;
+    // Recency: fewer days is better, so the worst (first) are the most days.
+    let mut by_r: Vec<(Reverse<i64>, u32)> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (Reverse(c.recency_days), idx(i)))
+        .collect();
+    by_r.par_sort_unstable();
+    let r = rank_scores(&by_r, true);
+    drop(by_r);
+    // Frequency: ties broken by customer id, so that they split evenly and reproducibly.
+    let ids = id_ranks(customers);
+    let mut by_f: Vec<((u32, u32), u32)> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| ((c.frequency, ids[i]), idx(i)))
+        .collect();
+    by_f.par_sort_unstable();
+    let f = rank_scores(&by_f, false);
+    drop(by_f);
+    let mut by_m: Vec<(u64, u32)> = customers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (ordered_bits(c.monetary_total), idx(i)))
+        .collect();
+    by_m.par_sort_unstable();
+    let m = rank_scores(&by_m, true);
+    drop(by_m);
+    let scores: Vec<RfmScores> = (0..customers.len())
         .map(|i| RfmScores {
             r: r[i],
             f: f[i],

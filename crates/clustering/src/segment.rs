@@ -10,7 +10,9 @@
 //!
 //! Automatic k (`KChoice::Auto`, default 2–10) fits every k in the range on all customers and
 //! scores each by the silhouette of a seeded sample of at most `silhouette_sample` customers; the
-//! best score wins, ties going to the smaller k. Documented fallbacks, each recorded in
+//! best score wins, ties going to the smaller k. With more than `fit_sample` customers (default
+//! 200,000) the candidates are fitted on a seeded sample of that many and the chosen k is refitted on
+//! everyone. Documented fallbacks, each recorded in
 //! [`SegmentationRun::notes`]: the range is clamped to what the data can support (no more clusters
 //! than distinct customers, and fewer than the sampled customers); a `gmm` fit that fails for one k
 //! is skipped; `k` is ignored by `rfm`.
@@ -152,6 +154,9 @@ pub struct SegmentParams {
     pub tol: f64,
     /// Customers sampled to score a k by silhouette.
     pub silhouette_sample: usize,
+    /// Automatic k with more customers than this fits the candidates on a seeded sample of this
+    /// many, then refits the chosen k on all customers.
+    pub fit_sample: usize,
     /// Arithmetic of the k-means distance loop.
     pub precision: Precision,
 }
@@ -167,6 +172,7 @@ impl Default for SegmentParams {
             max_iter: 300,
             tol: 1e-4,
             silhouette_sample: 3000,
+            fit_sample: 200_000,
             precision: Precision::F64,
         }
     }
@@ -199,6 +205,12 @@ impl SegmentParams {
             return Err(ClusteringError::InvalidParameter {
                 name: "tol",
                 reason: "must be finite and not negative".into(),
+            });
+        }
+        if self.fit_sample < 3 {
+            return Err(ClusteringError::InvalidParameter {
+                name: "fit_sample",
+                reason: "must be at least 3".into(),
             });
         }
         if self.silhouette_sample < 3 {
@@ -311,6 +323,9 @@ pub fn segment(input: &SegmentInput<'_>, params: &SegmentParams) -> Result<Segme
     segment_with_progress(input, params, &NoProgress)
 }
 
+/// Mixed into the seed for the candidate-fitting sample (so it differs from the silhouette sample).
+const FIT_SAMPLE_SALT: u64 = 0x0F17_5A3D;
+
 /// Number of distinct rows of the scaled matrix, counting up to `limit`.
 fn count_distinct(x: &[f64], d: usize, limit: usize) -> usize {
     let mut seen: HashSet<Vec<u64>> = HashSet::new();
@@ -420,7 +435,26 @@ pub fn segment_with_progress(
             if distinct < 2 {
                 return Err(ClusteringError::NoVariation);
             }
-            let sample = sample_indices(n, params.silhouette_sample, params.seed);
+            // Automatic k on many customers compares the candidates on a seeded subsample and
+            // refits the winner on everyone.
+            let subsample = matches!(params.k, KChoice::Auto { .. }) && n > params.fit_sample;
+            let (xs, distinct_s) = if subsample {
+                let rows = sample_indices(n, params.fit_sample, params.seed ^ FIT_SAMPLE_SALT);
+                let xs: Vec<f64> = rows
+                    .iter()
+                    .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
+                    .collect();
+                let distinct_s = count_distinct(&xs, d, hi + 1);
+                notes.push(format!(
+                    "k chosen on a seeded sample of {} of {n} customers, then refitted on all",
+                    rows.len()
+                ));
+                (std::borrow::Cow::Owned(xs), distinct_s)
+            } else {
+                (std::borrow::Cow::Borrowed(&x[..]), distinct)
+            };
+            let ns = xs.len() / d;
+            let sample = sample_indices(ns, params.silhouette_sample, params.seed);
             let ks: Vec<usize> = match params.k {
                 KChoice::Fixed(k) => {
                     if n < k {
@@ -432,7 +466,7 @@ pub fn segment_with_progress(
                     vec![k]
                 }
                 KChoice::Auto { .. } => {
-                    let cap = hi.min(distinct).min(sample.len().saturating_sub(1));
+                    let cap = hi.min(distinct_s).min(sample.len().saturating_sub(1));
                     if cap < 2 {
                         return Err(ClusteringError::TooFewForAutoK { n });
                     }
@@ -440,7 +474,7 @@ pub fn segment_with_progress(
                     if cap < hi || lo_eff < lo {
                         notes.push(format!(
                             "k range {lo}..={hi} clamped to {lo_eff}..={cap}: {n} customers, {} distinct, {} sampled",
-                            if distinct > hi { format!("more than {hi}") } else { distinct.to_string() },
+                            if distinct_s > hi { format!("more than {hi}") } else { distinct_s.to_string() },
                             sample.len()
                         ));
                     }
@@ -452,7 +486,7 @@ pub fn segment_with_progress(
             let mut last_err = None;
             for (i, &k) in ks.iter().enumerate() {
                 progress.update(&format!("fitting {} k={k}", params.method), i, ks.len());
-                let fitted = match fit_k(&x, d, k, params) {
+                let fitted = match fit_k(&xs, d, k, params) {
                     Ok(f) => f,
                     Err(e) => {
                         notes.push(format!("k = {k}: {e}; skipped"));
@@ -465,7 +499,7 @@ pub fn segment_with_progress(
                         continue;
                     }
                 };
-                let sil = sample_silhouette(&x, d, &fitted.labels, &sample);
+                let sil = sample_silhouette(&xs, d, &fitted.labels, &sample);
                 k_scores.push(KScore {
                     k,
                     silhouette: sil,
@@ -488,6 +522,16 @@ pub fn segment_with_progress(
             if sil.is_none() && ks.len() > 1 {
                 notes.push(format!("no k had a defined silhouette; kept k = {k}"));
             }
+            let fitted = if subsample {
+                progress.update(
+                    &format!("fitting {} k={k} on all customers", params.method),
+                    ks.len(),
+                    ks.len(),
+                );
+                fit_k(&x, d, k, params)?
+            } else {
+                fitted
+            };
             let (labels, model, names) = name_clusters(fitted.labels, fitted.model, k, &rfm_of);
             (
                 names,

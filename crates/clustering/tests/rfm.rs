@@ -268,6 +268,12 @@ proptest! {
                 if a.frequency < c.frequency {
                     prop_assert!(sa.f <= sc.f);
                 }
+                if a.monetary_total < c.monetary_total {
+                    prop_assert!(sa.m <= sc.m);
+                }
+                if a.monetary_total == c.monetary_total {
+                    prop_assert_eq!(sa.m, sc.m);
+                }
             }
         }
     }

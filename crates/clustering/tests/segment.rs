@@ -167,6 +167,21 @@ fn auto_k_with_a_small_sample_still_finds_the_groups() {
     let run = segment(&SegmentInput::new(&cs), &p).expect("run");
     assert_eq!(run.k, 4);
     assert_eq!(run.k_scores.len(), 5);
+    assert!(run.notes.is_empty(), "{:?}", run.notes);
+    // Candidates compared on a 300-customer sample, the winner refitted on all 2,000.
+    p.fit_sample = 300;
+    let sampled = segment(&SegmentInput::new(&cs), &p).expect("run");
+    assert_eq!(sampled.k, 4);
+    assert!(
+        sampled.notes.iter().any(|n| n.contains("sample of 300")),
+        "{:?}",
+        sampled.notes
+    );
+    check_run_invariants(&sampled, &cs);
+    let labels = |r: &retain_clustering::SegmentationRun| {
+        r.assignments.iter().map(|a| a.cluster).collect::<Vec<_>>()
+    };
+    assert!(ari(&labels(&sampled), &labels(&run)) >= 0.95);
 }
 
 #[test]
