@@ -579,6 +579,7 @@ async fn worker<T: Transport>(
             }
         };
         let mut attempt: u32 = 0;
+        let mut reached_server = false;
         loop {
             attempt += 1;
             let extra = i64::from(attempt) - 1;
@@ -633,6 +634,21 @@ async fn worker<T: Transport>(
                 Err(e) => {
                     if e.is_throttle() {
                         sh.limiter.slow_down();
+                    }
+                    reached_server |= !matches!(e, TransportError::Unavailable(_));
+                    if attempt >= sh.opts.max_attempts.max(1) && !reached_server {
+                        // The server was never reached for this message: stop the run rather
+                        // than fail every recipient; nothing was transmitted.
+                        if let Ok(mut f) = sh.fatal.lock() {
+                            f.get_or_insert(e.to_string());
+                        }
+                        sh.stop.store(true, Ordering::SeqCst);
+                        let _ = out.send(Outcome::Requeue {
+                            id: job.id,
+                            error: e.to_string(),
+                            extra_attempts: extra,
+                        });
+                        break;
                     }
                     if attempt >= sh.opts.max_attempts.max(1) {
                         sh.progress.failed.fetch_add(1, Ordering::Relaxed);

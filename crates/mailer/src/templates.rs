@@ -78,6 +78,18 @@ impl tera::Function<TeraResult<Value>> for TrackFunction {
     }
 }
 
+/// Filters every template set has besides tera's own: `fixed(decimals=2)` formats a number
+/// with a fixed number of decimals (`{{ stats.avg_order_value | fixed }}` → `93.61`).
+pub fn register_helpers(tera: &mut Tera) {
+    tera.register_filter(
+        "fixed",
+        |v: f64, kw: Kwargs, _: &State| -> TeraResult<String> {
+            let d = kw.get::<usize>("decimals")?.unwrap_or(2).min(12);
+            Ok(format!("{v:.d$}"))
+        },
+    );
+}
+
 /// Checks `tracking.base_url`: an http(s) URL without characters that would need escaping.
 pub fn validate_base_url(base: &str) -> Result<(), MailerError> {
     let ok_scheme = base.starts_with("https://") || base.starts_with("http://");
@@ -187,6 +199,7 @@ impl TemplateSet {
         };
         tera.register_filter("track", TrackFilter(tracker.clone()));
         tera.register_function("track", TrackFunction(tracker));
+        register_helpers(&mut tera);
         // Parse each file alone first so a syntax error names its own file.
         for (n, src) in sources {
             let mut probe = Tera::new();

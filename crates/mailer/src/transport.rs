@@ -35,6 +35,10 @@ pub enum TransportError {
     /// Nothing can be sent with this transport (TLS, authentication, configuration).
     #[error("{0}")]
     Fatal(String),
+    /// The server could not be reached (connection refused, timeout, 4xx greeting): retried
+    /// like a transient failure; a message that never got through stops the run.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl TransportError {
@@ -42,7 +46,7 @@ impl TransportError {
     pub fn enhanced_code(&self) -> Option<(u8, u16, u16)> {
         let msg = match self {
             Self::Transient { message, .. } | Self::Permanent { message, .. } => message,
-            Self::Fatal(_) => return None,
+            Self::Fatal(_) | Self::Unavailable(_) => return None,
         };
         let word = msg.split_whitespace().next()?;
         let mut it = word.split('.');
@@ -296,13 +300,12 @@ impl SmtpTransport {
             } else if e.is_permanent() {
                 TransportError::Fatal(format!("{}:{} refused us: {e}", s.host, s.port))
             } else {
-                match classify(&e) {
-                    TransportError::Transient { code, message } => TransportError::Transient {
-                        code,
-                        message: format!("connecting to {}:{}: {message}", s.host, s.port),
-                    },
-                    other => other,
-                }
+                TransportError::Unavailable(format!(
+                    "cannot connect to {}:{}: {}",
+                    s.host,
+                    s.port,
+                    classify(&e)
+                ))
             }
         })?;
         if s.security == Security::StartTls {

@@ -659,3 +659,31 @@ mod base64_decode {
         out
     }
 }
+
+#[tokio::test]
+async fn an_unreachable_server_stops_the_run_and_keeps_the_queue() {
+    let f = fixture(6).await;
+    queue(&f).await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let settings =
+        SmtpSettings::from_url(&format!("smtp://127.0.0.1:{port}"), None, None).expect("url");
+    let mut opts = fast_opts();
+    opts.max_attempts = 2;
+    let rep = run(
+        &f,
+        Arc::new(SmtpTransport::new(settings, 2)),
+        &opts,
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect("returns a report");
+    assert!(
+        matches!(&rep.stopped, Some(StopReason::TransportFailed(m)) if m.contains("cannot connect")),
+        "{rep:?}"
+    );
+    assert_eq!((rep.sent, rep.failed, rep.unconfirmed), (0, 0, 0));
+    assert_eq!(rep.remaining, 6, "nothing lost, nothing failed");
+}

@@ -1,0 +1,61 @@
+//! Render throughput of tera on the newsletter benchmark (benches/data/newsletter.html, a tera
+//! translation of the jinja2 baseline's template) with the contexts the baseline wrote
+//! (`render_jinja2.py --write-contexts FILE`): one thread, median of 3 passes, one JSON line.
+//! With `--inline`, also times CSS inlining of every rendered page.
+//!
+//! usage: render_bench CONTEXTS.json [--inline]
+
+use std::time::Instant;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let file = args
+        .next()
+        .ok_or("usage: render_bench CONTEXTS.json [--inline]")?;
+    let inline = args.any(|a| a == "--inline");
+    let contexts: Vec<serde_json::Value> = serde_json::from_str(&std::fs::read_to_string(&file)?)?;
+    let mut tera = tera::Tera::new();
+    retain_mailer::templates::register_helpers(&mut tera);
+    tera.add_raw_template(
+        "newsletter.html",
+        include_str!("../benches/data/newsletter.html"),
+    )?;
+    let ctxs: Vec<tera::Context> = contexts
+        .iter()
+        .map(tera::Context::from_serialize)
+        .collect::<Result<_, _>>()?;
+    let mut times = Vec::new();
+    let mut bytes = 0usize;
+    let mut buf = Vec::with_capacity(16 * 1024);
+    for _ in 0..3 {
+        let t = Instant::now();
+        bytes = 0;
+        for c in &ctxs {
+            buf.clear();
+            tera.render_to("newsletter.html", c, &mut buf)?;
+            bytes += buf.len();
+        }
+        times.push(t.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let m = times[1];
+    let n = ctxs.len();
+    let mut out = serde_json::json!({
+        "tool": "tera", "n": n, "seconds": (m * 1000.0).round() / 1000.0,
+        "renders_per_s": (n as f64 / m).round(), "mean_bytes": bytes / n.max(1),
+    });
+    if inline {
+        let inliner = css_inline::CSSInliner::options()
+            .load_remote_stylesheets(false)
+            .build();
+        let t = Instant::now();
+        for c in &ctxs {
+            let html = tera.render("newsletter.html", c)?;
+            std::hint::black_box(inliner.inline(&html)?);
+        }
+        let s = t.elapsed().as_secs_f64();
+        out["render_and_inline_per_s"] = serde_json::json!((n as f64 / s).round());
+    }
+    println!("{out}");
+    Ok(())
+}
