@@ -31,10 +31,10 @@ pub struct Args {
     #[arg(long)]
     pub hash_password: bool,
     /// Write recorded events at least this often (milliseconds).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, default_value_t = 50)]
     pub flush_ms: u64,
     /// Write recorded events as soon as this many are waiting.
-    #[arg(long, default_value_t = 2000)]
+    #[arg(long, default_value_t = 500)]
     pub batch: usize,
 }
 

@@ -98,6 +98,47 @@ pub fn rf_grid(orders: &[Order]) -> Option<(Grid, Grid)> {
     Some((n, avg))
 }
 
+/// Predicted against actual purchases (distinct purchase days) in the 90 days from `as_of`, by
+/// decile of the prediction: (labels, mean predicted, mean actual). `None` when the orders do not
+/// cover those 90 days yet or there are fewer than ten customers.
+pub fn predicted_vs_actual(
+    orders: &[Order],
+    as_of: chrono::NaiveDate,
+    predicted: &[(&str, f64)],
+) -> Option<(Vec<String>, Vec<f64>, Vec<f64>)> {
+    let start = retain_core::day_of(as_of);
+    let end = start + 90;
+    let last = orders.iter().map(Order::day).max()?;
+    if last < end - 1 || predicted.len() < 10 {
+        return None;
+    }
+    let mut days: std::collections::HashMap<&str, HashSet<i32>> = std::collections::HashMap::new();
+    for o in orders.iter().filter(|o| !o.is_return) {
+        let d = o.day();
+        if d >= start && d < end {
+            days.entry(o.customer_id.as_str()).or_default().insert(d);
+        }
+    }
+    let mut sorted: Vec<(f64, f64)> = predicted
+        .iter()
+        .filter(|(_, p)| p.is_finite())
+        .map(|(c, p)| (*p, days.get(c).map_or(0, HashSet::len) as f64))
+        .collect();
+    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let n = sorted.len();
+    let (mut labels, mut pred, mut act) = (Vec::new(), Vec::new(), Vec::new());
+    for d in 0..10 {
+        let part = &sorted[d * n / 10..(d + 1) * n / 10];
+        if part.is_empty() {
+            continue;
+        }
+        labels.push(format!("D{}", d + 1));
+        pred.push(part.iter().map(|x| x.0).sum::<f64>() / part.len() as f64);
+        act.push(part.iter().map(|x| x.1).sum::<f64>() / part.len() as f64);
+    }
+    Some((labels, pred, act))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +178,33 @@ mod tests {
         assert_eq!(t[0], ("2024-02".to_string(), 0.25));
         assert_eq!(t[1], ("2024-03".to_string(), 1.0));
         assert!(retention_trend(&[]).is_empty());
+    }
+
+    #[test]
+    fn predicted_vs_actual_by_decile() {
+        let mut orders = Vec::new();
+        let mut preds = Vec::new();
+        let ids: Vec<String> = (0..20).map(|i| format!("c{i}")).collect();
+        for (i, id) in ids.iter().enumerate() {
+            // Customer i buys on i % 3 distinct days after 2024-01-01 (twice on one of them).
+            for k in 0..(i % 3) {
+                orders.push(o(id, 2024, 1, 2 + k as u32));
+                orders.push(o(id, 2024, 1, 2 + k as u32));
+            }
+            preds.push((id.as_str(), i as f64));
+        }
+        let as_of = NaiveDate::from_ymd_opt(2024, 1, 1).expect("d");
+        assert!(
+            predicted_vs_actual(&orders, as_of, &preds).is_none(),
+            "90 days not covered"
+        );
+        orders.push(o("late", 2024, 4, 30));
+        let (labels, pred, act) = predicted_vs_actual(&orders, as_of, &preds).expect("covered");
+        assert_eq!(labels.len(), 10);
+        // Decile 1 holds customers 0 and 1: predicted (0 + 1) / 2, actual (0 + 1) / 2 days.
+        assert_eq!((pred[0], act[0]), (0.5, 0.5));
+        // Decile 10 holds customers 18 and 19: actual (0 + 1) / 2.
+        assert_eq!((pred[9], act[9]), (18.5, 0.5));
     }
 
     #[test]

@@ -84,7 +84,7 @@ fn y_axis(out: &mut String, lo: f64, hi: f64, plot_h: f64, w: f64) {
 }
 
 fn x_labels(out: &mut String, labels: &[String], x_of: impl Fn(usize) -> f64, h: f64) {
-    let step = (labels.len() / 12).max(1);
+    let step = labels.len().div_ceil(12).max(1);
     for (i, l) in labels.iter().enumerate() {
         if i % step != 0 {
             continue;

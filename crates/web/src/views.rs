@@ -448,23 +448,32 @@ impl ReportView {
 
 #[derive(Serialize)]
 struct StandaloneReport<'a> {
-    r: &'a ReportView,
+    title: String,
+    reports: Vec<ReportView>,
     company: &'a str,
     generated: String,
 }
 
-/// The self-contained HTML report of one campaign: inline CSS and SVG, no script, no link to
-/// anything outside the file.
+/// The self-contained HTML report of one or more campaigns: inline CSS and SVG, no script, no
+/// link to anything outside the file.
 pub fn report_html(
     views: &Views,
-    r: &CampaignReport,
+    reports: &[CampaignReport],
     company: &str,
     now: i64,
 ) -> Result<String, WebError> {
+    let title = match reports {
+        [one] => format!("Campaign report {}", one.campaign_id),
+        _ => format!(
+            "Campaign report: plan {}",
+            reports.first().map(|r| r.plan_id.as_str()).unwrap_or("")
+        ),
+    };
     views.render(
         "report.html",
         &StandaloneReport {
-            r: &ReportView::of(r),
+            title,
+            reports: reports.iter().map(ReportView::of).collect(),
             company,
             generated: datetime(now),
         },
@@ -520,5 +529,51 @@ mod tests {
             .expect("render");
         assert!(html.contains("&lt;script&gt;") && !html.contains("<script>"));
         assert!(html.contains("name=\"csrf\" value=\"tok\""));
+    }
+
+    #[test]
+    fn standalone_report_is_self_contained() {
+        use crate::report::{compute, CampaignInput, Inputs, MemberInput, SendInput};
+        let c = CampaignInput {
+            campaign_id: "c-<1>".into(),
+            plan_id: "p1".into(),
+            goal: "winback".into(),
+            goal_name: "Win back".into(),
+            window_days: 14,
+            cost_per_recipient: 0.1,
+        };
+        let members: Vec<MemberInput> = (0..40)
+            .map(|i| MemberInput {
+                customer_id: format!("m{i}"),
+                holdout: i >= 30,
+                segment: if i % 2 == 0 { "loyal" } else { "at_risk" }.into(),
+            })
+            .collect();
+        let sends: Vec<SendInput> = (0..30)
+            .map(|i| SendInput {
+                id: i,
+                customer_id: format!("m{i}"),
+                state: "sent".into(),
+                sent_at: Some(1_700_000_000),
+            })
+            .collect();
+        let r = compute(Inputs {
+            campaign: &c,
+            members: &members,
+            sends: &sends,
+            events: &[],
+            orders: &[],
+            now: 1_700_000_000,
+        });
+        let v = Views::new().expect("views");
+        let html = report_html(&v, &[r.clone(), r], "Shop & Co", 1_700_000_000).expect("html");
+        assert_eq!(html.matches("<section>").count(), 2);
+        assert!(html.contains("Campaign c-&lt;1&gt;: Win back"));
+        assert!(html.contains("Shop &amp; Co"));
+        assert!(html.contains("<svg") && html.contains("<style>"));
+        assert!(html.contains("sample too small"));
+        for banned in ["<script", "src=", "<link", "href=\"http"] {
+            assert!(!html.contains(banned), "{banned}");
+        }
     }
 }

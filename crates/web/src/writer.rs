@@ -23,8 +23,8 @@ pub struct WriterConfig {
 impl Default for WriterConfig {
     fn default() -> Self {
         Self {
-            flush_every: Duration::from_millis(200),
-            max_batch: 2000,
+            flush_every: Duration::from_millis(50),
+            max_batch: 500,
             channel: 50_000,
         }
     }

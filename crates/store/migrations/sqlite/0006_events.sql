@@ -10,4 +10,3 @@ CREATE TABLE events (
     user_agent TEXT
 );
 CREATE INDEX events_send ON events (send_id, kind);
-CREATE INDEX events_at ON events (at);

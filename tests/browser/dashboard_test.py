@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Drives the dashboard of a running `retain serve` in headless Chromium: a failed login, a real
+login through the form, every page rendered and checked, a plan approved through its form, a
+CSRF-less POST refused, logout. Saves a screenshot of each page.
+
+Usage: dashboard_test.py BASE_URL PASSWORD SHOTS_DIR [PLAN_TO_APPROVE] [SENT_CAMPAIGN]
+Needs Debian's `chromium` (or CHROMIUM=/path/to/chrome).
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cdp import Browser  # noqa: E402
+
+passed, failed = 0, 0
+
+
+def check(name, cond, detail=""):
+    global passed, failed
+    if cond:
+        passed += 1
+        print(f"ok   {name}")
+    else:
+        failed += 1
+        print(f"FAIL {name} {detail}")
+
+
+def main():
+    base, password, shots = sys.argv[1], sys.argv[2], sys.argv[3]
+    plan = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
+    campaign = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else None
+    os.makedirs(shots, exist_ok=True)
+    chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        print("chromium is not installed (apt-get install chromium)")
+        return 2
+    profile = tempfile.mkdtemp(prefix="retain-chromium-")
+    b = Browser(chromium, profile)
+    try:
+        b.goto(base + "/")
+        check("anonymous visit is sent to the login page", b.url().endswith("/login"), b.url())
+
+        b.eval("document.querySelector('#password').value = 'definitely-wrong'")
+        b.click_and_wait("#login")
+        html = b.html()
+        check("a wrong password is refused", "Wrong password" in html and 'id="error"' in html)
+        b.screenshot(os.path.join(shots, "01-login-failed.png"))
+        b.goto(base + "/")
+        check("still logged out after the failed login", b.url().endswith("/login"), b.url())
+
+        b.eval(f"document.querySelector('#password').value = {json.dumps(password)}")
+        b.click_and_wait("#login")
+        check("login lands on the overview", b.url().rstrip("/") == base.rstrip("/"), b.url())
+        cookie_visible = b.eval("document.cookie")
+        check("the session cookie is HttpOnly (invisible to scripts)", "retain_session" not in (cookie_visible or ""))
+
+        pages = [
+            ("/", "02-overview.png", ["<h1>Overview</h1>", "Acquisition vs retention", "Cohorts"], 3),
+            ("/segments", "03-segments.png", ["<h1>Segments</h1>", "Recency × frequency"], 2),
+            ("/predictions", "04-predictions.png", ["<h1>Predictions</h1>"], 0),
+            ("/plans", "05-plans.png", ["<h1>Plans</h1>"], 0),
+            ("/campaigns", "06-campaigns.png", ["<h1>Campaigns</h1>"], 0),
+        ]
+        for path, shot, needles, min_svgs in pages:
+            b.goto(base + path)
+            html = b.html()
+            missing = [n for n in needles if n not in html]
+            check(f"{path} renders its content", not missing, f"missing {missing}")
+            svgs = b.eval("document.querySelectorAll('svg').length")
+            check(f"{path} draws its charts", svgs >= min_svgs, f"{svgs} < {min_svgs}")
+            check(f"{path} has no template error", "template error" not in html.lower() and "Something went wrong" not in html)
+            b.screenshot(os.path.join(shots, shot))
+
+        b.goto(base + "/predictions")
+        html = b.html()
+        check("predictions show charts or a clear empty state",
+              'id="predictions-empty"' in html or "P(alive)" in html)
+
+        if campaign:
+            b.goto(base + "/campaigns")
+            check("the sent campaign is listed", campaign in b.html())
+            b.goto(f"{base}/campaigns/{campaign}")
+            html = b.html()
+            for needle in ["Uplift vs holdout", 'id="verdict"', "Funnel", "By segment", "95% CI"]:
+                check(f"campaign page shows {needle!r}", needle in html)
+            svgs = b.eval("document.querySelectorAll('svg').length")
+            check("campaign page draws funnel, uplift and timeline", svgs >= 3, str(svgs))
+            b.screenshot(os.path.join(shots, "07-campaign.png"))
+            b.goto(f"{base}/campaigns/{campaign}/report.html")
+            html = b.html()
+            check("the downloadable report renders", f"Campaign {campaign}" in html and "<svg" in html)
+            b.screenshot(os.path.join(shots, "08-report.png"))
+
+        if plan:
+            b.goto(f"{base}/plans/{plan}")
+            html = b.html()
+            check("the draft plan offers an approve button", 'id="approve"' in html, "")
+            # A forged POST without the CSRF token is refused and changes nothing.
+            status = b.call("Runtime.evaluate", {
+                "expression": f"fetch('/plans/{plan}/approve', {{method: 'POST', headers: {{'content-type': 'application/x-www-form-urlencoded'}}, body: 'csrf=forged'}}).then(r => r.status)",
+                "awaitPromise": True, "returnByValue": True}, session=True)["result"].get("value")
+            check("a POST with a wrong CSRF token is refused", status == 403, str(status))
+            b.goto(f"{base}/plans/{plan}")
+            check("the plan is still a draft after the forged POST", 'id="plan-state">draft<' in b.html())
+            b.screenshot(os.path.join(shots, "09-plan-draft.png"))
+            b.click_and_wait("#approve")
+            html = b.html()
+            check("approving through the form approves the plan", 'id="plan-state">approved<' in html, "")
+            check("no approve button once approved", 'id="approve"' not in html)
+            b.screenshot(os.path.join(shots, "10-plan-approved.png"))
+
+        b.goto(base + "/")
+        b.click_and_wait("header form button")
+        b.goto(base + "/")
+        check("logout ends the session", b.url().endswith("/login"), b.url())
+    except Exception:
+        traceback.print_exc()
+        check("the browser session ran to the end", False)
+    finally:
+        b.close()
+        shutil.rmtree(profile, ignore_errors=True)
+    print(f"browser: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
