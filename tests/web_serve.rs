@@ -1,0 +1,160 @@
+//! End-to-end tests of `retain serve` as a process: it binds, answers the public endpoints,
+//! refuses tampered tracking tokens, keeps the dashboard behind a login, hashes passwords, and on
+//! SIGTERM stops cleanly after writing its events.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use assert_cmd::cargo::CommandCargoExt;
+use assert_cmd::Command;
+
+fn workspace() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    Command::cargo_bin("retain")
+        .expect("binary")
+        .arg("init")
+        .arg(&ws)
+        .arg("-q")
+        .assert()
+        .success();
+    (dir, ws)
+}
+
+/// Starts `retain serve` on a free port; returns the child and the bound address.
+fn serve(ws: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    let mut cmd = StdCommand::cargo_bin("retain").expect("binary");
+    cmd.arg("--workspace")
+        .arg(ws)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env_remove("RETAIN_WEB_TOKEN")
+        .env_remove("RETAIN_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    let addr = first
+        .split("http://")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {first:?}"))
+        .to_string();
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+/// A raw HTTP/1.1 request: (status, headers+body text).
+fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+fn stop(mut child: Child) -> std::process::Output {
+    StdCommand::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    let status = child.wait().expect("wait");
+    std::process::Output {
+        status,
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    }
+}
+
+#[test]
+fn serves_tracking_and_guards_the_dashboard_then_stops_cleanly() {
+    let (_dir, ws) = workspace();
+    let (child, addr) = serve(&ws, &[("RETAIN_WEB_TOKEN", "e2e-token-123456")]);
+    assert_eq!(http(&addr, "GET", "/healthz", "").0, 200);
+    // Tampered and unknown tracking tokens: 404, and no redirect anywhere.
+    for path in ["/o/abc.def", "/c/Yzo3Omh0dHBzOi8vZXZpbC5leGFtcGxl.AAAAAAAAAAAAAAAAAAAAAA", "/u/x"] {
+        let (status, text) = http(&addr, "GET", path, "");
+        assert_eq!(status, 404, "{path}: {text}");
+        assert!(!text.to_ascii_lowercase().contains("location:"), "{text}");
+    }
+    let (status, _) = http(&addr, "POST", "/u/abc.def", "List-Unsubscribe=One-Click");
+    assert_eq!(status, 404);
+    // The dashboard needs a session.
+    let (status, text) = http(&addr, "GET", "/campaigns", "");
+    assert_eq!(status, 303);
+    assert!(text.to_ascii_lowercase().contains("location: /login"));
+    let (status, text) = http(&addr, "GET", "/login", "");
+    assert_eq!(status, 200);
+    assert!(text.contains("HttpOnly; SameSite=Strict"), "{text}");
+    // A POST without the form's cookie is refused, even with the right token.
+    let (status, _) = http(&addr, "POST", "/login", "csrf=x&password=e2e-token-123456");
+    assert_eq!(status, 403);
+    let (status, _) = http(&addr, "POST", "/plans/p1/approve", "csrf=x");
+    assert_eq!(status, 303, "no session: sent to the login page");
+    let out = stop(child);
+    assert!(out.status.success(), "{:?}", out.status);
+}
+
+#[test]
+fn hash_password_prints_an_argon2_hash_the_server_accepts() {
+    let out = Command::cargo_bin("retain")
+        .expect("binary")
+        .args(["serve", "--hash-password"])
+        .write_stdin("a long passphrase\n")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    let hash = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    let short = Command::cargo_bin("retain")
+        .expect("binary")
+        .args(["serve", "--hash-password"])
+        .write_stdin("short\n")
+        .output()
+        .expect("run");
+    assert_eq!(short.status.code(), Some(3));
+    // The hash in the configuration: the server starts and its login page is open.
+    let (_dir, ws) = workspace();
+    let cfg = ws.join("retain.toml");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let text = text.replace("password_hash = \"\"", &format!("password_hash = \"{hash}\""));
+    std::fs::write(&cfg, text).expect("write config");
+    let (child, addr) = serve(&ws, &[]);
+    let (status, text) = http(&addr, "GET", "/login", "");
+    assert_eq!(status, 200);
+    assert!(text.contains("name=\"password\""), "{text}");
+    assert!(stop(child).status.success());
+    // A broken hash is a configuration error, not a silently open dashboard.
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, text.replace(&hash, "not-a-hash")).expect("write");
+    let out = Command::cargo_bin("retain")
+        .expect("binary")
+        .arg("--workspace")
+        .arg(&ws)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env_remove("RETAIN_WEB_TOKEN")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+}
