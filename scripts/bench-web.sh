@@ -43,10 +43,11 @@ done = function(summary, latency, requests)
 end
 LUA
 
-"$RETAIN" -q -w "$WORK/ws" serve --addr "127.0.0.1:$PORT" 2>"$WORK/serve.log" &
+"$RETAIN" -w "$WORK/ws" serve --addr "127.0.0.1:$PORT" 2>"$WORK/serve.log" &
 SERVER_PID=$!
 for _ in $(seq 50); do curl -sf "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
+echo "machine: $(nproc) cores, load average before the run: $(cut -d" " -f1-3 /proc/loadavg)"
 declare -A REQS
 for kind in open click; do
   PATHS_FILE="$WORK/$kind.txt" wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/paths.lua" "$BASE" > "$WORK/wrk-$kind.txt"
