@@ -139,6 +139,49 @@ pub fn predicted_vs_actual(
     Some((labels, pred, act))
 }
 
+/// Customers moving between segments from one run to the next: rows `from`, columns `to`
+/// (`(none)` for customers only in one of the runs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Migration {
+    pub from: Vec<String>,
+    pub to: Vec<String>,
+    pub counts: Vec<Vec<u64>>,
+}
+
+pub fn migration<'a>(
+    before: impl IntoIterator<Item = (&'a str, &'a str)>,
+    after: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> Migration {
+    const NONE: &str = "(none)";
+    let before: BTreeMap<&str, &str> = before.into_iter().collect();
+    let after: BTreeMap<&str, &str> = after.into_iter().collect();
+    let mut cells: BTreeMap<(&str, &str), u64> = BTreeMap::new();
+    for (c, a) in &before {
+        *cells
+            .entry((a, after.get(c).copied().unwrap_or(NONE)))
+            .or_default() += 1;
+    }
+    for (c, b) in &after {
+        if !before.contains_key(c) {
+            *cells.entry((NONE, b)).or_default() += 1;
+        }
+    }
+    let mut from: Vec<String> = cells.keys().map(|k| k.0.to_string()).collect();
+    let mut to: Vec<String> = cells.keys().map(|k| k.1.to_string()).collect();
+    from.dedup();
+    to.sort();
+    to.dedup();
+    let counts = from
+        .iter()
+        .map(|f| {
+            to.iter()
+                .map(|t| cells.get(&(f.as_str(), t.as_str())).copied().unwrap_or(0))
+                .collect()
+        })
+        .collect();
+    Migration { from, to, counts }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +248,25 @@ mod tests {
         assert_eq!((pred[0], act[0]), (0.5, 0.5));
         // Decile 10 holds customers 18 and 19: actual (0 + 1) / 2.
         assert_eq!((pred[9], act[9]), (18.5, 0.5));
+    }
+
+    #[test]
+    fn migration_counts_moves_arrivals_and_departures() {
+        let m = migration(
+            [("a", "loyal"), ("b", "loyal"), ("c", "at_risk")],
+            [("a", "loyal"), ("b", "at_risk"), ("d", "new")],
+        );
+        assert_eq!(m.from, ["(none)", "at_risk", "loyal"]);
+        assert_eq!(m.to, ["(none)", "at_risk", "loyal", "new"]);
+        assert_eq!(
+            m.counts[2],
+            [0, 1, 1, 0],
+            "loyal: b left for at_risk, a stayed"
+        );
+        assert_eq!(m.counts[1], [1, 0, 0, 0], "c is in no later segment");
+        assert_eq!(m.counts[0], [0, 0, 0, 1], "d arrived as new");
+        let total: u64 = m.counts.iter().flatten().sum();
+        assert_eq!(total, 4);
     }
 
     #[test]
