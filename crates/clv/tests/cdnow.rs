@@ -388,6 +388,24 @@ fn predict_on_cdnow_agrees_with_lifetimes_through_the_fit() {
 }
 
 #[test]
+fn fit_on_raw_orders_matches_lifetimes_under_the_same_convention() {
+    // From the raw purchases as of 1997-10-01, T is one day longer than in the published
+    // summary. lifetimes 0.11.3 fitted on the published summary with T + 1/7:
+    // r=0.24174032905915369, alpha=4.393774047771273, a=0.8144413233340715,
+    // b=2.4770042105652488.
+    let hist = histories(&raw_orders(), None);
+    let week: Vec<Summary> = summarize(&hist, date("1997-10-01"), Period::Week)
+        .into_iter()
+        .map(|p| p.1)
+        .collect();
+    let p = bgnbd::fit(&week).expect("fit").params;
+    assert!(rel(p.r, 0.241_740_329_059_153_69) < 1e-4, "{p:?}");
+    assert!(rel(p.alpha, 4.393_774_047_771_273) < 1e-4, "{p:?}");
+    assert!(rel(p.a, 0.814_441_323_334_071_5) < 1e-4, "{p:?}");
+    assert!(rel(p.b, 2.477_004_210_565_248_8) < 1e-4, "{p:?}");
+}
+
+#[test]
 fn day_and_week_fits_are_the_same_model() {
     // BG/NBD is invariant to the time unit: α scales, r, a, b do not, and the log-likelihood
     // shifts by −Σx·ln 7 (a density in days instead of weeks).

@@ -289,21 +289,41 @@ mod tests {
             .expect("save");
         let stored = store.stored_predictions().await.expect("read");
         assert_eq!(stored, vec![row("a", Some(4.6)), row("b", Some(36.3))]);
-        let latest = store.latest_prediction_run().await.expect("read").expect("run");
+        let latest = store
+            .latest_prediction_run()
+            .await
+            .expect("read")
+            .expect("run");
         assert_eq!(latest.id, first);
         assert_eq!(latest.gamma_gamma, Some((6.2, 3.7, 15.4)));
         assert!(latest.bgnbd_converged && latest.gamma_gamma_reason.is_none());
 
         // A second run replaces every prediction; without a spend model CLV is unknown.
-        let many: Vec<StoredPrediction> = (0..7001).map(|i| row(&format!("c{i:05}"), None)).collect();
-        let second = store.save_predictions(&run(false), &many).await.expect("save");
+        let many: Vec<StoredPrediction> =
+            (0..7001).map(|i| row(&format!("c{i:05}"), None)).collect();
+        let second = store
+            .save_predictions(&run(false), &many)
+            .await
+            .expect("save");
         assert!(second > first);
-        let latest = store.latest_prediction_run().await.expect("read").expect("run");
-        assert_eq!((latest.id, latest.gamma_gamma, latest.clv_mean), (second, None, None));
-        assert_eq!(latest.gamma_gamma_reason.as_deref(), Some("no repeat customer"));
+        let latest = store
+            .latest_prediction_run()
+            .await
+            .expect("read")
+            .expect("run");
+        assert_eq!(
+            (latest.id, latest.gamma_gamma, latest.clv_mean),
+            (second, None, None)
+        );
+        assert_eq!(
+            latest.gamma_gamma_reason.as_deref(),
+            Some("no repeat customer")
+        );
         let current = store.predictions().await.expect("read");
         assert_eq!(current.len(), 7001);
-        assert!(current.iter().all(|p| p.clv.is_nan() && p.customer_id.starts_with('c')));
+        assert!(current
+            .iter()
+            .all(|p| p.clv.is_nan() && p.customer_id.starts_with('c')));
     }
 
     #[tokio::test]

@@ -1,0 +1,456 @@
+//! `retain predict`: fit BG/NBD and Gamma-Gamma on the imported orders, store P(alive), the
+//! expected purchases in the next 90 days and the CLV of every customer; `--calibration-end`
+//! validates the model on a holdout instead; `retain predict export` writes the stored
+//! predictions.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use chrono::NaiveDate;
+use clap::{Args as ClapArgs, Subcommand};
+use retain_clv::{
+    calibration_holdout, predict, summarize, ClvError, HoldoutValidation, Period, PredictOptions,
+    PredictionRun,
+};
+use retain_core::features::{default_as_of, histories};
+use retain_store::{NewPredictionRun, StoredPrediction};
+use serde_json::json;
+
+use super::{exit, fail, spinner, Context};
+use crate::output::{count, money, pct, print_json, Format, Table};
+
+#[derive(Debug, ClapArgs)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
+  retain predict
+  retain predict --period day --horizon-months 24 --discount 0.008
+  retain predict --calibration-end 2011-06-01 --format json   # validate on a holdout
+  retain predict export --format csv > predictions.csv
+
+The purchase model is BG/NBD (Fader, Hardie & Lee 2005), fitted on each customer's repeat
+purchase days, the span from first to last purchase and the age; the spend model is Gamma-Gamma,
+fitted on the customers with repeat purchases. CLV = expected purchases per month x expected
+average spend, discounted monthly, over the horizon (months of 30 days or 4.345 weeks, as in
+python lifetimes). With --calibration-end DATE the model is fitted on the orders before DATE and
+its predictions for DATE..as-of are compared with what the customers did; stored predictions are
+left as they are."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Option<Action>,
+    /// Predict as of this date (orders on or after it are ignored). Default: the day after the last order.
+    #[arg(long)]
+    pub as_of: Option<NaiveDate>,
+    /// Time unit of the model: day or week.
+    #[arg(long, value_parser = ["day", "week"], default_value = "week")]
+    pub period: String,
+    /// CLV horizon in months.
+    #[arg(long, default_value_t = 12)]
+    pub horizon_months: u32,
+    /// Monthly discount rate of the CLV.
+    #[arg(long, default_value_t = 0.01)]
+    pub discount: f64,
+    /// Validate instead: fit on orders before this date, compare with DATE..as-of.
+    #[arg(long)]
+    pub calibration_end: Option<NaiveDate>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Action {
+    /// Write the stored predictions (customer_id, frequency, recency, T, monetary, p_alive,
+    /// expected_purchases_90d, clv) to stdout or a file.
+    Export {
+        /// csv or json.
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// The exit code a model error deserves: not enough (usable) data is a precondition.
+fn model_error(e: ClvError, what: &str) -> anyhow::Error {
+    let code = match e {
+        ClvError::NoCustomers | ClvError::SingleCustomer | ClvError::NoRepeatPurchases => {
+            exit::PRECONDITION
+        }
+        ClvError::NonFinite { .. } | ClvError::InvalidSummary { .. } => exit::BAD_INPUT,
+        ClvError::InvalidOption(_) => 2,
+        _ => exit::FAILURE,
+    };
+    fail(code, format!("{what}: {e}"))
+}
+
+pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+    if let Some(Action::Export { format, output }) = args.action {
+        return export(ctx, format, output).await;
+    }
+    let period = Period::parse(&args.period).unwrap_or_default();
+    if !(args.discount.is_finite() && args.discount >= 0.0) {
+        return Err(fail(
+            2,
+            "--discount must be a number >= 0 (a monthly rate, e.g. 0.01)",
+        ));
+    }
+    let orders = ctx.store.orders().await?;
+    let Some(as_of) = args.as_of.or_else(|| default_as_of(&orders)) else {
+        return Err(fail(
+            exit::PRECONDITION,
+            "no orders yet: import some with `retain import orders FILE`",
+        ));
+    };
+    let show = std::io::stderr().is_terminal();
+    let hist = histories(&orders, Some(as_of));
+    drop(orders);
+
+    if let Some(calibration_end) = args.calibration_end {
+        if calibration_end >= as_of {
+            return Err(fail(
+                2,
+                format!(
+                    "--calibration-end ({calibration_end}) must be before the as-of date ({as_of})"
+                ),
+            ));
+        }
+        let sp = spinner("validating", show);
+        let v = calibration_holdout(&hist, calibration_end, as_of, period)
+            .map_err(|e| model_error(e, "cannot validate the CLV model"))?;
+        sp.finish_and_clear();
+        return print_validation(&v, args.format);
+    }
+
+    let summaries = summarize(&hist, as_of, period);
+    drop(hist);
+    let options = PredictOptions {
+        period,
+        horizon_months: args.horizon_months,
+        discount: args.discount,
+    };
+    let sp = spinner("fitting", show);
+    let run =
+        predict(&summaries, &options).map_err(|e| model_error(e, "cannot fit the CLV models"))?;
+    sp.finish_and_clear();
+    warn(&run);
+
+    let record = NewPredictionRun {
+        as_of: as_of.format("%Y-%m-%d").to_string(),
+        period: period.as_str().to_string(),
+        horizon_months: i64::from(options.horizon_months),
+        discount: options.discount,
+        customers: run.customers as i64,
+        bgnbd_r: run.bgnbd.params.r,
+        bgnbd_alpha: run.bgnbd.params.alpha,
+        bgnbd_a: run.bgnbd.params.a,
+        bgnbd_b: run.bgnbd.params.b,
+        bgnbd_log_likelihood: run.bgnbd.log_likelihood,
+        bgnbd_converged: run.bgnbd.converged,
+        gamma_gamma: run
+            .gamma_gamma
+            .as_ref()
+            .map(|g| (g.params.p, g.params.q, g.params.v)),
+        gamma_gamma_reason: run.gamma_gamma_reason.clone(),
+        p_alive_mean: run.p_alive_mean,
+        expected_purchases_90d_mean: run.expected_purchases_90d_mean,
+        clv_mean: run.clv_mean,
+    };
+    let rows: Vec<StoredPrediction> = run
+        .predictions
+        .iter()
+        .map(|p| StoredPrediction {
+            customer_id: p.customer_id.clone(),
+            frequency: p.summary.frequency,
+            recency: p.summary.recency,
+            t: p.summary.t,
+            monetary: p.summary.monetary,
+            p_alive: p.p_alive,
+            expected_purchases_90d: p.expected_purchases_90d,
+            clv: p.clv,
+        })
+        .collect();
+    let run_id = ctx
+        .store
+        .save_predictions(&record, &rows)
+        .await
+        .context("storing the predictions")?;
+
+    match args.format {
+        Format::Json => print_json(&summary_json(&run, as_of, run_id)),
+        Format::Csv => predictions_table(&rows).print_csv(),
+        _ => {
+            print!("{}", render(&run, as_of));
+            Ok(())
+        }
+    }
+}
+
+/// Warnings that do not stop the run.
+fn warn(run: &PredictionRun) {
+    if !run.bgnbd.converged {
+        eprintln!(
+            "warning: the BG/NBD fit stopped before converging ({} iterations); treat the predictions with care",
+            run.bgnbd.iterations
+        );
+    }
+    if let Some(c) = run.independence.filter(|c| c.warning) {
+        eprintln!(
+            "warning: purchase frequency and spend are correlated (Pearson {:.2} over {} repeat customers); \
+             the Gamma-Gamma spend model assumes they are not, so CLV may be biased",
+            c.pearson, c.customers
+        );
+    }
+    if let Some(reason) = &run.gamma_gamma_reason {
+        eprintln!("warning: no spend model, so no CLV: {reason}");
+    }
+}
+
+/// The JSON document of a run: parameters, means and what could not be fitted.
+fn summary_json(run: &PredictionRun, as_of: NaiveDate, run_id: i64) -> serde_json::Value {
+    let bg = &run.bgnbd;
+    json!({
+        "run_id": run_id,
+        "as_of": as_of.format("%Y-%m-%d").to_string(),
+        "period": run.options.period.as_str(),
+        "horizon_months": run.options.horizon_months,
+        "discount": run.options.discount,
+        "customers": run.customers,
+        "bgnbd": {
+            "r": bg.params.r,
+            "alpha": bg.params.alpha,
+            "a": bg.params.a,
+            "b": bg.params.b,
+            "log_likelihood": bg.log_likelihood,
+            "converged": bg.converged,
+        },
+        "gamma_gamma": run.gamma_gamma.as_ref().map(|g| json!({
+            "p": g.params.p,
+            "q": g.params.q,
+            "v": g.params.v,
+            "customers": g.customers,
+        })),
+        "gamma_gamma_reason": run.gamma_gamma_reason,
+        "frequency_monetary_correlation": run.independence.map(|c| json!({
+            "pearson": c.pearson,
+            "warning": c.warning,
+        })),
+        "p_alive_mean": run.p_alive_mean,
+        "expected_purchases_90d_mean": run.expected_purchases_90d_mean,
+        "clv_mean": run.clv_mean,
+    })
+}
+
+fn num(v: f64) -> String {
+    format!("{v:.4}")
+}
+
+/// The human-readable report: parameters, means and the most valuable customers.
+fn render(run: &PredictionRun, as_of: NaiveDate) -> String {
+    let bg = &run.bgnbd;
+    let unit = run.options.period.as_str();
+    let mut out = format!(
+        "CLV models as of {as_of} ({} customers, time unit: {unit})\n\n",
+        count(run.customers as i64)
+    );
+    out.push_str(&format!(
+        "  BG/NBD        r={:.4}  alpha={:.4}  a={:.4}  b={:.4}  log-likelihood {:.2}\n",
+        bg.params.r, bg.params.alpha, bg.params.a, bg.params.b, bg.log_likelihood
+    ));
+    match (&run.gamma_gamma, &run.gamma_gamma_reason) {
+        (Some(g), _) => out.push_str(&format!(
+            "  Gamma-Gamma   p={:.4}  q={:.4}  v={:.4}  ({} repeat customers)\n",
+            g.params.p,
+            g.params.q,
+            g.params.v,
+            count(g.customers as i64)
+        )),
+        (None, reason) => out.push_str(&format!(
+            "  Gamma-Gamma   not fitted: {}\n",
+            reason.as_deref().unwrap_or("unknown reason")
+        )),
+    }
+    out.push_str(&format!(
+        "\n  mean P(alive)                      {:>12}\n",
+        pct(run.p_alive_mean)
+    ));
+    out.push_str(&format!(
+        "  mean expected purchases, 90 days   {:>12}\n",
+        num(run.expected_purchases_90d_mean)
+    ));
+    if let Some(clv) = run.clv_mean {
+        out.push_str(&format!(
+            "  mean CLV, {:>2} months, {}/month   {:>12}\n",
+            run.options.horizon_months,
+            pct(run.options.discount),
+            money(clv)
+        ));
+        let mut top: Vec<&retain_clv::CustomerPrediction> = run.predictions.iter().collect();
+        top.sort_by(|a, b| {
+            b.clv
+                .unwrap_or(0.0)
+                .total_cmp(&a.clv.unwrap_or(0.0))
+                .then_with(|| a.customer_id.cmp(&b.customer_id))
+        });
+        let mut t = Table::new([
+            "customer",
+            "repeat days",
+            "P(alive)",
+            "purchases 90d",
+            "CLV",
+        ]);
+        for p in top.iter().take(10) {
+            t.row([
+                p.customer_id.clone(),
+                format!("{}", p.summary.frequency),
+                pct(p.p_alive),
+                num(p.expected_purchases_90d),
+                money(p.clv.unwrap_or(0.0)),
+            ]);
+        }
+        out.push_str("\nMost valuable customers\n\n");
+        out.push_str(&t.render());
+    }
+    out.push_str("\nAll customers: `retain predict export --format csv`.\n");
+    out
+}
+
+const EXPORT_HEADER: [&str; 8] = [
+    "customer_id",
+    "frequency",
+    "recency",
+    "T",
+    "monetary",
+    "p_alive",
+    "expected_purchases_90d",
+    "clv",
+];
+
+/// One export row; numbers in full precision, CLV empty without a spend model.
+fn cells(p: &StoredPrediction) -> [String; 8] {
+    [
+        p.customer_id.clone(),
+        p.frequency.to_string(),
+        p.recency.to_string(),
+        p.t.to_string(),
+        p.monetary.to_string(),
+        p.p_alive.to_string(),
+        p.expected_purchases_90d.to_string(),
+        p.clv.map(|v| v.to_string()).unwrap_or_default(),
+    ]
+}
+
+fn predictions_table(rows: &[StoredPrediction]) -> Table {
+    let mut t = Table::new(EXPORT_HEADER);
+    for p in rows {
+        t.row(cells(p));
+    }
+    t
+}
+
+async fn export(ctx: &Context, format: Format, output: Option<PathBuf>) -> Result<()> {
+    if ctx.store.latest_prediction_run().await?.is_none() {
+        return Err(fail(
+            exit::PRECONDITION,
+            "no predictions yet: run `retain predict` first",
+        ));
+    }
+    let rows = ctx.store.stored_predictions().await?;
+    let text = match format {
+        Format::Json => serde_json::to_string_pretty(&rows)? + "\n",
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(Vec::new());
+            w.write_record(EXPORT_HEADER)?;
+            for p in &rows {
+                w.write_record(cells(p))?;
+            }
+            String::from_utf8(w.into_inner().context("writing CSV")?)?
+        }
+        other => {
+            return Err(fail(
+                2,
+                format!("predict export writes csv or json, not {other:?}"),
+            ))
+        }
+    };
+    match output {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        }
+        None => {
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                // `retain predict export | head` is fine.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => Ok(other?),
+            }
+        }
+    }
+}
+
+fn print_validation(v: &HoldoutValidation, format: Format) -> Result<()> {
+    match format {
+        Format::Json => print_json(&json!({
+            "period": v.period.as_str(),
+            "calibration_end": v.calibration_end.format("%Y-%m-%d").to_string(),
+            "holdout_end": v.holdout_end.format("%Y-%m-%d").to_string(),
+            "holdout_length": v.holdout_length,
+            "customers": v.rows.len(),
+            "bgnbd": {
+                "r": v.fit.params.r,
+                "alpha": v.fit.params.alpha,
+                "a": v.fit.params.a,
+                "b": v.fit.params.b,
+                "log_likelihood": v.fit.log_likelihood,
+                "converged": v.fit.converged,
+            },
+            "actual_total": v.actual_total,
+            "predicted_total": v.predicted_total,
+            "mean_absolute_error": v.mean_absolute_error,
+            "rmse": v.rmse,
+            "buckets": v.buckets,
+        })),
+        f => {
+            let mut t = Table::new([
+                "repeat days before",
+                "customers",
+                "actual (mean)",
+                "predicted (mean)",
+            ]);
+            for b in &v.buckets {
+                t.row([
+                    b.frequency.clone(),
+                    count(b.customers as i64),
+                    num(b.actual_mean),
+                    num(b.predicted_mean),
+                ]);
+            }
+            if f == Format::Csv {
+                return t.print_csv();
+            }
+            println!(
+                "Holdout validation: fitted on orders before {}, predicted {}..{} ({:.2} {}s)\n",
+                v.calibration_end,
+                v.calibration_end,
+                v.holdout_end,
+                v.holdout_length,
+                v.period.as_str()
+            );
+            println!(
+                "  repeat purchase days: actual {}, predicted {:.1} ({:+.1} %)",
+                count(v.actual_total as i64),
+                v.predicted_total,
+                100.0 * (v.predicted_total - v.actual_total) / v.actual_total.max(1.0)
+            );
+            println!(
+                "  per customer: mean absolute error {:.3}, RMSE {:.3}\n",
+                v.mean_absolute_error, v.rmse
+            );
+            print!("{}", t.render());
+            Ok(())
+        }
+    }
+}
