@@ -8,12 +8,12 @@
 //!   + 1{x>0} B(a+1, b+x−1)/B(a, b) · Γ(r+x) α^r / (Γ(r) (α+t_x)^(r+x))
 //! ```
 //!
-//! The fit maximises `Σ ln L` over `ln r, ln α, ln a, ln b` with BFGS ([`crate::optim`]) and the
+//! The fit maximises `Σ ln L` over `ln r, ln α, ln a, ln b` with BFGS (`optim.rs`) and the
 //! analytic gradient. Two exact reductions make an evaluation cheap: the gamma-function terms
 //! depend on `x` only, so they are computed once per distinct `x`; and customers with identical
 //! `(x, t_x, T)` contribute identically, so they are merged into one weighted row (summaries
 //! built from whole days repeat a lot — every one-time buyer of the same first day is one row).
-//! What is left per row is two logarithms and one exponential, summed in parallel with rayon
+//! What is left per row is two logarithms, an exponential and a `ln_1p`, summed in parallel with rayon
 //! when there are many rows.
 
 use rayon::prelude::*;
