@@ -282,19 +282,42 @@ impl SmtpTransport {
             TlsParameters::new(s.host.clone())
                 .map_err(|e| TransportError::Fatal(format!("TLS setup for {}: {e}", s.host)))
         };
-        let wrapper = match s.security {
-            Security::Implicit => Some(tls()?),
-            _ => None,
+        let connected = match s.security {
+            Security::Implicit => {
+                AsyncSmtpConnection::connect_tokio1(
+                    (s.host.as_str(), s.port),
+                    Some(s.timeout),
+                    &self.hello,
+                    Some(tls()?),
+                    None,
+                )
+                .await
+            }
+            _ => {
+                // Our own socket, to turn Nagle off: lettre writes the message and its final
+                // dot separately, and Nagle plus delayed ACKs would stall every message ~40 ms.
+                let tcp = tokio::time::timeout(
+                    s.timeout,
+                    tokio::net::TcpStream::connect((s.host.as_str(), s.port)),
+                )
+                .await
+                .map_err(|_| {
+                    TransportError::Unavailable(format!(
+                        "cannot connect to {}:{}: timed out",
+                        s.host, s.port
+                    ))
+                })?
+                .map_err(|e| {
+                    TransportError::Unavailable(format!(
+                        "cannot connect to {}:{}: {e}",
+                        s.host, s.port
+                    ))
+                })?;
+                let _ = tcp.set_nodelay(true);
+                AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &self.hello).await
+            }
         };
-        let mut conn = AsyncSmtpConnection::connect_tokio1(
-            (s.host.as_str(), s.port),
-            Some(s.timeout),
-            &self.hello,
-            wrapper,
-            None,
-        )
-        .await
-        .map_err(|e| {
+        let mut conn = connected.map_err(|e| {
             if e.is_tls() {
                 TransportError::Fatal(format!("TLS with {}:{}: {e}", s.host, s.port))
             } else if e.is_permanent() {

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Render benchmark: jinja2 (the Python baseline) and tera render the same newsletter template
+# with the same contexts, in one run, one core each. Prints both JSON lines and the ratio.
+#
+# usage: scripts/bench-render.sh [N]     (default N=20000 recipients)
+# env:   RETAIN_BASELINES (default ../shared/baselines)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-20000}"
+BASE="${RETAIN_BASELINES:-../shared/baselines}"
+OUT=bench-data
+mkdir -p "$OUT"
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+  .venv/bin/pip install -q -r "$BASE/requirements.txt"
+fi
+cargo build -q --release -p retain-mailer --example render_bench
+py=$(taskset -c 0 .venv/bin/python "$BASE/render_jinja2.py" --n "$N" --write-contexts "$OUT/render_contexts.json")
+rs=$(taskset -c 0 target/release/examples/render_bench "$OUT/render_contexts.json" --inline)
+echo "$py"
+echo "$rs"
+python3 - "$py" "$rs" <<'PY'
+import json, sys
+py, rs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+print(f"tera/jinja2 renders per second on one core: {rs['renders_per_s'] / py['renders_per_s']:.1f}x "
+      f"({rs['renders_per_s']:,.0f} vs {py['renders_per_s']:,.0f}); with CSS inlining {rs['render_and_inline_per_s']:,.0f}/s")
+PY
