@@ -13,7 +13,10 @@ use lettre::message::dkim::{
 };
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{Address, Message};
+use lettre::Message;
+
+/// An email address (validated).
+pub use lettre::Address;
 
 use crate::error::MailerError;
 use crate::templates::{clean_subject, Rendered};
