@@ -10,6 +10,7 @@ mod customers;
 mod events;
 mod migrate;
 mod orders;
+mod plans;
 mod sends;
 mod suppressions;
 
@@ -22,6 +23,9 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use customers::CustomerRow;
 pub use events::{EventKind, EventRecord, NewEvent};
 pub use orders::ImportRecord;
+pub use plans::{
+    NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState,
+};
 pub use sends::{
     CampaignSendState, Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure, SendLease,
     SendRecord, SendState,

@@ -20,6 +20,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0003_predictions.sql"),
     ),
     (
+        4,
+        "plans",
+        include_str!("../migrations/sqlite/0004_plans.sql"),
+        include_str!("../migrations/postgres/0004_plans.sql"),
+    ),
+    (
         5,
         "sends",
         include_str!("../migrations/sqlite/0005_sends.sql"),

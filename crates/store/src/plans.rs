@@ -1,0 +1,450 @@
+//! Campaign plans (migration 0004): a plan with its campaigns and their frozen member lists
+//! (recipients and holdout), and its life cycle draft → approved | discarded.
+
+use std::fmt;
+
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use crate::{now, values_clause, Result, Store, StoreError};
+
+/// Where a plan is in its life cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlanState {
+    /// Just planned: may be approved or discarded.
+    Draft,
+    /// Its campaigns may be sent.
+    Approved,
+    Discarded,
+}
+
+impl PlanState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Draft => "draft",
+            Self::Approved => "approved",
+            Self::Discarded => "discarded",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "draft" => Self::Draft,
+            "approved" => Self::Approved,
+            "discarded" => Self::Discarded,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for PlanState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A campaign to store with its plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPlanCampaign {
+    /// Id within the plan (e.g. `win_back-1`); stored as `<plan id>-<id>`.
+    pub local_id: String,
+    pub goal: String,
+    pub template: String,
+    pub segments: Vec<String>,
+    pub expected_value: f64,
+    pub cost: f64,
+    /// Customer ids to mail.
+    pub recipients: Vec<String>,
+    /// Customer ids held out.
+    pub holdout: Vec<String>,
+    /// JSON: response rate, power, rationale…
+    pub details: String,
+}
+
+/// A plan to store (the store assigns its id and times; it starts as a draft).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewPlan {
+    pub budget: f64,
+    pub used: f64,
+    pub expected_value: f64,
+    pub holdout_fraction: f64,
+    pub seed: u64,
+    pub as_of: Option<String>,
+    pub goals_file: Option<String>,
+    /// The plan as JSON without member lists.
+    pub document: String,
+    pub campaigns: Vec<NewPlanCampaign>,
+}
+
+/// A stored campaign (without its members: see [`Store::plan_members`]).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanCampaignRecord {
+    /// Unique across plans: `<plan id>-<goal>-<n>`.
+    pub campaign_id: String,
+    pub plan_id: String,
+    pub goal: String,
+    pub template: String,
+    pub segments: Vec<String>,
+    pub expected_value: f64,
+    pub cost: f64,
+    pub recipients: i64,
+    pub holdout: i64,
+    pub details: String,
+}
+
+/// A stored plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PlanRecord {
+    pub id: String,
+    pub state: PlanState,
+    pub budget: f64,
+    pub used: f64,
+    pub expected_value: f64,
+    pub holdout_fraction: f64,
+    pub seed: u64,
+    pub as_of: Option<String>,
+    pub goals_file: Option<String>,
+    pub document: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub campaigns: Vec<PlanCampaignRecord>,
+}
+
+/// One frozen member of a campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlanMember {
+    pub customer_id: String,
+    pub holdout: bool,
+}
+
+const PLAN_COLS: &str = "id, state, budget, used, expected_value, holdout_fraction, seed, as_of, \
+    goals_file, document, created_at, updated_at";
+const CAMPAIGN_COLS: &str =
+    "campaign_id, plan_id, goal, template, segments, expected_value, cost, \
+    recipients, holdout, details";
+
+/// Member rows per multi-row INSERT (3 parameters each).
+const BATCH: usize = 5000;
+
+impl Store {
+    /// Stores a plan as a draft with its campaigns and members, in one transaction. Returns the
+    /// plan id (`p1`, `p2`, …).
+    pub async fn save_plan(&self, plan: &NewPlan) -> Result<String> {
+        let mut tx = self.pool().begin().await?;
+        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM plans")
+            .fetch_one(&mut *tx)
+            .await?;
+        let id = format!("p{seq}");
+        let t = now();
+        sqlx::query(
+            "INSERT INTO plans (id, seq, state, budget, used, expected_value, holdout_fraction, seed, \
+             as_of, goals_file, document, created_at, updated_at) \
+             VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+        )
+        .bind(id.as_str())
+        .bind(seq)
+        .bind(plan.budget)
+        .bind(plan.used)
+        .bind(plan.expected_value)
+        .bind(plan.holdout_fraction)
+        // Stored as the same 64 bits, signed.
+        .bind(plan.seed as i64)
+        .bind(plan.as_of.as_deref())
+        .bind(plan.goals_file.as_deref())
+        .bind(plan.document.as_str())
+        .bind(t)
+        .execute(&mut *tx)
+        .await?;
+        for (position, c) in plan.campaigns.iter().enumerate() {
+            let campaign_id = format!("{id}-{}", c.local_id);
+            sqlx::query(
+                "INSERT INTO plan_campaigns (campaign_id, plan_id, position, goal, template, segments, \
+                 expected_value, cost, recipients, holdout, details) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(campaign_id.as_str())
+            .bind(id.as_str())
+            .bind(position as i64)
+            .bind(c.goal.as_str())
+            .bind(c.template.as_str())
+            .bind(serde_json::to_string(&c.segments).unwrap_or_else(|_| "[]".into()))
+            .bind(c.expected_value)
+            .bind(c.cost)
+            .bind(c.recipients.len() as i64)
+            .bind(c.holdout.len() as i64)
+            .bind(c.details.as_str())
+            .execute(&mut *tx)
+            .await?;
+            let members: Vec<(&str, i64)> = c
+                .recipients
+                .iter()
+                .map(|m| (m.as_str(), 0))
+                .chain(c.holdout.iter().map(|m| (m.as_str(), 1)))
+                .collect();
+            for chunk in members.chunks(BATCH) {
+                let sql = format!(
+                    "INSERT INTO plan_members (campaign_id, customer_id, holdout) VALUES {}",
+                    values_clause(chunk.len(), 3)
+                );
+                let mut q = sqlx::query(&sql);
+                for (m, h) in chunk {
+                    q = q.bind(campaign_id.as_str()).bind(*m).bind(*h);
+                }
+                q.execute(&mut *tx).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Every plan, newest first, with its campaigns.
+    pub async fn plans(&self) -> Result<Vec<PlanRecord>> {
+        let rows = sqlx::query(&format!("SELECT {PLAN_COLS} FROM plans ORDER BY seq DESC"))
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let mut p = plan_from_row(r)?;
+            p.campaigns = self.plan_campaigns(&p.id).await?;
+            out.push(p);
+        }
+        Ok(out)
+    }
+
+    /// One plan with its campaigns.
+    pub async fn plan(&self, id: &str) -> Result<Option<PlanRecord>> {
+        let row = sqlx::query(&format!("SELECT {PLAN_COLS} FROM plans WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut p = plan_from_row(&row)?;
+        p.campaigns = self.plan_campaigns(&p.id).await?;
+        Ok(Some(p))
+    }
+
+    /// The newest plan's id, if any.
+    pub async fn latest_plan_id(&self) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM plans ORDER BY seq DESC LIMIT 1")
+                .fetch_optional(self.pool())
+                .await?,
+        )
+    }
+
+    async fn plan_campaigns(&self, plan_id: &str) -> Result<Vec<PlanCampaignRecord>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {CAMPAIGN_COLS} FROM plan_campaigns WHERE plan_id = $1 ORDER BY position"
+        ))
+        .bind(plan_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(campaign_from_row).collect()
+    }
+
+    /// A stored campaign and the state of its plan (a campaign may be sent once its plan is
+    /// approved).
+    pub async fn plan_campaign(
+        &self,
+        campaign_id: &str,
+    ) -> Result<Option<(PlanCampaignRecord, PlanState)>> {
+        let row = sqlx::query(&format!(
+            "SELECT {}, p.state FROM plan_campaigns c JOIN plans p ON p.id = c.plan_id WHERE c.campaign_id = $1",
+            CAMPAIGN_COLS.split(", ").map(|c| format!("c.{c}")).collect::<Vec<_>>().join(", ")
+        ))
+        .bind(campaign_id)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let state: String = row.try_get(10)?;
+        let state = PlanState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("plan state '{state}'")))?;
+        Ok(Some((campaign_from_row(&row)?, state)))
+    }
+
+    /// A campaign's frozen members, recipients first, each group by customer id.
+    pub async fn plan_members(&self, campaign_id: &str) -> Result<Vec<PlanMember>> {
+        let rows = sqlx::query(
+            "SELECT customer_id, holdout FROM plan_members WHERE campaign_id = $1 ORDER BY holdout, customer_id",
+        )
+        .bind(campaign_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PlanMember {
+                    customer_id: r.try_get(0)?,
+                    holdout: r.try_get::<i64, _>(1)? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Moves a draft plan to `to` (approved or discarded). Any other move is a conflict; an
+    /// unknown plan is not found.
+    pub async fn set_plan_state(&self, id: &str, to: PlanState) -> Result<()> {
+        if to == PlanState::Draft {
+            return Err(StoreError::Conflict(format!(
+                "plan {id} cannot go back to draft"
+            )));
+        }
+        let r = sqlx::query(
+            "UPDATE plans SET state = $1, updated_at = $2 WHERE id = $3 AND state = 'draft'",
+        )
+        .bind(to.as_str())
+        .bind(now())
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if r.rows_affected() == 1 {
+            return Ok(());
+        }
+        let state: Option<String> = sqlx::query_scalar("SELECT state FROM plans WHERE id = $1")
+            .bind(id)
+            .fetch_optional(self.pool())
+            .await?;
+        match state {
+            None => Err(StoreError::NotFound(format!("plan {id}"))),
+            Some(s) => Err(StoreError::Conflict(format!(
+                "plan {id} is {s}, not a draft"
+            ))),
+        }
+    }
+}
+
+fn plan_from_row(r: &AnyRow) -> Result<PlanRecord> {
+    let state: String = r.try_get(1)?;
+    Ok(PlanRecord {
+        id: r.try_get(0)?,
+        state: PlanState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("plan state '{state}'")))?,
+        budget: r.try_get(2)?,
+        used: r.try_get(3)?,
+        expected_value: r.try_get(4)?,
+        holdout_fraction: r.try_get(5)?,
+        seed: r.try_get::<i64, _>(6)? as u64,
+        as_of: r.try_get(7)?,
+        goals_file: r.try_get(8)?,
+        document: r.try_get(9)?,
+        created_at: r.try_get(10)?,
+        updated_at: r.try_get(11)?,
+        campaigns: Vec::new(),
+    })
+}
+
+fn campaign_from_row(r: &AnyRow) -> Result<PlanCampaignRecord> {
+    let segments: String = r.try_get(4)?;
+    Ok(PlanCampaignRecord {
+        campaign_id: r.try_get(0)?,
+        plan_id: r.try_get(1)?,
+        goal: r.try_get(2)?,
+        template: r.try_get(3)?,
+        segments: serde_json::from_str(&segments)
+            .map_err(|e| StoreError::Corrupt(format!("campaign segments '{segments}': {e}")))?,
+        expected_value: r.try_get(5)?,
+        cost: r.try_get(6)?,
+        recipients: r.try_get(7)?,
+        holdout: r.try_get(8)?,
+        details: r.try_get(9)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support;
+
+    fn sample(n: usize) -> NewPlan {
+        NewPlan {
+            budget: 100.0,
+            used: 12.5,
+            expected_value: 40.0,
+            holdout_fraction: 0.1,
+            seed: u64::MAX - 1,
+            as_of: Some("2024-01-31".into()),
+            goals_file: Some("goals.toml".into()),
+            document: "{}".into(),
+            campaigns: vec![NewPlanCampaign {
+                local_id: "win_back-1".into(),
+                goal: "win_back".into(),
+                template: "win_back".into(),
+                segments: vec!["At Risk".into(), "Can't Lose Them".into()],
+                expected_value: 40.0,
+                cost: 12.5,
+                recipients: (0..n).map(|i| format!("c{i:05}")).collect(),
+                holdout: vec!["h1".into(), "h2".into()],
+                details: "{\"response_rate\":0.03}".into(),
+            }],
+        }
+    }
+
+    async fn round_trip(store: &Store) {
+        let id = store.save_plan(&sample(12_000)).await.expect("save");
+        let id2 = store.save_plan(&sample(3)).await.expect("save again");
+        assert_ne!(id, id2);
+        assert_eq!(
+            store.latest_plan_id().await.expect("latest"),
+            Some(id2.clone())
+        );
+        let p = store.plan(&id).await.expect("read").expect("exists");
+        assert_eq!(p.state, PlanState::Draft);
+        assert_eq!(p.seed, u64::MAX - 1);
+        assert_eq!(p.campaigns.len(), 1);
+        let c = &p.campaigns[0];
+        assert_eq!(c.campaign_id, format!("{id}-win_back-1"));
+        assert_eq!(
+            c.segments,
+            vec!["At Risk".to_string(), "Can't Lose Them".to_string()]
+        );
+        assert_eq!((c.recipients, c.holdout), (12_000, 2));
+        let members = store.plan_members(&c.campaign_id).await.expect("members");
+        assert_eq!(members.len(), 12_002);
+        assert_eq!(members.iter().filter(|m| m.holdout).count(), 2);
+        assert!(!members[0].holdout);
+        let (_, state) = store
+            .plan_campaign(&c.campaign_id)
+            .await
+            .expect("campaign")
+            .expect("exists");
+        assert_eq!(state, PlanState::Draft);
+
+        store
+            .set_plan_state(&id, PlanState::Approved)
+            .await
+            .expect("approve");
+        assert!(matches!(
+            store.set_plan_state(&id, PlanState::Discarded).await,
+            Err(StoreError::Conflict(_))
+        ));
+        assert!(matches!(
+            store.set_plan_state("p999", PlanState::Approved).await,
+            Err(StoreError::NotFound(_))
+        ));
+        store
+            .set_plan_state(&id2, PlanState::Discarded)
+            .await
+            .expect("discard");
+        let all = store.plans().await.expect("all");
+        assert_eq!(
+            all.iter()
+                .map(|p| (p.id.clone(), p.state))
+                .collect::<Vec<_>>(),
+            vec![(id2, PlanState::Discarded), (id, PlanState::Approved)]
+        );
+    }
+
+    #[tokio::test]
+    async fn plans_round_trip_on_sqlite() {
+        let (store, _dir) = test_support::sqlite().await;
+        round_trip(&store).await;
+    }
+
+    #[tokio::test]
+    async fn plans_round_trip_on_postgres() {
+        if let Some(store) = test_support::postgres().await {
+            round_trip(&store).await;
+        }
+    }
+}
