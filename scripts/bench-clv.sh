@@ -24,6 +24,7 @@ cargo build --release --quiet -p retain-clv --example clv_timing
 RUST=target/release/examples/clv_timing
 RESULTS="$DATA/clv-bench.jsonl"
 : > "$RESULTS"
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 for K in "${KS[@]}"; do
   echo "replicate $K: lifetimes…" >&2
@@ -41,9 +42,10 @@ echo "distinct x $K: lifetimes…" >&2
 P=$("$PY" "$BASELINES/clv_lifetimes.py" --summary "$DISTINCT")
 echo "{\"case\": \"CDNOW x $K, rows distinct across copies\", \"python\": $P, \"rust\": $R}" >> "$RESULTS"
 
-"$PY" - "$RESULTS" "$(nproc)" "$(date -u +%Y-%m-%d)" "${KS[*]}" <<'PY'
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+"$PY" - "$RESULTS" "$(nproc)" "$(date -u +%Y-%m-%d)" "${KS[*]}" "$LOAD_BEFORE" "$LOAD_AFTER" <<'PY'
 import json, re, sys
-path, cores, day, ks = sys.argv[1:5]
+path, cores, day, ks, load_before, load_after = sys.argv[1:7]
 rows = [json.loads(l) for l in open(path)]
 
 def ms(s):
@@ -58,7 +60,8 @@ lines = [
     "(`clv_lifetimes.py`, autograd + scipy) against `clv_timing` (release build, rayon on all "
     "cores), each fitting the same summaries and reporting the median of 3 fits. The `distinct` "
     "case gives both tools one CSV in which copy j of CDNOW has its times scaled by 1 + j·1e-6, "
-    "so customers repeat only within a copy.",
+    "so customers repeat only within a copy. Load average (1, 5, 15 min) before / after the run: "
+    f"{load_before} / {load_after} (other work shared the machine; both tools ran under it).",
     "",
     "| data | customers | BG/NBD lifetimes | BG/NBD retain | ratio | Gamma-Gamma lifetimes | Gamma-Gamma retain | ratio |",
     "|---|---|---|---|---|---|---|---|",
