@@ -53,6 +53,14 @@ enum Command {
     Suppress(cmd::suppress::Command),
     /// Serve the tracking endpoints and the dashboard.
     Serve(cmd::serve::Args),
+    /// Send an approved campaign's emails, exactly once per recipient.
+    Send(cmd::send::Args),
+    /// Preview a campaign's email, or send a test copy.
+    #[command(subcommand)]
+    Mail(cmd::mail::Command),
+    /// Campaigns and their sending: list, show, pause, resume, cancel.
+    #[command(subcommand)]
+    Campaign(cmd::campaign::Command),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -65,6 +73,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(a) => cmd::stats::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Suppress(c) => cmd::suppress::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Serve(a) => cmd::serve::run(&ws, a, cli.quiet).await,
+        Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a).await,
+        Command::Mail(c) => cmd::mail::run(&cmd::Context::open(&ws).await?, c).await,
+        Command::Campaign(c) => cmd::campaign::run(&cmd::Context::open(&ws).await?, c).await,
     }
 }
 

@@ -1,10 +1,13 @@
 //! The commands of the CLI, one module each, and what they share: the workspace [`Context`],
 //! exit codes ([`Failure`]) and progress bars.
 
+pub mod campaign;
 pub mod demo;
 pub mod demo_data;
 pub mod import;
 pub mod init;
+pub mod mail;
+pub mod send;
 pub mod serve;
 pub mod stats;
 pub mod suppress;

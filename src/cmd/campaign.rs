@@ -1,0 +1,206 @@
+//! `retain campaign list|show|pause|resume|cancel`: the campaigns of all plans with where their
+//! sending stands, one campaign's ledger, and pausing, resuming or cancelling its sending (a
+//! running `retain send` stops after the messages in flight).
+
+use anyhow::Result;
+use clap::Subcommand;
+use retain_store::{CampaignSendState, SendState};
+use serde::Serialize;
+
+use super::{exit, fail, Context};
+use crate::output::{print_json, Format, Table};
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every campaign: plan state, send state and ledger counts.
+    List {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// One campaign's recipients: state, attempts, last error (failed and unconfirmed first).
+    Show {
+        campaign: String,
+        /// Only rows in this state (queued, sending, sent, failed, suppressed).
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Stop sending a campaign (a running send stops after the messages in flight).
+    Pause { campaign: String },
+    /// Allow a paused campaign to send again (then run `retain send`).
+    Resume { campaign: String },
+    /// Stop a campaign for good: nothing more is sent.
+    Cancel { campaign: String },
+}
+
+#[derive(Serialize)]
+struct Row {
+    campaign_id: String,
+    plan_id: String,
+    goal: String,
+    plan_state: String,
+    send_state: String,
+    queued: i64,
+    unconfirmed: i64,
+    sent: i64,
+    failed: i64,
+    suppressed: i64,
+}
+
+async fn must_exist(ctx: &Context, campaign: &str) -> Result<()> {
+    super::send::find_campaign(ctx, campaign).await.map(|_| ())
+}
+
+async fn set(ctx: &Context, campaign: &str, state: CampaignSendState) -> Result<()> {
+    must_exist(ctx, campaign).await?;
+    ctx.store
+        .set_send_campaign_state(campaign, state)
+        .await
+        .map_err(|e| match e {
+            retain_store::StoreError::Conflict(m) => fail(exit::PRECONDITION, m),
+            other => other.into(),
+        })?;
+    println!("campaign {campaign}: {state}");
+    Ok(())
+}
+
+pub async fn run(ctx: &Context, cmd: Command) -> Result<()> {
+    match cmd {
+        Command::List { format } => {
+            let plans = ctx.store.plans().await?;
+            let counts = ctx.store.send_counts_all().await?;
+            let states = ctx.store.send_campaign_states().await?;
+            let rows: Vec<Row> = plans
+                .into_iter()
+                .flat_map(|p| {
+                    let state = p.state.to_string();
+                    p.campaigns.into_iter().map(move |c| (c, state.clone()))
+                })
+                .map(|(c, plan_state)| {
+                    let n = counts.get(&c.campaign_id).copied().unwrap_or_default();
+                    Row {
+                        send_state: states
+                            .get(&c.campaign_id)
+                            .copied()
+                            .unwrap_or(CampaignSendState::Active)
+                            .to_string(),
+                        campaign_id: c.campaign_id,
+                        plan_id: c.plan_id,
+                        goal: c.goal,
+                        plan_state,
+                        queued: n.queued,
+                        unconfirmed: n.sending,
+                        sent: n.sent,
+                        failed: n.failed,
+                        suppressed: n.suppressed,
+                    }
+                })
+                .collect();
+            if format == Format::Json {
+                return print_json(&rows);
+            }
+            let mut t = Table::new([
+                "campaign",
+                "plan",
+                "goal",
+                "plan state",
+                "sending",
+                "queued",
+                "unconfirmed",
+                "sent",
+                "failed",
+                "suppressed",
+            ]);
+            for r in &rows {
+                t.row([
+                    r.campaign_id.clone(),
+                    r.plan_id.clone(),
+                    r.goal.clone(),
+                    r.plan_state.clone(),
+                    r.send_state.clone(),
+                    r.queued.to_string(),
+                    r.unconfirmed.to_string(),
+                    r.sent.to_string(),
+                    r.failed.to_string(),
+                    r.suppressed.to_string(),
+                ]);
+            }
+            if format == Format::Csv {
+                t.print_csv()?;
+            } else {
+                print!("{}", t.render());
+                if rows.is_empty() {
+                    println!("no campaigns yet: `retain plan` proposes them");
+                }
+            }
+        }
+        Command::Show {
+            campaign,
+            state,
+            format,
+        } => {
+            must_exist(ctx, &campaign).await?;
+            let filter = state
+                .as_deref()
+                .map(|s| {
+                    SendState::parse(s).ok_or_else(|| {
+                        fail(
+                            exit::BAD_INPUT,
+                            format!(
+                                "unknown state '{s}': queued, sending, sent, failed or suppressed"
+                            ),
+                        )
+                    })
+                })
+                .transpose()?;
+            let mut rows = ctx.store.sends_of(&campaign).await?;
+            rows.retain(|r| filter.is_none_or(|f| r.state == f));
+            let rank = |s: SendState| match s {
+                SendState::Failed => 0,
+                SendState::Sending => 1,
+                SendState::Queued => 2,
+                SendState::Suppressed => 3,
+                SendState::Sent => 4,
+            };
+            rows.sort_by_key(|r| (rank(r.state), r.id));
+            if format == Format::Json {
+                return print_json(&rows);
+            }
+            let mut t = Table::new([
+                "send",
+                "customer",
+                "email",
+                "state",
+                "attempts",
+                "sent at",
+                "message id",
+                "last error",
+            ]);
+            for r in &rows {
+                t.row([
+                    r.id.to_string(),
+                    r.customer_id.clone(),
+                    r.email.clone(),
+                    r.state.to_string(),
+                    r.attempts.to_string(),
+                    r.sent_at
+                        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                        .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
+                        .unwrap_or_default(),
+                    r.message_id.clone(),
+                    r.last_error.clone().unwrap_or_default(),
+                ]);
+            }
+            if format == Format::Csv {
+                t.print_csv()?;
+            } else {
+                print!("{}", t.render());
+            }
+        }
+        Command::Pause { campaign } => set(ctx, &campaign, CampaignSendState::Paused).await?,
+        Command::Resume { campaign } => set(ctx, &campaign, CampaignSendState::Active).await?,
+        Command::Cancel { campaign } => set(ctx, &campaign, CampaignSendState::Cancelled).await?,
+    }
+    Ok(())
+}

@@ -1,0 +1,546 @@
+//! `retain send CAMPAIGN`: sends the emails of an approved campaign exactly once — queue the
+//! audience in the ledger, check every template, then send over SMTP (or to `.eml` files in
+//! the outbox) with a progress bar; Ctrl-C stops cleanly after the messages in flight. Also
+//! what `mail` and `campaign` share: loading a campaign with its audience and personalisation
+//! data and building its composer and transport.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Args as ClapArgs;
+use retain_core::config::Config;
+use retain_core::tracking::load_secret;
+use retain_mailer::transport::{FileTransport, SmtpSettings, SmtpTransport};
+use retain_mailer::{
+    CampaignInfo, Composer, Dkim, Identity, MailerError, Member, Offer, Progress, Recipient,
+    SendOptions, SendReport, Shared, StopReason, TemplateSet,
+};
+use retain_store::{ConsentCheck, PlanCampaignRecord, PlanState};
+
+use super::{exit, fail, Context};
+use crate::output::{print_json, Format, Table};
+
+/// Where messages go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TransportKind {
+    /// The SMTP server of smtp.url / RETAIN_SMTP_URL.
+    Smtp,
+    /// `.eml` files in <workspace>/outbox/<campaign>/.
+    File,
+}
+
+/// Options that shape the emails (shared by `send` and `mail`).
+#[derive(Debug, Clone, ClapArgs)]
+pub struct MailOptions {
+    /// Percent off offered in the email (`offer.discount_pct` in templates).
+    #[arg(long, value_name = "PCT")]
+    pub discount: Option<f64>,
+    /// Prefix of the per-recipient offer codes (default: from the goal id).
+    #[arg(long, value_name = "TEXT")]
+    pub code_prefix: Option<String>,
+    /// The shop's site for call-to-action links (`urls.shop`; default https://<sender domain>).
+    #[arg(long, value_name = "URL")]
+    pub shop_url: Option<String>,
+}
+
+#[derive(Debug, ClapArgs)]
+#[command(after_help = "Examples:
+  retain send win_back-1 --dry-run            # who would get it, every message rendered, nothing sent
+  retain send win_back-1                      # send (SMTP if smtp.url is set, else .eml files)
+  retain send win_back-1 --rate 5 --limit 100 # a slow first batch
+  retain send win_back-1 --format json
+
+Exactly once: every recipient is recorded before and after its SMTP transaction. After a crash,
+recipients whose transaction may have happened are reported as unconfirmed and not sent again
+unless --resend-unconfirmed. Suppressed, unsubscribed and holdout recipients never get mail.
+DKIM: set RETAIN_DKIM_SELECTOR and RETAIN_DKIM_KEY_FILE (PKCS#1 PEM; RETAIN_DKIM_DOMAIN defaults
+to the sender's domain).")]
+pub struct Args {
+    /// The campaign id (see `retain campaign list`).
+    pub campaign: String,
+    /// smtp or file (default: smtp when smtp.url is configured, else file).
+    #[arg(long, value_enum)]
+    pub transport: Option<TransportKind>,
+    /// Messages per second (default: smtp.rate); 0 for no limit.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Parallel SMTP connections (default: smtp.concurrency).
+    #[arg(long)]
+    pub concurrency: Option<u32>,
+    /// Send at most this many emails in this run.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Check everything and render every email, send nothing, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Send again to recipients left unconfirmed by an interrupted run (they may get it twice).
+    #[arg(long)]
+    pub resend_unconfirmed: bool,
+    /// Queue again the recipients whose earlier attempts failed temporarily.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Mail only customers who opted in (not those whose consent is unknown).
+    #[arg(long)]
+    pub require_opt_in: bool,
+    #[command(flatten)]
+    pub mail: MailOptions,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+/// A campaign with everything needed to write its emails.
+pub struct Loaded {
+    pub campaign: PlanCampaignRecord,
+    /// The state of the campaign's plan: only `approved` campaigns send.
+    pub plan_state: PlanState,
+    pub members: Vec<Member>,
+    pub recipients: HashMap<String, Recipient>,
+    pub composer: Composer,
+}
+
+/// A campaign and its plan's state, or a precondition error naming where to look.
+pub async fn find_campaign(
+    ctx: &Context,
+    campaign_id: &str,
+) -> Result<(PlanCampaignRecord, PlanState)> {
+    ctx.store.plan_campaign(campaign_id).await?.ok_or_else(|| {
+        fail(
+            exit::PRECONDITION,
+            format!("no campaign '{campaign_id}': see `retain campaign list`"),
+        )
+    })
+}
+
+/// Maps mailer errors to exit codes: template and configuration problems are bad input (3),
+/// a held lease or a paused campaign is a precondition (4).
+pub fn mailer_error(e: MailerError) -> anyhow::Error {
+    let code = match &e {
+        MailerError::Template { .. }
+        | MailerError::TemplateMissing { .. }
+        | MailerError::Config(_)
+        | MailerError::Header { .. } => exit::BAD_INPUT,
+        MailerError::LeaseHeld { .. } | MailerError::CampaignStopped { .. } => exit::PRECONDITION,
+        MailerError::Secret(_) => exit::PRECONDITION,
+        _ => exit::FAILURE,
+    };
+    fail(code, e.to_string())
+}
+
+/// Reads `RETAIN_DKIM_*` from the environment: `None` when DKIM is not configured.
+fn dkim_from_env(sender_domain: &str) -> Result<Option<Dkim>> {
+    let Ok(selector) = std::env::var("RETAIN_DKIM_SELECTOR") else {
+        return Ok(None);
+    };
+    let file = std::env::var("RETAIN_DKIM_KEY_FILE").map_err(|_| {
+        fail(
+            exit::BAD_INPUT,
+            "RETAIN_DKIM_SELECTOR is set but RETAIN_DKIM_KEY_FILE is not",
+        )
+    })?;
+    let key = std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?;
+    let domain = std::env::var("RETAIN_DKIM_DOMAIN").unwrap_or_else(|_| sender_domain.to_string());
+    let ed25519 = !key.contains("-----BEGIN");
+    Dkim::new(&selector, &domain, &key, ed25519)
+        .map(Some)
+        .map_err(mailer_error)
+}
+
+/// Loads a campaign, its audience and the data its templates use, and builds its composer.
+pub async fn load(ctx: &Context, campaign_id: &str, opts: &MailOptions) -> Result<Loaded> {
+    let (campaign, plan_state) = find_campaign(ctx, campaign_id).await?;
+    let stored = ctx.store.plan_members(campaign_id).await?;
+    let ids: HashSet<&str> = stored.iter().map(|m| m.customer_id.as_str()).collect();
+    let customers = ctx.store.customers().await?;
+    let orders = ctx.store.orders().await?;
+    let features: HashMap<String, retain_core::CustomerFeatures> =
+        match retain_core::features::default_as_of(&orders) {
+            Some(as_of) => retain_core::features::customer_features(&orders, as_of)
+                .into_iter()
+                .filter(|f| ids.contains(f.customer_id.as_str()))
+                .map(|f| (f.customer_id.clone(), f))
+                .collect(),
+            None => HashMap::new(),
+        };
+    drop(orders);
+    let mut predictions: HashMap<String, retain_core::Prediction> = stored_predictions(ctx)
+        .await?
+        .into_iter()
+        .filter(|p| ids.contains(p.customer_id.as_str()))
+        .map(|p| (p.customer_id.clone(), p))
+        .collect();
+    // Members carry no segment of their own: a campaign aimed at one segment names it.
+    let segment = match campaign.segments.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    };
+    let mut features = features;
+    let recipients: HashMap<String, Recipient> = customers
+        .into_iter()
+        .filter(|c| ids.contains(c.id.as_str()))
+        .map(|c| {
+            let id = c.id.clone();
+            let r = Recipient {
+                segment: segment.clone(),
+                scores: None,
+                features: features.remove(&id),
+                prediction: predictions.remove(&id),
+                customer: c,
+            };
+            (id, r)
+        })
+        .collect();
+    let members = stored
+        .iter()
+        .map(|m| Member {
+            customer_id: m.customer_id.clone(),
+            holdout: m.holdout,
+        })
+        .collect();
+    let composer = composer(ctx, &ctx.config, &campaign, opts)?;
+    Ok(Loaded {
+        campaign,
+        plan_state,
+        members,
+        recipients,
+        composer,
+    })
+}
+
+fn composer(
+    ctx: &Context,
+    config: &Config,
+    campaign: &PlanCampaignRecord,
+    opts: &MailOptions,
+) -> Result<Composer> {
+    let secret = load_secret(&ctx.dir).map_err(|e| fail(exit::PRECONDITION, e.to_string()))?;
+    let identity =
+        Identity::new(&config.sender.from, &config.sender.reply_to).map_err(mailer_error)?;
+    let templates = TemplateSet::load(
+        &ctx.path("templates"),
+        &campaign.template,
+        &config.tracking.base_url,
+        &secret,
+    )
+    .map_err(mailer_error)?;
+    let shop_url = opts
+        .shop_url
+        .clone()
+        .unwrap_or_else(|| format!("https://{}", identity.domain));
+    if !(shop_url.starts_with("https://") || shop_url.starts_with("http://")) {
+        return Err(fail(
+            exit::BAD_INPUT,
+            format!("--shop-url '{shop_url}' must be an http(s) URL"),
+        ));
+    }
+    let dkim = dkim_from_env(&identity.domain)?;
+    Ok(Composer::new(
+        templates,
+        identity,
+        Shared {
+            campaign: CampaignInfo {
+                id: campaign.campaign_id.clone(),
+                goal: campaign.goal.clone(),
+                goal_name: goal_name(&ctx.dir, &campaign.goal),
+                template: campaign.template.clone(),
+            },
+            company_name: config.company.name.clone(),
+            company_address: config.company.address.clone(),
+            from: config.sender.from.clone(),
+            reply_to: config.sender.reply_to.clone(),
+            shop_url,
+            tracking_base_url: config.tracking.base_url.clone(),
+            offer: Offer {
+                discount_pct: opts.discount,
+                code_prefix: opts.code_prefix.clone(),
+            },
+            today: chrono::Local::now().format("%Y-%m-%d").to_string(),
+        },
+        secret,
+        dkim,
+    ))
+}
+
+/// The current CLV predictions, for `prediction.*` in templates. The predictions store
+/// (`Store::predictions`) is not registered in the store crate yet: until it is, templates see
+/// `prediction = null` and their `{% if prediction %}` branches stay closed.
+async fn stored_predictions(_ctx: &Context) -> Result<Vec<retain_core::Prediction>> {
+    Ok(Vec::new())
+}
+
+/// The goal's name from the workspace's goals.toml (the id when it cannot be found).
+fn goal_name(dir: &Path, goal: &str) -> String {
+    let text = std::fs::read_to_string(dir.join("goals.toml")).unwrap_or_default();
+    text.parse::<toml::Table>()
+        .ok()
+        .and_then(|t| {
+            t.get("goal")?.as_array()?.iter().find_map(|g| {
+                let g = g.as_table()?;
+                (g.get("id")?.as_str()? == goal)
+                    .then(|| g.get("name")?.as_str().map(str::to_string))?
+            })
+        })
+        .unwrap_or_else(|| goal.to_string())
+}
+
+/// The configured SMTP settings, or a precondition error when no URL is set.
+pub fn smtp_settings(config: &Config) -> Result<SmtpSettings> {
+    if config.smtp.url.trim().is_empty() {
+        return Err(fail(
+            exit::PRECONDITION,
+            "smtp.url is not set: put the server in retain.toml or RETAIN_SMTP_URL (e.g. smtp://127.0.0.1:2525), or use --transport file",
+        ));
+    }
+    let username = (!config.smtp.username.is_empty()).then_some(config.smtp.username.as_str());
+    let password = Config::smtp_password();
+    SmtpSettings::from_url(config.smtp.url.trim(), username, password.as_deref())
+        .map_err(|e| fail(exit::BAD_INPUT, e.to_string()))
+}
+
+fn transport_kind(config: &Config, asked: Option<TransportKind>) -> TransportKind {
+    asked.unwrap_or(if config.smtp.url.trim().is_empty() {
+        TransportKind::File
+    } else {
+        TransportKind::Smtp
+    })
+}
+
+pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+    let loaded = load(ctx, &args.campaign, &args.mail).await?;
+    if loaded.plan_state != PlanState::Approved {
+        return Err(fail(
+            exit::PRECONDITION,
+            format!(
+                "campaign {} belongs to plan {}, which is {}, not approved: only campaigns of approved plans are sent",
+                args.campaign, loaded.campaign.plan_id, loaded.plan_state
+            ),
+        ));
+    }
+    let check = ConsentCheck {
+        require_opt_in: args.require_opt_in,
+    };
+    if args.dry_run {
+        let rep = retain_mailer::dry_run(
+            &ctx.store,
+            &loaded.composer,
+            &loaded.members,
+            &loaded.recipients,
+            check,
+        )
+        .await
+        .map_err(mailer_error)?;
+        if args.format == Format::Json {
+            print_json(&rep)?;
+        } else {
+            println!(
+                "Dry run of {} (nothing sent, nothing written)",
+                rep.campaign_id
+            );
+            let mut t = Table::new(["", "recipients"]);
+            t.row(["would send".to_string(), rep.would_send.to_string()]);
+            t.row([
+                "  rendered without error".to_string(),
+                rep.rendered.to_string(),
+            ]);
+            for (why, n) in &rep.would_suppress {
+                t.row([format!("not mailed: {why}"), n.to_string()]);
+            }
+            t.row([
+                "holdout (never mailed)".to_string(),
+                rep.skipped_holdout.to_string(),
+            ]);
+            t.row(["already sent".to_string(), rep.already_sent.to_string()]);
+            t.row(["unconfirmed".to_string(), rep.unconfirmed.to_string()]);
+            t.row(["failed earlier".to_string(), rep.failed.to_string()]);
+            print!("{}", t.render());
+        }
+        return Ok(());
+    }
+
+    let queued = retain_mailer::queue_campaign(
+        &ctx.store,
+        &loaded.composer,
+        &loaded.members,
+        &loaded.recipients,
+        check,
+    )
+    .await
+    .map_err(mailer_error)?;
+    let kind = transport_kind(&ctx.config, args.transport);
+    let opts = SendOptions {
+        rate: args.rate.unwrap_or(ctx.config.smtp.rate),
+        concurrency: args
+            .concurrency
+            .unwrap_or(ctx.config.smtp.concurrency)
+            .clamp(1, 256) as usize,
+        limit: args.limit,
+        resend_unconfirmed: args.resend_unconfirmed,
+        retry_failed: args.retry_failed,
+        consent: check,
+        ..Default::default()
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let quiet_json = args.format == Format::Json;
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            stop2.store(true, Ordering::SeqCst);
+            eprintln!("\nstopping after the messages in flight… (Ctrl-C again to abort now)");
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let progress = Arc::new(Progress::default());
+    let bar = super::progress(0, "sending", !quiet_json);
+    let ticker = {
+        let p = progress.clone();
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            loop {
+                let total = p.total.load(Ordering::Relaxed);
+                bar.set_length(total);
+                bar.set_position(p.done().min(total));
+                bar.set_message(format!(
+                    "sent {} failed {}",
+                    p.sent.load(Ordering::Relaxed),
+                    p.failed.load(Ordering::Relaxed)
+                ));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let recipients = Arc::new(loaded.recipients);
+    let composer = Arc::new(loaded.composer);
+    let skipped = queued.holdout;
+    let result = match kind {
+        TransportKind::Smtp => {
+            let settings = smtp_settings(&ctx.config)?;
+            let t = Arc::new(SmtpTransport::new(settings, opts.concurrency));
+            retain_mailer::send_campaign(
+                &ctx.store,
+                composer,
+                t,
+                recipients,
+                &opts,
+                progress.clone(),
+                stop,
+                skipped,
+            )
+            .await
+        }
+        TransportKind::File => {
+            let dir = outbox(&ctx.dir, &args.campaign);
+            let t =
+                Arc::new(FileTransport::new(&dir).map_err(|e| fail(exit::FAILURE, e.to_string()))?);
+            retain_mailer::send_campaign(
+                &ctx.store,
+                composer,
+                t,
+                recipients,
+                &opts,
+                progress.clone(),
+                stop,
+                skipped,
+            )
+            .await
+        }
+    };
+    ticker.abort();
+    bar.finish_and_clear();
+    let rep = result.map_err(mailer_error)?;
+    print_report(&rep, args.format)?;
+    if let Some(StopReason::TransportFailed(why)) = &rep.stopped {
+        return Err(fail(exit::FAILURE, format!("sending stopped: {why}")));
+    }
+    Ok(())
+}
+
+/// `<workspace>/outbox/<campaign>`.
+pub fn outbox(dir: &Path, campaign: &str) -> std::path::PathBuf {
+    let safe: String = campaign
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    dir.join("outbox").join(safe)
+}
+
+fn print_report(rep: &SendReport, format: Format) -> Result<()> {
+    if format == Format::Json {
+        return print_json(rep);
+    }
+    println!("Campaign {} via {}", rep.campaign_id, rep.transport);
+    let mut t = Table::new(["", "recipients"]);
+    t.row(["sent now".to_string(), rep.sent.to_string()]);
+    t.row(["failed now".to_string(), rep.failed.to_string()]);
+    t.row([
+        "suppressed (never mailed)".to_string(),
+        rep.suppressed.to_string(),
+    ]);
+    t.row([
+        "holdout (never mailed)".to_string(),
+        rep.skipped_holdout.to_string(),
+    ]);
+    t.row(["unconfirmed".to_string(), rep.unconfirmed.to_string()]);
+    t.row(["still queued".to_string(), rep.remaining.to_string()]);
+    t.row(["sent in total".to_string(), rep.totals.sent.to_string()]);
+    print!("{}", t.render());
+    println!(
+        "{:.1} s{}{}",
+        rep.elapsed_s,
+        if rep.retries > 0 {
+            format!(", {} retries", rep.retries)
+        } else {
+            String::new()
+        },
+        if rep.hard_bounces > 0 {
+            format!(
+                ", {} hard bounces added to the suppression list",
+                rep.hard_bounces
+            )
+        } else {
+            String::new()
+        }
+    );
+    if rep.unconfirmed > 0 {
+        eprintln!(
+            "note: {} recipients are unconfirmed: an earlier run stopped during their SMTP transaction, so they may or may not have the email. They are not sent again; `retain send {} --resend-unconfirmed` sends them anyway.",
+            rep.unconfirmed, rep.campaign_id
+        );
+    }
+    match &rep.stopped {
+        Some(StopReason::Interrupted) => eprintln!(
+            "stopped on request; `retain send {}` continues where it stopped",
+            rep.campaign_id
+        ),
+        Some(StopReason::Paused) => eprintln!(
+            "campaign paused; `retain campaign resume {}` then `retain send {}`",
+            rep.campaign_id, rep.campaign_id
+        ),
+        Some(StopReason::Cancelled) => eprintln!("campaign cancelled"),
+        Some(StopReason::LeaseLost) => {
+            eprintln!("another sender took over this campaign (our lease expired); stopped")
+        }
+        Some(StopReason::Limit) => eprintln!(
+            "--limit reached; `retain send {}` sends the rest",
+            rep.campaign_id
+        ),
+        Some(StopReason::TransportFailed(_)) | None => {}
+    }
+    if rep.failed > 0 {
+        eprintln!(
+            "{} failed: see `retain campaign show {}`; temporary failures can be retried with --retry-failed",
+            rep.failed, rep.campaign_id
+        );
+    }
+    Ok(())
+}
