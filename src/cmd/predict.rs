@@ -13,7 +13,7 @@ use retain_clv::{
     calibration_holdout, predict, summarize, ClvError, HoldoutValidation, Period, PredictOptions,
     PredictionRun,
 };
-use retain_core::features::{default_as_of, histories};
+use retain_core::features::{default_as_of, histories, CustomerHistory};
 use retain_store::{NewPredictionRun, StoredPrediction};
 use serde_json::json;
 
@@ -125,22 +125,41 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         return print_validation(&v, args.format);
     }
 
-    let summaries = summarize(&hist, as_of, period);
-    drop(hist);
     let options = PredictOptions {
         period,
         horizon_months: args.horizon_months,
         discount: args.discount,
     };
     let sp = spinner("fitting", show);
-    let run =
-        predict(&summaries, &options).map_err(|e| model_error(e, "cannot fit the CLV models"))?;
+    let fitted = fit_and_store(ctx, &hist, as_of, &options).await;
     sp.finish_and_clear();
+    let (run, run_id) = fitted?;
     warn(&run);
 
+    match args.format {
+        Format::Json => print_json(&summary_json(&run, as_of, run_id)),
+        Format::Csv => predictions_table(&stored_rows(&run)).print_csv(),
+        _ => {
+            print!("{}", render(&run, as_of));
+            Ok(())
+        }
+    }
+}
+
+/// Fits both models on `hist` as of `as_of` and stores the run and its predictions (replacing
+/// the previous ones). Returns the run and its id. Also the demo's predict step.
+pub async fn fit_and_store(
+    ctx: &Context,
+    hist: &[CustomerHistory],
+    as_of: NaiveDate,
+    options: &PredictOptions,
+) -> Result<(PredictionRun, i64)> {
+    let summaries = summarize(hist, as_of, options.period);
+    let run =
+        predict(&summaries, options).map_err(|e| model_error(e, "cannot fit the CLV models"))?;
     let record = NewPredictionRun {
         as_of: as_of.format("%Y-%m-%d").to_string(),
-        period: period.as_str().to_string(),
+        period: options.period.as_str().to_string(),
         horizon_months: i64::from(options.horizon_months),
         discount: options.discount,
         customers: run.customers as i64,
@@ -159,8 +178,17 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         expected_purchases_90d_mean: run.expected_purchases_90d_mean,
         clv_mean: run.clv_mean,
     };
-    let rows: Vec<StoredPrediction> = run
-        .predictions
+    let run_id = ctx
+        .store
+        .save_predictions(&record, &stored_rows(&run))
+        .await
+        .context("storing the predictions")?;
+    Ok((run, run_id))
+}
+
+/// The run's per-customer predictions as the store keeps them.
+fn stored_rows(run: &PredictionRun) -> Vec<StoredPrediction> {
+    run.predictions
         .iter()
         .map(|p| StoredPrediction {
             customer_id: p.customer_id.clone(),
@@ -172,21 +200,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             expected_purchases_90d: p.expected_purchases_90d,
             clv: p.clv,
         })
-        .collect();
-    let run_id = ctx
-        .store
-        .save_predictions(&record, &rows)
-        .await
-        .context("storing the predictions")?;
-
-    match args.format {
-        Format::Json => print_json(&summary_json(&run, as_of, run_id)),
-        Format::Csv => predictions_table(&rows).print_csv(),
-        _ => {
-            print!("{}", render(&run, as_of));
-            Ok(())
-        }
-    }
+        .collect()
 }
 
 /// Warnings that do not stop the run.
