@@ -28,7 +28,7 @@ pub struct SegmentProfile {
     pub frequency_median: f64,
     pub monetary_mean: f64,
     pub monetary_median: f64,
-    /// Mean predicted CLV over the segment's customers that have a prediction.
+    /// Mean predicted CLV over the segment's customers that have a (finite) prediction.
     pub clv_mean: Option<f64>,
     /// Mean P(alive) over the same customers.
     pub p_alive_mean: Option<f64>,
@@ -101,15 +101,14 @@ pub fn profile_segments(
                 .iter()
                 .filter_map(|&i| index.get(customers[i].customer_id.as_str()).copied())
                 .collect();
-            let (clv_mean, p_alive_mean) = if preds.is_empty() {
-                (None, None)
-            } else {
-                let k = preds.len() as f64;
-                (
-                    Some(preds.iter().map(|p| p.clv).sum::<f64>() / k),
-                    Some(preds.iter().map(|p| p.p_alive).sum::<f64>() / k),
-                )
+            // Non-finite values (e.g. no CLV when the spend model could not be fitted) are left
+            // out of the means.
+            let finite_mean = |values: Vec<f64>| -> Option<f64> {
+                let v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
+                (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
             };
+            let clv_mean = finite_mean(preds.iter().map(|p| p.clv).collect());
+            let p_alive_mean = finite_mean(preds.iter().map(|p| p.p_alive).collect());
             let (dominant_rfm, dominant_rfm_share) = match rfm_segment_of {
                 Some(rfm) => {
                     let mut counts = [0usize; 10];

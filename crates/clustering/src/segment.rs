@@ -11,8 +11,9 @@
 //! Automatic k (`KChoice::Auto`, default 2–10) fits every k in the range on all customers and
 //! scores each by the silhouette of a seeded sample of at most `silhouette_sample` customers; the
 //! best score wins, ties going to the smaller k. With more than `fit_sample` customers (default
-//! 200,000) the candidates are fitted on a seeded sample of that many and the chosen k is refitted on
-//! everyone. Documented fallbacks, each recorded in
+//! 200,000) the k-means candidates are fitted on a seeded sample of that many and the chosen k is
+//! refitted on everyone. Gaussian mixtures are fitted on at most `gmm_sample` customers (default
+//! 20,000; linfa's EM is slow on large inputs) and assign everyone. Documented fallbacks, each recorded in
 //! [`SegmentationRun::notes`]: the range is clamped to what the data can support (no more clusters
 //! than distinct customers, and fewer than the sampled customers); a `gmm` fit that fails for one k
 //! is skipped; `k` is ignored by `rfm`.
@@ -146,7 +147,7 @@ pub struct SegmentParams {
     pub seed: u64,
     /// Clustering features (k-means and GMM); default recency, frequency, monetary.
     pub features: Vec<Feature>,
-    /// k-means++ initialisations (k-means) or EM runs (GMM) per k.
+    /// k-means++ initialisations per k (the lowest inertia wins); a GMM runs EM once per k.
     pub n_runs: usize,
     /// k-means iterations at most.
     pub max_iter: usize,
@@ -154,9 +155,13 @@ pub struct SegmentParams {
     pub tol: f64,
     /// Customers sampled to score a k by silhouette.
     pub silhouette_sample: usize,
-    /// Automatic k with more customers than this fits the candidates on a seeded sample of this
-    /// many, then refits the chosen k on all customers.
+    /// Automatic k with more customers than this fits the k-means candidates on a seeded sample
+    /// of this many, then refits the chosen k on all customers.
     pub fit_sample: usize,
+    /// Gaussian mixtures are fitted on a seeded sample of at most this many customers (linfa's EM
+    /// allocates per-customer matrices on every step); every customer is then assigned by the
+    /// fitted mixture.
+    pub gmm_sample: usize,
     /// Arithmetic of the k-means distance loop.
     pub precision: Precision,
 }
@@ -173,6 +178,7 @@ impl Default for SegmentParams {
             tol: 1e-4,
             silhouette_sample: 3000,
             fit_sample: 200_000,
+            gmm_sample: 20_000,
             precision: Precision::F64,
         }
     }
@@ -205,6 +211,12 @@ impl SegmentParams {
             return Err(ClusteringError::InvalidParameter {
                 name: "tol",
                 reason: "must be finite and not negative".into(),
+            });
+        }
+        if self.gmm_sample < 3 {
+            return Err(ClusteringError::InvalidParameter {
+                name: "gmm_sample",
+                reason: "must be at least 3".into(),
             });
         }
         if self.fit_sample < 3 {
@@ -349,7 +361,9 @@ struct Fitted {
 fn fit_k(x: &[f64], d: usize, k: usize, params: &SegmentParams) -> Result<Fitted> {
     match params.method {
         Method::Gmm => {
-            let (g, labels) = gmm(x, d, k, params.n_runs, params.seed)?;
+            // One EM run: linfa's further runs continue EM from where the last stopped rather than
+            // restarting, so they add time, not restarts.
+            let (g, labels) = gmm(x, d, k, 1, params.seed)?;
             Ok(Fitted {
                 labels,
                 model: Model::Gmm { params: g },
@@ -435,20 +449,33 @@ pub fn segment_with_progress(
             if distinct < 2 {
                 return Err(ClusteringError::NoVariation);
             }
-            // Automatic k on many customers compares the candidates on a seeded subsample and
-            // refits the winner on everyone.
-            let subsample = matches!(params.k, KChoice::Auto { .. }) && n > params.fit_sample;
+            // Automatic k-means on many customers compares the candidates on a seeded subsample
+            // and refits the winner on everyone; a mixture is always fitted on at most
+            // `gmm_sample` customers and assigns everyone.
+            let limit = match (params.method, params.k) {
+                (Method::Gmm, _) => params.gmm_sample,
+                (_, KChoice::Auto { .. }) => params.fit_sample,
+                _ => usize::MAX,
+            };
+            let subsample = n > limit;
             let (xs, distinct_s) = if subsample {
-                let rows = sample_indices(n, params.fit_sample, params.seed ^ FIT_SAMPLE_SALT);
+                let rows = sample_indices(n, limit, params.seed ^ FIT_SAMPLE_SALT);
                 let xs: Vec<f64> = rows
                     .iter()
                     .flat_map(|&i| x[i * d..(i + 1) * d].iter().copied())
                     .collect();
                 let distinct_s = count_distinct(&xs, d, hi + 1);
-                notes.push(format!(
-                    "k chosen on a seeded sample of {} of {n} customers, then refitted on all",
-                    rows.len()
-                ));
+                notes.push(if params.method == Method::Gmm {
+                    format!(
+                        "mixture fitted on a seeded sample of {} of {n} customers; every customer assigned by it",
+                        rows.len()
+                    )
+                } else {
+                    format!(
+                        "k chosen on a seeded sample of {} of {n} customers, then refitted on all",
+                        rows.len()
+                    )
+                });
                 (std::borrow::Cow::Owned(xs), distinct_s)
             } else {
                 (std::borrow::Cow::Borrowed(&x[..]), distinct)
@@ -460,8 +487,11 @@ pub fn segment_with_progress(
                     if n < k {
                         return Err(ClusteringError::TooFewCustomers { n, k });
                     }
-                    if distinct < k {
-                        return Err(ClusteringError::TooFewDistinct { distinct, k });
+                    if distinct_s < k {
+                        return Err(ClusteringError::TooFewDistinct {
+                            distinct: distinct_s,
+                            k,
+                        });
                     }
                     vec![k]
                 }
@@ -522,15 +552,25 @@ pub fn segment_with_progress(
             if sil.is_none() && ks.len() > 1 {
                 notes.push(format!("no k had a defined silhouette; kept k = {k}"));
             }
-            let fitted = if subsample {
-                progress.update(
-                    &format!("fitting {} k={k} on all customers", params.method),
-                    ks.len(),
-                    ks.len(),
-                );
-                fit_k(&x, d, k, params)?
-            } else {
-                fitted
+            let fitted = match (subsample, fitted.model) {
+                (false, model) => Fitted { model, ..fitted },
+                (true, Model::Gmm { params: g }) => {
+                    progress.update("assigning every customer", ks.len(), ks.len());
+                    let labels = g.predict(&x, d)?;
+                    Fitted {
+                        labels,
+                        model: Model::Gmm { params: g },
+                        inertia: None,
+                    }
+                }
+                (true, _) => {
+                    progress.update(
+                        &format!("fitting {} k={k} on all customers", params.method),
+                        ks.len(),
+                        ks.len(),
+                    );
+                    fit_k(&x, d, k, params)?
+                }
             };
             let (labels, model, names) = name_clusters(fitted.labels, fitted.model, k, &rfm_of);
             (

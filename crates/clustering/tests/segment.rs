@@ -199,6 +199,18 @@ fn gmm_recovers_groups_and_reassigns_identically() {
     let again = run.assign(&cs, None).expect("assign");
     let key = |a: &retain_clustering::Assignment| (a.cluster, a.segment.clone(), a.r, a.m);
     assert!(again.iter().map(key).eq(run.assignments.iter().map(key)));
+    // Fitted on a sample, assigned to all.
+    let mut p = params(Method::Gmm, KChoice::Fixed(3));
+    p.gmm_sample = 120;
+    let sampled = segment(&SegmentInput::new(&cs), &p).expect("run");
+    assert!(
+        sampled.notes.iter().any(|n| n.contains("sample of 120")),
+        "{:?}",
+        sampled.notes
+    );
+    check_run_invariants(&sampled, &cs);
+    let labels: Vec<usize> = sampled.assignments.iter().map(|a| a.cluster).collect();
+    assert!(ari(&labels, &truth) >= 0.95);
     let auto = segment(
         &SegmentInput::new(&cs),
         &params(Method::Gmm, KChoice::Auto { min: 2, max: 5 }),
@@ -331,6 +343,21 @@ fn predictions_feed_profiles_and_features() {
         segment(&input, &p),
         Err(ClusteringError::MissingPrediction(_))
     ));
+    // A missing CLV (no spend model) is left out of the CLV mean, not propagated as NaN.
+    let mut no_clv = preds.clone();
+    for p in &mut no_clv {
+        p.clv = f64::NAN;
+    }
+    let input_nan = SegmentInput {
+        customers: &cs,
+        predictions: Some(&no_clv),
+        as_of: None,
+    };
+    let run = segment(&input_nan, &SegmentParams::default()).expect("run");
+    assert!(run
+        .profiles
+        .iter()
+        .all(|p| p.clv_mean.is_none() && p.p_alive_mean.is_some()));
     // Without a prediction feature, missing predictions only leave profile fields empty.
     let run = segment(&input, &SegmentParams::default()).expect("run");
     assert!(run.profiles.iter().map(|p| p.predicted).sum::<usize>() == cs.len() - 1);
