@@ -34,7 +34,7 @@ pub struct Args {
     #[arg(long, default_value_t = 50)]
     pub flush_ms: u64,
     /// Write recorded events as soon as this many are waiting.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 2000)]
     pub batch: usize,
 }
 

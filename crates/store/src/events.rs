@@ -64,8 +64,10 @@ pub struct EventRecord {
     pub url: Option<String>,
 }
 
-/// Rows per multi-row INSERT (6 columns each).
-const BATCH: usize = 1000;
+/// Rows per multi-row INSERT (6 columns each). Small statements inside one transaction: binding
+/// `$N` parameters costs more than linearly in their number with sqlx's SQLite driver (measured:
+/// 50 rows per statement write ~89k events/s, 1,000 rows ~12k/s).
+const BATCH: usize = 50;
 /// Ids per `IN (…)` list.
 const IN_CHUNK: usize = 900;
 /// Longest user agent kept.

@@ -1,7 +1,8 @@
 //! Fixture for scripts/bench-web.sh: `bench_fixture setup DB N BASE_URL OUT_DIR` creates N
 //! customers with sent emails of one campaign in the SQLite file DB (secret from RETAIN_SECRET)
 //! and writes OUT_DIR/open.txt and OUT_DIR/click.txt, one tracking path per line;
-//! `bench_fixture count DB` prints the number of recorded events per kind as JSON.
+//! `bench_fixture count DB` prints the number of recorded events per kind as JSON;
+//! `bench_fixture write DB N BATCH` measures the raw write rate of the events store.
 
 use std::io::Write;
 
@@ -81,6 +82,30 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             store.close().await;
             Ok(())
         }
-        _ => Err("usage: bench_fixture setup DB N BASE_URL OUT_DIR | count DB".into()),
+        Some("write") if args.len() == 5 => {
+            // Raw write throughput of the events store: N events in batches of B.
+            let store = Store::open_sqlite(std::path::Path::new(&args[2])).await?;
+            let n: usize = args[3].parse()?;
+            let b: usize = args[4].parse()?;
+            let events: Vec<retain_store::NewEvent> = (0..n)
+                .map(|i| retain_store::NewEvent {
+                    send_id: (i * 7919 % 20000) as i64,
+                    kind: retain_store::EventKind::Open,
+                    at: 1_700_000_000 + i as i64,
+                    bot: false,
+                    url: None,
+                    user_agent: Some("Mozilla/5.0 (X11; Linux x86_64)".into()),
+                })
+                .collect();
+            let t = std::time::Instant::now();
+            for chunk in events.chunks(b.max(1)) {
+                store.record_events(chunk).await?;
+            }
+            let s = t.elapsed().as_secs_f64();
+            println!("{n} events in batches of {b}: {s:.2} s = {:.0} events/s", n as f64 / s);
+            store.close().await;
+            Ok(())
+        }
+        _ => Err("usage: bench_fixture setup DB N BASE_URL OUT_DIR | count DB | write DB N BATCH".into()),
     }
 }

@@ -24,7 +24,7 @@ impl Default for WriterConfig {
     fn default() -> Self {
         Self {
             flush_every: Duration::from_millis(50),
-            max_batch: 500,
+            max_batch: 2000,
             channel: 50_000,
         }
     }
