@@ -46,6 +46,10 @@ enum Command {
     /// Import orders or customers from CSV.
     #[command(subcommand)]
     Import(cmd::import::Command),
+    /// Fit the CLV models: P(alive), expected purchases and CLV per customer.
+    Predict(cmd::predict::Args),
+    /// Per-customer RFM straight from an orders CSV, without importing it.
+    Rfm(cmd::rfm::Args),
     /// Customers, revenue, retention, churn, new vs returning, cohorts.
     Stats(cmd::stats::Args),
     /// Manage the suppression list (never mailed).
@@ -70,6 +74,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => cmd::demo::run(a).await,
         Command::DemoData(a) => cmd::demo_data::run(a, cli.quiet),
         Command::Import(c) => cmd::import::run(&cmd::Context::open(&ws).await?, c, cli.quiet).await,
+        Command::Predict(a) => cmd::predict::run(&cmd::Context::open(&ws).await?, a).await,
+        Command::Rfm(a) => cmd::rfm::run(a, cli.quiet),
         Command::Stats(a) => cmd::stats::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Suppress(c) => cmd::suppress::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Serve(a) => cmd::serve::run(&ws, a, cli.quiet).await,

@@ -73,6 +73,23 @@ pub async fn run(args: Args) -> Result<()> {
     let st = stats::compute(&ctx, None, Period::Month).await?;
     print!("{}", stats::render(&st));
 
+    step(5, "Predicted customer value (BG/NBD + Gamma-Gamma)");
+    let orders = ctx.store.orders().await?;
+    if let Some(as_of) = retain_core::features::default_as_of(&orders) {
+        let hist = retain_core::features::histories(&orders, Some(as_of));
+        let options = retain_clv::PredictOptions::default();
+        match super::predict::fit_and_store(&ctx, &hist, as_of, &options).await {
+            Ok((run, _)) => print!("{}", super::predict::render(&run, as_of)),
+            Err(e) => println!("  skipped: {e:#}"),
+        }
+    }
+    drop(orders);
+
+    // STEP segment (clustering): RFM segments and k-means clusters with profiles.
+    // STEP plan (planner): make a plan from goals.toml and approve it, every assignment explained.
+    // STEP send (mailer): send the approved campaigns to a file outbox in the workspace.
+    // STEP report (web/results): the campaign report.
+
     println!(
         "\nDone. Explore with: retain --workspace {} stats --format json",
         args.dir.display()

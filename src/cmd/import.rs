@@ -62,7 +62,7 @@ pub struct FileArgs {
     pub format: Format,
 }
 
-fn parse_delimiter(s: &str) -> std::result::Result<u8, String> {
+pub(crate) fn parse_delimiter(s: &str) -> std::result::Result<u8, String> {
     match s {
         "\\t" | "tab" | "\t" => Ok(b'\t'),
         _ if s.len() == 1 && s.is_ascii() => Ok(s.as_bytes()[0]),
@@ -72,7 +72,7 @@ fn parse_delimiter(s: &str) -> std::result::Result<u8, String> {
     }
 }
 
-fn parse_mapping(s: &str) -> std::result::Result<(String, String), String> {
+pub(crate) fn parse_mapping(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
         .filter(|(a, b)| !a.is_empty() && !b.is_empty())

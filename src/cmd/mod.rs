@@ -7,6 +7,8 @@ pub mod demo_data;
 pub mod import;
 pub mod init;
 pub mod mail;
+pub mod predict;
+pub mod rfm;
 pub mod send;
 pub mod serve;
 pub mod stats;

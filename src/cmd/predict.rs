@@ -263,7 +263,7 @@ fn num(v: f64) -> String {
 }
 
 /// The human-readable report: parameters, means and the most valuable customers.
-fn render(run: &PredictionRun, as_of: NaiveDate) -> String {
+pub fn render(run: &PredictionRun, as_of: NaiveDate) -> String {
     let bg = &run.bgnbd;
     let unit = run.options.period.as_str();
     let mut out = format!(

@@ -7,7 +7,7 @@ use retain_core::Customer;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{now, values_clause, Result, Store};
+use crate::{now, Result, Store};
 
 /// A stored customer (alias kept for callers that want the storage view).
 pub type CustomerRow = Customer;
@@ -49,7 +49,7 @@ impl Store {
                  signup_date = COALESCE(excluded.signup_date, customers.signup_date), \
                  locale = COALESCE(excluded.locale, customers.locale), \
                  attributes = excluded.attributes, updated_at = excluded.updated_at",
-                values_clause(chunk.len(), 10)
+                self.bulk_values(chunk.len(), 10)
             );
             let mut q = sqlx::query(&sql);
             for c in chunk {

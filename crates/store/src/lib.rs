@@ -11,6 +11,7 @@ mod events;
 mod migrate;
 mod orders;
 mod plans;
+mod predictions;
 mod sends;
 mod suppressions;
 
@@ -23,12 +24,11 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use customers::CustomerRow;
 pub use events::{EventKind, EventRecord, NewEvent};
 pub use orders::ImportRecord;
-pub use plans::{
-    NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState,
-};
+pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};
+pub use predictions::{NewPredictionRun, PredictionRunRecord, StoredPrediction};
 pub use sends::{
-    CampaignSendState, Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure, SendLease,
-    SendRecord, SendState,
+    CampaignSendState, Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure,
+    SendLease, SendRecord, SendState,
 };
 pub use suppressions::Suppression;
 
@@ -139,7 +139,23 @@ pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
-/// Builds `($1, $2, …), (…)` for a multi-row insert of `rows` rows of `cols` columns.
+impl Store {
+    /// The VALUES list of a multi-row insert in this backend's fastest placeholder style: `?` on
+    /// SQLite (binding `$N` names costs SQLite a linear lookup per parameter, quadratic for a
+    /// large batch), `$N` on PostgreSQL. Only for statements whose parameters are all in it.
+    pub(crate) fn bulk_values(&self, rows: usize, cols: usize) -> String {
+        match self.backend {
+            Backend::Postgres => values_clause(rows, cols),
+            Backend::Sqlite => {
+                let row = format!("({})", vec!["?"; cols].join(","));
+                vec![row; rows].join(",")
+            }
+        }
+    }
+}
+
+/// Builds `($1, $2, …), (…)` for a multi-row insert of `rows` rows of `cols` columns. Prefer
+/// [`Store::bulk_values`] for large batches on SQLite.
 pub(crate) fn values_clause(rows: usize, cols: usize) -> String {
     let mut s = String::with_capacity(rows * cols * 5);
     let mut n = 1;

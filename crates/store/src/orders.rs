@@ -7,7 +7,7 @@ use retain_core::Order;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::{now, values_clause, Result, Store, StoreError};
+use crate::{now, Result, Store, StoreError};
 
 /// One recorded import.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -47,13 +47,18 @@ impl Store {
         .bind(created_at)
         .fetch_one(&mut *tx)
         .await?;
-        let sql_full = orders_sql(BATCH);
+        let sql_full = orders_sql(&self.bulk_values(BATCH, 10));
         let mut done = 0u64;
-        for chunk in orders.chunks(BATCH) {
+        // Inserting in primary-key order keeps the B-tree appends local.
+        let mut sorted: Vec<&Order> = orders.iter().collect();
+        sorted.sort_unstable_by(|a, b| {
+            (&a.customer_id, &a.order_id).cmp(&(&b.customer_id, &b.order_id))
+        });
+        for chunk in sorted.chunks(BATCH) {
             let sql = if chunk.len() == BATCH {
                 sql_full.clone()
             } else {
-                orders_sql(chunk.len())
+                orders_sql(&self.bulk_values(chunk.len(), 10))
             };
             let mut q = sqlx::query(&sql);
             for o in chunk {
@@ -74,8 +79,8 @@ impl Store {
             progress(done);
         }
         // Every customer named by an order exists, with the order's email when none is known.
-        let mut seen = std::collections::HashMap::<&str, Option<&str>>::new();
-        for o in orders {
+        let mut seen = std::collections::BTreeMap::<&str, Option<&str>>::new();
+        for o in &sorted {
             let e = seen.entry(o.customer_id.as_str()).or_insert(None);
             if e.is_none() {
                 *e = o.email.as_deref();
@@ -88,7 +93,7 @@ impl Store {
                  ON CONFLICT (id) DO UPDATE SET \
                  email_valid = CASE WHEN customers.email IS NULL THEN excluded.email_valid ELSE customers.email_valid END, \
                  email = COALESCE(customers.email, excluded.email)",
-                values_clause(chunk.len(), 4)
+                self.bulk_values(chunk.len(), 4)
             );
             let mut q = sqlx::query(&sql);
             for (cid, email) in chunk {
@@ -174,14 +179,14 @@ impl Store {
     }
 }
 
-fn orders_sql(rows: usize) -> String {
+fn orders_sql(values: &str) -> String {
     format!(
         "INSERT INTO orders (customer_id, order_id, ordered_at, amount, items, is_return, currency, email, product, import_id) \
          VALUES {} ON CONFLICT (customer_id, order_id) DO UPDATE SET \
          ordered_at = excluded.ordered_at, amount = excluded.amount, items = excluded.items, \
          is_return = excluded.is_return, currency = excluded.currency, email = excluded.email, \
          product = excluded.product, import_id = excluded.import_id",
-        values_clause(rows, 10)
+        values
     )
 }
 

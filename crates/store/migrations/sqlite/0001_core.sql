@@ -10,7 +10,7 @@ CREATE TABLE customers (
     locale      TEXT,
     attributes  TEXT NOT NULL DEFAULT '{}',  -- JSON object
     updated_at  INTEGER NOT NULL
-);
+) WITHOUT ROWID;
 CREATE INDEX customers_email ON customers (email);
 
 CREATE TABLE orders (
@@ -25,7 +25,7 @@ CREATE TABLE orders (
     product     TEXT,
     import_id   INTEGER NOT NULL,
     PRIMARY KEY (customer_id, order_id)
-);
+) WITHOUT ROWID;
 CREATE INDEX orders_ordered_at ON orders (ordered_at);
 
 CREATE TABLE imports (
