@@ -6,8 +6,7 @@
 //! materialising orders, for analysing a large export quickly.
 
 use std::borrow::Cow;
-use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 
@@ -471,8 +470,8 @@ pub fn parse_orders(
             lay.date_format.pattern()
         ));
     }
-    let mut index: HashMap<(String, String), usize> = HashMap::new();
-    let mut occurrences: HashMap<(String, String), u32> = HashMap::new();
+    let mut index: HashMap<(String, String), usize> = HashMap::default();
+    let mut occurrences: HashMap<(String, String), u32> = HashMap::default();
     let mut pending: Vec<Pending> = Vec::new();
     for item in chunks.into_iter().flatten() {
         out.rows_read += 1;
@@ -612,7 +611,7 @@ pub fn scan_features(
                     acc.max_day = acc.max_day.max(day);
                     let key = match r.order_id {
                         Some(id) if has_order_id => {
-                            let mut h = DefaultHasher::new();
+                            let mut h = rustc_hash::FxHasher::default();
                             id.hash(&mut h);
                             h.finish()
                         }
@@ -632,7 +631,7 @@ pub fn scan_features(
         },
     );
     let mut stats = ScanStats::default();
-    let mut merged: HashMap<String, Lines> = HashMap::new();
+    let mut merged: HashMap<String, Lines> = HashMap::default();
     let mut max_day = Day::MIN;
     for c in chunks {
         stats.rows_read += c.rows;
