@@ -364,4 +364,58 @@ mod tests {
         assert!(mid.starts_with('<') && mid.ends_with("@shop.example>"));
         assert!(check_message_id(&mid).is_ok());
     }
+
+    #[test]
+    fn dkim_signature_covers_the_unsubscribe_headers() {
+        let id = Identity::new("news@shop.example", "").expect("id");
+        // An Ed25519 key: 32 bytes, base64.
+        let dkim = Dkim::new(
+            "s1",
+            "shop.example",
+            "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            true,
+        )
+        .expect("key");
+        let m = compose(
+            &id,
+            &addr("bob@x.io", None),
+            &rendered(),
+            Some(&dkim),
+            SystemTime::UNIX_EPOCH,
+        )
+        .expect("compose");
+        let raw = String::from_utf8(m.raw).expect("utf8");
+        let head = raw
+            .split("\r\n\r\n")
+            .next()
+            .expect("head")
+            .replace("\r\n ", " ");
+        let sig = head
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("dkim-signature:"))
+            .expect("signed")
+            .to_ascii_lowercase();
+        assert!(
+            sig.contains("d=shop.example") && sig.contains("s=s1"),
+            "{sig}"
+        );
+        let h = sig
+            .split("h=")
+            .nth(1)
+            .and_then(|h| h.split(';').next())
+            .expect("h=");
+        let h: Vec<&str> = h.split(':').map(str::trim).collect();
+        for name in [
+            "from",
+            "to",
+            "subject",
+            "date",
+            "message-id",
+            "list-unsubscribe",
+            "list-unsubscribe-post",
+        ] {
+            assert!(h.contains(&name), "{name} not signed: {h:?}");
+        }
+        assert!(Dkim::new("s1", "shop.example", "not a key", false).is_err());
+    }
 }
