@@ -14,6 +14,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0001_core.sql"),
     ),
     (
+        2,
+        "segments",
+        include_str!("../migrations/sqlite/0002_segments.sql"),
+        include_str!("../migrations/postgres/0002_segments.sql"),
+    ),
+    (
         3,
         "predictions",
         include_str!("../migrations/sqlite/0003_predictions.sql"),
