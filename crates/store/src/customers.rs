@@ -25,17 +25,7 @@ impl Store {
     ) -> Result<i64> {
         let mut tx = self.pool().begin().await?;
         let t = now();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO imports (kind, file, rows_read, rows_imported, rows_rejected, created_at) \
-             VALUES ('customers', $1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(file)
-        .bind(counts.0 as i64)
-        .bind(counts.1 as i64)
-        .bind(counts.2 as i64)
-        .bind(t)
-        .fetch_one(&mut *tx)
-        .await?;
+        let id = crate::orders::record_import(&mut tx, "customers", file, counts, t).await?;
         // Existing attributes are merged in Rust (portable across backends).
         let existing = load_attributes(&mut tx, customers).await?;
         for chunk in customers.chunks(2000) {

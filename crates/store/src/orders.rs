@@ -36,17 +36,7 @@ impl Store {
     ) -> Result<ImportRecord> {
         let mut tx = self.pool().begin().await?;
         let created_at = now();
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO imports (kind, file, rows_read, rows_imported, rows_rejected, created_at) \
-             VALUES ('orders', $1, $2, $3, $4, $5) RETURNING id",
-        )
-        .bind(file)
-        .bind(counts.0 as i64)
-        .bind(counts.1 as i64)
-        .bind(counts.2 as i64)
-        .bind(created_at)
-        .fetch_one(&mut *tx)
-        .await?;
+        let id = record_import(&mut tx, "orders", file, counts, created_at).await?;
         let sql_full = orders_sql(&self.bulk_values(BATCH, 10));
         let mut done = 0u64;
         // Inserting in primary-key order keeps the B-tree appends local.
@@ -177,6 +167,28 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Records an import (inside the import's own transaction) and returns its id.
+pub(crate) async fn record_import(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    kind: &str,
+    file: &str,
+    (read, imported, rejected): (u64, u64, u64),
+    created_at: i64,
+) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO imports (kind, file, rows_read, rows_imported, rows_rejected, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(kind)
+    .bind(file)
+    .bind(read as i64)
+    .bind(imported as i64)
+    .bind(rejected as i64)
+    .bind(created_at)
+    .fetch_one(&mut **tx)
+    .await?)
 }
 
 fn orders_sql(values: &str) -> String {
