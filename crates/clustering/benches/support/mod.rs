@@ -1,0 +1,3 @@
+//! Test data of the benchmarks.
+
+pub mod data;
