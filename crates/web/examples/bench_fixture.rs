@@ -102,10 +102,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 store.record_events(chunk).await?;
             }
             let s = t.elapsed().as_secs_f64();
-            println!("{n} events in batches of {b}: {s:.2} s = {:.0} events/s", n as f64 / s);
+            println!(
+                "{n} events in batches of {b}: {s:.2} s = {:.0} events/s",
+                n as f64 / s
+            );
             store.close().await;
             Ok(())
         }
-        _ => Err("usage: bench_fixture setup DB N BASE_URL OUT_DIR | count DB | write DB N BATCH".into()),
+        _ => Err(
+            "usage: bench_fixture setup DB N BASE_URL OUT_DIR | count DB | write DB N BATCH".into(),
+        ),
     }
 }

@@ -17,10 +17,11 @@ use serde_json::{json, Map, Value};
 use crate::auth::{
     self, constant_time_eq, set_cookie, Session, LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL,
 };
+use crate::results;
 use crate::server::AppState;
 use crate::shop::{retention_trend, rf_grid, FREQUENCY_BUCKETS, RECENCY_BUCKETS};
 use crate::svg::{self, Series};
-use crate::views::{card, count, money, pct};
+use crate::views::{self, card, count, datetime, money, pct, ReportView};
 
 /// A page's answer when something failed.
 fn error_page(status: StatusCode, message: &str) -> Response {
@@ -354,68 +355,245 @@ pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Respons
     )
 }
 
-/// GET /predictions: P(alive) and CLV distributions once predictions are stored.
+/// GET /predictions: P(alive) and CLV distributions, predicted vs actual purchases.
 pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let s = match guard(&st, &headers) {
         Ok(s) => s,
         Err(r) => return r,
     };
+    let (run, preds) = match (
+        st.store.latest_prediction_run().await,
+        st.store.stored_predictions().await,
+    ) {
+        (Ok(r), Ok(p)) => (r, p),
+        (Err(e), _) | (_, Err(e)) => return internal(e),
+    };
+    let Some(run) = run.filter(|_| !preds.is_empty()) else {
+        return render(
+            &st,
+            "predictions.html",
+            "Predictions",
+            "predictions",
+            Some(&s),
+            json!({ "has_predictions": false }),
+        );
+    };
+    let alive: Vec<f64> = preds.iter().map(|p| p.p_alive).collect();
+    let clv: Vec<f64> = preds
+        .iter()
+        .filter_map(|p| p.clv)
+        .filter(|v| v.is_finite())
+        .collect();
+    let actual_chart = match (
+        chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d"),
+        st.store.orders().await,
+    ) {
+        (Ok(as_of), Ok(orders)) => crate::shop::predicted_vs_actual(
+            &orders,
+            as_of,
+            &preds
+                .iter()
+                .map(|p| (p.customer_id.as_str(), p.expected_purchases_90d))
+                .collect::<Vec<_>>(),
+        )
+        .map(|(labels, pred, act)| {
+            svg::bars(
+                "Mean purchases in the 90 days after the prediction date, by predicted decile",
+                &labels,
+                &[
+                    Series {
+                        name: "predicted",
+                        values: pred,
+                    },
+                    Series {
+                        name: "actual",
+                        values: act,
+                    },
+                ],
+                false,
+            )
+        }),
+        _ => None,
+    };
+    let cards = vec![
+        card("customers scored", count(preds.len() as u64)),
+        card("as of", run.as_of.clone()),
+        card("mean P(alive)", pct(Some(run.p_alive_mean))),
+        card(
+            "mean purchases next 90 days",
+            format!("{:.2}", run.expected_purchases_90d_mean),
+        ),
+        card(
+            "mean CLV",
+            run.clv_mean.map(money).unwrap_or_else(|| "–".into()),
+        ),
+    ];
     render(
         &st,
         "predictions.html",
         "Predictions",
         "predictions",
         Some(&s),
-        json!({ "has_predictions": false }),
+        json!({
+            "has_predictions": true,
+            "cards": cards,
+            "alive_chart": svg::histogram("Distribution of P(alive)", &alive, 10),
+            "clv_chart": if clv.is_empty() { String::new() } else { svg::histogram("Distribution of CLV", &clv, 12) },
+            "actual_chart": actual_chart,
+        }),
     )
 }
 
-/// GET /plans.
+/// GET /plans: every plan with its state and audience.
 pub async fn plans(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let s = match guard(&st, &headers) {
         Ok(s) => s,
         Err(r) => return r,
     };
+    let plans = match st.store.plans().await {
+        Ok(p) => p,
+        Err(e) => return internal(e),
+    };
+    let rows: Vec<Value> = plans
+        .iter()
+        .map(|p| {
+            let rec: i64 = p.campaigns.iter().map(|c| c.recipients).sum();
+            let hold: i64 = p.campaigns.iter().map(|c| c.holdout).sum();
+            json!({
+                "id": p.id, "state": p.state.as_str(), "campaigns": p.campaigns.len(),
+                "recipients": count(rec.max(0) as u64), "holdout": count(hold.max(0) as u64),
+                "created": datetime(p.created_at),
+            })
+        })
+        .collect();
     render(
         &st,
         "plans.html",
         "Plans",
         "plans",
         Some(&s),
-        json!({ "plans": Vec::<Value>::new() }),
+        json!({ "plans": rows }),
     )
 }
 
-/// GET /plans/<id>.
+/// GET /plans/<id>: the plan's campaigns for review, and the approve button while it is a draft.
 pub async fn plan(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(_id): Path<String>,
+    Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = guard(&st, &headers) {
-        return r;
-    }
-    error_page(StatusCode::NOT_FOUND, "No such plan.")
+    let s = match guard(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let p = match st.store.plan(&id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return error_page(StatusCode::NOT_FOUND, "No such plan."),
+        Err(e) => return internal(e),
+    };
+    let rows: Vec<Value> = p
+        .campaigns
+        .iter()
+        .map(|c| {
+            let details: Value = serde_json::from_str(&c.details).unwrap_or_default();
+            json!({
+                "id": c.campaign_id,
+                "goal_name": details.get("goal_name").and_then(Value::as_str).unwrap_or(&c.goal),
+                "template": c.template,
+                "segments": c.segments.join(", "),
+                "recipients": count(c.recipients.max(0) as u64),
+                "holdout": count(c.holdout.max(0) as u64),
+                "window": details.get("window_days").and_then(Value::as_i64).map(|d| format!("{d} d")).unwrap_or_default(),
+                "cost": if c.recipients > 0 { money(c.cost / c.recipients as f64) } else { "–".into() },
+            })
+        })
+        .collect();
+    render(
+        &st,
+        "plan.html",
+        &format!("Plan {id}"),
+        "plans",
+        Some(&s),
+        json!({ "plan": { "id": p.id, "state": p.state.as_str(), "created": datetime(p.created_at) }, "campaigns": rows }),
+    )
 }
 
 /// POST /plans/<id>/approve.
 pub async fn approve_plan(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(_id): Path<String>,
+    Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
     if let Err(r) = guard_post(&st, &headers, &f.csrf) {
         return r;
     }
-    error_page(StatusCode::NOT_FOUND, "No such plan.")
+    match st
+        .store
+        .set_plan_state(&id, retain_store::PlanState::Approved)
+        .await
+    {
+        Ok(_) => Redirect::to(&format!("/plans/{id}")).into_response(),
+        Err(retain_store::StoreError::NotFound(m)) => error_page(StatusCode::NOT_FOUND, &m),
+        Err(retain_store::StoreError::Conflict(m)) => error_page(StatusCode::CONFLICT, &m),
+        Err(e) => internal(e),
+    }
 }
 
-/// GET /campaigns.
+/// GET /campaigns: every campaign with its results so far and the uplift chart.
 pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let s = match guard(&st, &headers) {
         Ok(s) => s,
         Err(r) => return r,
+    };
+    let (list, states, orders) = match (
+        results::all_campaigns(&st.store)
+            .await
+            .map_err(|e| e.to_string()),
+        st.store
+            .send_campaign_states()
+            .await
+            .map_err(|e| e.to_string()),
+        st.store.orders().await.map_err(|e| e.to_string()),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(e),
+    };
+    let mut rows = Vec::new();
+    let mut estimates = Vec::new();
+    for c in &list {
+        let r = match results::campaign_report(&st.store, &c.input.campaign_id, Some(&orders)).await
+        {
+            Ok(r) => r,
+            Err(e) => return internal(e),
+        };
+        if let (Some(v), Some([lo, hi])) = (r.uplift.absolute, r.uplift.ci95) {
+            if r.sent > 0 {
+                estimates.push(svg::Estimate {
+                    label: c.input.campaign_id.clone(),
+                    value: v,
+                    lo,
+                    hi,
+                });
+            }
+        }
+        rows.push(json!({
+            "id": c.input.campaign_id, "goal_name": c.input.goal_name, "plan": c.input.plan_id,
+            "send_state": states.get(&c.input.campaign_id).map(|s| s.as_str()).unwrap_or(if r.sent > 0 { "active" } else { "not started" }),
+            "sent": count(r.sent), "opens": count(r.opens_unique), "clicks": count(r.clicks_unique),
+            "conversion": pct(r.conversion_rate), "holdout": pct(r.holdout.conversion_rate),
+            "uplift": views::pp(r.uplift.absolute),
+        }));
+    }
+    let uplift_chart = if estimates.is_empty() {
+        String::new()
+    } else {
+        svg::error_bars(
+            "Conversion uplift per campaign with 95% intervals",
+            &estimates,
+            100.0,
+            " pp",
+        )
     };
     render(
         &st,
@@ -423,32 +601,90 @@ pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Respon
         "Campaigns",
         "campaigns",
         Some(&s),
-        json!({ "campaigns": Vec::<Value>::new() }),
+        json!({ "campaigns": rows, "uplift_chart": uplift_chart }),
     )
 }
 
-/// GET /campaigns/<id>.
+/// GET /campaigns/<id>: funnel, uplift with error bars, opens and clicks over time, segments,
+/// pause/resume.
 pub async fn campaign(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(_id): Path<String>,
+    Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = guard(&st, &headers) {
-        return r;
-    }
-    error_page(StatusCode::NOT_FOUND, "No such campaign.")
+    let s = match guard(&st, &headers) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let r = match results::campaign_report(&st.store, &id, None).await {
+        Ok(r) => r,
+        Err(results::ResultsError::UnknownCampaign(_)) => {
+            return error_page(StatusCode::NOT_FOUND, "No such campaign.")
+        }
+        Err(e) => return internal(e),
+    };
+    let state = match st.store.send_campaign_state(&id).await {
+        Ok(s) => s,
+        Err(e) => return internal(e),
+    };
+    use retain_store::CampaignSendState as S;
+    render(
+        &st,
+        "campaign.html",
+        &format!("Campaign {id}"),
+        "campaigns",
+        Some(&s),
+        json!({
+            "c": { "id": r.campaign_id, "goal_name": r.goal_name, "plan": r.plan_id },
+            "send_state": state.as_str(),
+            "can_pause": state == S::Active,
+            "can_resume": state == S::Paused,
+            "r": ReportView::of(&r),
+        }),
+    )
 }
 
 /// GET /campaigns/<id>/report.html: the self-contained report, as a download.
 pub async fn campaign_report(
     State(st): State<AppState>,
     headers: HeaderMap,
-    Path(_id): Path<String>,
+    Path(id): Path<String>,
 ) -> Response {
     if let Err(r) = guard(&st, &headers) {
         return r;
     }
-    error_page(StatusCode::NOT_FOUND, "No such campaign.")
+    let r = match results::campaign_report(&st.store, &id, None).await {
+        Ok(r) => r,
+        Err(results::ResultsError::UnknownCampaign(_)) => {
+            return error_page(StatusCode::NOT_FOUND, "No such campaign.")
+        }
+        Err(e) => return internal(e),
+    };
+    match views::report_html(
+        &st.views,
+        &[r],
+        &st.company_name,
+        chrono::Utc::now().timestamp(),
+    ) {
+        Ok(html) => (
+            [
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "inline; filename=\"report-{}.html\"",
+                        id.replace(
+                            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+                            "_"
+                        )
+                    ),
+                ),
+                (header::CACHE_CONTROL, "no-store".to_string()),
+            ],
+            Html(html),
+        )
+            .into_response(),
+        Err(e) => internal(e),
+    }
 }
 
 async fn set_state(

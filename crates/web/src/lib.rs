@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod dashboard;
 pub mod report;
+pub mod results;
 pub mod server;
 pub mod shop;
 pub mod stats;

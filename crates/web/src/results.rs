@@ -24,6 +24,91 @@ fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// A campaign as the results need it, read from the plans store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CampaignMeta {
+    pub input: CampaignInput,
+    pub template: String,
+    pub segments: Vec<String>,
+    pub plan_state: String,
+    pub recipients: i64,
+    pub holdout: i64,
+}
+
+/// Reads goal name and attribution window from the campaign's details JSON (the planner writes
+/// them there); the window defaults to 30 days when absent.
+fn meta_of(c: &retain_store::PlanCampaignRecord, state: retain_store::PlanState) -> CampaignMeta {
+    let details: serde_json::Value = serde_json::from_str(&c.details).unwrap_or_default();
+    let goal_name = details
+        .get("goal_name")
+        .and_then(|v| v.as_str())
+        .unwrap_or(&c.goal)
+        .to_string();
+    let window_days = details
+        .get("window_days")
+        .and_then(serde_json::Value::as_i64)
+        .unwrap_or(DEFAULT_WINDOW_DAYS);
+    CampaignMeta {
+        input: CampaignInput {
+            campaign_id: c.campaign_id.clone(),
+            plan_id: c.plan_id.clone(),
+            goal: c.goal.clone(),
+            goal_name,
+            window_days,
+            cost_per_recipient: if c.recipients > 0 {
+                c.cost / c.recipients as f64
+            } else {
+                0.0
+            },
+        },
+        template: c.template.clone(),
+        segments: c.segments.clone(),
+        plan_state: state.as_str().to_string(),
+        recipients: c.recipients,
+        holdout: c.holdout,
+    }
+}
+
+/// Attribution window when a campaign's details do not say.
+pub const DEFAULT_WINDOW_DAYS: i64 = 30;
+
+/// One campaign's description, or `None` when there is no such campaign.
+pub async fn campaign_meta(
+    store: &Store,
+    campaign_id: &str,
+) -> Result<Option<CampaignMeta>, ResultsError> {
+    Ok(store
+        .plan_campaign(campaign_id)
+        .await?
+        .map(|(c, state)| meta_of(&c, state)))
+}
+
+/// Every campaign of every plan, newest plan first.
+pub async fn all_campaigns(store: &Store) -> Result<Vec<CampaignMeta>, ResultsError> {
+    Ok(store
+        .plans()
+        .await?
+        .iter()
+        .flat_map(|p| p.campaigns.iter().map(|c| meta_of(c, p.state)))
+        .collect())
+}
+
+/// The segment each member is counted in: the campaign's only segment, or else the customer's
+/// segment in `assignments` (the latest segmentation), or `all`.
+fn member_segment(
+    segments: &[String],
+    assignments: Option<&HashMap<String, String>>,
+    customer_id: &str,
+) -> String {
+    if let [only] = segments {
+        return only.clone();
+    }
+    assignments
+        .and_then(|a| a.get(customer_id))
+        .cloned()
+        .unwrap_or_else(|| "all".to_string())
+}
+
 /// Computes the report of one campaign from the store; `orders` may be passed in when reporting
 /// on many campaigns at once.
 pub async fn campaign_report(
@@ -31,18 +116,31 @@ pub async fn campaign_report(
     campaign_id: &str,
     orders: Option<&[Order]>,
 ) -> Result<CampaignReport, ResultsError> {
-    let c = store
-        .campaign(campaign_id)
+    let meta = campaign_meta(store, campaign_id)
         .await?
         .ok_or_else(|| ResultsError::UnknownCampaign(campaign_id.to_string()))?;
+    report_of(store, &meta, orders).await
+}
+
+async fn report_of(
+    store: &Store,
+    meta: &CampaignMeta,
+    orders: Option<&[Order]>,
+) -> Result<CampaignReport, ResultsError> {
+    let campaign_id = meta.input.campaign_id.as_str();
+    let assignments = if meta.segments.len() == 1 {
+        None
+    } else {
+        latest_assignments(store).await?
+    };
     let members: Vec<MemberInput> = store
-        .campaign_members(campaign_id)
+        .plan_members(campaign_id)
         .await?
         .into_iter()
         .map(|m| MemberInput {
+            segment: member_segment(&meta.segments, assignments.as_ref(), &m.customer_id),
             customer_id: m.customer_id,
             holdout: m.holdout,
-            segment: m.segment,
         })
         .collect();
     let sends: Vec<SendInput> = store
@@ -66,16 +164,8 @@ pub async fn campaign_report(
             &owned
         }
     };
-    let input = CampaignInput {
-        campaign_id: c.campaign_id,
-        plan_id: c.plan_id,
-        goal: c.goal,
-        goal_name: c.goal_name,
-        window_days: c.window_days,
-        cost_per_recipient: c.cost_per_recipient,
-    };
     Ok(report::compute(Inputs {
-        campaign: &input,
+        campaign: &meta.input,
         members: &members,
         sends: &sends,
         events: &events,
@@ -84,22 +174,26 @@ pub async fn campaign_report(
     }))
 }
 
+/// Customer → segment of the latest segmentation run, when segments are stored.
+async fn latest_assignments(
+    _store: &Store,
+) -> Result<Option<HashMap<String, String>>, ResultsError> {
+    Ok(None)
+}
+
 /// The reports of every campaign of a plan.
-pub async fn plan_reports(store: &Store, plan_id: &str) -> Result<Vec<CampaignReport>, ResultsError> {
-    let campaigns: Vec<String> = store
-        .campaigns()
+pub async fn plan_reports(
+    store: &Store,
+    plan_id: &str,
+) -> Result<Vec<CampaignReport>, ResultsError> {
+    let plan = store
+        .plan(plan_id)
         .await?
-        .into_iter()
-        .filter(|c| c.plan_id == plan_id)
-        .map(|c| c.campaign_id)
-        .collect();
-    if campaigns.is_empty() {
-        return Err(ResultsError::UnknownPlan(plan_id.to_string()));
-    }
+        .ok_or_else(|| ResultsError::UnknownPlan(plan_id.to_string()))?;
     let orders = store.orders().await?;
     let mut out = Vec::new();
-    for id in campaigns {
-        out.push(campaign_report(store, &id, Some(&orders)).await?);
+    for c in &plan.campaigns {
+        out.push(report_of(store, &meta_of(c, plan.state), Some(&orders)).await?);
     }
     Ok(out)
 }
@@ -109,9 +203,9 @@ pub async fn sent_reports(store: &Store) -> Result<Vec<CampaignReport>, ResultsE
     let counts = store.send_counts_all().await?;
     let orders = store.orders().await?;
     let mut out = Vec::new();
-    for c in store.campaigns().await? {
-        if counts.get(&c.campaign_id).is_some_and(|n| n.sent > 0) {
-            out.push(campaign_report(store, &c.campaign_id, Some(&orders)).await?);
+    for c in all_campaigns(store).await? {
+        if counts.get(&c.input.campaign_id).is_some_and(|n| n.sent > 0) {
+            out.push(report_of(store, &c, Some(&orders)).await?);
         }
     }
     Ok(out)
