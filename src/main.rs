@@ -57,6 +57,8 @@ enum Command {
     Suppress(cmd::suppress::Command),
     /// Serve the tracking endpoints and the dashboard.
     Serve(cmd::serve::Args),
+    /// What a sent campaign changed: engagement, conversions and uplift against its holdout.
+    Report(cmd::report::Args),
     /// Send an approved campaign's emails, exactly once per recipient.
     Send(cmd::send::Args),
     /// Preview a campaign's email, or send a test copy.
@@ -79,6 +81,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stats(a) => cmd::stats::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Suppress(c) => cmd::suppress::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Serve(a) => cmd::serve::run(&ws, a, cli.quiet).await,
+        Command::Report(a) => cmd::report::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Mail(c) => cmd::mail::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Campaign(c) => cmd::campaign::run(&cmd::Context::open(&ws).await?, c).await,

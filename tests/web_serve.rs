@@ -55,7 +55,8 @@ fn serve(ws: &Path, env: &[(&str, &str)]) -> (Child, String) {
 /// A raw HTTP/1.1 request: (status, headers+body text).
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
@@ -93,7 +94,11 @@ fn serves_tracking_and_guards_the_dashboard_then_stops_cleanly() {
     let (child, addr) = serve(&ws, &[("RETAIN_WEB_TOKEN", "e2e-token-123456")]);
     assert_eq!(http(&addr, "GET", "/healthz", "").0, 200);
     // Tampered and unknown tracking tokens: 404, and no redirect anywhere.
-    for path in ["/o/abc.def", "/c/Yzo3Omh0dHBzOi8vZXZpbC5leGFtcGxl.AAAAAAAAAAAAAAAAAAAAAA", "/u/x"] {
+    for path in [
+        "/o/abc.def",
+        "/c/Yzo3Omh0dHBzOi8vZXZpbC5leGFtcGxl.AAAAAAAAAAAAAAAAAAAAAA",
+        "/u/x",
+    ] {
         let (status, text) = http(&addr, "GET", path, "");
         assert_eq!(status, 404, "{path}: {text}");
         assert!(!text.to_ascii_lowercase().contains("location:"), "{text}");
@@ -125,7 +130,10 @@ fn hash_password_prints_an_argon2_hash_the_server_accepts() {
         .output()
         .expect("run");
     assert!(out.status.success());
-    let hash = String::from_utf8(out.stdout).expect("utf-8").trim().to_string();
+    let hash = String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_string();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     let short = Command::cargo_bin("retain")
         .expect("binary")
@@ -138,7 +146,10 @@ fn hash_password_prints_an_argon2_hash_the_server_accepts() {
     let (_dir, ws) = workspace();
     let cfg = ws.join("retain.toml");
     let text = std::fs::read_to_string(&cfg).expect("config");
-    let text = text.replace("password_hash = \"\"", &format!("password_hash = \"{hash}\""));
+    let text = text.replace(
+        "password_hash = \"\"",
+        &format!("password_hash = \"{hash}\""),
+    );
     std::fs::write(&cfg, text).expect("write config");
     let (child, addr) = serve(&ws, &[]);
     let (status, text) = http(&addr, "GET", "/login", "");
@@ -156,5 +167,10 @@ fn hash_password_prints_an_argon2_hash_the_server_accepts() {
         .env_remove("RETAIN_WEB_TOKEN")
         .output()
         .expect("run");
-    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

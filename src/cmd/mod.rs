@@ -8,6 +8,7 @@ pub mod import;
 pub mod init;
 pub mod mail;
 pub mod predict;
+pub mod report;
 pub mod rfm;
 pub mod send;
 pub mod serve;
