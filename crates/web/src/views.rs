@@ -286,13 +286,13 @@ impl ReportView {
         let mut estimates = Vec::new();
         if let (Some(v), Some([lo, hi])) = (r.uplift.absolute, r.uplift.ci95) {
             estimates.push(svg::Estimate {
-                label: "all".into(),
+                label: "whole campaign".into(),
                 value: v,
                 lo,
                 hi,
             });
         }
-        for s in &r.segments {
+        for s in r.segments.iter().filter(|_| r.segments.len() > 1) {
             if let (Some(v), Some([lo, hi])) = (s.result.uplift.absolute, s.result.uplift.ci95) {
                 estimates.push(svg::Estimate {
                     label: s.segment.clone(),
