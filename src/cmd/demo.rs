@@ -89,6 +89,8 @@ pub async fn run(args: Args) -> Result<()> {
     // STEP plan (planner): make a plan from goals.toml and approve it, every assignment explained.
     // STEP send (mailer): send the approved campaigns to a file outbox in the workspace.
     // STEP report (web/results): the campaign report.
+    step(9, "Campaign report");
+    super::report::demo_step(&ctx).await?;
 
     println!(
         "\nDone. Explore with: retain --workspace {} stats --format json",

@@ -316,3 +316,27 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     }
     Ok(())
 }
+
+/// The demo's report step: the results of every sent campaign of the newest plan.
+pub async fn demo_step(ctx: &Context) -> Result<()> {
+    let Some(plan) = ctx.store.latest_plan_id().await? else {
+        println!("  skipped: no plan");
+        return Ok(());
+    };
+    let reports = results::plan_reports(&ctx.store, &plan)
+        .await
+        .map_err(not_found)?;
+    let sent: Vec<&CampaignReport> = reports.iter().filter(|r| r.sent > 0).collect();
+    if sent.is_empty() {
+        println!("  skipped: nothing of plan {plan} has been sent");
+    }
+    for r in sent {
+        print!("{}", render_text(r));
+        println!(
+            "  (the full report: retain --workspace {} report {} --format html --output report.html)",
+            ctx.dir.display(),
+            r.campaign_id
+        );
+    }
+    Ok(())
+}
