@@ -5,8 +5,8 @@
 //! [`scan_features`] is the same reading folded straight into per-customer features without
 //! materialising orders, for analysing a large export quickly.
 
-use std::borrow::Cow;
 use rustc_hash::FxHashMap as HashMap;
+use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 
@@ -571,9 +571,6 @@ pub fn parse_orders(
     Ok(out)
 }
 
-/// Per-customer line items gathered by [`scan_features`]: (day, order key, amount, cancelled).
-type Lines = Vec<(Day, u64, f64, bool)>;
-
 /// Reads an orders file straight into per-customer features, as of `as_of` (default: the day
 /// after the last order). Same rules as [`parse_orders`]; bad rows are counted, not listed, and
 /// `strict` does not apply.
@@ -586,9 +583,12 @@ pub fn scan_features(
     use rayon::prelude::*;
     let text = text::decode(file, bytes)?;
     let lay = layout(file, &text, opts)?;
+    /// A line item: (customer index within its chunk, day, order key, amount, cancelled).
+    type Line = (u32, Day, u64, f64, bool);
     #[derive(Default)]
     struct Acc {
-        by_customer: HashMap<String, Lines>,
+        ids: HashMap<String, u32>,
+        lines: Vec<Line>,
         rows: u64,
         rejected: u64,
         without_customer: u64,
@@ -617,13 +617,15 @@ pub fn scan_features(
                         }
                         _ => line,
                     };
-                    let entry = (day, key, r.amount, r.cancelled);
-                    match acc.by_customer.get_mut(r.customer.as_ref()) {
-                        Some(v) => v.push(entry),
+                    let next = acc.ids.len() as u32;
+                    let cust = match acc.ids.get(r.customer.as_ref()) {
+                        Some(&i) => i,
                         None => {
-                            acc.by_customer.insert(r.customer.into_owned(), vec![entry]);
+                            acc.ids.insert(r.customer.into_owned(), next);
+                            next
                         }
-                    }
+                    };
+                    acc.lines.push((cust, day, key, r.amount, r.cancelled));
                 }
                 Parsed::NoCustomer => acc.without_customer += 1,
                 Parsed::Reject(..) => acc.rejected += 1,
@@ -631,30 +633,66 @@ pub fn scan_features(
         },
     );
     let mut stats = ScanStats::default();
-    let mut merged: HashMap<String, Lines> = HashMap::default();
     let mut max_day = Day::MIN;
+    // Merge the chunks' customer indices into one numbering, then bucket every line by customer
+    // (a counting sort: linear, and chunk order is kept).
+    let mut global: HashMap<String, u32> = HashMap::default();
+    let mut names: Vec<String> = Vec::new();
+    let mut remaps: Vec<Vec<u32>> = Vec::with_capacity(chunks.len());
+    let mut all_lines: Vec<Vec<Line>> = Vec::with_capacity(chunks.len());
     for c in chunks {
         stats.rows_read += c.rows;
         stats.rows_rejected += c.rejected;
         stats.rows_without_customer += c.without_customer;
         max_day = max_day.max(c.max_day);
-        if merged.is_empty() {
-            merged = c.by_customer;
-        } else {
-            for (k, mut v) in c.by_customer {
-                merged.entry(k).or_default().append(&mut v);
-            }
+        let mut remap = vec![0u32; c.ids.len()];
+        for (name, local) in c.ids {
+            let g = match global.get(&name) {
+                Some(&g) => g,
+                None => {
+                    let g = names.len() as u32;
+                    names.push(name.clone());
+                    global.insert(name, g);
+                    g
+                }
+            };
+            remap[local as usize] = g;
+        }
+        remaps.push(remap);
+        all_lines.push(c.lines);
+    }
+    drop(global);
+    let mut offsets = vec![0usize; names.len() + 1];
+    for (lines, remap) in all_lines.iter().zip(&remaps) {
+        for l in lines {
+            offsets[remap[l.0 as usize] as usize + 1] += 1;
         }
     }
+    for i in 1..offsets.len() {
+        offsets[i] += offsets[i - 1];
+    }
+    let mut fill = offsets.clone();
+    let mut bucketed: Vec<(Day, u64, f64, bool)> = vec![(0, 0, 0.0, false); offsets[names.len()]];
+    for (lines, remap) in all_lines.into_iter().zip(&remaps) {
+        for (c, day, key, amount, cancelled) in lines {
+            let g = remap[c as usize] as usize;
+            bucketed[fill[g]] = (day, key, amount, cancelled);
+            fill[g] += 1;
+        }
+    }
+    drop(fill);
     let as_of = as_of.or_else(|| (max_day > Day::MIN).then(|| date_of(max_day + 1)));
     stats.as_of = as_of;
     let Some(as_of_date) = as_of else {
         return Ok((Vec::new(), stats));
     };
     let cutoff = day_of(as_of_date);
-    let per_customer: Vec<(CustomerFeatures, u64, f64)> = merged
+    let per_customer: Vec<(CustomerFeatures, u64, f64)> = names
         .into_par_iter()
-        .filter_map(|(id, mut lines)| {
+        .enumerate()
+        .filter_map(|(g, id)| {
+            let mut lines: Vec<(Day, u64, f64, bool)> =
+                bucketed[offsets[g]..offsets[g + 1]].to_vec();
             lines.retain(|l| l.0 < cutoff);
             lines.sort_unstable_by_key(|l| (l.1, l.0));
             // Collapse line items into orders: (first day, amount, cancelled).

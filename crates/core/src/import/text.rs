@@ -182,15 +182,16 @@ where
         .collect()
 }
 
-/// Cuts `body` into about 4 MiB pieces at line boundaries, with each piece's first line number.
+/// Cuts `body` into pieces at line boundaries — a few per thread, at least 4 MiB each — with each
+/// piece's first line number.
 fn split_chunks(body: &str, first_line: u64) -> Vec<(&str, u64)> {
-    const TARGET: usize = 4 << 20;
+    let target = (4usize << 20).max(body.len() / (4 * rayon::current_num_threads()).max(1));
     let bytes = body.as_bytes();
     let mut out = Vec::new();
     let mut start = 0;
     let mut line = first_line;
     while start < bytes.len() {
-        let mut end = (start + TARGET).min(bytes.len());
+        let mut end = (start + target).min(bytes.len());
         if end < bytes.len() {
             end = memchr::memchr(b'\n', &bytes[end..]).map_or(bytes.len(), |i| end + i + 1);
         }
