@@ -80,6 +80,11 @@ def main():
         html = b.html()
         check("predictions show charts or a clear empty state",
               'id="predictions-empty"' in html or "P(alive)" in html)
+        if os.environ.get("EXPECT_PREDICTIONS"):
+            svgs = b.eval("document.querySelectorAll('svg').length")
+            check("predictions draw P(alive), CLV and predicted-vs-actual", svgs >= 3
+                  and "Predicted vs actual" in html and 'id="predictions-empty"' not in html, str(svgs))
+            b.screenshot(os.path.join(shots, "04-predictions.png"))
 
         if campaign:
             b.goto(base + "/campaigns")

@@ -59,7 +59,7 @@ fn nice_max(v: f64) -> f64 {
         return 1.0;
     }
     let mag = 10f64.powf(v.log10().floor());
-    for m in [1.0, 2.0, 2.5, 5.0, 10.0] {
+    for m in [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0] {
         if v <= m * mag {
             return m * mag;
         }
@@ -562,7 +562,8 @@ mod tests {
             "{svg}"
         );
         assert_eq!(nice_max(0.0), 1.0);
-        assert_eq!(nice_max(101.0), 200.0);
+        assert_eq!(nice_max(101.0), 150.0);
+        assert_eq!(nice_max(255.0), 300.0);
         assert_eq!(short(1234.0), "1.2k");
     }
 }
