@@ -318,3 +318,31 @@ async fn kill_9_during_retain_send_then_resume() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_error_stops_the_send_with_file_line_and_name() {
+    let (_dir, ws) = workspace(6).await;
+    let server = SmtpServer::start().await.expect("smtp");
+    let campaign = plan(&ws, 0..6, true).await;
+    let file = ws.join("templates/win_back.html");
+    let original = std::fs::read_to_string(&file).expect("template");
+    let mut lines: Vec<&str> = original.lines().collect();
+    lines.insert(3, "<p>{{ customer.frist_name }}</p>");
+    std::fs::write(&file, lines.join("\n")).expect("write");
+    let o = run(retain(&ws, &server.url(), &["send", &campaign])).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("win_back.html"), "{err}");
+    assert!(err.contains("line 4"), "{err}");
+    assert!(err.contains("frist_name"), "{err}");
+    assert!(server.received().is_empty());
+    std::fs::write(&file, original).expect("restore");
+    let o = run(retain(
+        &ws,
+        &server.url(),
+        &["send", &campaign, "--rate", "0"],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(server.received().len(), 4, "c000, c002, c003, c005");
+}

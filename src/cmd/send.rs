@@ -459,6 +459,60 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     Ok(())
 }
 
+/// For `retain demo`'s send step: sends an approved campaign to `.eml` files in
+/// `<workspace>/outbox/<campaign>/` (no server needed), through the same ledger as a real send.
+#[allow(dead_code)] // called by the demo's send step
+pub async fn send_to_outbox(ctx: &Context, campaign: &str) -> Result<SendReport> {
+    let loaded = load(
+        ctx,
+        campaign,
+        &MailOptions {
+            discount: None,
+            code_prefix: None,
+            shop_url: None,
+        },
+    )
+    .await?;
+    if loaded.plan_state != PlanState::Approved {
+        return Err(fail(
+            exit::PRECONDITION,
+            format!(
+                "campaign {campaign}: its plan is {}, not approved",
+                loaded.plan_state
+            ),
+        ));
+    }
+    let check = ConsentCheck::default();
+    let queued = retain_mailer::queue_campaign(
+        &ctx.store,
+        &loaded.composer,
+        &loaded.members,
+        &loaded.recipients,
+        check,
+    )
+    .await
+    .map_err(mailer_error)?;
+    let t = Arc::new(
+        FileTransport::new(&outbox(&ctx.dir, campaign))
+            .map_err(|e| fail(exit::FAILURE, e.to_string()))?,
+    );
+    retain_mailer::send_campaign(
+        &ctx.store,
+        Arc::new(loaded.composer),
+        t,
+        Arc::new(loaded.recipients),
+        &SendOptions {
+            rate: 0.0,
+            ..Default::default()
+        },
+        Arc::new(Progress::default()),
+        Arc::new(AtomicBool::new(false)),
+        queued.holdout,
+    )
+    .await
+    .map_err(mailer_error)
+}
+
 /// `<workspace>/outbox/<campaign>`.
 pub fn outbox(dir: &Path, campaign: &str) -> std::path::PathBuf {
     let safe: String = campaign
