@@ -793,8 +793,7 @@ mod tests {
     use crate::test_support;
     use retain_core::{Customer, SuppressionReason};
 
-    async fn setup(n: usize) -> (Store, tempfile::TempDir) {
-        let (store, dir) = test_support::sqlite().await;
+    async fn setup(store: &Store, n: usize) {
         let customers: Vec<Customer> = (0..n)
             .map(|i| Customer {
                 id: format!("c{i}"),
@@ -820,7 +819,19 @@ mod tests {
             store.queue_sends("k1", &new).await.expect("queue"),
             n as u64
         );
-        (store, dir)
+    }
+
+    /// Runs a scenario on SQLite and, when `RETAIN_TEST_POSTGRES` names a server, PostgreSQL.
+    async fn on_both<F, Fut>(scenario: F)
+    where
+        F: Fn(Store) -> Fut,
+        Fut: std::future::Future<Output = ()>,
+    {
+        let (store, _dir) = test_support::sqlite().await;
+        scenario(store).await;
+        if let Some(pg) = test_support::postgres().await {
+            scenario(pg).await;
+        }
     }
 
     fn claimed(c: Claim) -> (Vec<ClaimedSend>, Vec<(i64, String)>) {
@@ -832,7 +843,11 @@ mod tests {
 
     #[tokio::test]
     async fn queue_is_idempotent_and_claims_need_the_lease() {
-        let (store, _dir) = setup(5).await;
+        on_both(queue_is_idempotent_and_claims_need_the_lease_on).await;
+    }
+
+    async fn queue_is_idempotent_and_claims_need_the_lease_on(store: Store) {
+        setup(&store, 5).await;
         let again = vec![NewSend {
             customer_id: "c0".into(),
             email: "other@x.io".into(),
@@ -894,7 +909,11 @@ mod tests {
 
     #[tokio::test]
     async fn sent_only_from_sending_and_unconfirmed_rows_are_kept() {
-        let (store, _dir) = setup(4).await;
+        on_both(sent_only_from_sending_and_unconfirmed_rows_are_kept_on).await;
+    }
+
+    async fn sent_only_from_sending_and_unconfirmed_rows_are_kept_on(store: Store) {
+        setup(&store, 4).await;
         store
             .acquire_send_lease("k1", "me", 60)
             .await
@@ -980,7 +999,11 @@ mod tests {
 
     #[tokio::test]
     async fn send_time_checks_suppress_and_retries_wait() {
-        let (store, _dir) = setup(6).await;
+        on_both(send_time_checks_suppress_and_retries_wait_on).await;
+    }
+
+    async fn send_time_checks_suppress_and_retries_wait_on(store: Store) {
+        setup(&store, 6).await;
         store
             .suppress("c1@X.io", SuppressionReason::HardBounce, "smtp")
             .await
@@ -1064,7 +1087,11 @@ mod tests {
 
     #[tokio::test]
     async fn paused_and_cancelled_campaigns_stop_claims() {
-        let (store, _dir) = setup(2).await;
+        on_both(paused_and_cancelled_campaigns_stop_claims_on).await;
+    }
+
+    async fn paused_and_cancelled_campaigns_stop_claims_on(store: Store) {
+        setup(&store, 2).await;
         store
             .acquire_send_lease("k1", "me", 60)
             .await
