@@ -346,3 +346,50 @@ async fn a_template_error_stops_the_send_with_file_line_and_name() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(server.received().len(), 4, "c000, c002, c003, c005");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_stops_cleanly_and_the_next_send_finishes() {
+    let (_dir, ws) = workspace(100).await;
+    let server = SmtpServer::start().await.expect("smtp");
+    let url = server.url();
+    let campaign = plan(&ws, 0..100, true).await;
+    let child = retain(
+        &ws,
+        &url,
+        &["send", &campaign, "--rate", "40", "--format", "json"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    assert!(
+        server.wait_for(15, Duration::from_secs(60)).await,
+        "started"
+    );
+    let pid = child.id().to_string();
+    let st = Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill -INT");
+    assert!(st.success());
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().expect("wait"))
+        .await
+        .expect("join");
+    assert!(o.status.success(), "{}", text(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json report");
+    assert_eq!(rep["stopped"], "interrupted", "{rep}");
+    assert_eq!(rep["unconfirmed"], 0, "clean stop: {rep}");
+    let first = rep["sent"].as_u64().expect("sent") as usize;
+    assert_eq!(server.received().len(), first);
+    let eligible = 80 - 1; // 20 held out, c001 opted out
+    assert!(first < eligible);
+    let o = run(retain(
+        &ws,
+        &url,
+        &["send", &campaign, "--rate", "0", "--format", "json"],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let d = server.deliveries();
+    assert_eq!(d.len(), eligible);
+    assert!(d.values().all(|&n| n == 1));
+}
