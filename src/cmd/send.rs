@@ -264,11 +264,9 @@ fn composer(
     ))
 }
 
-/// The current CLV predictions, for `prediction.*` in templates. The predictions store
-/// (`Store::predictions`) is not registered in the store crate yet: until it is, templates see
-/// `prediction = null` and their `{% if prediction %}` branches stay closed.
-async fn stored_predictions(_ctx: &Context) -> Result<Vec<retain_core::Prediction>> {
-    Ok(Vec::new())
+/// The current CLV predictions, for `prediction.*` in templates (none before `retain predict`).
+async fn stored_predictions(ctx: &Context) -> Result<Vec<retain_core::Prediction>> {
+    Ok(ctx.store.predictions().await?)
 }
 
 /// The goal's name from the workspace's goals.toml (the id when it cannot be found).
@@ -371,7 +369,11 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     .map_err(mailer_error)?;
     let kind = transport_kind(&ctx.config, args.transport);
     let opts = SendOptions {
-        rate: args.rate.unwrap_or(ctx.config.smtp.rate),
+        // Files need no pacing: smtp.rate applies to SMTP only.
+        rate: args.rate.unwrap_or(match kind {
+            TransportKind::Smtp => ctx.config.smtp.rate,
+            TransportKind::File => 0.0,
+        }),
         concurrency: args
             .concurrency
             .unwrap_or(ctx.config.smtp.concurrency)
