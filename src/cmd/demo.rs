@@ -88,6 +88,8 @@ pub async fn run(args: Args) -> Result<()> {
     // STEP segment (clustering): RFM segments and k-means clusters with profiles.
     // STEP plan (planner): make a plan from goals.toml and approve it, every assignment explained.
     // STEP send (mailer): send the approved campaigns to a file outbox in the workspace.
+    step(8, "Send (to the workspace outbox, no server needed)");
+    super::send::demo_step(&ctx).await?;
     // STEP report (web/results): the campaign report.
     step(9, "Campaign report");
     super::report::demo_step(&ctx).await?;

@@ -421,6 +421,14 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     let result = match kind {
         TransportKind::Smtp => {
             let settings = smtp_settings(&ctx.config)?;
+            if !retain_mailer::transport::is_loopback(&settings.host)
+                && !ctx.config.tracking.base_url.starts_with("https://")
+            {
+                eprintln!(
+                    "warning: tracking.base_url ({}) is not https: mailbox providers ignore one-click unsubscribe links that are not https",
+                    ctx.config.tracking.base_url
+                );
+            }
             let t = Arc::new(SmtpTransport::new(settings, opts.concurrency));
             retain_mailer::send_campaign(
                 &ctx.store,
@@ -463,7 +471,6 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
 
 /// For `retain demo`'s send step: sends an approved campaign to `.eml` files in
 /// `<workspace>/outbox/<campaign>/` (no server needed), through the same ledger as a real send.
-#[allow(dead_code)] // called by the demo's send step
 pub async fn send_to_outbox(ctx: &Context, campaign: &str) -> Result<SendReport> {
     let loaded = load(
         ctx,
@@ -513,6 +520,32 @@ pub async fn send_to_outbox(ctx: &Context, campaign: &str) -> Result<SendReport>
     )
     .await
     .map_err(mailer_error)
+}
+
+/// `retain demo`'s send step: every campaign of every approved plan goes to the outbox.
+pub async fn demo_step(ctx: &Context) -> Result<()> {
+    let mut any = false;
+    for plan in ctx.store.plans().await? {
+        if plan.state != PlanState::Approved {
+            continue;
+        }
+        for c in &plan.campaigns {
+            any = true;
+            let rep = send_to_outbox(ctx, &c.campaign_id).await?;
+            println!(
+                "  {}: {} emails written to {}, {} not mailed (suppressed, unsubscribed, no consent), {} held out",
+                c.campaign_id,
+                rep.totals.sent,
+                outbox(&ctx.dir, &c.campaign_id).display(),
+                rep.suppressed,
+                rep.skipped_holdout
+            );
+        }
+    }
+    if !any {
+        println!("  no approved plan: nothing to send");
+    }
+    Ok(())
 }
 
 /// `<workspace>/outbox/<campaign>`.
