@@ -600,10 +600,20 @@ pub fn plan(
             let seg_name = names[g.segment as usize].to_string();
             let eligible_goals: Vec<String> =
                 g.options.iter().map(|&jj| goals[jj].id.clone()).collect();
+            let selected = solution.selected[h];
+            let below = g.by_clv.len() - solution.positive[h][o];
+            let over = solution.positive[h][o] - selected;
             let mut text = format!(
-                "{n_aud} of {} \"{seg_name}\" customers eligible by `{}`: {n_aud} × {rate:.4} ({source}) × {mean_value:.2} ({}) − {n_aud} × {cost_per:.4} = {part_ev:.2}",
+                "{} \"{seg_name}\" customers eligible by `{}`; {n_aud} mailed, {} held out{}: {n_aud} × {rate:.4} ({source}) × {mean_value:.2} ({}) − {n_aud} × {cost_per:.4} = {part_ev:.2}",
                 g.by_clv.len(),
                 goal.rule_text.trim(),
+                selected - n_aud,
+                match (below, over) {
+                    (0, 0) => String::new(),
+                    (b, 0) => format!(", {b} worth less than the cost"),
+                    (0, v) => format!(", {v} over the budget or cap"),
+                    (b, v) => format!(", {b} worth less than the cost, {v} over the budget or cap"),
+                },
                 basis.as_str(),
             );
             if alternatives.is_empty() {
