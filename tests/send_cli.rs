@@ -268,7 +268,7 @@ async fn kill_9_during_retain_send_then_resume() {
     let mut child = retain(
         &ws,
         &url,
-        &["send", &campaign, "--rate", "150", "--format", "json"],
+        &["send", &campaign, "--rate", "60", "--format", "json"],
     )
     .spawn()
     .expect("spawn");
@@ -356,7 +356,7 @@ async fn ctrl_c_stops_cleanly_and_the_next_send_finishes() {
     let child = retain(
         &ws,
         &url,
-        &["send", &campaign, "--rate", "40", "--format", "json"],
+        &["send", &campaign, "--rate", "20", "--format", "json"],
     )
     .stdout(std::process::Stdio::piped())
     .spawn()

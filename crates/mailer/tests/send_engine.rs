@@ -349,13 +349,27 @@ async fn a_stop_leaves_no_unconfirmed_rows_and_the_next_run_finishes() {
     let stub = Arc::new(StubTransport::new());
     let stop = Arc::new(AtomicBool::new(false));
     let mut opts = fast_opts();
-    opts.rate = 200.0;
-    let s2 = stop.clone();
+    opts.rate = 100.0;
+    let progress = Arc::new(Progress::default());
+    let (s2, p2) = (stop.clone(), progress.clone());
     let stopper = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(60)).await;
+        while p2.sent.load(Ordering::SeqCst) < 5 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
         s2.store(true, Ordering::SeqCst);
     });
-    let rep = run(&f, stub.clone(), &opts, stop).await.expect("send");
+    let rep = send_campaign(
+        &f.store,
+        f.composer.clone(),
+        stub.clone(),
+        f.recipients.clone(),
+        &opts,
+        progress,
+        stop,
+        0,
+    )
+    .await
+    .expect("send");
     stopper.await.expect("stopper");
     assert_eq!(rep.stopped, Some(StopReason::Interrupted));
     assert!(rep.sent > 0 && rep.sent < 36, "{rep:?}");

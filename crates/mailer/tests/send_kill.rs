@@ -108,7 +108,7 @@ async fn child_sender() {
         return;
     };
     let store = Store::open_sqlite(Path::new(&db)).await.expect("store");
-    send(&store, &url, 150.0, false).await;
+    send(&store, &url, 60.0, false).await;
 }
 
 fn spawn_child(db: &Path, url: &str) -> Child {
