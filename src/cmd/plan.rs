@@ -1,0 +1,751 @@
+//! `retain plan`: matches the goals to the customers under a budget and stores the result as a
+//! draft plan (campaigns with frozen recipients and holdouts); `plan show | approve | discard`.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use chrono::NaiveDate;
+use clap::{Args as ClapArgs, Subcommand};
+use retain_core::features::{customer_features, default_as_of};
+use retain_core::{Customer, Prediction};
+use retain_planner::expr::Vocabulary;
+use retain_planner::{
+    parse_goals, plan, Candidate, ConsentPolicy, Plan, PlanOptions, RfmScores, Stage, RFM_SEGMENTS,
+};
+use retain_store::{NewPlan, NewPlanCampaign, PlanState, StoreError};
+use serde_json::{json, Value};
+
+use super::{exit, fail, Context};
+use crate::output::{count, money, pct, print_json, Format, Table};
+
+#[derive(Debug, ClapArgs)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    after_help = "Examples:
+  retain plan --budget 500
+  retain plan --budget 500 --holdout 0.2 --seed 7 --format json
+  retain plan --marketing-budget 20000 --stage growth      # budget = the recommended retention share
+  retain plan show p3 --format markdown
+  retain plan approve p3
+
+Every customer group (segment × the goals it qualifies for) gets the goal worth the most expected
+incremental value — audience × response rate × value − cost — within the budget; each customer
+gets at most one campaign; unsendable customers (unsubscribed, suppressed, bounced, no consent,
+invalid address, mailed within the frequency cap) are left out and counted. A share of every
+campaign is held out to measure its effect. The plan is stored as a draft: review it with
+`plan show`, then `plan approve` it (its campaigns may then be sent) or `plan discard` it."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub create: CreateArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show a stored plan (default: the newest).
+    Show {
+        plan: Option<String>,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Approve a draft plan: its campaigns may be sent.
+    Approve { plan: String },
+    /// Discard a draft plan.
+    Discard { plan: String },
+}
+
+#[derive(Debug, ClapArgs)]
+pub struct CreateArgs {
+    /// Money for this plan's sends (default: the recommended retention share of
+    /// --marketing-budget; without either, unlimited: everyone worth their cost).
+    #[arg(long, value_name = "AMOUNT")]
+    pub budget: Option<f64>,
+    /// The goals file (default: goals.toml in the workspace).
+    #[arg(long, value_name = "FILE")]
+    pub goals: Option<PathBuf>,
+    /// Share of every campaign kept as a control group, 0.01–0.5 (default: planner.holdout).
+    #[arg(long)]
+    pub holdout: Option<f64>,
+    /// Seed of the holdout draw (default: a random one, printed and stored with the plan).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// The company's stage, for the retention/acquisition balance.
+    #[arg(long, value_enum)]
+    pub stage: Option<StageArg>,
+    /// The whole marketing budget (acquisition + retention), for the balance.
+    #[arg(long, value_name = "AMOUNT")]
+    pub marketing_budget: Option<f64>,
+    /// Mail only customers who opted in (default: also those whose consent is unknown).
+    #[arg(long)]
+    pub require_opt_in: bool,
+    /// Plan as of this date (default: the day after the last order).
+    #[arg(long)]
+    pub as_of: Option<NaiveDate>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum StageArg {
+    Startup,
+    Growth,
+    Mature,
+}
+
+impl From<StageArg> for Stage {
+    fn from(s: StageArg) -> Self {
+        match s {
+            StageArg::Startup => Stage::Startup,
+            StageArg::Growth => Stage::Growth,
+            StageArg::Mature => Stage::Mature,
+        }
+    }
+}
+
+pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
+    match args.command {
+        Some(Command::Show { plan, format }) => show(ctx, plan, format).await,
+        Some(Command::Approve { plan }) => transition(ctx, &plan, PlanState::Approved, quiet).await,
+        Some(Command::Discard { plan }) => {
+            transition(ctx, &plan, PlanState::Discarded, quiet).await
+        }
+        None => create(ctx, args.create).await,
+    }
+}
+
+/// Budget used when neither --budget nor --marketing-budget is given: no limit.
+const UNLIMITED: f64 = f64::MAX;
+
+fn check_format(format: Format) -> Result<()> {
+    match format {
+        Format::Table | Format::Json | Format::Markdown => Ok(()),
+        other => Err(fail(
+            2,
+            format!("--format {other:?} is not offered here: use table, json or markdown")
+                .to_lowercase(),
+        )),
+    }
+}
+
+async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
+    check_format(a.format)?;
+    let goals_path = a.goals.clone().unwrap_or_else(|| ctx.path("goals.toml"));
+    let goals_text = match std::fs::read_to_string(&goals_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(fail(
+                exit::PRECONDITION,
+                format!(
+                    "no goals file at {}: `retain init` writes the default catalogue, or pass --goals FILE",
+                    goals_path.display()
+                ),
+            ));
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", goals_path.display())),
+    };
+
+    let orders = ctx.store.orders().await?;
+    let Some(as_of) = a.as_of.or_else(|| default_as_of(&orders)) else {
+        return Err(fail(
+            exit::PRECONDITION,
+            "no orders yet: import some with `retain import orders FILE`",
+        ));
+    };
+    let features = customer_features(&orders, as_of);
+    // Buyers without a customer record: their address from their latest order that has one.
+    let mut order_email: HashMap<&str, (chrono::NaiveDateTime, &str)> = HashMap::new();
+    for o in &orders {
+        if let Some(e) = o.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+            let slot = order_email
+                .entry(o.customer_id.as_str())
+                .or_insert((o.ordered_at, e));
+            if o.ordered_at >= slot.0 {
+                *slot = (o.ordered_at, e);
+            }
+        }
+    }
+    let segments = load_segments(ctx).await?;
+    if segments.is_empty() {
+        return Err(fail(
+            exit::PRECONDITION,
+            "no segments yet: run `retain segment` first",
+        ));
+    }
+    let predictions: HashMap<String, Prediction> = ctx
+        .store
+        .predictions()
+        .await?
+        .into_iter()
+        .map(|p| (p.customer_id.clone(), p))
+        .collect();
+    let stored_customers = ctx.store.customers().await?;
+    let suppressions = ctx.store.suppression_map().await?;
+    let last_mailed = ctx.store.last_mailed_at().await?;
+
+    // Names the rules may use.
+    let mut segment_names: BTreeSet<String> = RFM_SEGMENTS.iter().map(|s| s.to_string()).collect();
+    segment_names.extend(segments.values().map(|s| s.0.clone()));
+    let attributes: BTreeSet<String> = stored_customers
+        .iter()
+        .flat_map(|c| c.attributes.keys().cloned())
+        .collect();
+    let vocab = Vocabulary {
+        segments: Some(segment_names.into_iter().collect()),
+        templates: workspace_templates(&ctx.path("templates")),
+        attributes: Some(attributes.into_iter().collect()),
+    };
+    let goals = parse_goals(&goals_text, &goals_path.display().to_string(), &vocab)
+        .map_err(|e| fail(exit::BAD_INPUT, e.to_string()))?;
+
+    // Buyers with a segment are the candidates; a buyer without a customer record has no address.
+    let by_id: HashMap<&str, &Customer> = stored_customers
+        .iter()
+        .map(|c| (c.id.as_str(), c))
+        .collect();
+    let placeholders: Vec<Customer> = features
+        .iter()
+        .filter(|f| !by_id.contains_key(f.customer_id.as_str()))
+        .map(|f| {
+            let email = order_email
+                .get(f.customer_id.as_str())
+                .map(|(_, e)| e.to_string());
+            Customer {
+                id: f.customer_id.clone(),
+                email_valid: email.as_deref().is_some_and(plausible_email),
+                email,
+                ..Customer::default()
+            }
+        })
+        .collect();
+    drop(order_email);
+    drop(orders);
+    let placeholder_by_id: HashMap<&str, &Customer> =
+        placeholders.iter().map(|c| (c.id.as_str(), c)).collect();
+    let mut candidates = Vec::with_capacity(features.len());
+    let mut unsegmented = 0usize;
+    for f in &features {
+        let id = f.customer_id.as_str();
+        let Some((segment, scores)) = segments.get(id) else {
+            unsegmented += 1;
+            continue;
+        };
+        let customer = by_id.get(id).or_else(|| placeholder_by_id.get(id)).copied();
+        let Some(customer) = customer else { continue };
+        let suppression = customer
+            .email
+            .as_deref()
+            .and_then(|e| suppressions.get(&e.trim().to_lowercase()).copied());
+        candidates.push(Candidate {
+            customer,
+            features: f,
+            segment: segment.as_str(),
+            scores: *scores,
+            prediction: predictions.get(id),
+            suppression,
+            last_campaign_at: last_mailed.get(id).copied(),
+        });
+    }
+
+    let stage = a.stage.map(Stage::from);
+    let budget = match (a.budget, a.marketing_budget) {
+        (Some(b), _) => b,
+        (None, Some(m)) => {
+            retain_planner::balance::recommended_share(stage.unwrap_or_default()) * m
+        }
+        (None, None) => UNLIMITED,
+    };
+    let mut options = PlanOptions::new(budget, chrono::Utc::now().timestamp());
+    options.frequency_cap_days = ctx.config.planner.frequency_cap_days;
+    options.holdout_fraction = a.holdout.unwrap_or(ctx.config.planner.holdout);
+    options.seed = a.seed.unwrap_or_else(random_seed);
+    options.consent = if a.require_opt_in {
+        ConsentPolicy::RequireOptIn
+    } else {
+        ConsentPolicy::AllowUnknown
+    };
+    options.stage = stage;
+    options.marketing_budget = a.marketing_budget;
+    let mut planned = plan(&goals, &candidates, &options).map_err(|e| fail(2, e.to_string()))?;
+    if unsegmented > 0 {
+        planned.warnings.push(format!(
+            "{unsegmented} customers have orders but no segment (segmented before their first order?): run `retain segment` again to include them"
+        ));
+    }
+
+    let document = plan_document(&planned, budget)?;
+    let new_plan = NewPlan {
+        budget: if budget == UNLIMITED { -1.0 } else { budget },
+        used: planned.budget.used,
+        expected_value: planned.expected_value,
+        holdout_fraction: planned.holdout_fraction,
+        seed: planned.seed,
+        as_of: Some(as_of.format("%Y-%m-%d").to_string()),
+        goals_file: Some(goals_path.display().to_string()),
+        document: document.to_string(),
+        campaigns: planned
+            .campaigns
+            .iter()
+            .map(|c| NewPlanCampaign {
+                local_id: c.campaign_id.clone(),
+                goal: c.goal.clone(),
+                template: c.template.clone(),
+                segments: c.segments.clone(),
+                expected_value: c.expected_value,
+                cost: c.cost,
+                recipients: c.audience.clone(),
+                holdout: c.holdout.clone(),
+                details: campaign_details(c).to_string(),
+            })
+            .collect(),
+    };
+    let id = ctx
+        .store
+        .save_plan(&new_plan)
+        .await
+        .context("storing the plan")?;
+    let view = view_of(&id, PlanState::Draft, document, |local| {
+        planned
+            .campaigns
+            .iter()
+            .find(|c| c.campaign_id == local)
+            .map(|c| (c.audience.clone(), c.holdout.clone()))
+    });
+    render(&view, a.format)
+}
+
+/// A cheap syntactic check for addresses that come from orders (the mailer checks again).
+fn plausible_email(e: &str) -> bool {
+    match e.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !e.contains(char::is_whitespace)
+        }
+        None => false,
+    }
+}
+
+fn random_seed() -> u64 {
+    // No RNG dependency in the binary: the clock's nanoseconds mixed with the process id.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let x = t ^ (u64::from(std::process::id()) << 32);
+    // SplitMix64 finaliser.
+    let mut z = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) >> 11 // 53 bits: exact in JSON numbers
+}
+
+/// Template names in the workspace's `templates/` (file stems), or `None` without the folder.
+fn workspace_templates(dir: &Path) -> Option<Vec<String>> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    let mut names: BTreeSet<String> = BTreeSet::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let ext = path.extension().and_then(|x| x.to_str()).unwrap_or("");
+        if matches!(ext, "html" | "txt" | "subject") {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                if stem != "base" {
+                    names.insert(stem.to_string());
+                }
+            }
+        }
+    }
+    Some(names.into_iter().collect())
+}
+
+/// The stored form of a plan: everything but the member lists.
+fn plan_document(p: &Plan, budget: f64) -> Result<Value> {
+    let mut v = serde_json::to_value(p)?;
+    if let Some(campaigns) = v.get_mut("campaigns").and_then(Value::as_array_mut) {
+        for c in campaigns {
+            if let Some(o) = c.as_object_mut() {
+                o.remove("audience");
+                o.remove("holdout");
+            }
+        }
+    }
+    if budget == UNLIMITED {
+        v["budget"]["total"] = Value::Null;
+    }
+    Ok(v)
+}
+
+fn campaign_details(c: &retain_planner::Campaign) -> Value {
+    json!({
+        "goal_name": c.goal_name,
+        "response_rate": c.response_rate,
+        "response_source": c.response_source,
+        "window_days": c.window_days,
+        "power": c.power,
+        "rationale": c.rationale,
+    })
+}
+
+/// The plan as printed: the stored document with the plan id, state, global campaign ids and
+/// member lists.
+fn view_of(
+    id: &str,
+    state: PlanState,
+    mut document: Value,
+    members: impl Fn(&str) -> Option<(Vec<String>, Vec<String>)>,
+) -> Value {
+    if let Some(campaigns) = document.get_mut("campaigns").and_then(Value::as_array_mut) {
+        for c in campaigns {
+            let local = c
+                .get("campaign_id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            // Sorted here, not by the database, so every backend prints the same order.
+            let (mut audience, mut holdout) = members(&local).unwrap_or_default();
+            audience.sort_unstable();
+            holdout.sort_unstable();
+            c["campaign_id"] = Value::String(format!("{id}-{local}"));
+            c["audience"] = json!(audience);
+            c["holdout"] = json!(holdout);
+        }
+    }
+    // Warnings name campaigns by their id within the plan: give them the stored ids.
+    let locals: Vec<String> = document
+        .get("campaigns")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.get("campaign_id").and_then(Value::as_str))
+        .filter_map(|g| g.strip_prefix(&format!("{id}-")).map(str::to_string))
+        .collect();
+    if let Some(warnings) = document.get_mut("warnings").and_then(Value::as_array_mut) {
+        for w in warnings.iter_mut() {
+            if let Some(text) = w.as_str() {
+                let mut t = text.to_string();
+                for local in &locals {
+                    t = t.replace(
+                        &format!("campaign {local}:"),
+                        &format!("campaign {id}-{local}:"),
+                    );
+                }
+                *w = Value::String(t);
+            }
+        }
+    }
+    let mut out = serde_json::Map::new();
+    out.insert("plan_id".into(), Value::String(id.to_string()));
+    out.insert("state".into(), Value::String(state.as_str().to_string()));
+    if let Value::Object(map) = document {
+        out.extend(map);
+    }
+    Value::Object(out)
+}
+
+async fn show(ctx: &Context, id: Option<String>, format: Format) -> Result<()> {
+    check_format(format)?;
+    let id = match id {
+        Some(id) => id,
+        None => ctx.store.latest_plan_id().await?.ok_or_else(|| {
+            fail(
+                exit::PRECONDITION,
+                "no plans yet: make one with `retain plan`",
+            )
+        })?,
+    };
+    let Some(record) = ctx.store.plan(&id).await? else {
+        return Err(fail(exit::PRECONDITION, format!("no plan {id}")));
+    };
+    let document: Value =
+        serde_json::from_str(&record.document).context("reading the stored plan")?;
+    let mut members: HashMap<String, (Vec<String>, Vec<String>)> = HashMap::new();
+    for c in &record.campaigns {
+        let mut audience = Vec::new();
+        let mut holdout = Vec::new();
+        for m in ctx.store.plan_members(&c.campaign_id).await? {
+            if m.holdout {
+                holdout.push(m.customer_id);
+            } else {
+                audience.push(m.customer_id);
+            }
+        }
+        let local = c
+            .campaign_id
+            .strip_prefix(&format!("{id}-"))
+            .unwrap_or(&c.campaign_id)
+            .to_string();
+        members.insert(local, (audience, holdout));
+    }
+    let view = view_of(&id, record.state, document, |local| {
+        members.get(local).cloned()
+    });
+    render(&view, format)
+}
+
+async fn transition(ctx: &Context, id: &str, to: PlanState, quiet: bool) -> Result<()> {
+    match ctx.store.set_plan_state(id, to).await {
+        Ok(()) => {
+            if !quiet {
+                let next = match to {
+                    PlanState::Approved => " Its campaigns may now be sent.",
+                    _ => "",
+                };
+                println!("Plan {id} {}.{next}", to.as_str());
+            }
+            Ok(())
+        }
+        Err(StoreError::NotFound(what)) => Err(fail(exit::PRECONDITION, format!("no {what}"))),
+        Err(StoreError::Conflict(why)) => Err(fail(exit::PRECONDITION, why)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn num(v: &Value, key: &str) -> f64 {
+    v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn text<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn len(v: &Value, key: &str) -> usize {
+    v.get(key).and_then(Value::as_array).map_or(0, Vec::len)
+}
+
+fn segments_of(c: &Value) -> String {
+    c.get("segments")
+        .and_then(Value::as_array)
+        .map(|s| {
+            s.iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default()
+}
+
+fn budget_line(v: &Value) -> String {
+    let b = &v["budget"];
+    match b.get("total").and_then(Value::as_f64) {
+        Some(total) => format!("{} of {}", money(num(b, "used")), money(total)),
+        None => format!("{} (no budget limit)", money(num(b, "used"))),
+    }
+}
+
+fn render(v: &Value, format: Format) -> Result<()> {
+    match format {
+        Format::Json => print_json(v),
+        Format::Markdown => {
+            print!("{}", markdown(v));
+            Ok(())
+        }
+        _ => {
+            print!("{}", table(v));
+            Ok(())
+        }
+    }
+}
+
+fn table(v: &Value) -> String {
+    let mut out = format!(
+        "Plan {} ({}): expected incremental value {}, spend {}, holdout {}, seed {}\n",
+        text(v, "plan_id"),
+        text(v, "state"),
+        money(num(v, "expected_value")),
+        budget_line(v),
+        pct(num(v, "holdout_fraction")),
+        v.get("seed").and_then(Value::as_u64).unwrap_or(0)
+    );
+    let campaigns = v
+        .get("campaigns")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if campaigns.is_empty() {
+        out.push_str(&format!("\nNo campaigns: {}\n", text(v, "empty_reason")));
+    } else {
+        let mut t = Table::new([
+            "campaign",
+            "template",
+            "segments",
+            "recipients",
+            "holdout",
+            "cost",
+            "expected value",
+        ]);
+        for c in &campaigns {
+            t.row([
+                text(c, "campaign_id").to_string(),
+                text(c, "template").to_string(),
+                segments_of(c),
+                count(len(c, "audience") as i64),
+                count(len(c, "holdout") as i64),
+                money(num(c, "cost")),
+                money(num(c, "expected_value")),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&t.render());
+    }
+    if let Some(ex) = v
+        .get("excluded")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())
+    {
+        let parts: Vec<String> = ex
+            .iter()
+            .map(|(k, n)| format!("{} {}", count(n.as_i64().unwrap_or(0)), k.replace('_', " ")))
+            .collect();
+        out.push_str(&format!("\nExcluded: {}\n", parts.join(", ")));
+    }
+    let b = &v["balance"];
+    out.push_str(&format!("\nBalance: {}\n", text(b, "reasoning")));
+    if let Some(w) = v
+        .get("warnings")
+        .and_then(Value::as_array)
+        .filter(|w| !w.is_empty())
+    {
+        out.push_str("\nWarnings:\n");
+        for x in w.iter().filter_map(Value::as_str) {
+            out.push_str(&format!("  - {x}\n"));
+        }
+    }
+    if text(v, "state") == "draft" {
+        out.push_str(&format!(
+            "\nDraft. Details: retain plan show {id} --format markdown · approve: retain plan approve {id} · discard: retain plan discard {id}\n",
+            id = text(v, "plan_id")
+        ));
+    }
+    out
+}
+
+fn markdown(v: &Value) -> String {
+    let mut out = format!("# Plan {} ({})\n\n", text(v, "plan_id"), text(v, "state"));
+    out.push_str(&format!(
+        "- Expected incremental value: **{}**\n- Spend: {}\n- Holdout: {} of every campaign, seed {}\n\n",
+        money(num(v, "expected_value")),
+        budget_line(v),
+        pct(num(v, "holdout_fraction")),
+        v.get("seed").and_then(Value::as_u64).unwrap_or(0)
+    ));
+    let campaigns = v
+        .get("campaigns")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if campaigns.is_empty() {
+        out.push_str(&format!("No campaigns: {}\n\n", text(v, "empty_reason")));
+    } else {
+        out.push_str("| campaign | template | segments | recipients | holdout | cost | expected value |\n|---|---|---|---:|---:|---:|---:|\n");
+        for c in &campaigns {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                text(c, "campaign_id"),
+                text(c, "template"),
+                segments_of(c),
+                count(len(c, "audience") as i64),
+                count(len(c, "holdout") as i64),
+                money(num(c, "cost")),
+                money(num(c, "expected_value"))
+            ));
+        }
+        for c in &campaigns {
+            out.push_str(&format!(
+                "\n## {} — {}\n\n",
+                text(c, "campaign_id"),
+                text(c, "goal_name")
+            ));
+            let r = &c["rationale"];
+            out.push_str(&format!("{}\n\n", text(r, "summary")));
+            for part in r
+                .get("parts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                out.push_str(&format!("- {}\n", text(part, "text")));
+            }
+            let p = &c["power"];
+            out.push_str(&format!(
+                "\nMeasurement: {} mailed vs {} held out, power {:.2} to detect the expected {:.2}-point uplift{}.\n",
+                count(p.get("treatment").and_then(Value::as_i64).unwrap_or(0)),
+                count(p.get("control").and_then(Value::as_i64).unwrap_or(0)),
+                num(p, "power"),
+                num(p, "expected_uplift") * 100.0,
+                p.get("min_detectable_uplift")
+                    .and_then(Value::as_f64)
+                    .map(|m| format!(" (smallest detectable: {:.2} points)", m * 100.0))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    if let Some(ex) = v
+        .get("excluded")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())
+    {
+        out.push_str("\n## Excluded\n\n");
+        for (k, n) in ex {
+            out.push_str(&format!(
+                "- {}: {}\n",
+                k.replace('_', " "),
+                count(n.as_i64().unwrap_or(0))
+            ));
+        }
+    }
+    if let Some(un) = v
+        .get("unassigned")
+        .and_then(Value::as_array)
+        .filter(|u| !u.is_empty())
+    {
+        out.push_str("\n## Not planned\n\n| segment | reason | customers |\n|---|---|---:|\n");
+        for u in un {
+            out.push_str(&format!(
+                "| {} | {} | {} |\n",
+                text(u, "segment"),
+                text(u, "reason").replace('_', " "),
+                count(u.get("customers").and_then(Value::as_i64).unwrap_or(0))
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\n## Retention vs acquisition\n\n{}\n",
+        text(&v["balance"], "reasoning")
+    ));
+    if let Some(w) = v
+        .get("warnings")
+        .and_then(Value::as_array)
+        .filter(|w| !w.is_empty())
+    {
+        out.push_str("\n## Warnings\n\n");
+        for x in w.iter().filter_map(Value::as_str) {
+            out.push_str(&format!("- {x}\n"));
+        }
+    }
+    out
+}
+
+/// Each customer's segment and RFM scores from the latest segmentation.
+async fn load_segments(ctx: &Context) -> Result<HashMap<String, (String, Option<RfmScores>)>> {
+    let Some(run) = ctx.store.latest_segment_run().await? else {
+        return Ok(HashMap::new());
+    };
+    let score = |x: i64| u8::try_from(x).ok().filter(|s| (1..=5).contains(s));
+    Ok(ctx
+        .store
+        .segment_assignments(run.id)
+        .await?
+        .into_iter()
+        .map(|a| {
+            let scores = match (score(a.r), score(a.f), score(a.m)) {
+                (Some(r), Some(f), Some(m)) => Some(RfmScores { r, f, m }),
+                _ => None,
+            };
+            (a.customer_id, (a.segment, scores))
+        })
+        .collect())
+}
