@@ -407,9 +407,10 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
                 bar.set_length(total);
                 bar.set_position(p.done().min(total));
                 bar.set_message(format!(
-                    "sent {} failed {}",
+                    "sent {} failed {} left {}",
                     p.sent.load(Ordering::Relaxed),
-                    p.failed.load(Ordering::Relaxed)
+                    p.failed.load(Ordering::Relaxed),
+                    total.saturating_sub(p.done())
                 ));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
