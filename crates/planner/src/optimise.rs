@@ -211,7 +211,12 @@ impl Solver<'_, '_> {
 
     /// `(D(λ), cost of the maximiser)`.
     fn dual_at(&self, picks: &[Pick], lambda: f64) -> (f64, f64) {
-        let mut value = lambda * self.p.budget;
+        // λ = 0 contributes nothing even when the budget is unlimited (0 × ∞ would be NaN).
+        let mut value = if lambda == 0.0 {
+            0.0
+        } else {
+            lambda * self.p.budget
+        };
         let mut cost = 0.0;
         for (g, pick) in picks.iter().enumerate() {
             self.work
@@ -457,7 +462,7 @@ pub fn solve(p: &Problem<'_>) -> Solution {
                 let mut trial = best_choice.clone();
                 trial[g] = Some(o);
                 let (v, _, _) = s.evaluate(&trial);
-                if !better(best_value, v) {
+                if v >= best_value - 1e-9 * (1.0 + best_value.abs()) {
                     best_choice = trial;
                     best_value = best_value.max(v);
                     break;

@@ -433,7 +433,8 @@ pub fn plan(
                     .collect()
             })
             .collect(),
-        budget: options.budget / (1.0 - f),
+        // Finite even for a budget of f64::MAX ("unlimited").
+        budget: (options.budget / (1.0 - f)).min(f64::MAX),
     };
     let solution = optimise::solve(&problem);
     if !solution.proven {

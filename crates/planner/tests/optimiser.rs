@@ -412,3 +412,26 @@ fn zero_budget_selects_only_free_goals() {
     assert_eq!(s.selected[0], 0);
     assert_eq!(s.value, 0.0);
 }
+
+#[test]
+fn unlimited_budgets_match_ample_ones() {
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(17);
+    for case_no in 0..500 {
+        let mut case = random_case(&mut rng, false);
+        case.budget = 1e9;
+        let ample = solve(&case.problem());
+        for budget in [f64::MAX, f64::INFINITY] {
+            case.budget = budget;
+            let s = solve(&case.problem());
+            assert_eq!(
+                (&s.chosen, &s.selected),
+                (&ample.chosen, &ample.selected),
+                "case {case_no} at {budget}"
+            );
+            assert!(
+                s.upper_bound.is_finite() && s.relaxed_value.is_finite(),
+                "case {case_no}: {s:?}"
+            );
+        }
+    }
+}

@@ -780,3 +780,23 @@ fn random_bases_keep_every_invariant() {
         assert_eq!(p.campaigns.is_empty(), p.empty_reason.is_some());
     }
 }
+
+#[test]
+fn an_unlimited_budget_plans_everyone_worth_it() {
+    let mut b = Base::new();
+    for i in 0..300 {
+        let i = b.add(
+            RFM_SEGMENTS[i % 10],
+            Some(20.0 + (i % 17) as f64 * 30.0),
+            10.0 + (i % 5) as f64 * 20.0,
+        );
+        b.features[i].frequency = 1 + (i % 4) as u32;
+    }
+    let g = goals(DEFAULT_GOALS);
+    let ample = plan(&g, &b.candidates(), &options(1e12)).expect("plans");
+    let unlimited = plan(&g, &b.candidates(), &options(f64::MAX)).expect("plans");
+    assert_eq!(ample.campaigns, unlimited.campaigns);
+    assert!(unlimited.expected_value > 0.0);
+    assert!(unlimited.optimiser.upper_bound.is_finite());
+    assert!(unlimited.optimiser.proven_optimal);
+}
