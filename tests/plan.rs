@@ -214,6 +214,41 @@ fn plan_show_approve_discard() {
 }
 
 #[test]
+fn without_a_budget_everyone_worth_it_is_planned() {
+    let dir = shop();
+    let ws = dir.path().join("ws");
+    let run = |args: &[&str]| {
+        let out = retain(&ws).args(args).output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&out.stdout)
+    };
+    let all = run(&["plan", "--seed", "1", "--format", "json"]);
+    assert!(all["budget"]["total"].is_null(), "{}", all["budget"]);
+    let some = run(&["plan", "--seed", "1", "--budget", "20", "--format", "json"]);
+    let ev = |v: &Value| v["expected_value"].as_f64().expect("expected_value");
+    let used = |v: &Value| v["budget"]["used"].as_f64().expect("used");
+    assert!(ev(&all) >= ev(&some), "{} < {}", ev(&all), ev(&some));
+    assert!(used(&all) >= used(&some));
+    // The recommended retention share of a marketing budget is the default budget.
+    let rec = run(&[
+        "plan",
+        "--seed",
+        "1",
+        "--marketing-budget",
+        "50",
+        "--stage",
+        "startup",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(rec["budget"]["total"], 10.0);
+}
+
+#[test]
 fn zero_budget_is_an_empty_plan_not_an_error() {
     let dir = shop();
     let ws = dir.path().join("ws");
