@@ -40,6 +40,10 @@ use std::collections::BinaryHeap;
 /// Branch-and-bound nodes explored before the search settles for the best assignment found.
 pub const NODE_LIMIT: usize = 4_000;
 
+/// Up to this many options in all, each alternative's `plan_delta` re-optimises the whole plan;
+/// beyond, it is priced at the plan's Lagrange multiplier (an estimate).
+pub const EXACT_ALTERNATIVES: usize = 600;
+
 /// Option evaluations (one binary search each) the search may spend: bounds its time when there
 /// are very many groups or goals.
 pub const WORK_LIMIT: usize = 20_000_000;
@@ -137,7 +141,8 @@ pub struct Alternative {
     /// Index into the group's options.
     pub option: usize,
     /// Change of the plan's (relaxed) expected value had the group taken this option instead,
-    /// the rest of the plan re-optimised; ≤ 0 at an optimum.
+    /// the rest of the plan re-optimised; ≤ 0 at an optimum. With more than
+    /// [`EXACT_ALTERNATIVES`] options in the problem, estimated at the plan's multiplier instead.
     pub plan_delta: f64,
     /// The option's value on its own: all its positive-value members, no budget.
     pub standalone_value: f64,
@@ -452,27 +457,42 @@ pub fn solve(p: &Problem<'_>) -> Solution {
         );
     }
 
+    // Re-optimising the plan for every alternative costs one dual per option: affordable up to
+    // EXACT_ALTERNATIVES options, beyond that alternatives are priced at the plan's multiplier.
+    let total_options: usize = p.groups.iter().map(Vec::len).sum();
+    let exact = total_options <= EXACT_ALTERNATIVES;
+    let (_, star, star_limits) = s.evaluate(&best_choice);
+    // How option `o` of group `g` compares with the chosen one at the plan's multiplier.
+    let local_delta = |s: &Solver<'_, '_>, g: usize, o: usize, cur: usize| {
+        s.term(g, o, s.limit[g][o], star).0 - s.term(g, cur, star_limits[g], star).0
+    };
+
     // Ties go to the better priority.
     for g in 0..n {
         let Some(cur) = best_choice[g] else { continue };
         let mut by_priority = viable[g].clone();
         by_priority.sort_by_key(|&o| s.goal(g, o).priority);
         for o in by_priority {
-            if s.goal(g, o).priority < s.goal(g, cur).priority {
-                let mut trial = best_choice.clone();
-                trial[g] = Some(o);
-                let (v, _, _) = s.evaluate(&trial);
-                if v >= best_value - 1e-9 * (1.0 + best_value.abs()) {
-                    best_choice = trial;
-                    best_value = best_value.max(v);
-                    break;
-                }
+            if s.goal(g, o).priority >= s.goal(g, cur).priority {
+                break;
+            }
+            // Only an option level with the chosen one at the multiplier can tie.
+            let scale = 1e-9 * (1.0 + best_value.abs());
+            if !exact && local_delta(&s, g, o, cur) < -scale {
+                continue;
+            }
+            let mut trial = best_choice.clone();
+            trial[g] = Some(o);
+            let (v, _, _) = s.evaluate(&trial);
+            if v >= best_value - scale {
+                best_choice = trial;
+                best_value = best_value.max(v);
+                break;
             }
         }
     }
 
-    // Alternatives: every other option of each chosen group, the rest re-optimised only through
-    // the relaxation of the fill (the other groups keep their goals).
+    // Alternatives: every other option of each chosen group.
     let mut alternatives = Vec::with_capacity(n);
     for g in 0..n {
         let mut alts = Vec::new();
@@ -483,10 +503,12 @@ pub fn solve(p: &Problem<'_>) -> Solution {
                 }
                 let plan_delta = if s.limit[g][o] == 0 {
                     f64::NEG_INFINITY
-                } else {
+                } else if exact {
                     let mut trial = best_choice.clone();
                     trial[g] = Some(o);
                     s.evaluate(&trial).0 - best_value
+                } else {
+                    local_delta(&s, g, o, cur)
                 };
                 alts.push(Alternative {
                     option: o,

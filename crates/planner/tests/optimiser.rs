@@ -435,3 +435,55 @@ fn unlimited_budgets_match_ample_ones() {
         }
     }
 }
+
+#[test]
+fn many_groups_stay_feasible_and_bounded() {
+    // 400 groups × 4 options: past the exact-alternatives size, budget binding, shared caps.
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(23);
+    let goals: Vec<GoalSpec> = (0..4)
+        .map(|j| GoalSpec {
+            rate: 0.02 + 0.01 * j as f64,
+            cost: [0.1, 0.5, 0.05, 1.0][j],
+            cap: if j == 1 { Some(2_000) } else { None },
+            priority: j as i64,
+        })
+        .collect();
+    let curves: Vec<Curve> = (0..800)
+        .map(|_| {
+            Curve::new(
+                (0..rng.gen_range(1..60))
+                    .map(|_| rng.gen_range(0.0..400.0))
+                    .collect(),
+            )
+        })
+        .collect();
+    let groups = (0..400)
+        .map(|g| {
+            (0..4)
+                .map(|j| OptionSpec {
+                    goal: j,
+                    curve: &curves[2 * g + j % 2],
+                })
+                .collect()
+        })
+        .collect();
+    let p = Problem {
+        goals: &goals,
+        groups,
+        budget: 900.0,
+    };
+    let s = solve(&p);
+    assert!(s.cost <= 900.0 + 1e-9);
+    assert!(s.value > 0.0 && s.value <= s.upper_bound + 1e-6);
+    assert!(s.nodes <= retain_planner::optimise::NODE_LIMIT);
+    let per_goal_1: usize = (0..400)
+        .filter(|&g| s.chosen[g] == Some(1))
+        .map(|g| s.selected[g])
+        .sum();
+    assert!(per_goal_1 <= 2_000);
+    assert!(s
+        .alternatives
+        .iter()
+        .flatten()
+        .all(|a| a.plan_delta.is_finite() || a.plan_delta == f64::NEG_INFINITY));
+}
