@@ -182,9 +182,27 @@ fn params(args: &Args) -> Result<SegmentParams> {
 pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
     let params = params(&args)?;
     let show = !quiet && std::io::stderr().is_terminal();
+    let (id, run) = fit_and_store(ctx, &params, args.as_of, show).await?;
+    if !quiet {
+        for note in &run.notes {
+            eprintln!("note: {note}");
+        }
+    }
+    print_run(ctx, id, args.format).await
+}
+
+/// Segments the workspace's customers as of `as_of` (default: the day after the last order) with
+/// the current predictions, if any, and stores the run; returns its id and the run. Shared by the
+/// command and the demo. `show` draws progress on stderr for large runs.
+pub async fn fit_and_store(
+    ctx: &Context,
+    params: &SegmentParams,
+    as_of: Option<NaiveDate>,
+    show: bool,
+) -> Result<(i64, SegmentationRun)> {
     let sp = spinner("loading", show);
     let orders = ctx.store.orders().await?;
-    let Some(as_of) = args.as_of.or_else(|| default_as_of(&orders)) else {
+    let Some(as_of) = as_of.or_else(|| default_as_of(&orders)) else {
         sp.finish_and_clear();
         return Err(fail(
             exit::PRECONDITION,
@@ -218,18 +236,15 @@ pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
         "segmenting",
         show && customers.len() >= PROGRESS_FROM,
     ));
-    let result = segment_with_progress(&input, &params, &bar);
+    let result = segment_with_progress(&input, params, &bar);
     bar.0.finish_and_clear();
     let run = result.map_err(clustering_error)?;
-    for note in &run.notes {
-        if !quiet {
-            eprintln!("note: {note}");
-        }
-    }
+    let sp = spinner("storing", show && customers.len() >= PROGRESS_FROM);
     let id = save(ctx, &run)
         .await
         .context("storing the segmentation run")?;
-    print_run(ctx, id, args.format).await
+    sp.finish_and_clear();
+    Ok((id, run))
 }
 
 /// Stores a run with its profiles and assignments; returns its id.
