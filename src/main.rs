@@ -48,6 +48,12 @@ enum Command {
     Import(cmd::import::Command),
     /// Fit the CLV models: P(alive), expected purchases and CLV per customer.
     Predict(cmd::predict::Args),
+    /// Segment customers: named RFM segments, k-means or a Gaussian mixture.
+    Segment(cmd::segment::Args),
+    /// Stored segmentation runs: list, show, export, diff.
+    Segments(cmd::segment::SegmentsArgs),
+    /// Plan retention campaigns: goals matched to customers under a budget, with holdouts.
+    Plan(cmd::plan::Args),
     /// Per-customer RFM straight from an orders CSV, without importing it.
     Rfm(cmd::rfm::Args),
     /// Customers, revenue, retention, churn, new vs returning, cohorts.
@@ -77,6 +83,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::DemoData(a) => cmd::demo_data::run(a, cli.quiet),
         Command::Import(c) => cmd::import::run(&cmd::Context::open(&ws).await?, c, cli.quiet).await,
         Command::Predict(a) => cmd::predict::run(&cmd::Context::open(&ws).await?, a).await,
+        Command::Segment(a) => {
+            cmd::segment::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await
+        }
+        Command::Segments(a) => {
+            cmd::segment::run_segments(&cmd::Context::open(&ws).await?, a).await
+        }
+        Command::Plan(a) => cmd::plan::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
         Command::Rfm(a) => cmd::rfm::run(a, cli.quiet),
         Command::Stats(a) => cmd::stats::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Suppress(c) => cmd::suppress::run(&cmd::Context::open(&ws).await?, c).await,

@@ -12,6 +12,7 @@ mod migrate;
 mod orders;
 mod plans;
 mod predictions;
+mod segments;
 mod sends;
 mod suppressions;
 
@@ -26,6 +27,9 @@ pub use events::{EventKind, EventRecord, NewEvent};
 pub use orders::ImportRecord;
 pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};
 pub use predictions::{NewPredictionRun, PredictionRunRecord, StoredPrediction};
+pub use segments::{
+    NewSegmentRun, SegmentAssignmentRow, SegmentExportRow, SegmentProfileRow, SegmentRunRecord,
+};
 pub use sends::{
     CampaignSendState, Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure,
     SendLease, SendRecord, SendState,
