@@ -26,6 +26,23 @@ pub struct Args {
     pub seed: u64,
 }
 
+#[derive(Debug, clap::Parser)]
+struct SegmentArgs {
+    #[command(flatten)]
+    args: super::segment::Args,
+}
+#[derive(Debug, clap::Parser)]
+struct PlanArgs {
+    #[command(flatten)]
+    args: super::plan::Args,
+}
+
+/// A command's arguments as if typed: the demo runs the real commands with their defaults.
+fn parse<P: clap::Parser>(args: &[&str]) -> Result<P> {
+    P::try_parse_from(std::iter::once("retain").chain(args.iter().copied()))
+        .map_err(|e| anyhow::anyhow!("demo arguments: {e}"))
+}
+
 fn step(n: u32, what: &str) {
     println!("\n== {n}. {what}");
 }
@@ -85,9 +102,33 @@ pub async fn run(args: Args) -> Result<()> {
     }
     drop(orders);
 
-    // STEP segment (clustering): RFM segments and k-means clusters with profiles.
-    // STEP plan (planner): make a plan from goals.toml and approve it, every assignment explained.
-    // STEP send (mailer): send the approved campaigns to a file outbox in the workspace.
+    step(
+        6,
+        "Segments (k-means with k chosen by silhouette, then the named RFM segments)",
+    );
+    super::segment::run(
+        &ctx,
+        parse::<SegmentArgs>(&["--method", "kmeans", "--k", "auto", "--seed", "42"])?.args,
+        true,
+    )
+    .await?;
+    // The named segments last: the plan's goals speak of them (the newest run feeds the plan).
+    super::segment::run(
+        &ctx,
+        parse::<SegmentArgs>(&["--method", "rfm", "--seed", "42"])?.args,
+        true,
+    )
+    .await?;
+
+    step(
+        7,
+        "Plan (goals.toml matched to the segments, then approved)",
+    );
+    super::plan::run(&ctx, parse::<PlanArgs>(&["--seed", "42"])?.args, true).await?;
+    if let Some(id) = ctx.store.latest_plan_id().await? {
+        super::plan::run(&ctx, parse::<PlanArgs>(&["approve", &id])?.args, true).await?;
+    }
+
     step(8, "Send (to the workspace outbox, no server needed)");
     super::send::demo_step(&ctx).await?;
     // STEP report (web/results): the campaign report.
