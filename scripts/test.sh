@@ -44,4 +44,4 @@ say "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
 say "cargo test"
-cargo test --workspace
+cargo test --workspace --no-fail-fast
