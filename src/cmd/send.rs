@@ -396,6 +396,17 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             }
         }
     });
+    // A service manager's SIGTERM stops as cleanly as Ctrl-C.
+    #[cfg(unix)]
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    {
+        let stop3 = stop.clone();
+        tokio::spawn(async move {
+            if term.recv().await.is_some() {
+                stop3.store(true, Ordering::SeqCst);
+            }
+        });
+    }
     let progress = Arc::new(Progress::default());
     let bar = super::progress(0, "sending", !quiet_json);
     let ticker = {
