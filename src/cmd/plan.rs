@@ -268,7 +268,33 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
     };
     options.stage = stage;
     options.marketing_budget = a.marketing_budget;
+    let mut measured_note = None;
+    match observed_uplift(ctx).await {
+        Ok(rates) => {
+            if !rates.is_empty() {
+                measured_note = Some(format!(
+                    "measured incremental response replaces the prior for: {}",
+                    rates
+                        .iter()
+                        .map(|(g, r)| format!("{g} ({:.2}%)", r * 100.0))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            // Only goals of this catalogue: the planner warns about the others otherwise.
+            options.observed_rates = rates
+                .into_iter()
+                .filter(|(g, _)| goals.iter().any(|x| &x.id == g))
+                .collect();
+        }
+        Err(e) => {
+            measured_note = Some(format!(
+                "past campaign results could not be read ({e:#}); priors used"
+            ))
+        }
+    }
     let mut planned = plan(&goals, &candidates, &options).map_err(|e| fail(2, e.to_string()))?;
+    planned.warnings.extend(measured_note);
     if unsegmented > 0 {
         planned.warnings.push(format!(
             "{unsegmented} customers have orders but no segment (segmented before their first order?): run `retain segment` again to include them"
@@ -314,6 +340,33 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
             .map(|c| (c.audience.clone(), c.holdout.clone()))
     });
     render(&view, a.format)
+}
+
+/// Recipients a goal's closed campaigns need before their measured uplift replaces the prior.
+const MIN_MEASURED_RECIPIENTS: u64 = 1_000;
+
+/// Measured incremental response per goal — Σ incremental conversions (recipients vs holdout) /
+/// Σ recipients over campaigns whose conversion window has closed — for goals with at least
+/// [`MIN_MEASURED_RECIPIENTS`] such recipients.
+async fn observed_uplift(ctx: &Context) -> Result<std::collections::BTreeMap<String, f64>> {
+    let reports = retain_web::results::sent_reports(&ctx.store).await?;
+    let mut acc: std::collections::BTreeMap<String, (f64, u64)> = std::collections::BTreeMap::new();
+    for r in &reports {
+        let Some(incremental) = r.incremental_conversions.filter(|x| x.is_finite()) else {
+            continue;
+        };
+        if !r.window_closed || r.recipients == 0 {
+            continue;
+        }
+        let e = acc.entry(r.goal.clone()).or_default();
+        e.0 += incremental;
+        e.1 += r.recipients;
+    }
+    Ok(acc
+        .into_iter()
+        .filter(|(_, (_, n))| *n >= MIN_MEASURED_RECIPIENTS)
+        .map(|(goal, (x, n))| (goal, (x / n as f64).clamp(0.0, 1.0)))
+        .collect())
 }
 
 /// A cheap syntactic check for addresses that come from orders (the mailer checks again).
