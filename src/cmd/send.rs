@@ -17,7 +17,7 @@ use retain_core::tracking::load_secret;
 use retain_mailer::transport::{FileTransport, SmtpSettings, SmtpTransport};
 use retain_mailer::{
     CampaignInfo, Composer, Dkim, Identity, MailerError, Member, Offer, Progress, Recipient,
-    SendOptions, SendReport, Shared, StopReason, TemplateSet,
+    Scores, SendOptions, SendReport, Shared, StopReason, TemplateSet,
 };
 use retain_store::{ConsentCheck, PlanCampaignRecord, PlanState};
 
@@ -172,20 +172,39 @@ pub async fn load(ctx: &Context, campaign_id: &str, opts: &MailOptions) -> Resul
         .filter(|p| ids.contains(p.customer_id.as_str()))
         .map(|p| (p.customer_id.clone(), p))
         .collect();
-    // Members carry no segment of their own: a campaign aimed at one segment names it.
+    // Each member's segment and RFM scores from the latest segmentation; without one, a
+    // campaign aimed at a single segment names it.
     let segment = match campaign.segments.as_slice() {
         [one] => Some(one.clone()),
         _ => None,
     };
+    let mut assigned: HashMap<String, (String, Scores)> = HashMap::new();
+    if let Some(run) = ctx.store.latest_segment_run().await? {
+        let score = |v: i64| v.clamp(0, 255) as u8;
+        for a in ctx.store.segment_assignments(run.id).await? {
+            if ids.contains(a.customer_id.as_str()) {
+                let scores = Scores {
+                    r: score(a.r),
+                    f: score(a.f),
+                    m: score(a.m),
+                };
+                assigned.insert(a.customer_id, (a.segment, scores));
+            }
+        }
+    }
     let mut features = features;
     let recipients: HashMap<String, Recipient> = customers
         .into_iter()
         .filter(|c| ids.contains(c.id.as_str()))
         .map(|c| {
             let id = c.id.clone();
+            let (seg, scores) = match assigned.remove(&id) {
+                Some((s, sc)) => (Some(s), Some(sc)),
+                None => (segment.clone(), None),
+            };
             let r = Recipient {
-                segment: segment.clone(),
-                scores: None,
+                segment: seg,
+                scores,
                 features: features.remove(&id),
                 prediction: predictions.remove(&id),
                 customer: c,
