@@ -16,6 +16,8 @@ if ! .venv/bin/python -c 'import aiosmtpd' 2>/dev/null; then
   .venv/bin/pip install --quiet --disable-pip-version-check 'aiosmtpd==1.4.6'
 fi
 export RETAIN_TEST_PYTHON="$PWD/.venv/bin/python"
+# With aiosmtpd installed above, a missing one is a failure, not a skipped test.
+export RETAIN_REQUIRE_AIOSMTPD=1
 
 # Debian's Chromium for the dashboard's browser test.
 if ! command -v chromium >/dev/null 2>&1; then
