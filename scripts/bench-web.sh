@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load test of the tracking endpoints: wrk against the open pixel and click redirects of
 # `retain serve` on loopback, then a count of the recorded events (none may be lost).
-# Usage: scripts/bench-web.sh [duration_s] [connections]   (needs wrk: apt-get install wrk)
+# Usage: [WRK_THREADS=1] scripts/bench-web.sh [duration_s] [connections]   (needs wrk: apt-get install wrk)
+# One wrk thread by default: on 2 cores a second one takes CPU from the server it measures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION="${1:-15}"
@@ -50,7 +51,7 @@ for _ in $(seq 50); do curl -sf "$BASE/healthz" >/dev/null 2>&1 && break; sleep 
 echo "machine: $(nproc) cores, load average before the run: $(cut -d" " -f1-3 /proc/loadavg)"
 declare -A REQS
 for kind in open click; do
-  PATHS_FILE="$WORK/$kind.txt" wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/paths.lua" "$BASE" > "$WORK/wrk-$kind.txt"
+  PATHS_FILE="$WORK/$kind.txt" wrk -t"${WRK_THREADS:-1}" -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/paths.lua" "$BASE" > "$WORK/wrk-$kind.txt"
   line=$(grep '^RESULT' "$WORK/wrk-$kind.txt")
   reqs=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$line")
   dur=$(sed -E 's/.*duration_us=([0-9]+).*/\1/' <<<"$line")
