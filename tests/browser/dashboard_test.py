@@ -76,6 +76,14 @@ def main():
             check(f"{path} has no template error", "template error" not in html.lower() and "Something went wrong" not in html)
             b.screenshot(os.path.join(shots, shot))
 
+        if os.environ.get("EXPECT_SEGMENTS"):
+            b.goto(base + "/segments")
+            html = b.html()
+            check("segments show sizes, revenue share and migration",
+                  "Sizes and revenue share" in html and "from \\ to" in html
+                  and 'id="segments-empty"' not in html)
+            b.screenshot(os.path.join(shots, "03-segments.png"))
+
         b.goto(base + "/predictions")
         html = b.html()
         check("predictions show charts or a clear empty state",

@@ -309,7 +309,8 @@ pub async fn overview(State(st): State<AppState>, headers: HeaderMap) -> Respons
     )
 }
 
-/// GET /segments: sizes and revenue share (once segments are stored), the R×F grid, migration.
+/// GET /segments: sizes and revenue share of the latest segmentation, the R×F grid, and the
+/// migration between the two latest runs.
 pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let s = match guard(&st, &headers) {
         Ok(s) => s,
@@ -329,6 +330,67 @@ pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Respons
             json!({ "has_orders": false }),
         );
     };
+    let runs = match st.store.segment_runs().await {
+        Ok(r) => r,
+        Err(e) => return internal(e),
+    };
+    let mut segments = Vec::new();
+    let mut segments_chart = String::new();
+    let mut migration = Vec::new();
+    let mut migration_cols = Vec::new();
+    if let Some(latest) = runs.first() {
+        let profiles = match st.store.segment_profiles(latest.id).await {
+            Ok(p) => p,
+            Err(e) => return internal(e),
+        };
+        for p in &profiles {
+            segments.push(json!({
+                "name": p.name,
+                "customers": count(p.size.max(0) as u64),
+                "share": pct(Some(p.share)),
+                "revenue_share": pct(Some(p.revenue_share)),
+            }));
+        }
+        let labels: Vec<String> = profiles.iter().map(|p| p.name.clone()).collect();
+        segments_chart = svg::bars(
+            "Share of customers and of revenue per segment",
+            &labels,
+            &[
+                Series {
+                    name: "customers %",
+                    values: profiles.iter().map(|p| p.share * 100.0).collect(),
+                },
+                Series {
+                    name: "revenue %",
+                    values: profiles.iter().map(|p| p.revenue_share * 100.0).collect(),
+                },
+            ],
+            false,
+        );
+        if let Some(prev) = runs.get(1) {
+            match (
+                st.store.segment_assignments(prev.id).await,
+                st.store.segment_assignments(latest.id).await,
+            ) {
+                (Ok(a), Ok(b)) => {
+                    let m = crate::shop::migration(
+                        a.iter()
+                            .map(|x| (x.customer_id.as_str(), x.segment.as_str())),
+                        b.iter()
+                            .map(|x| (x.customer_id.as_str(), x.segment.as_str())),
+                    );
+                    migration_cols = m.to.clone();
+                    migration = m
+                        .from
+                        .iter()
+                        .zip(&m.counts)
+                        .map(|(f, row)| json!({ "from": f, "counts": row.iter().map(|c| count(*c)).collect::<Vec<_>>() }))
+                        .collect();
+                }
+                (Err(e), _) | (_, Err(e)) => return internal(e),
+            }
+        }
+    }
     let rows: Vec<String> = RECENCY_BUCKETS
         .iter()
         .map(|r| format!("last buy {}", r.1))
@@ -345,12 +407,12 @@ pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Respons
         Some(&s),
         json!({
             "has_orders": true,
-            "segments": Vec::<Value>::new(),
-            "segments_chart": "",
+            "segments": segments,
+            "segments_chart": segments_chart,
             "rf_chart": svg::heat_grid("Customers by recency and frequency", &rows, &cols, &n, |v| count(v as u64)),
             "rf_revenue_chart": svg::heat_grid("Average revenue per customer by recency and frequency", &rows, &cols, &avg, |v| format!("{v:.0}")),
-            "migration": Vec::<Value>::new(),
-            "migration_cols": Vec::<String>::new(),
+            "migration": migration,
+            "migration_cols": migration_cols,
         }),
     )
 }

@@ -174,11 +174,21 @@ async fn report_of(
     }))
 }
 
-/// Customer → segment of the latest segmentation run, when segments are stored.
+/// Customer → segment of the latest segmentation run, when there is one.
 async fn latest_assignments(
-    _store: &Store,
+    store: &Store,
 ) -> Result<Option<HashMap<String, String>>, ResultsError> {
-    Ok(None)
+    let Some(run) = store.latest_segment_run().await? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        store
+            .segment_assignments(run.id)
+            .await?
+            .into_iter()
+            .map(|a| (a.customer_id, a.segment))
+            .collect(),
+    ))
 }
 
 /// The reports of every campaign of a plan.

@@ -83,18 +83,27 @@ fn y_axis(out: &mut String, lo: f64, hi: f64, plot_h: f64, w: f64) {
     }
 }
 
-fn x_labels(out: &mut String, labels: &[String], x_of: impl Fn(usize) -> f64, h: f64) {
+/// Labels under the x axis: at most 12, each cut to the room it has (`slot` px per label).
+fn x_labels(out: &mut String, labels: &[String], x_of: impl Fn(usize) -> f64, h: f64, slot: f64) {
     let step = labels.len().div_ceil(12).max(1);
+    let room = ((slot * step as f64) / 6.5).floor().max(3.0) as usize;
     for (i, l) in labels.iter().enumerate() {
         if i % step != 0 {
             continue;
         }
+        let l = if l.chars().count() > room {
+            let mut cut: String = l.chars().take(room.saturating_sub(1)).collect();
+            cut.push('…');
+            cut
+        } else {
+            l.clone()
+        };
         let _ = write!(
             out,
             "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#4a5568\">{}</text>",
             x_of(i),
             h - BOTTOM + 16.0,
-            escape(l)
+            escape(&l)
         );
     }
 }
@@ -164,7 +173,13 @@ pub fn bars(label: &str, labels: &[String], series: &[Series<'_>], stacked: bool
             }
         }
     }
-    x_labels(&mut out, labels, |i| LEFT + slot * (i as f64 + 0.5), H);
+    x_labels(
+        &mut out,
+        labels,
+        |i| LEFT + slot * (i as f64 + 0.5),
+        H,
+        slot,
+    );
     legend(&mut out, series, H);
     out.push_str("</svg>");
     out
@@ -225,7 +240,13 @@ pub fn lines(label: &str, labels: &[String], series: &[Series<'_>]) -> String {
             );
         }
     }
-    x_labels(&mut out, labels, x_of, H);
+    x_labels(
+        &mut out,
+        labels,
+        x_of,
+        H,
+        plot_w / n.max(2).saturating_sub(1) as f64,
+    );
     legend(&mut out, series, H);
     out.push_str("</svg>");
     out
