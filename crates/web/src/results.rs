@@ -94,7 +94,8 @@ pub async fn all_campaigns(store: &Store) -> Result<Vec<CampaignMeta>, ResultsEr
 }
 
 /// The segment each member is counted in: the campaign's only segment, or else the customer's
-/// segment in `assignments` (the latest segmentation), or `all`.
+/// segment in `assignments` (the latest segmentation; `(not segmented)` when it has none), or
+/// `all` when nothing is segmented.
 fn member_segment(
     segments: &[String],
     assignments: Option<&HashMap<String, String>>,
@@ -103,10 +104,13 @@ fn member_segment(
     if let [only] = segments {
         return only.clone();
     }
-    assignments
-        .and_then(|a| a.get(customer_id))
-        .cloned()
-        .unwrap_or_else(|| "all".to_string())
+    match assignments {
+        Some(a) => a
+            .get(customer_id)
+            .cloned()
+            .unwrap_or_else(|| "(not segmented)".to_string()),
+        None => "all".to_string(),
+    }
 }
 
 /// Computes the report of one campaign from the store; `orders` may be passed in when reporting
