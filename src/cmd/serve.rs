@@ -2,9 +2,11 @@
 //! the dashboard, until Ctrl-C or SIGTERM; then open requests finish and every recorded event is
 //! written before exit. `--hash-password` prints a password hash for `web.password_hash`.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
@@ -78,6 +80,54 @@ async fn shutdown_signal() {
     }
 }
 
+/// `/v/<token>`: re-renders the send's email with the mailer, exactly as it was composed for
+/// sending (campaigns are loaded once and kept).
+fn view_renderer(ctx: &Context) -> retain_web::ViewFn {
+    type Loaded = Arc<super::send::Loaded>;
+    let ctx = Arc::new(Context {
+        dir: ctx.dir.clone(),
+        config: ctx.config.clone(),
+        store: ctx.store.clone(),
+    });
+    let loaded: Arc<Mutex<HashMap<String, Loaded>>> = Arc::default();
+    Arc::new(move |send_id: i64| {
+        let ctx = ctx.clone();
+        let loaded = loaded.clone();
+        Box::pin(async move {
+            let send = ctx.store.send(send_id).await.ok()??;
+            let cached = loaded
+                .lock()
+                .ok()
+                .and_then(|m| m.get(&send.campaign_id).cloned());
+            let campaign = match cached {
+                Some(c) => c,
+                None => {
+                    let opts = super::send::MailOptions {
+                        discount: None,
+                        code_prefix: None,
+                        shop_url: None,
+                    };
+                    let c = Arc::new(
+                        super::send::load(&ctx, &send.campaign_id, &opts)
+                            .await
+                            .ok()?,
+                    );
+                    if let Ok(mut m) = loaded.lock() {
+                        m.insert(send.campaign_id.clone(), c.clone());
+                    }
+                    c
+                }
+            };
+            let recipient = campaign.recipients.get(&send.customer_id)?;
+            campaign
+                .composer
+                .render(send_id, &send.email, recipient)
+                .ok()
+                .map(|r| r.html)
+        })
+    })
+}
+
 pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
     if args.hash_password {
         return hash_password();
@@ -92,7 +142,7 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
         config: ctx.config.clone(),
         secret,
         web_token,
-        view_renderer: None,
+        view_renderer: Some(view_renderer(&ctx)),
     };
     let writer = WriterConfig {
         flush_every: Duration::from_millis(args.flush_ms.max(1)),

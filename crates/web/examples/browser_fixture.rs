@@ -51,7 +51,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("import the demo shop first".into());
     }
     let p1 = store
-        .save_plan(&plan("winback-1", "winback", "Win back", &ids))
+        .save_plan(&plan("win_back-1", "win_back", "Win back", &ids))
         .await?;
     store.set_plan_state(&p1, PlanState::Approved).await?;
     let record = store.plan(&p1).await?.ok_or("plan")?;
@@ -169,9 +169,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let p2 = store
         .save_plan(&plan(
-            "reactivate-1",
-            "reactivate",
-            "Reactivate",
+            "vip_exclusive-1",
+            "vip_exclusive",
+            "VIP exclusive",
             if draft_ids.len() >= 4 {
                 &draft_ids
             } else {

@@ -276,6 +276,11 @@ pub async fn view(
         [
             (header::CACHE_CONTROL, "no-store"),
             (header::X_FRAME_OPTIONS, "DENY"),
+            // The email's own images may live anywhere; nothing else loads.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'none'",
+            ),
         ],
         Html(body),
     )
