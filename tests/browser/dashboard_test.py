@@ -3,7 +3,7 @@
 login through the form, every page rendered and checked, a plan approved through its form, a
 CSRF-less POST refused, logout. Saves a screenshot of each page.
 
-Usage: dashboard_test.py BASE_URL PASSWORD SHOTS_DIR [PLAN_TO_APPROVE] [SENT_CAMPAIGN]
+Usage: dashboard_test.py BASE_URL PASSWORD SHOTS_DIR [PLAN_TO_APPROVE] [SENT_CAMPAIGN] [VIEW_PATH]
 Needs Debian's `chromium` (or CHROMIUM=/path/to/chrome).
 """
 
@@ -34,6 +34,7 @@ def main():
     base, password, shots = sys.argv[1], sys.argv[2], sys.argv[3]
     plan = sys.argv[4] if len(sys.argv) > 4 and sys.argv[4] else None
     campaign = sys.argv[5] if len(sys.argv) > 5 and sys.argv[5] else None
+    view = sys.argv[6] if len(sys.argv) > 6 and sys.argv[6] else None
     os.makedirs(shots, exist_ok=True)
     chromium = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     if not chromium:
@@ -133,6 +134,14 @@ def main():
             check("approving through the form approves the plan", 'id="plan-state">approved<' in html, "")
             check("no approve button once approved", 'id="approve"' not in html)
             b.screenshot(os.path.join(shots, "10-plan-approved.png"))
+
+        if view:
+            # The public view-in-browser link: the email itself, re-rendered, no login needed.
+            b.goto(base + view)
+            html = b.html()
+            check("view in browser shows the email", "<body" in html and "not available on this server" not in html
+                  and "retain_session" not in html)
+            b.screenshot(os.path.join(shots, "11-view-in-browser.png"))
 
         b.goto(base + "/")
         b.click_and_wait("header form button")

@@ -30,7 +30,7 @@ WS="$WORK/ws"
 "$RETAIN" -q -w "$WS" predict --as-of 2024-09-01 >/dev/null
 "$RETAIN" -q -w "$WS" segment --as-of 2024-06-01 >/dev/null
 "$RETAIN" -q -w "$WS" segment >/dev/null
-read -r PLAN_SENT CAMPAIGN PLAN_DRAFT < <("$FIXTURE" "$WS/retain.db")
+read -r PLAN_SENT CAMPAIGN PLAN_DRAFT VIEW_PATH < <("$FIXTURE" "$WS/retain.db")
 
 PASSWORD="correct horse battery staple"
 HASH="$(printf '%s\n' "$PASSWORD" | "$RETAIN" serve --hash-password 2>/dev/null)"
@@ -47,7 +47,7 @@ done
 [ -n "$ADDR" ] || { cat "$WORK/serve.log" >&2; exit 1; }
 
 echo "dashboard at $ADDR: approved plan $PLAN_SENT (campaign $CAMPAIGN sent), draft plan $PLAN_DRAFT"
-EXPECT_PREDICTIONS=1 EXPECT_SEGMENTS=1 python3 "$ROOT/tests/browser/dashboard_test.py" "$ADDR" "$PASSWORD" "$SHOTS" "$PLAN_DRAFT" "$CAMPAIGN"
+EXPECT_PREDICTIONS=1 EXPECT_SEGMENTS=1 python3 "$ROOT/tests/browser/dashboard_test.py" "$ADDR" "$PASSWORD" "$SHOTS" "$PLAN_DRAFT" "$CAMPAIGN" "$VIEW_PATH"
 status=$?
 kill -TERM "$SERVER_PID"; wait "$SERVER_PID" || true; SERVER_PID=""
 echo "screenshots in $SHOTS"

@@ -2,7 +2,8 @@
 //! demo shop imported, makes plan p1 (approved) whose campaign was sent ten days ago to 75% of
 //! its audience (the rest held out), with opens, clicks, an unsubscribe and purchases after the
 //! send; and plan p2, a draft to approve through the dashboard. Prints
-//! `<approved plan> <sent campaign> <draft plan>`.
+//! `<approved plan> <sent campaign> <draft plan> <view-in-browser path of one send>` (the
+//! tracking secret comes from RETAIN_SECRET).
 
 use retain_core::Order;
 use retain_store::{
@@ -179,7 +180,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             },
         ))
         .await?;
-    println!("{p1} {campaign} {p2}");
+    let secret = retain_core::tracking::load_secret(std::path::Path::new("."))?;
+    let view = retain_core::tracking::Links {
+        base_url: "",
+        secret: &secret,
+        send_id: claimed.first().map(|s| s.id).ok_or("no send")?,
+    }
+    .view();
+    println!("{p1} {campaign} {p2} {view}");
     store.close().await;
     Ok(())
 }
