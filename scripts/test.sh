@@ -47,3 +47,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 say "cargo test"
 cargo test --workspace --no-fail-fast
+
+say "browser test (headless Chromium against retain serve)"
+bash tests/browser/run.sh
