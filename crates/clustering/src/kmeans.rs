@@ -108,9 +108,11 @@ pub struct KMeansFit {
 }
 
 impl KMeansFit {
-    /// Centroid `c` as a slice of `dim` values.
+    /// Centroid `c` as a slice of `dim` values (empty when `c >= k`).
     pub fn centroid(&self, c: usize) -> &[f64] {
-        &self.centroids[c * self.dim..(c + 1) * self.dim]
+        self.centroids
+            .get(c * self.dim..(c + 1) * self.dim)
+            .unwrap_or(&[])
     }
 
     /// Rows per cluster.
@@ -209,8 +211,12 @@ fn validate(data: &[f64], dim: usize, cfg: &KMeansConfig) -> Result<()> {
     Ok(())
 }
 
-/// Sum of squared distances of each row to the centroid of its label, in `f64`.
+/// Sum of squared distances of each row to the centroid of its label, in `f64`. A label without a
+/// centroid makes the result NaN.
 pub fn inertia(data: &[f64], dim: usize, centroids: &[f64], labels: &[u32]) -> f64 {
+    if dim == 0 {
+        return 0.0;
+    }
     let partials: Vec<f64> = data
         .par_chunks(TASK * dim)
         .zip(labels.par_chunks(TASK))
@@ -218,8 +224,10 @@ pub fn inertia(data: &[f64], dim: usize, centroids: &[f64], labels: &[u32]) -> f
             rows.chunks_exact(dim)
                 .zip(labs)
                 .map(|(row, &l)| {
-                    let c = &centroids[l as usize * dim..(l as usize + 1) * dim];
-                    sq_dist(row, c)
+                    let start = l as usize * dim;
+                    centroids
+                        .get(start..start + dim)
+                        .map_or(f64::NAN, |c| sq_dist(row, c))
                 })
                 .sum::<f64>()
         })
