@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{now, values_clause, Result, Store, StoreError};
+use crate::{now, Result, Store, StoreError};
 
 /// Where a plan is in its life cycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -186,7 +186,7 @@ impl Store {
             for chunk in members.chunks(BATCH) {
                 let sql = format!(
                     "INSERT INTO plan_members (campaign_id, customer_id, holdout) VALUES {}",
-                    values_clause(chunk.len(), 3)
+                    self.bulk_values(chunk.len(), 3)
                 );
                 let mut q = sqlx::query(&sql);
                 for (m, h) in chunk {

@@ -7,7 +7,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{now, values_clause, Result, Store};
+use crate::{now, Result, Store};
 
 /// A prediction run as stored: what was fitted, on what, with which options.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -126,12 +126,12 @@ impl Store {
         sqlx::query("DELETE FROM predictions")
             .execute(&mut *tx)
             .await?;
-        let full = insert_sql(BATCH);
+        let full = insert_sql(&self.bulk_values(BATCH, 9));
         for chunk in rows.chunks(BATCH) {
             let sql = if chunk.len() == BATCH {
                 full.clone()
             } else {
-                insert_sql(chunk.len())
+                insert_sql(&self.bulk_values(chunk.len(), 9))
             };
             let mut q = sqlx::query(&sql);
             for p in chunk {
@@ -207,11 +207,8 @@ impl Store {
     }
 }
 
-fn insert_sql(rows: usize) -> String {
-    format!(
-        "INSERT INTO predictions ({PREDICTION_COLS}) VALUES {}",
-        values_clause(rows, 9)
-    )
+fn insert_sql(values: &str) -> String {
+    format!("INSERT INTO predictions ({PREDICTION_COLS}) VALUES {values}")
 }
 
 fn run_from_row(r: &AnyRow) -> Result<PredictionRunRecord> {

@@ -15,7 +15,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{now, values_clause, Result, Store, StoreError};
+use crate::{now, Result, Store, StoreError};
 
 /// Where one (campaign, recipient) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -260,7 +260,7 @@ impl Store {
             let sql = format!(
                 "INSERT INTO sends (campaign_id, customer_id, email, state, last_error, message_id, \
                  queued_at, updated_at) VALUES {} ON CONFLICT (campaign_id, customer_id) DO NOTHING",
-                values_clause(chunk.len(), 8)
+                self.bulk_values(chunk.len(), 8)
             );
             let mut q = sqlx::query(&sql);
             for s in chunk {
