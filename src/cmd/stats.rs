@@ -81,34 +81,18 @@ pub fn render(s: &ShopStats) -> String {
         Period::Quarter => "quarter",
     };
     out.push_str(&format!("As of {} (period: {period})\n\n", s.as_of));
-    out.push_str(&format!(
-        "  customers                {:>14}\n",
-        count(s.customers)
-    ));
-    out.push_str(&format!(
-        "  orders                   {:>14}\n",
-        count(s.orders)
-    ));
-    out.push_str(&format!(
-        "  returns                  {:>14}\n",
-        count(s.returns)
-    ));
-    out.push_str(&format!(
-        "  net revenue              {:>14}\n",
-        money(s.revenue)
-    ));
-    out.push_str(&format!(
-        "  average order value      {:>14}\n",
-        money(s.average_order_value)
-    ));
-    out.push_str(&format!(
-        "  repeat-purchase rate     {:>14}\n",
-        pct(s.repeat_purchase_rate)
-    ));
-    out.push_str(&format!(
-        "  revenue from repeaters   {:>14}\n",
-        pct(s.repeat_revenue_share)
-    ));
+    let lines = [
+        ("customers", count(s.customers)),
+        ("orders", count(s.orders)),
+        ("returns", count(s.returns)),
+        ("net revenue", money(s.revenue)),
+        ("average order value", money(s.average_order_value)),
+        ("repeat-purchase rate", pct(s.repeat_purchase_rate)),
+        ("revenue from repeaters", pct(s.repeat_revenue_share)),
+    ];
+    for (label, value) in lines {
+        out.push_str(&format!("  {label:<25}{value:>14}\n"));
+    }
     match &s.retention {
         Some(r) => {
             out.push_str(&format!(
