@@ -12,8 +12,9 @@ command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n
 
 cargo build -q --bin retain
 cargo build -q -p retain-web --example browser_fixture
-RETAIN="$ROOT/target/debug/retain"
-FIXTURE="$ROOT/target/debug/examples/browser_fixture"
+TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
+RETAIN="$TARGET/debug/retain"
+FIXTURE="$TARGET/debug/examples/browser_fixture"
 
 WORK="$(mktemp -d)"
 SERVER_PID=""
