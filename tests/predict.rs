@@ -3,35 +3,14 @@
 //! codes of degenerate data.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use assert_cmd::Command;
 use chrono::NaiveDate;
 use serde_json::Value;
 
-fn retain(ws: &Path) -> Command {
-    let mut c = Command::cargo_bin("retain").expect("binary");
-    c.arg("--workspace").arg(ws);
-    c.env_remove("RETAIN_DATABASE_URL")
-        .env_remove("RETAIN_WORKSPACE");
-    c
-}
-
-fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ws = dir.path().join("ws");
-    Command::cargo_bin("retain")
-        .expect("binary")
-        .args(["init", "-q"])
-        .arg(&ws)
-        .assert()
-        .success();
-    (dir, ws)
-}
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
+mod common;
+use common::{repo, retain, workspace};
 
 fn import(ws: &Path, file: &Path) {
     let out = retain(ws)

@@ -6,32 +6,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-fn retain(ws: &Path) -> Command {
-    let mut c = Command::cargo_bin("retain").expect("binary");
-    c.arg("--workspace").arg(ws);
-    c.env_remove("RETAIN_DATABASE_URL")
-        .env_remove("RETAIN_WORKSPACE");
-    c
-}
-
-fn workspace() -> (tempfile::TempDir, PathBuf) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ws = dir.path().join("ws");
-    Command::cargo_bin("retain")
-        .expect("binary")
-        .args(["init", "-q"])
-        .arg(&ws)
-        .assert()
-        .success();
-    (dir, ws)
-}
-
-fn repo(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
+mod common;
+use common::{repo, retain, workspace};
 
 /// A workspace with the CDNOW orders imported.
 fn cdnow_workspace() -> (tempfile::TempDir, PathBuf) {
