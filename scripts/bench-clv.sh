@@ -1,25 +1,21 @@
 #!/usr/bin/env bash
-# CLV benchmark: BG/NBD and Gamma-Gamma fits by python lifetimes (`clv_lifetimes.py`) and by
-# retain-clv (`crates/clv/examples/clv_timing.rs`) on the same summaries in one run: the CDNOW
-# summary replicated K times (CDNOW size, ~100k, ~1M), and ~1M customers whose copies are
-# time-scaled so that rows repeat only within a copy (`--distinct`, fed to both tools as one CSV).
-# Both report the median of 3 fits. Writes the figures to docs/BENCHMARKS.md between the clv
-# markers.
+# CLV benchmark: BG/NBD and Gamma-Gamma fits by python lifetimes
+# (`benches/baselines/clv_lifetimes.py`) and by retain-clv (`crates/clv/examples/clv_timing.rs`)
+# on the same summaries in one run: the CDNOW summary replicated K times (CDNOW size, ~100k, ~1M),
+# and ~1M customers whose copies are time-scaled so that rows repeat only within a copy
+# (`--distinct`, fed to both tools as one CSV). Both report the median of 3 fits. Writes the
+# figures to docs/BENCHMARKS.md between the clv markers. The Python side runs in .venv-bench/,
+# which benches/baselines/venv.sh creates.
 #
 # usage: scripts/bench-clv.sh [K ...]        (default K: 1 43 425)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASELINES=${RETAIN_BASELINES:-../shared/baselines}
 DATA=bench-data
 mkdir -p "$DATA"
 KS=("$@")
 [ ${#KS[@]} -gt 0 ] || KS=(1 43 425)
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import lifetimes' 2>/dev/null; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet -r "$BASELINES/requirements.txt"
-fi
-PY=.venv/bin/python
+. benches/baselines/venv.sh   # sets BASELINES and PY
 cargo build --release --quiet -p retain-clv --example clv_timing
 RUST=target/release/examples/clv_timing
 RESULTS="$DATA/clv-bench.jsonl"

@@ -1,23 +1,19 @@
 #!/usr/bin/env bash
-# k-means benchmark: scikit-learn's KMeans (`kmeans_sklearn.py`: its seeded 1M x 3 standardised
-# RFM-like matrix, k=8, one k-means++ init, tol=1e-4, median of 3 fits) against retain's k-means
-# (f64 and f32 distance loops) and linfa-clustering's own KMeans, all on exactly the same matrix
-# (the baseline's `--write` dump) in one run. Writes the figures to docs/BENCHMARKS.md between the
-# kmeans markers.
+# k-means benchmark: scikit-learn's KMeans (`benches/baselines/kmeans_sklearn.py`: its seeded
+# 1M x 3 standardised RFM-like matrix, k=8, one k-means++ init, tol=1e-4, median of 3 fits)
+# against retain's k-means (f64 and f32 distance loops) and linfa-clustering's own KMeans, all on
+# exactly the same matrix (the baseline's `--write` dump) in one run. Writes the figures to
+# docs/BENCHMARKS.md between the kmeans markers. The Python side runs in .venv-bench/, which
+# benches/baselines/venv.sh creates.
 #
 # usage: scripts/bench-kmeans.sh [N]        (default N: 1000000 rows)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BASELINES=${RETAIN_BASELINES:-../shared/baselines}
 DATA=bench-data
 N=${1:-1000000}
 mkdir -p "$DATA"
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sklearn' 2>/dev/null; then
-  python3 -m venv .venv
-  .venv/bin/pip install --quiet -r "$BASELINES/requirements.txt"
-fi
-PY=.venv/bin/python
+. benches/baselines/venv.sh   # sets BASELINES and PY
 cargo build --release --quiet -p retain-clustering --example kmeans_raw
 RUST=target/release/examples/kmeans_raw
 MATRIX="$DATA/kmeans_${N}_x3.f64"

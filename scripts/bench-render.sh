@@ -1,26 +1,23 @@
 #!/usr/bin/env bash
-# Render benchmark: jinja2 (the Python baseline) and tera render the same newsletter template
-# with the same contexts, in one run, one core each (the same core, both at raised priority so
-# other processes on a shared machine disturb them less). Prints both JSON lines and the ratio.
+# Render benchmark: jinja2 (the Python baseline, `benches/baselines/render_jinja2.py`) and tera
+# render the same newsletter template with the same contexts, in one run, one core each (the same
+# core, both at raised priority so other processes on a shared machine disturb them less). Prints
+# both JSON lines and the ratio. The Python side runs in .venv-bench/, which
+# benches/baselines/venv.sh creates.
 #
 # usage: scripts/bench-render.sh [N]     (default N=20000 recipients)
-# env:   RETAIN_BASELINES (default ../shared/baselines)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-20000}"
-BASE="${RETAIN_BASELINES:-../shared/baselines}"
 OUT=bench-data
 mkdir -p "$OUT"
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q -r "$BASE/requirements.txt"
-fi
+. benches/baselines/venv.sh   # sets BASELINES and PY
 cargo build -q --release -p retain-mailer --example render_bench
-py=$(nice -n -10 taskset -c 0 .venv/bin/python "$BASE/render_jinja2.py" --n "$N" --write-contexts "$OUT/render_contexts.json")
+py=$(nice -n -10 taskset -c 0 "$PY" "$BASELINES/render_jinja2.py" --n "$N" --write-contexts "$OUT/render_contexts.json")
 rs=$(nice -n -10 taskset -c 0 target/release/examples/render_bench "$OUT/render_contexts.json" --inline)
 echo "$py"
 echo "$rs"
-python3 - "$py" "$rs" <<'PY'
+"$PY" - "$py" "$rs" <<'PY'
 import json, sys
 py, rs = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 print(f"tera/jinja2 renders per second on one core: {rs['renders_per_s'] / py['renders_per_s']:.1f}x "

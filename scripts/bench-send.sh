@@ -1,22 +1,19 @@
 #!/usr/bin/env bash
 # Send benchmark: 10,000 personalised ~4 KB messages through the whole engine (render, CSS
 # inlining, MIME, SMTP, the exactly-once ledger in SQLite) to Postfix's smtp-sink on loopback,
-# and the Python smtplib baseline to the same sink, in one run.
+# and the Python smtplib baseline (`benches/baselines/smtp_python.py`) to the same sink, in one run.
+# The Python side runs in .venv-bench/, which benches/baselines/venv.sh creates.
 #
 # usage: scripts/bench-send.sh [N] [CONCURRENCY]   (defaults 10000, 8)
-# env:   RETAIN_BASELINES (default ../shared/baselines), SMTP_SINK (path to smtp-sink)
+# env:   SMTP_SINK (path to smtp-sink)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-10000}"
 CONC="${2:-8}"
-BASE="${RETAIN_BASELINES:-../shared/baselines}"
 OUT=bench-data
 PORT=2526
 mkdir -p "$OUT"
-if [ ! -x .venv/bin/python ]; then
-  python3 -m venv .venv
-  .venv/bin/pip install -q -r "$BASE/requirements.txt"
-fi
+. benches/baselines/venv.sh   # sets BASELINES and PY
 # smtp-sink without installing (or starting) a mail system: unpack Debian's postfix package.
 SINK="${SMTP_SINK:-$(command -v smtp-sink || true)}"
 LIBS=""
@@ -42,5 +39,5 @@ for i in 1 2 3; do
   target/release/examples/send_bench --url "smtp://127.0.0.1:$PORT" --n "$N" --concurrency "$CONC" \
     --templates crates/mailer/benches/data/templates --template weekly
 done
-.venv/bin/python "$BASE/smtp_python.py" --port $PORT --n "$N" --procs 1
-.venv/bin/python "$BASE/smtp_python.py" --port $PORT --n "$N" --procs 4
+"$PY" "$BASELINES/smtp_python.py" --port $PORT --n "$N" --procs 1
+"$PY" "$BASELINES/smtp_python.py" --port $PORT --n "$N" --procs 4
