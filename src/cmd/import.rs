@@ -1,7 +1,6 @@
 //! `retain import orders|customers FILE`: reads a CSV, reports and saves rejected rows, and stores
 //! the rest in one transaction (all or nothing; importing the same file twice changes nothing).
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
@@ -9,7 +8,7 @@ use clap::{Args as ClapArgs, Subcommand};
 use retain_core::import::{self, ImportOptions, Reject};
 use serde::Serialize;
 
-use super::{exit, fail, progress, spinner, Context};
+use super::{exit, fail, progress, Context};
 use crate::output::{count, money, print_json, Format};
 
 #[derive(Debug, Subcommand)]
@@ -25,13 +24,17 @@ pub enum Command {
 const ORDERS_EXAMPLES: &str = "Examples:
   retain import orders shop-export.csv
   retain import orders online_retail.csv --format json
+  retain import orders shopify-orders.csv            (Shopify and WooCommerce exports are recognised)
+  retain import orders woo.csv --profile woocommerce
   retain import orders bestellungen.csv --delimiter ';' --decimal-comma --date-format '%d.%m.%Y'
   retain import orders export.csv --map customer_id='Client Ref' --map amount='Gross'
 
 Columns are recognised by name (CustomerID, customer_id, InvoiceDate, Quantity, UnitPrice,
 InvoiceNo, amount, total, …). Needed: a customer id (or email), an order date, and an amount or
 quantity × unit price. Returns (negative quantity/amount, invoice ids like C536379, status
-'refunded') reduce revenue. Rejected rows are listed with line and reason and saved to
+'refunded') reduce revenue. Platform exports: the order total is the amount, refunds reduce it,
+cancelled/voided/test orders are skipped and counted, line-item rows are never rejects. The
+file is streamed: any size, memory stays flat. Rejected rows are listed with line and reason and saved to
 rejects/ in the workspace.";
 
 const CUSTOMERS_EXAMPLES: &str = "Examples:
@@ -57,6 +60,9 @@ pub struct FileArgs {
     /// Fail on the first bad row instead of rejecting it (nothing is imported).
     #[arg(long)]
     pub strict: bool,
+    /// The export's platform: shopify, woocommerce or generic (default: recognised by the header).
+    #[arg(long, value_parser = parse_profile)]
+    pub profile: Option<import::Profile>,
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
@@ -70,6 +76,11 @@ pub(crate) fn parse_delimiter(s: &str) -> std::result::Result<u8, String> {
             "expected one ASCII character (or 'tab'), got '{s}'"
         )),
     }
+}
+
+pub(crate) fn parse_profile(s: &str) -> std::result::Result<import::Profile, String> {
+    import::Profile::parse(s)
+        .ok_or_else(|| format!("expected shopify, woocommerce or generic, got '{s}'"))
 }
 
 pub(crate) fn parse_mapping(s: &str) -> std::result::Result<(String, String), String> {
@@ -87,6 +98,7 @@ impl FileArgs {
             decimal_comma: self.decimal_comma,
             mapping: self.mapping.clone(),
             strict: self.strict,
+            profile: self.profile,
         }
     }
 }
@@ -111,6 +123,14 @@ pub struct Summary {
     pub delimiter: Option<String>,
     pub columns: Vec<(String, String)>,
     pub notes: Vec<String>,
+    /// Orders: the export's platform profile (generic, shopify, woocommerce).
+    pub profile: Option<String>,
+    /// Orders: further line-item rows of orders already read (platform exports).
+    pub line_items: u64,
+    /// Orders: cancelled, voided, unpaid or test orders skipped.
+    pub skipped_orders: u64,
+    /// Customers first seen in this file.
+    pub new_customers: u64,
 }
 
 pub async fn run(ctx: &Context, cmd: Command, quiet: bool) -> Result<()> {
@@ -141,78 +161,165 @@ pub async fn run(ctx: &Context, cmd: Command, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// Imports an orders file into the workspace; returns the summary and the rejected rows.
+/// How many skipped rows the summary lists (all of them go to the rejects file).
+const REJECTS_SHOWN: usize = 10;
+
+/// Imports an orders file into the workspace, streaming it; returns the summary and the first
+/// skipped rows (all of them are written to the workspace's rejects file).
 pub async fn import_orders(
     ctx: &Context,
     file: &Path,
     opts: &ImportOptions,
     show_progress: bool,
 ) -> Result<(Summary, Vec<Reject>)> {
-    let bytes = import::read_file(file)?;
-    let big = bytes.len() > 4 << 20;
-    let sp = spinner(&format!("reading {}", file.display()), show_progress && big);
-    let parsed = import::parse_orders(file, &bytes, opts)?;
-    sp.finish_and_clear();
-    drop(bytes);
-    if parsed.orders.is_empty() {
+    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let pb = progress(len, "reading", show_progress && len > 4 << 20);
+    let bar = pb.clone();
+    let rejects = RejectsFile::new(ctx.path("rejects"), file);
+    let sink = rejects.clone();
+    let done = ctx
+        .store
+        .import_orders_file(
+            file,
+            opts,
+            move |n| bar.set_position(n),
+            move |batch| sink.write(batch),
+        )
+        .await
+        .with_context(|| format!("importing the orders of {}", file.display()))?;
+    pb.finish_and_clear();
+    let (shown, rejects_file) = rejects.finish()?;
+    let s = &done.summary;
+    if done.orders + done.returns == 0 {
         return Err(fail(
             exit::BAD_INPUT,
             format!(
                 "{}: no order could be imported ({} rows read, {} rejected, {} without customer){}",
                 file.display(),
-                parsed.rows_read,
-                parsed.rows_rejected,
-                parsed.rows_without_customer,
-                parsed
-                    .rejects
+                s.rows_read,
+                s.rows_rejected,
+                s.rows_without_customer,
+                shown
                     .first()
                     .map(|r| format!("; first problem: {r}"))
                     .unwrap_or_default()
             ),
         ));
     }
-    let rejects_file = write_rejects(ctx, file, &parsed.rejects)?;
-    let pb = progress(parsed.orders.len() as u64, "storing", show_progress && big);
-    let record = ctx
-        .store
-        .import_orders(
-            &file.display().to_string(),
-            &parsed.orders,
-            (
-                parsed.rows_read,
-                parsed.rows_imported,
-                parsed.rows_rejected + parsed.rows_without_customer,
-            ),
-            &|n| pb.set_position(n),
-        )
-        .await
-        .with_context(|| format!("storing the orders of {}", file.display()))?;
-    pb.finish_and_clear();
-    let customers: HashSet<&str> = parsed
-        .orders
-        .iter()
-        .map(|o| o.customer_id.as_str())
-        .collect();
+    let mut notes = s.notes.clone();
+    if s.line_items > 0 {
+        notes.push(format!(
+            "{} further line-item rows belong to orders already read",
+            count(s.line_items)
+        ));
+    }
+    for (why, n) in &s.skipped {
+        notes.push(format!("{} orders skipped: {why}", count(*n)));
+    }
     let summary = Summary {
         kind: "orders",
         file: file.display().to_string(),
-        import_id: record.id,
-        rows_read: parsed.rows_read,
-        rows_imported: parsed.rows_imported,
-        rows_rejected: parsed.rows_rejected,
-        rows_without_customer: parsed.rows_without_customer,
-        customers: customers.len() as u64,
-        orders: parsed.orders.iter().filter(|o| !o.is_return).count() as u64,
-        returns: parsed.returns,
-        revenue: round2(parsed.orders.iter().map(|o| o.amount).sum()),
+        import_id: done.record.id,
+        rows_read: s.rows_read,
+        rows_imported: s.rows_imported,
+        rows_rejected: s.rows_rejected,
+        rows_without_customer: s.rows_without_customer,
+        customers: done.customers,
+        orders: done.orders,
+        returns: done.returns,
+        revenue: round2(done.revenue),
         invalid_emails: 0,
         rejects_file: rejects_file.map(|p| p.display().to_string()),
-        date_format: Some(parsed.date_format.clone()),
-        delimiter: Some(parsed.delimiter.escape_default().to_string()),
-        columns: parsed.columns.clone(),
-        notes: parsed.notes.clone(),
+        date_format: Some(s.date_format.clone()),
+        delimiter: Some(s.delimiter.escape_default().to_string()),
+        columns: s.columns.clone(),
+        notes,
+        profile: Some(s.profile.as_str().to_string()),
+        line_items: s.line_items,
+        skipped_orders: s.skipped.iter().map(|(_, n)| n).sum(),
+        new_customers: done.new_customers,
     };
-    Ok((summary, parsed.rejects))
+    Ok((summary, shown))
+}
+
+/// The rejects file of an import, written as skipped rows arrive; it keeps the first few for the
+/// summary. Created only when there is something to write.
+#[derive(Clone)]
+struct RejectsFile(std::sync::Arc<std::sync::Mutex<RejectsState>>);
+
+struct RejectsState {
+    path: PathBuf,
+    writer: Option<csv::Writer<std::fs::File>>,
+    shown: Vec<Reject>,
+    total: u64,
+}
+
+impl RejectsFile {
+    fn new(dir: PathBuf, file: &Path) -> Self {
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_else(|| "import".into());
+        let path = dir.join(format!(
+            "{stem}-{}.csv",
+            chrono::Local::now().format("%Y%m%dT%H%M%S%.3f")
+        ));
+        Self(std::sync::Arc::new(std::sync::Mutex::new(RejectsState {
+            path,
+            writer: None,
+            shown: Vec::new(),
+            total: 0,
+        })))
+    }
+
+    fn write(&self, batch: &[Reject]) -> std::io::Result<()> {
+        let mut st = self
+            .0
+            .lock()
+            .map_err(|_| std::io::Error::other("rejects writer poisoned"))?;
+        if st.writer.is_none() {
+            if let Some(dir) = st.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let mut w = csv::Writer::from_path(&st.path)?;
+            w.write_record(["line", "column", "reason", "record"])?;
+            st.writer = Some(w);
+        }
+        let room = REJECTS_SHOWN.saturating_sub(st.shown.len());
+        st.shown.extend(batch.iter().take(room).cloned());
+        st.total += batch.len() as u64;
+        if let Some(w) = st.writer.as_mut() {
+            for r in batch {
+                w.write_record([
+                    r.line.to_string(),
+                    r.column
+                        .as_ref()
+                        .map(|(i, h)| format!("{i} ({h})"))
+                        .unwrap_or_default(),
+                    r.reason.clone(),
+                    r.record.clone(),
+                ])?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The first rejects and the file they were all written to (if any).
+    fn finish(&self) -> Result<(Vec<Reject>, Option<PathBuf>)> {
+        let mut st = self
+            .0
+            .lock()
+            .map_err(|_| anyhow::anyhow!("rejects writer poisoned"))?;
+        let path = st.path.clone();
+        match st.writer.take() {
+            Some(mut w) => {
+                w.flush()
+                    .with_context(|| format!("writing {}", path.display()))?;
+                Ok((std::mem::take(&mut st.shown), Some(path)))
+            }
+            None => Ok((Vec::new(), None)),
+        }
+    }
 }
 
 /// Imports a customers file into the workspace.
@@ -270,6 +377,10 @@ pub async fn import_customers(
         delimiter: None,
         columns: parsed.columns.clone(),
         notes: parsed.notes.clone(),
+        profile: None,
+        line_items: 0,
+        skipped_orders: 0,
+        new_customers: 0,
     };
     Ok((summary, parsed.rejects))
 }
@@ -283,33 +394,10 @@ fn write_rejects(ctx: &Context, file: &Path, rejects: &[Reject]) -> Result<Optio
     if rejects.is_empty() {
         return Ok(None);
     }
-    let dir = ctx.path("rejects");
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let stem = file
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_string())
-        .unwrap_or_else(|| "import".into());
-    let path = dir.join(format!(
-        "{stem}-{}.csv",
-        chrono::Local::now().format("%Y%m%dT%H%M%S%.3f")
-    ));
-    let mut w =
-        csv::Writer::from_path(&path).with_context(|| format!("creating {}", path.display()))?;
-    w.write_record(["line", "column", "reason", "record"])?;
-    for r in rejects {
-        w.write_record([
-            r.line.to_string(),
-            r.column
-                .as_ref()
-                .map(|(i, h)| format!("{i} ({h})"))
-                .unwrap_or_default(),
-            r.reason.clone(),
-            r.record.clone(),
-        ])?;
-    }
-    w.flush()
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(Some(path))
+    let out = RejectsFile::new(ctx.path("rejects"), file);
+    out.write(rejects)
+        .with_context(|| format!("writing the rejected rows of {}", file.display()))?;
+    Ok(out.finish()?.1)
 }
 
 fn print_summary(s: &Summary, rejects: &[Reject]) {
@@ -344,7 +432,10 @@ fn print_summary(s: &Summary, rejects: &[Reject]) {
             println!("  {r}");
         }
         if let Some(f) = &s.rejects_file {
-            println!("All {} skipped rows: {f}", rejects.len());
+            println!(
+                "All {} skipped rows: {f}",
+                count(s.rows_rejected + s.rows_without_customer)
+            );
         }
     }
 }

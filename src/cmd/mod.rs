@@ -66,6 +66,10 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         }
         if cause.is::<retain_core::import::ImportError>()
             || cause.is::<retain_core::config::ConfigError>()
+            || matches!(
+                cause.downcast_ref::<retain_store::StoreError>(),
+                Some(retain_store::StoreError::Import(_))
+            )
         {
             return exit::BAD_INPUT;
         }

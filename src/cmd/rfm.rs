@@ -68,6 +68,7 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         decimal_comma: args.decimal_comma,
         mapping: args.mapping.clone(),
         strict: false,
+        profile: None,
     };
     let (features, stats) = import::scan_features(&args.file, &bytes, &opts, args.as_of)?;
     drop(bytes);

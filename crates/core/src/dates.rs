@@ -129,7 +129,45 @@ fn parse_fast(toks: &[Tok], b: &[u8]) -> Option<NaiveDateTime> {
     }
     let date = NaiveDate::from_ymd_opt(y?, mo, d)?;
     let time = NaiveTime::from_hms_opt(h, mi, se.min(59))?;
-    Some(date.and_time(time))
+    let at = date.and_time(time);
+    // A UTC offset after the time (`-0500`, `+02:00`) is honoured: the result is UTC.
+    match utc_offset_seconds(&b[pos..]) {
+        Some(off) => at.checked_sub_signed(chrono::TimeDelta::seconds(off)),
+        None => Some(at),
+    }
+}
+
+/// The UTC offset at the end of a date-time's trailing text, in seconds east of UTC: `Z`,
+/// `+02:00`, `-0500`, ` +01`; `None` when the text names no numeric offset (`Z` and ` UTC` are
+/// zero and change nothing).
+fn utc_offset_seconds(rest: &[u8]) -> Option<i64> {
+    // Skip fractional seconds.
+    let mut i = 0;
+    if rest.first() == Some(&b'.') {
+        i = 1;
+        while i < rest.len() && rest[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+    while i < rest.len() && rest[i] == b' ' {
+        i += 1;
+    }
+    let sign = match rest.get(i) {
+        Some(b'+') => 1,
+        Some(b'-') => -1,
+        _ => return None,
+    };
+    let digits: Vec<i64> = rest[i + 1..]
+        .iter()
+        .filter(|c| **c != b':')
+        .map(|c| c.is_ascii_digit().then(|| i64::from(c - b'0')))
+        .collect::<Option<Vec<_>>>()?;
+    let (h, m) = match digits.as_slice() {
+        [h1, h2] => (h1 * 10 + h2, 0),
+        [h1, h2, m1, m2] => (h1 * 10 + h2, m1 * 10 + m2),
+        _ => return None,
+    };
+    (h <= 18 && m < 60).then_some(sign * (h * 3600 + m * 60))
 }
 
 /// Fractional seconds and zone suffixes after a complete date-time are accepted and ignored:

@@ -124,3 +124,155 @@ pub struct Prediction {
     pub expected_purchases_90d: f64,
     pub clv: f64,
 }
+
+/// Money in exact minor units: hundredths of the currency unit (cents). Stored amounts are
+/// integers so sums are exact on every backend.
+pub type Minor = i64;
+
+/// Converts an amount to [`Minor`] units, rounding half away from zero to the cent; `None` when it
+/// is not finite or out of range.
+pub fn to_minor(amount: f64) -> Option<Minor> {
+    let v = (amount * 100.0).round();
+    (v.is_finite() && v.abs() < 9.0e15).then_some(v as Minor)
+}
+
+/// Converts [`Minor`] units back to an amount.
+pub fn from_minor(minor: Minor) -> f64 {
+    minor as f64 / 100.0
+}
+
+/// The stable integer key of an order within its customer: a 62-bit FNV-1a hash of the order's
+/// id (the export's own id, or the content key of an id-less row). Stable across versions and
+/// machines, so re-importing a file finds the same orders; non-negative and below 2^62, so an
+/// occurrence number can be added without overflow.
+pub fn order_key(order_ref: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in order_ref.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 2) as i64
+}
+
+/// The content key of an order row without an order id: its time and amount. Identical rows of
+/// one customer are told apart by an occurrence number added to [`order_key`] of this key.
+pub fn content_order_ref(at: NaiveDateTime, amount: f64) -> String {
+    format!("{}/{}", at.format("%Y%m%dT%H%M%S"), amount)
+}
+
+/// The returns rule, the one place it is decided: an order is a return when its net amount is
+/// negative, or when it nets to zero and any of its lines was a cancellation. (A cancelled line
+/// always carries a negative amount, so an order mixing cancelled and kept lines is a purchase of
+/// its net value.)
+pub fn is_return(net_minor: Minor, cancelled: bool) -> bool {
+    net_minor < 0 || (net_minor == 0 && cancelled)
+}
+
+/// One stored order as the per-customer folds read it: day, net amount, cancelled flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderFact {
+    pub day: Day,
+    pub amount: Minor,
+    pub cancelled: bool,
+}
+
+impl OrderFact {
+    pub fn is_return(&self) -> bool {
+        is_return(self.amount, self.cancelled)
+    }
+}
+
+/// A customer's orders folded into what every analysis needs (RFM, the CLV models' summaries,
+/// shop metrics), as of a cutoff. Kept per customer in the store and recomputed by the imports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CustomerAggregate {
+    /// First and last purchase day (returns excluded).
+    pub first_day: Day,
+    pub last_day: Day,
+    /// Distinct purchase days.
+    pub purchase_days: u32,
+    /// Purchase orders (several on one day count separately).
+    pub purchases: u32,
+    /// Return orders.
+    pub returns: u32,
+    /// Sum of purchases, minor units.
+    pub purchase_total: Minor,
+    /// Sum of returns, minor units (zero or negative).
+    pub returns_total: Minor,
+    /// Purchase value of the first purchase day, minor units.
+    pub first_day_total: Minor,
+    /// Last day with any order, purchase or return.
+    pub last_order_day: Day,
+}
+
+impl CustomerAggregate {
+    /// Folds one customer's orders (any order), keeping those before `cutoff` (all when `None`).
+    /// `None` when no purchase is left: a customer with returns only has no first purchase.
+    pub fn fold(orders: &[OrderFact], cutoff: Option<Day>) -> Option<Self> {
+        let cutoff = cutoff.unwrap_or(Day::MAX);
+        let mut days: Vec<(Day, Minor)> = Vec::with_capacity(orders.len());
+        let mut a = CustomerAggregate {
+            last_order_day: Day::MIN,
+            ..Default::default()
+        };
+        for o in orders.iter().filter(|o| o.day < cutoff) {
+            a.last_order_day = a.last_order_day.max(o.day);
+            if o.is_return() {
+                a.returns += 1;
+                a.returns_total -= o.amount.abs();
+            } else {
+                a.purchases += 1;
+                a.purchase_total += o.amount;
+                days.push((o.day, o.amount));
+            }
+        }
+        days.sort_unstable_by_key(|d| d.0);
+        let (first, _) = *days.first()?;
+        a.first_day = first;
+        a.last_day = days.last()?.0;
+        a.first_day_total = days.iter().take_while(|d| d.0 == first).map(|d| d.1).sum();
+        let mut distinct = 0u32;
+        let mut prev = None;
+        for (d, _) in &days {
+            if prev != Some(*d) {
+                distinct += 1;
+                prev = Some(*d);
+            }
+        }
+        a.purchase_days = distinct;
+        Some(a)
+    }
+
+    /// Net revenue: purchases plus returns, as an amount.
+    pub fn net_revenue(&self) -> f64 {
+        from_minor(self.purchase_total + self.returns_total)
+    }
+
+    /// Mean value of the repeat purchase days (the first day excluded), 0 without repeats: the
+    /// `monetary` value of the CLV models.
+    pub fn repeat_day_mean(&self) -> f64 {
+        let repeats = self.purchase_days.saturating_sub(1);
+        if repeats == 0 {
+            0.0
+        } else {
+            from_minor(self.purchase_total - self.first_day_total) / f64::from(repeats)
+        }
+    }
+
+    /// Recency, frequency, monetary and tenure as of `as_of` (a day after every counted order).
+    pub fn features(&self, customer_id: &str, as_of: NaiveDate) -> CustomerFeatures {
+        let as_of = day_of(as_of);
+        let monetary_total = self.net_revenue();
+        CustomerFeatures {
+            customer_id: customer_id.to_string(),
+            first_order: date_of(self.first_day),
+            last_order: date_of(self.last_day),
+            recency_days: i64::from(as_of - self.last_day),
+            frequency: self.purchases,
+            repeat_purchases: self.purchase_days.saturating_sub(1),
+            monetary_total,
+            avg_order_value: monetary_total / f64::from(self.purchases.max(1)),
+            tenure_days: i64::from(as_of - self.first_day),
+        }
+    }
+}

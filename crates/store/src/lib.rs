@@ -8,12 +8,15 @@
 
 mod customers;
 mod events;
+mod import;
 mod migrate;
+mod native;
 mod orders;
 mod plans;
 mod predictions;
 mod segments;
 mod sends;
+mod stats;
 mod suppressions;
 
 use std::path::Path;
@@ -24,6 +27,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use customers::CustomerRow;
 pub use events::{EventKind, EventRecord, NewEvent};
+pub use import::OrdersImported;
 pub use orders::ImportRecord;
 pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};
 pub use predictions::{NewPredictionRun, PredictionRunRecord, StoredPrediction};
@@ -34,6 +38,7 @@ pub use sends::{
     CampaignSendState, Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure,
     SendLease, SendRecord, SendState,
 };
+pub use stats::CustomerStats;
 pub use suppressions::Suppression;
 
 /// Which database a [`Store`] talks to.
@@ -63,6 +68,10 @@ pub enum StoreError {
     NotFound(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("database error: {0}")]
+    Native(String),
+    #[error(transparent)]
+    Import(#[from] retain_core::import::ImportError),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -72,6 +81,10 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The database URL as opened (PostgreSQL's bulk path opens its own connection with it).
+    url: String,
+    /// The SQLite file, for the native bulk paths.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 impl Store {
@@ -91,6 +104,14 @@ impl Store {
                 format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
             }
             _ => url.to_string(),
+        };
+        let sqlite_file = match backend {
+            Backend::Sqlite => {
+                let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
+                let path = rest.split('?').next().unwrap_or(rest);
+                Some(std::path::PathBuf::from(path))
+            }
+            Backend::Postgres => None,
         };
         let opts = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
         let pool = AnyPoolOptions::new()
@@ -113,7 +134,12 @@ impl Store {
             })
             .connect_with(opts)
             .await?;
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            url,
+            sqlite_file,
+        };
         migrate::run(&store).await?;
         Ok(store)
     }

@@ -43,21 +43,55 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_events.sql"),
         include_str!("../migrations/postgres/0006_events.sql"),
     ),
+    (
+        7,
+        "keys",
+        include_str!("../migrations/sqlite/0007_keys.sql"),
+        include_str!("../migrations/postgres/0007_keys.sql"),
+    ),
 ];
 
+/// Any number of processes may open a fresh database at once: migrations run in one transaction
+/// that holds the database's write lock (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: an advisory
+/// lock), so the first applies them and the others find them applied.
+const PG_MIGRATION_LOCK: i64 = 0x7265_7461_696e;
+
 pub(crate) async fn run(store: &Store) -> Result<()> {
-    let pool = store.pool();
+    let mut conn = store.pool().acquire().await?;
+    match store.backend() {
+        Backend::Sqlite => {
+            sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        }
+        Backend::Postgres => {
+            sqlx::query("BEGIN").execute(&mut *conn).await?;
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(PG_MIGRATION_LOCK)
+                .fetch_optional(&mut *conn)
+                .await?;
+        }
+    }
+    let result = apply(store, &mut conn).await;
+    match result {
+        Ok(()) => {
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+            Ok(())
+        }
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            Err(e)
+        }
+    }
+}
+
+async fn apply(store: &Store, conn: &mut sqlx::AnyConnection) -> Result<()> {
     sqlx::query(
         "CREATE TABLE IF NOT EXISTS retain_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
     )
-    .execute(pool)
+    .execute(&mut *conn)
     .await?;
-    let applied: Vec<i64> = sqlx::query("SELECT version FROM retain_migrations")
-        .fetch_all(pool)
-        .await?
-        .iter()
-        .map(|r| r.try_get::<i64, _>(0))
-        .collect::<std::result::Result<_, _>>()?;
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM retain_migrations")
+        .fetch_all(&mut *conn)
+        .await?;
     for (version, name, sqlite, postgres) in MIGRATIONS {
         if applied.contains(version) {
             continue;
@@ -71,24 +105,75 @@ pub(crate) async fn run(store: &Store) -> Result<()> {
             name: name.to_string(),
             source,
         };
-        let mut tx = pool.begin().await?;
-        sqlx::raw_sql(sql).execute(&mut *tx).await.map_err(wrap)?;
-        let inserted = sqlx::query(
-            "INSERT INTO retain_migrations (version, name, applied_at) VALUES ($1, $2, $3) ON CONFLICT (version) DO NOTHING",
+        sqlx::raw_sql(sql).execute(&mut *conn).await.map_err(wrap)?;
+        if *version == 7 {
+            upgrade_orders(store, conn).await.map_err(|e| match e {
+                StoreError::Sql(source) => wrap(source),
+                other => other,
+            })?;
+        }
+        sqlx::query(
+            "INSERT INTO retain_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
         )
         .bind(*version)
         .bind(*name)
         .bind(now())
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await
         .map_err(wrap)?;
-        if inserted.rows_affected() == 0 {
-            // Another process applied it concurrently: drop our copy.
-            tx.rollback().await?;
-            continue;
-        }
-        tx.commit().await.map_err(wrap)?;
     }
+    Ok(())
+}
+
+/// Version 7: copies the text-keyed orders into the integer-keyed table (customers named only by
+/// orders are created), amounts to minor units, then computes every customer's aggregate.
+async fn upgrade_orders(store: &Store, conn: &mut sqlx::AnyConnection) -> Result<()> {
+    use retain_core::import::orders::stored_order_key;
+    sqlx::query(
+        "INSERT INTO customers (id, email, email_valid, updated_at) \
+         SELECT DISTINCT o.customer_id, NULL, 0, 0 FROM orders_v6 o \
+         WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = o.customer_id)",
+    )
+    .execute(&mut *conn)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT c.key, o.order_id, o.ordered_at, o.amount, o.items, o.is_return, o.currency, o.product, o.import_id \
+         FROM orders_v6 o JOIN customers c ON c.id = o.customer_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    const COLS: usize = 11;
+    for chunk in rows.chunks(2000) {
+        let sql = format!(
+            "INSERT INTO orders (ckey, okey, order_ref, day, at, amount, items, cancelled, currency, product, import_id) VALUES {} \
+             ON CONFLICT (ckey, okey) DO NOTHING",
+            store.bulk_values(chunk.len(), COLS)
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            let order_id: String = r.try_get(1)?;
+            let at: i64 = r.try_get(2)?;
+            let amount: f64 = r.try_get(3)?;
+            q = q
+                .bind(r.try_get::<i64, _>(0)?)
+                .bind(stored_order_key(&order_id))
+                .bind(order_id)
+                .bind(at.div_euclid(86_400))
+                .bind(at)
+                .bind(retain_core::to_minor(amount).unwrap_or(0))
+                .bind(r.try_get::<i64, _>(4)?)
+                .bind(r.try_get::<i64, _>(5)?)
+                .bind(r.try_get::<Option<String>, _>(6)?)
+                .bind(r.try_get::<Option<String>, _>(7)?)
+                .bind(r.try_get::<i64, _>(8)?);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    drop(rows);
+    sqlx::query("DROP TABLE orders_v6")
+        .execute(&mut *conn)
+        .await?;
+    crate::stats::recompute_all(store, conn).await?;
     Ok(())
 }
 

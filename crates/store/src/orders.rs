@@ -2,12 +2,11 @@
 //! reading the history back for features and metrics.
 
 use chrono::DateTime;
-use retain_core::import::customers::is_valid_email;
-use retain_core::Order;
+use retain_core::{from_minor, is_return, Order};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::{now, Result, Store, StoreError};
+use crate::{Result, Store, StoreError};
 
 /// One recorded import.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -21,97 +20,13 @@ pub struct ImportRecord {
     pub created_at: i64,
 }
 
-/// Rows per multi-row INSERT (10 columns each stays under SQLite's 32,766 parameters).
-const BATCH: usize = 3000;
-
 impl Store {
-    /// Records an import and upserts its orders (and the customers they name) in one
-    /// transaction: all or nothing. Re-importing the same orders replaces them, never doubles them.
-    pub async fn import_orders(
-        &self,
-        file: &str,
-        orders: &[Order],
-        counts: (u64, u64, u64),
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<ImportRecord> {
-        let mut tx = self.pool().begin().await?;
-        let created_at = now();
-        let id = record_import(&mut tx, "orders", file, counts, created_at).await?;
-        let sql_full = orders_sql(&self.bulk_values(BATCH, 10));
-        let mut done = 0u64;
-        // Inserting in primary-key order keeps the B-tree appends local.
-        let mut sorted: Vec<&Order> = orders.iter().collect();
-        sorted.sort_unstable_by(|a, b| {
-            (&a.customer_id, &a.order_id).cmp(&(&b.customer_id, &b.order_id))
-        });
-        for chunk in sorted.chunks(BATCH) {
-            let sql = if chunk.len() == BATCH {
-                sql_full.clone()
-            } else {
-                orders_sql(&self.bulk_values(chunk.len(), 10))
-            };
-            let mut q = sqlx::query(&sql);
-            for o in chunk {
-                q = q
-                    .bind(o.customer_id.as_str())
-                    .bind(o.order_id.as_str())
-                    .bind(o.ordered_at.and_utc().timestamp())
-                    .bind(o.amount)
-                    .bind(i64::from(o.items))
-                    .bind(i64::from(o.is_return))
-                    .bind(o.currency.as_deref())
-                    .bind(o.email.as_deref())
-                    .bind(o.product.as_deref())
-                    .bind(id);
-            }
-            q.execute(&mut *tx).await?;
-            done += chunk.len() as u64;
-            progress(done);
-        }
-        // Every customer named by an order exists, with the order's email when none is known.
-        let mut seen = std::collections::BTreeMap::<&str, Option<&str>>::new();
-        for o in &sorted {
-            let e = seen.entry(o.customer_id.as_str()).or_insert(None);
-            if e.is_none() {
-                *e = o.email.as_deref();
-            }
-        }
-        let custs: Vec<(&str, Option<&str>)> = seen.into_iter().collect();
-        for chunk in custs.chunks(BATCH) {
-            let sql = format!(
-                "INSERT INTO customers (id, email, email_valid, updated_at) VALUES {} \
-                 ON CONFLICT (id) DO UPDATE SET \
-                 email_valid = CASE WHEN customers.email IS NULL THEN excluded.email_valid ELSE customers.email_valid END, \
-                 email = COALESCE(customers.email, excluded.email)",
-                self.bulk_values(chunk.len(), 4)
-            );
-            let mut q = sqlx::query(&sql);
-            for (cid, email) in chunk {
-                q = q
-                    .bind(*cid)
-                    .bind(*email)
-                    .bind(i64::from(email.is_some_and(is_valid_email)))
-                    .bind(created_at);
-            }
-            q.execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(ImportRecord {
-            id,
-            kind: "orders".into(),
-            file: file.to_string(),
-            rows_read: counts.0 as i64,
-            rows_imported: counts.1 as i64,
-            rows_rejected: counts.2 as i64,
-            created_at,
-        })
-    }
-
-    /// Every stored order, oldest first.
+    /// Every stored order, oldest first. Loads the whole table: for tests and small shops only;
+    /// analyses read [`Store::customer_stats`] or [`Store::for_each_customer_orders`].
     pub async fn orders(&self) -> Result<Vec<Order>> {
         let rows = sqlx::query(
-            "SELECT customer_id, order_id, ordered_at, amount, items, is_return, currency, email, product \
-             FROM orders ORDER BY ordered_at, customer_id, order_id",
+            "SELECT c.id, o.order_ref, o.at, o.amount, o.items, o.cancelled, o.currency, c.email, o.product \
+             FROM orders o JOIN customers c ON c.key = o.ckey ORDER BY o.at, o.ckey, o.okey",
         )
         .fetch_all(self.pool())
         .await?;
@@ -121,13 +36,15 @@ impl Store {
                 let ordered_at = DateTime::from_timestamp(ts, 0)
                     .ok_or_else(|| StoreError::Corrupt(format!("order time {ts} out of range")))?
                     .naive_utc();
+                let amount: i64 = r.try_get(3)?;
+                let cancelled = r.try_get::<i64, _>(5)? != 0;
                 Ok(Order {
                     customer_id: r.try_get(0)?,
                     order_id: r.try_get(1)?,
                     ordered_at,
-                    amount: r.try_get(3)?,
+                    amount: from_minor(amount),
                     items: u32::try_from(r.try_get::<i64, _>(4)?).unwrap_or(u32::MAX),
-                    is_return: r.try_get::<i64, _>(5)? != 0,
+                    is_return: is_return(amount, cancelled),
                     currency: r.try_get(6)?,
                     email: r.try_get(7)?,
                     product: r.try_get(8)?,
@@ -139,11 +56,14 @@ impl Store {
     /// (orders, net revenue, customers with orders).
     pub async fn order_totals(&self) -> Result<(i64, f64, i64)> {
         let r = sqlx::query(
-            "SELECT COUNT(*), COALESCE(SUM(amount), 0.0), COUNT(DISTINCT customer_id) FROM orders",
+            "SELECT COALESCE(SUM(purchases + returns), 0), COALESCE(SUM(purchase_total + returns_total), 0), COUNT(*) \
+             FROM customer_stats",
         )
         .fetch_one(self.pool())
         .await?;
-        Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+        let n: i64 = r.try_get(0)?;
+        let minor: i64 = r.try_get(1)?;
+        Ok((n, from_minor(minor), r.try_get(2)?))
     }
 
     /// Recorded imports, newest first.
@@ -189,17 +109,6 @@ pub(crate) async fn record_import(
     .bind(created_at)
     .fetch_one(&mut **tx)
     .await?)
-}
-
-fn orders_sql(values: &str) -> String {
-    format!(
-        "INSERT INTO orders (customer_id, order_id, ordered_at, amount, items, is_return, currency, email, product, import_id) \
-         VALUES {} ON CONFLICT (customer_id, order_id) DO UPDATE SET \
-         ordered_at = excluded.ordered_at, amount = excluded.amount, items = excluded.items, \
-         is_return = excluded.is_return, currency = excluded.currency, email = excluded.email, \
-         product = excluded.product, import_id = excluded.import_id",
-        values
-    )
 }
 
 #[cfg(test)]

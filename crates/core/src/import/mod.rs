@@ -8,6 +8,7 @@
 pub mod columns;
 pub mod customers;
 pub mod orders;
+pub mod stream;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use serde::Serialize;
 
 pub use columns::{CustomerField, OrderField};
 pub use customers::{parse_customers, CustomersImport};
-pub use orders::{parse_orders, scan_features, OrdersImport};
+pub use orders::{parse_orders, scan_features, LineMode, OrderLine, OrdersImport, Profile};
+pub use stream::{stream_orders, OrderFeed, StreamSummary};
 
 /// Options shared by both importers.
 #[derive(Debug, Clone, Default)]
@@ -31,6 +33,9 @@ pub struct ImportOptions {
     pub mapping: Vec<(String, String)>,
     /// Fail on the first bad row instead of rejecting it.
     pub strict: bool,
+    /// The export's platform (`shopify`, `woocommerce`, `generic`); recognised by its header
+    /// when `None`.
+    pub profile: Option<orders::Profile>,
 }
 
 /// A row that could not be imported, with where and why.

@@ -14,11 +14,14 @@ use chrono::{NaiveDate, NaiveDateTime};
 use serde::Serialize;
 
 use super::columns::{self, Column, OrderField};
-use super::text::{self, Text};
+use super::text;
 use super::{ImportError, ImportOptions, Reject};
 use crate::dates::{detect_date_format, parse_number, DateFormat};
 use crate::features::{features_of, CustomerHistory};
-use crate::model::{date_of, day_of, CustomerFeatures, Day, Order};
+use crate::model::{
+    content_order_ref, date_of, day_of, from_minor, is_return, order_key, to_minor,
+    CustomerFeatures, Day, Minor, Order,
+};
 
 /// The outcome of reading an orders file.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -44,6 +47,97 @@ pub struct OrdersImport {
     pub date_format_ambiguous: bool,
     /// Things the user should know (encoding guesses, fallbacks).
     pub notes: Vec<String>,
+    /// The export's platform profile.
+    pub profile: Profile,
+    /// Further line-item rows of a platform export's orders (part of an order already read).
+    pub line_items: u64,
+    /// Orders the platform marks cancelled, voided, unpaid or test, by reason: skipped.
+    pub skipped: Vec<(String, u64)>,
+}
+
+impl OrdersImport {
+    fn note_skipped(&mut self, why: &str) {
+        match self.skipped.iter_mut().find(|(w, _)| w == why) {
+            Some((_, n)) => *n += 1,
+            None => self.skipped.push((why.to_string(), 1)),
+        }
+    }
+}
+
+impl Default for Profile {
+    fn default() -> Self {
+        Self::Generic
+    }
+}
+
+/// One imported row as the store takes it: an order, a line item of one, or a platform refund.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderLine {
+    pub customer: String,
+    /// [`order_key`] of `order_ref`; for a [`LineMode::Distinct`] row the store adds the
+    /// occurrence number when an identical row came earlier in the same import.
+    pub order_key: i64,
+    pub order_ref: String,
+    pub at: NaiveDateTime,
+    pub day: Day,
+    /// Signed amount in minor units: cancelled and returned lines are negative.
+    pub amount: Minor,
+    pub items: u32,
+    pub cancelled: bool,
+    pub email: Option<String>,
+    pub currency: Option<String>,
+    pub product: Option<String>,
+    pub mode: LineMode,
+}
+
+impl OrderLine {
+    /// The order this line starts, under `key`.
+    fn to_order(&self, key: i64) -> Order {
+        let order_id = if key == self.order_key {
+            self.order_ref.clone()
+        } else {
+            format!("{}/{}", self.order_ref, key - self.order_key)
+        };
+        Order {
+            order_id,
+            customer_id: self.customer.clone(),
+            ordered_at: self.at,
+            amount: from_minor(self.amount),
+            items: self.items,
+            is_return: self.amount < 0,
+            currency: self.currency.clone(),
+            email: self.email.clone(),
+            product: self.product.clone(),
+        }
+    }
+}
+
+/// The stored key of an order id as [`parse_orders`] names orders: an id-less row's occurrence
+/// suffix (`20240101T000000/12.5/2`) is the occurrence added to its content key.
+pub fn stored_order_key(order_id: &str) -> i64 {
+    if let Some((base, n)) = order_id.rsplit_once('/') {
+        let is_content = base.len() > 16
+            && base.as_bytes()[8] == b'T'
+            && base.as_bytes()[15] == b'/'
+            && base[..8].bytes().all(|b| b.is_ascii_digit())
+            && base[9..15].bytes().all(|b| b.is_ascii_digit());
+        if is_content {
+            if let Ok(n) = n.parse::<i64>() {
+                return order_key(base) + n;
+            }
+        }
+    }
+    order_key(order_id)
+}
+
+/// What one record became.
+pub(crate) enum Item {
+    /// An order line and, for a platform refund, the refund as a return line.
+    Lines([Option<OrderLine>; 2]),
+    /// Rejected (with whether it was for want of a customer).
+    Skip(Reject, bool),
+    LineItem,
+    Skipped(&'static str),
 }
 
 /// Shop-level counts of a [`scan_features`] pass.
@@ -57,26 +151,98 @@ pub struct ScanStats {
     pub as_of: Option<NaiveDate>,
 }
 
+/// A platform export whose columns and rules are known (`--profile`, or recognised by header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Any CSV: columns found by their names, line items summed into orders.
+    Generic,
+    /// Shopify's orders export: one row per line item, `Name` is the order, `Email` the customer;
+    /// order fields (`Total`, `Financial Status`, `Refunded Amount`, `Cancelled at`) only on an
+    /// order's first row.
+    Shopify,
+    /// WooCommerce's order export: `order_number`/`order_id`, `order_date`, `status`,
+    /// `order_total`, `refunded_total`, `billing_email`; order fields repeated on item rows.
+    WooCommerce,
+}
+
+impl Profile {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "generic" | "csv" => Some(Self::Generic),
+            "shopify" => Some(Self::Shopify),
+            "woocommerce" | "woo" => Some(Self::WooCommerce),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Generic => "generic",
+            Self::Shopify => "shopify",
+            Self::WooCommerce => "woocommerce",
+        }
+    }
+
+    /// Recognises a platform export by its normalised headers.
+    fn detect(norm: &[String]) -> Self {
+        let has = |h: &str| norm.iter().any(|n| n == h);
+        if has("name")
+            && has("email")
+            && has("financialstatus")
+            && has("total")
+            && has("createdat")
+            && (has("lineitemquantity") || has("lineitemname"))
+        {
+            Self::Shopify
+        } else if has("orderdate")
+            && has("ordertotal")
+            && has("billingemail")
+            && (has("ordernumber") || has("orderid"))
+        {
+            Self::WooCommerce
+        } else {
+            Self::Generic
+        }
+    }
+}
+
+/// How a row's amount joins the order it names, when that order already has a row in the same
+/// import (rows of earlier imports are always replaced, so re-importing doubles nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineMode {
+    /// A row without an order id is an order of its own: an identical row is another order (its
+    /// key gets the next occurrence number).
+    Distinct,
+    /// A line item: amounts, quantities and cancellations add up into its order.
+    Sum,
+    /// An order-level row (a platform export's order total): repeated rows say the same thing.
+    Replace,
+}
+
 /// Resolved columns and formats of an orders file.
-struct Layout<'t> {
-    delimiter: u8,
-    customer: Option<Column>,
-    customer_from_email: bool,
-    date: Column,
-    amount: Option<Column>,
-    quantity: Option<Column>,
-    unit_price: Option<Column>,
-    order_id: Option<Column>,
-    email: Option<Column>,
-    product: Option<Column>,
-    currency: Option<Column>,
-    status: Option<Column>,
-    date_format: DateFormat,
-    date_format_ambiguous: bool,
-    decimal_comma: bool,
-    body: &'t str,
-    first_body_line: u64,
-    columns: Vec<(String, String)>,
+pub(crate) struct Layout {
+    pub(crate) delimiter: u8,
+    pub(crate) profile: Profile,
+    /// Profile columns: refunded amount, cancellation time, payment method.
+    pub(crate) refunded: Option<Column>,
+    pub(crate) cancelled_at: Option<Column>,
+    pub(crate) payment: Option<Column>,
+    pub(crate) customer: Option<Column>,
+    pub(crate) customer_from_email: bool,
+    pub(crate) date: Column,
+    pub(crate) amount: Option<Column>,
+    pub(crate) quantity: Option<Column>,
+    pub(crate) unit_price: Option<Column>,
+    pub(crate) order_id: Option<Column>,
+    pub(crate) email: Option<Column>,
+    pub(crate) product: Option<Column>,
+    pub(crate) currency: Option<Column>,
+    pub(crate) status: Option<Column>,
+    pub(crate) date_format: DateFormat,
+    pub(crate) date_format_ambiguous: bool,
+    pub(crate) decimal_comma: bool,
+    pub(crate) columns: Vec<(String, String)>,
 }
 
 /// One record, parsed.
@@ -90,24 +256,67 @@ struct Row<'a> {
     email: Option<&'a str>,
     product: Option<&'a str>,
     currency: Option<&'a str>,
+    mode: LineMode,
+    /// A platform export's refunded amount (positive): recorded as a return of the order.
+    refund: Option<f64>,
 }
 
 enum Parsed<'a> {
     Row(Row<'a>),
     NoCustomer,
     Reject(Option<&'a Column>, String),
+    /// A platform export's further line-item row of an order already read.
+    LineItem,
+    /// An order the platform marks as cancelled, voided or a test: skipped and counted.
+    Skipped(&'static str),
 }
 
-fn layout<'t>(
+/// Header names of the platform profiles' own columns.
+fn profile_mapping(profile: Profile, headers: &[String]) -> Vec<(String, String)> {
+    let norm: Vec<String> = headers.iter().map(|h| columns::normalize(h)).collect();
+    let find = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| norm.iter().position(|h| h == n))
+            .map(|i| headers[i].clone())
+    };
+    let fields: &[(&str, &[&str])] = match profile {
+        Profile::Generic => &[],
+        Profile::Shopify => &[
+            ("email", &["email"]),
+            ("order_id", &["name"]),
+            ("order_date", &["createdat"]),
+            ("amount", &["total"]),
+            ("status", &["financialstatus"]),
+            ("currency", &["currency"]),
+            ("quantity", &["lineitemquantity"]),
+            ("product", &["lineitemname", "lineitemsku"]),
+        ],
+        Profile::WooCommerce => &[
+            ("email", &["billingemail"]),
+            ("order_id", &["ordernumber", "orderid"]),
+            ("order_date", &["orderdate"]),
+            ("amount", &["ordertotal"]),
+            ("status", &["status", "orderstatus"]),
+            ("currency", &["ordercurrency", "currency"]),
+            ("quantity", &["itemquantity"]),
+            ("product", &["itemname", "itemsku"]),
+        ],
+    };
+    fields
+        .iter()
+        .filter_map(|(f, names)| find(names).map(|h| (f.to_string(), h)))
+        .collect()
+}
+
+/// Resolves the columns and formats of an orders file from its header line and a sample of its
+/// first records.
+pub(crate) fn layout(
     file: &Path,
-    text: &'t Text<'_>,
+    header_line: &str,
+    sample_body: &str,
     opts: &ImportOptions,
-) -> Result<Layout<'t>, ImportError>
-where
-    't: 't,
-{
-    let all: &'t str = &text.text;
-    let header_line = text::first_line(all);
+) -> Result<Layout, ImportError> {
     let delimiter = opts
         .delimiter
         .unwrap_or_else(|| text::sniff_delimiter(header_line));
@@ -122,6 +331,10 @@ where
             ),
         });
     }
+    let norm: Vec<String> = headers.iter().map(|h| columns::normalize(h)).collect();
+    let profile = opts.profile.unwrap_or_else(|| Profile::detect(&norm));
+    let mut mapping = profile_mapping(profile, &headers);
+    mapping.extend(opts.mapping.iter().cloned());
     let resolved = columns::resolve(
         file,
         &headers,
@@ -129,8 +342,30 @@ where
         OrderField::key,
         OrderField::synonyms,
         OrderField::from_key,
-        &opts.mapping,
+        &mapping,
     )?;
+    let by_name = |names: &[&str]| {
+        names
+            .iter()
+            .find_map(|n| norm.iter().position(|h| h == n))
+            .map(|index| Column {
+                index,
+                header: headers[index].clone(),
+            })
+    };
+    let (refunded, cancelled_at, payment) = match profile {
+        Profile::Generic => (None, None, None),
+        Profile::Shopify => (
+            by_name(&["refundedamount"]),
+            by_name(&["cancelledat"]),
+            by_name(&["paymentmethod"]),
+        ),
+        Profile::WooCommerce => (
+            by_name(&["refundedtotal", "orderrefunds", "refundtotal"]),
+            None,
+            by_name(&["paymentmethod"]),
+        ),
+    };
     let get = |f: OrderField| {
         resolved
             .iter()
@@ -138,7 +373,11 @@ where
             .map(|(_, c)| c.clone())
     };
     let email = get(OrderField::Email);
-    let mut customer = get(OrderField::CustomerId);
+    let mut customer = match profile {
+        // Platform exports identify customers by their email.
+        Profile::Generic => get(OrderField::CustomerId),
+        Profile::Shopify | Profile::WooCommerce => None,
+    };
     let mut customer_from_email = false;
     if customer.is_none() && email.is_some() {
         customer = email.clone();
@@ -171,10 +410,7 @@ where
             found: headers.join(", "),
         });
     };
-    let body_start = memchr::memchr(b'\n', all.as_bytes()).map_or(all.len(), |i| i + 1);
-    let body = &all[body_start..];
-    text::check_truncation(file, body, delimiter, headers.len(), 2)?;
-
+    let body = sample_body;
     let (date_format, date_format_ambiguous) = match &opts.date_format {
         Some(p) => (DateFormat::new(p), false),
         None => {
@@ -198,13 +434,27 @@ where
             (detected.format, detected.ambiguous)
         }
     };
-    let columns = resolved
+    let columns: Vec<(String, String)> = resolved
         .iter()
         .map(|(f, c)| (f.key().to_string(), c.header.clone()))
         .chain(customer_from_email.then(|| ("customer_id".to_string(), "(email)".to_string())))
         .collect();
+    let mut columns: Vec<(String, String)> = columns;
+    for (key, c) in [
+        ("refunded", &refunded),
+        ("cancelled_at", &cancelled_at),
+        ("payment_method", &payment),
+    ] {
+        if let Some(c) = c {
+            columns.push((key.to_string(), c.header.clone()));
+        }
+    }
     Ok(Layout {
         delimiter,
+        profile,
+        refunded,
+        cancelled_at,
+        payment,
         customer,
         customer_from_email,
         date,
@@ -219,8 +469,6 @@ where
         date_format,
         date_format_ambiguous,
         decimal_comma: opts.decimal_comma,
-        body,
-        first_body_line: 2,
         columns,
     })
 }
@@ -281,9 +529,52 @@ fn opt<'a>(fields: &[&'a str], c: &Option<Column>) -> Option<&'a str> {
         .filter(|s| !s.is_empty())
 }
 
-impl Layout<'_> {
+impl Layout {
     fn parse<'a>(&'a self, fields: &[&'a str]) -> Parsed<'a> {
         let field = |c: &Column| fields.get(c.index).copied().unwrap_or("");
+        match self.profile {
+            Profile::Generic => {}
+            Profile::Shopify => {
+                // Order fields are on an order's first row only: the rest are its line items.
+                if self.amount.as_ref().is_some_and(|c| field(c).is_empty()) {
+                    return Parsed::LineItem;
+                }
+                if self
+                    .cancelled_at
+                    .as_ref()
+                    .is_some_and(|c| !field(c).is_empty())
+                {
+                    return Parsed::Skipped("cancelled");
+                }
+                let status = self.status.as_ref().map_or("", |c| field(c));
+                if status.eq_ignore_ascii_case("voided") {
+                    return Parsed::Skipped("voided");
+                }
+                // Shopify's test gateway is called "Bogus Gateway".
+                if self
+                    .payment
+                    .as_ref()
+                    .is_some_and(|c| field(c).to_ascii_lowercase().contains("bogus"))
+                {
+                    return Parsed::Skipped("test order");
+                }
+            }
+            Profile::WooCommerce => {
+                let status = self
+                    .status
+                    .as_ref()
+                    .map_or("", |c| field(c))
+                    .to_ascii_lowercase();
+                let status = status.strip_prefix("wc-").unwrap_or(&status);
+                match status {
+                    "cancelled" => return Parsed::Skipped("cancelled"),
+                    "failed" | "pending" | "trash" | "draft" | "checkout-draft" => {
+                        return Parsed::Skipped("not paid")
+                    }
+                    _ => {}
+                }
+            }
+        }
         let Some(cust_col) = &self.customer else {
             return Parsed::NoCustomer;
         };
@@ -350,12 +641,47 @@ impl Layout<'_> {
             (None, None) => return Parsed::Reject(None, "no amount".into()),
         };
         let order_id = opt(fields, &self.order_id);
-        let cancelled = order_id.is_some_and(is_cancelled_id)
-            || opt(fields, &self.status).is_some_and(is_return_status);
+        let (cancelled, mode, refund) = match self.profile {
+            Profile::Generic => {
+                let cancelled = order_id.is_some_and(is_cancelled_id)
+                    || opt(fields, &self.status).is_some_and(is_return_status);
+                let mode = if order_id.is_some() {
+                    LineMode::Sum
+                } else {
+                    LineMode::Distinct
+                };
+                (cancelled, mode, None)
+            }
+            Profile::Shopify | Profile::WooCommerce => {
+                // Refunds reduce revenue by the refunded amount; a refunded order without the
+                // amount was refunded in full.
+                let refunded = match &self.refunded {
+                    Some(c) if !field(c).is_empty() => match number(c, "refunded amount") {
+                        Ok(v) => v.abs(),
+                        Err(e) => return Parsed::Reject(Some(c), e),
+                    },
+                    _ => 0.0,
+                };
+                let status = opt(fields, &self.status).unwrap_or("").to_ascii_lowercase();
+                let refunded = if refunded == 0.0 && status.trim_start_matches("wc-") == "refunded"
+                {
+                    amount.abs()
+                } else {
+                    refunded
+                };
+                (
+                    false,
+                    LineMode::Replace,
+                    (refunded > 0.0).then_some(refunded),
+                )
+            }
+        };
         if (cancelled || quantity.is_some_and(|q| q < 0.0)) && amount > 0.0 {
             amount = -amount;
         }
         Parsed::Row(Row {
+            mode,
+            refund,
             customer,
             order_id,
             at,
@@ -366,6 +692,106 @@ impl Layout<'_> {
             product: opt(fields, &self.product),
             currency: opt(fields, &self.currency),
         })
+    }
+
+    /// Number of fields of the header line.
+    pub(crate) fn header_fields(&self, header_line: &str) -> usize {
+        text::split_header(header_line, self.delimiter).len()
+    }
+
+    /// What the user should know about how the file was read.
+    pub(crate) fn notes(&self, legacy_encoding: bool) -> Vec<String> {
+        let mut notes = Vec::new();
+        if legacy_encoding {
+            notes.push("the file is not UTF-8; it was read as Windows-1252".into());
+        }
+        if self.profile != Profile::Generic {
+            notes.push(format!(
+                "read as a {} orders export (use --profile generic to read it column by column)",
+                self.profile.as_str()
+            ));
+        } else if self.customer_from_email {
+            notes.push("no customer id column: customers are identified by their email".into());
+        }
+        if self.date_format_ambiguous {
+            notes.push(format!(
+                "dates like 01/02 could be day-first or month-first; read as {} (use --date-format to choose)",
+                self.date_format.pattern()
+            ));
+        }
+        notes
+    }
+
+    /// Turns one record into what the import stores.
+    pub(crate) fn item(&self, line: u64, fields: &[&str]) -> Item {
+        match self.parse(fields) {
+            Parsed::Row(r) => {
+                let Some(amount) = to_minor(r.amount) else {
+                    return Item::Skip(
+                        self.reject(
+                            line,
+                            fields,
+                            self.amount.as_ref(),
+                            "amount out of range".into(),
+                        ),
+                        false,
+                    );
+                };
+                let order_ref = match r.order_id {
+                    Some(id) => id.to_string(),
+                    None => content_order_ref(r.at, r.amount),
+                };
+                let day = day_of(r.at.date());
+                let refund = r.refund.and_then(to_minor).map(|refund| {
+                    let refund_ref = format!("{order_ref}#refund");
+                    OrderLine {
+                        customer: r.customer.to_string(),
+                        order_key: order_key(&refund_ref),
+                        order_ref: refund_ref,
+                        at: r.at,
+                        day,
+                        amount: -refund,
+                        items: 0,
+                        cancelled: true,
+                        email: r.email.map(str::to_string),
+                        currency: r.currency.map(str::to_string),
+                        product: None,
+                        mode: LineMode::Replace,
+                    }
+                });
+                let order = OrderLine {
+                    customer: r.customer.into_owned(),
+                    order_key: order_key(&order_ref),
+                    order_ref,
+                    at: r.at,
+                    day,
+                    amount,
+                    items: r
+                        .quantity
+                        .map_or(1, |q| q.abs().round().min(f64::from(u32::MAX)) as u32),
+                    cancelled: r.cancelled,
+                    email: r.email.map(str::to_string),
+                    currency: r.currency.map(str::to_string),
+                    product: r.product.map(str::to_string),
+                    mode: r.mode,
+                };
+                Item::Lines([Some(order), refund])
+            }
+            Parsed::NoCustomer => Item::Skip(
+                self.reject(
+                    line,
+                    fields,
+                    self.customer.as_ref(),
+                    "no customer id: the row cannot be attributed".into(),
+                ),
+                true,
+            ),
+            Parsed::Reject(col, reason) => {
+                Item::Skip(self.reject(line, fields, col, reason), false)
+            }
+            Parsed::LineItem => Item::LineItem,
+            Parsed::Skipped(why) => Item::Skipped(why),
+        }
     }
 
     fn reject(
@@ -384,98 +810,39 @@ impl Layout<'_> {
     }
 }
 
-/// An order being assembled from its line items.
-struct Pending {
-    order: Order,
-    cancelled: bool,
-}
-
-/// Reads an orders file that has been loaded into memory.
+/// Reads an orders file that has been loaded into memory: the reference the streaming import
+/// ([`super::stream`]) is tested against, and the reader for small files.
 pub fn parse_orders(
     file: &Path,
     bytes: &[u8],
     opts: &ImportOptions,
 ) -> Result<OrdersImport, ImportError> {
     let text = text::decode(file, bytes)?;
-    let lay = layout(file, &text, opts)?;
+    let all: &str = &text.text;
+    let header_line = text::first_line(all);
+    let body_start = memchr::memchr(b'\n', all.as_bytes()).map_or(all.len(), |i| i + 1);
+    let body = &all[body_start..];
+    let lay = layout(file, header_line, body, opts)?;
+    text::check_truncation(file, body, lay.delimiter, lay.header_fields(header_line), 2)?;
 
-    enum Item {
-        Row {
-            customer: String,
-            order_id: Option<String>,
-            at: NaiveDateTime,
-            amount: f64,
-            items: u32,
-            cancelled: bool,
-            email: Option<String>,
-            product: Option<String>,
-            currency: Option<String>,
-        },
-        Skip(Reject, bool),
-    }
-    let chunks = text::for_each_chunk(
-        lay.body,
-        lay.delimiter,
-        lay.first_body_line,
-        Vec::new,
-        |v: &mut Vec<Item>, line, fields| {
-            v.push(match lay.parse(fields) {
-                Parsed::Row(r) => Item::Row {
-                    customer: r.customer.into_owned(),
-                    order_id: r.order_id.map(str::to_string),
-                    at: r.at,
-                    amount: r.amount,
-                    items: r
-                        .quantity
-                        .map_or(1, |q| q.abs().round().min(f64::from(u32::MAX)) as u32),
-                    cancelled: r.cancelled,
-                    email: r.email.map(str::to_string),
-                    product: r.product.map(str::to_string),
-                    currency: r.currency.map(str::to_string),
-                },
-                Parsed::NoCustomer => Item::Skip(
-                    lay.reject(
-                        line,
-                        fields,
-                        lay.customer.as_ref(),
-                        "no customer id: the row cannot be attributed".into(),
-                    ),
-                    true,
-                ),
-                Parsed::Reject(col, reason) => {
-                    Item::Skip(lay.reject(line, fields, col, reason), false)
-                }
-            })
-        },
-    );
-
+    let chunks = text::for_each_chunk(body, lay.delimiter, 2, Vec::new, |v, line, fields| {
+        v.push(lay.item(line, fields))
+    });
     let mut out = OrdersImport {
         delimiter: char::from(lay.delimiter),
         date_format: lay.date_format.pattern().to_string(),
         date_format_ambiguous: lay.date_format_ambiguous,
         columns: lay.columns.clone(),
+        notes: lay.notes(text.legacy_encoding),
+        profile: lay.profile,
         ..Default::default()
     };
-    if text.legacy_encoding {
-        out.notes
-            .push("the file is not UTF-8; it was read as Windows-1252".into());
-    }
-    if lay.customer_from_email {
-        out.notes
-            .push("no customer id column: customers are identified by their email".into());
-    }
-    if lay.date_format_ambiguous {
-        out.notes.push(format!(
-            "dates like 01/02 could be day-first or month-first; read as {} (use --date-format to choose)",
-            lay.date_format.pattern()
-        ));
-    }
-    let mut index: HashMap<(String, String), usize> = HashMap::default();
-    let mut occurrences: HashMap<(String, String), u32> = HashMap::default();
-    let mut pending: Vec<Pending> = Vec::new();
+    // (customer, key) → index of the order in `orders`, with the import's cancelled flag.
+    let mut index: HashMap<(String, i64), usize> = HashMap::default();
+    let mut orders: Vec<(Order, Minor, bool)> = Vec::new();
     for item in chunks.into_iter().flatten() {
         out.rows_read += 1;
-        match item {
+        let line = match item {
             Item::Skip(reject, no_customer) => {
                 if no_customer {
                     out.rows_without_customer += 1;
@@ -489,82 +856,61 @@ pub fn parse_orders(
                     out.rows_rejected += 1;
                 }
                 out.rejects.push(reject);
+                continue;
             }
-            Item::Row {
-                customer,
-                order_id,
-                at,
-                amount,
-                items,
-                cancelled,
-                email,
-                product,
-                currency,
-            } => {
-                out.rows_imported += 1;
-                let order_id = match order_id {
-                    Some(id) => id,
-                    None => {
-                        // No order id: each row is an order, named by its content and occurrence
-                        // so that importing the same file again finds the same orders.
-                        let base = format!("{}/{}", at.format("%Y%m%dT%H%M%S"), amount);
-                        let n = occurrences
-                            .entry((customer.clone(), base.clone()))
-                            .and_modify(|n| *n += 1)
-                            .or_insert(0);
-                        if *n == 0 {
-                            base
-                        } else {
-                            format!("{base}/{n}")
-                        }
+            Item::LineItem => {
+                out.line_items += 1;
+                continue;
+            }
+            Item::Skipped(why) => {
+                out.note_skipped(why);
+                continue;
+            }
+            Item::Lines(lines) => lines,
+        };
+        out.rows_imported += 1;
+        for l in line.into_iter().flatten() {
+            let mut key = l.order_key;
+            loop {
+                match index.get(&(l.customer.clone(), key)) {
+                    Some(_) if l.mode == LineMode::Distinct => {
+                        key += 1;
+                        continue;
                     }
-                };
-                let key = (customer, order_id);
-                match index.get(&key) {
                     Some(&i) => {
-                        let p = &mut pending[i];
-                        p.order.amount += amount;
-                        p.order.items = p.order.items.saturating_add(items);
-                        if at < p.order.ordered_at {
-                            p.order.ordered_at = at;
-                        }
-                        p.cancelled |= cancelled;
-                        if p.order.email.is_none() {
-                            p.order.email = email;
-                        }
-                        if p.order.currency.is_none() {
-                            p.order.currency = currency;
+                        let (o, minor, cancelled) = &mut orders[i];
+                        if l.mode == LineMode::Sum {
+                            *minor += l.amount;
+                            o.items = o.items.saturating_add(l.items);
+                            o.ordered_at = o.ordered_at.min(l.at);
+                            *cancelled |= l.cancelled;
+                            if o.email.is_none() {
+                                o.email = l.email.clone();
+                            }
+                            if o.currency.is_none() {
+                                o.currency = l.currency.clone();
+                            }
+                        } else {
+                            *o = l.to_order(key);
+                            *minor = l.amount;
+                            *cancelled = l.cancelled;
                         }
                     }
                     None => {
-                        index.insert(key.clone(), pending.len());
-                        pending.push(Pending {
-                            order: Order {
-                                order_id: key.1,
-                                customer_id: key.0,
-                                ordered_at: at,
-                                amount,
-                                items,
-                                is_return: false,
-                                currency,
-                                email,
-                                product,
-                            },
-                            cancelled,
-                        });
+                        index.insert((l.customer.clone(), key), orders.len());
+                        orders.push((l.to_order(key), l.amount, l.cancelled));
                     }
                 }
+                break;
             }
         }
     }
-    out.orders = pending
+    out.orders = orders
         .into_iter()
-        .map(|mut p| {
-            if p.cancelled && p.order.amount > 0.0 {
-                p.order.amount = -p.order.amount;
-            }
-            p.order.is_return = p.cancelled || p.order.amount < 0.0;
-            p.order
+        .map(|(mut o, minor, cancelled)| {
+            o.amount = from_minor(minor);
+            o.is_return = is_return(minor, cancelled);
+            o
         })
         .collect();
     out.returns = out.orders.iter().filter(|o| o.is_return).count() as u64;
@@ -582,7 +928,12 @@ pub fn scan_features(
 ) -> Result<(Vec<CustomerFeatures>, ScanStats), ImportError> {
     use rayon::prelude::*;
     let text = text::decode(file, bytes)?;
-    let lay = layout(file, &text, opts)?;
+    let all: &str = &text.text;
+    let header_line = text::first_line(all);
+    let body_start = memchr::memchr(b'\n', all.as_bytes()).map_or(all.len(), |i| i + 1);
+    let body = &all[body_start..];
+    let lay = layout(file, header_line, body, opts)?;
+    text::check_truncation(file, body, lay.delimiter, lay.header_fields(header_line), 2)?;
     /// A line item: (customer index within its chunk, day, order key, amount, cancelled).
     type Line = (u32, Day, u64, f64, bool);
     #[derive(Default)]
@@ -596,9 +947,9 @@ pub fn scan_features(
     }
     let has_order_id = lay.order_id.is_some();
     let chunks = text::for_each_chunk(
-        lay.body,
+        body,
         lay.delimiter,
-        lay.first_body_line,
+        2,
         || Acc {
             max_day: Day::MIN,
             ..Default::default()
@@ -629,6 +980,7 @@ pub fn scan_features(
                 }
                 Parsed::NoCustomer => acc.without_customer += 1,
                 Parsed::Reject(..) => acc.rejected += 1,
+                Parsed::LineItem | Parsed::Skipped(_) => {}
             }
         },
     );

@@ -57,18 +57,32 @@ pub fn decode<'a>(file: &Path, bytes: &'a [u8]) -> Result<Text<'a>, ImportError>
             legacy_encoding: false,
         }),
         Err(_) => Ok(Text {
-            text: Cow::Owned(
-                bytes
-                    .iter()
-                    .map(|&b| match b {
-                        0x80..=0x9F => CP1252[usize::from(b - 0x80)],
-                        _ => char::from(b),
-                    })
-                    .collect(),
-            ),
+            text: Cow::Owned(cp1252(bytes)),
             legacy_encoding: true,
         }),
     }
+}
+
+/// Decodes one block of a streamed file: UTF-8 when it is (and no earlier block was not),
+/// Windows-1252 otherwise. Returns the text and whether it was read as Windows-1252.
+pub fn decode_block(bytes: Vec<u8>, legacy: bool) -> (String, bool) {
+    if !legacy {
+        match String::from_utf8(bytes) {
+            Ok(s) => return (s, false),
+            Err(e) => return (cp1252(e.as_bytes()), true),
+        }
+    }
+    (cp1252(&bytes), true)
+}
+
+fn cp1252(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|&b| match b {
+            0x80..=0x9F => CP1252[usize::from(b - 0x80)],
+            _ => char::from(b),
+        })
+        .collect()
 }
 
 /// Picks the delimiter that splits the header line into the most fields (outside quotes).

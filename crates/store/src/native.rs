@@ -1,0 +1,56 @@
+//! The native SQLite connection (rusqlite) for the embedded store's bulk paths: the streaming
+//! import and the per-customer scans, where sqlx's per-row cost would dominate. It opens the same
+//! file as the pool, with the same pragmas; writes take SQLite's write lock like any other writer.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::{Result, StoreError};
+
+pub(crate) fn err(e: rusqlite::Error) -> StoreError {
+    StoreError::Native(e.to_string())
+}
+
+fn pragmas(conn: &Connection, cache_mib: i64) -> Result<()> {
+    conn.execute_batch(&format!(
+        "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY; \
+         PRAGMA cache_size = -{};",
+        cache_mib * 1024
+    ))
+    .map_err(err)
+}
+
+/// A read-only connection.
+pub(crate) fn open_read(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    pragmas(&conn, 64)?;
+    Ok(conn)
+}
+
+/// A read-write connection with a large page cache for bulk writes.
+pub(crate) fn open_write(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    pragmas(&conn, 256)?;
+    Ok(conn)
+}
+
+/// Every customer's (key, id), by key.
+pub(crate) fn customer_ids(conn: &Connection) -> Result<Vec<(i64, String)>> {
+    let mut stmt = conn
+        .prepare("SELECT key, id FROM customers ORDER BY key")
+        .map_err(err)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(err)?;
+    rows.collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(err)
+}

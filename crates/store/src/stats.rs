@@ -1,0 +1,284 @@
+//! Per-customer aggregates (`customer_stats`) and per-customer order streams: what segmentation,
+//! the CLV models, planning and the dashboard read instead of the orders table.
+//!
+//! `customer_stats` holds every customer's orders folded by [`CustomerAggregate::fold`] (no
+//! cutoff); imports recompute the rows of the customers they touch, in their own transaction.
+//! An analysis as of an earlier date streams the orders customer by customer
+//! ([`Store::for_each_customer_orders`]) in key order: memory is one customer's orders at a time.
+//! On SQLite both read through a native connection (sqlx's per-row cost dominates at 10⁷ rows).
+
+use futures_util::TryStreamExt;
+use retain_core::{CustomerAggregate, Day, OrderFact};
+use sqlx::Row;
+
+use crate::{Backend, Result, Store, StoreError};
+
+/// One customer's aggregate with their keys.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerStats {
+    pub key: i64,
+    pub id: String,
+    pub agg: CustomerAggregate,
+}
+
+pub(crate) const STATS_COLS: &str = "ckey, first_day, last_day, purchase_days, purchases, returns, purchase_total, returns_total, first_day_total, last_order_day";
+
+impl Store {
+    /// Every customer with a purchase, with their aggregate, by key.
+    pub async fn customer_stats(&self) -> Result<Vec<CustomerStats>> {
+        let sql = format!(
+            "SELECT c.id, s.{} FROM customer_stats s JOIN customers c ON c.key = s.ckey ORDER BY s.ckey",
+            STATS_COLS.replace(", ", ", s.")
+        );
+        match self.sqlite_path() {
+            Some(path) => {
+                let path = path.to_path_buf();
+                tokio::task::spawn_blocking(move || -> Result<Vec<CustomerStats>> {
+                    let conn = crate::native::open_read(&path)?;
+                    let mut stmt = conn.prepare(&sql).map_err(crate::native::err)?;
+                    let rows = stmt
+                        .query_map([], |r| {
+                            Ok(CustomerStats {
+                                id: r.get(0)?,
+                                key: r.get(1)?,
+                                agg: agg_native(r, 2)?,
+                            })
+                        })
+                        .map_err(crate::native::err)?;
+                    rows.collect::<std::result::Result<Vec<_>, _>>()
+                        .map_err(crate::native::err)
+                })
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
+            }
+            None => {
+                let mut out = Vec::new();
+                let mut rows = sqlx::query(&sql).fetch(self.pool());
+                while let Some(r) = rows.try_next().await? {
+                    out.push(CustomerStats {
+                        id: r.try_get(0)?,
+                        key: r.try_get(1)?,
+                        agg: agg_any(&r, 2)?,
+                    });
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// The last day with any order of a customer with a purchase (`None` without orders).
+    pub async fn last_order_day(&self) -> Result<Option<Day>> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(last_order_day) FROM customer_stats")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(v.map(|d| d as Day))
+    }
+
+    /// Calls `f` with each customer's id and orders (as facts, in key order of the customers),
+    /// one customer at a time. Customers without orders are not visited.
+    pub async fn for_each_customer_orders<F>(&self, mut f: F) -> Result<()>
+    where
+        F: FnMut(i64, &str, &[OrderFact]) + Send + 'static,
+    {
+        const SQL: &str = "SELECT ckey, day, amount, cancelled FROM orders ORDER BY ckey, okey";
+        match self.sqlite_path() {
+            Some(path) => {
+                let path = path.to_path_buf();
+                tokio::task::spawn_blocking(move || -> Result<()> {
+                    let conn = crate::native::open_read(&path)?;
+                    let ids = crate::native::customer_ids(&conn)?;
+                    let mut stmt = conn.prepare(SQL).map_err(crate::native::err)?;
+                    let mut rows = stmt.query([]).map_err(crate::native::err)?;
+                    let mut group = Group::default();
+                    while let Some(r) = rows.next().map_err(crate::native::err)? {
+                        let key: i64 = r.get(0).map_err(crate::native::err)?;
+                        let fact = OrderFact {
+                            day: r.get::<_, i64>(1).map_err(crate::native::err)? as Day,
+                            amount: r.get(2).map_err(crate::native::err)?,
+                            cancelled: r.get::<_, i64>(3).map_err(crate::native::err)? != 0,
+                        };
+                        group.push(key, fact, &ids, &mut f);
+                    }
+                    group.flush(&ids, &mut f);
+                    Ok(())
+                })
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
+            }
+            None => {
+                let ids = self.customer_ids().await?;
+                let mut group = Group::default();
+                let mut rows = sqlx::query(SQL).fetch(self.pool());
+                while let Some(r) = rows.try_next().await? {
+                    let key: i64 = r.try_get(0)?;
+                    let fact = OrderFact {
+                        day: r.try_get::<i64, _>(1)? as Day,
+                        amount: r.try_get(2)?,
+                        cancelled: r.try_get::<i64, _>(3)? != 0,
+                    };
+                    group.push(key, fact, &ids, &mut f);
+                }
+                group.flush(&ids, &mut f);
+                Ok(())
+            }
+        }
+    }
+
+    /// Every customer's (key, id), by key.
+    pub(crate) async fn customer_ids(&self) -> Result<Vec<(i64, String)>> {
+        let mut out = Vec::new();
+        let mut rows = sqlx::query("SELECT key, id FROM customers ORDER BY key").fetch(self.pool());
+        while let Some(r) = rows.try_next().await? {
+            out.push((r.try_get(0)?, r.try_get(1)?));
+        }
+        Ok(out)
+    }
+}
+
+/// Collects consecutive orders of one customer.
+#[derive(Default)]
+struct Group {
+    key: Option<i64>,
+    facts: Vec<OrderFact>,
+}
+
+impl Group {
+    fn push<F: FnMut(i64, &str, &[OrderFact])>(
+        &mut self,
+        key: i64,
+        fact: OrderFact,
+        ids: &[(i64, String)],
+        f: &mut F,
+    ) {
+        if self.key != Some(key) {
+            self.flush(ids, f);
+            self.key = Some(key);
+        }
+        self.facts.push(fact);
+    }
+
+    fn flush<F: FnMut(i64, &str, &[OrderFact])>(&mut self, ids: &[(i64, String)], f: &mut F) {
+        if let Some(key) = self.key.take() {
+            let id = ids
+                .binary_search_by_key(&key, |(k, _)| *k)
+                .map_or("", |i| ids[i].1.as_str());
+            f(key, id, &self.facts);
+        }
+        self.facts.clear();
+    }
+}
+
+fn agg_native(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<CustomerAggregate> {
+    Ok(CustomerAggregate {
+        first_day: r.get::<_, i64>(at + 1)? as Day,
+        last_day: r.get::<_, i64>(at + 2)? as Day,
+        purchase_days: r.get::<_, i64>(at + 3)? as u32,
+        purchases: r.get::<_, i64>(at + 4)? as u32,
+        returns: r.get::<_, i64>(at + 5)? as u32,
+        purchase_total: r.get(at + 6)?,
+        returns_total: r.get(at + 7)?,
+        first_day_total: r.get(at + 8)?,
+        last_order_day: r.get::<_, i64>(at + 9)? as Day,
+    })
+}
+
+fn agg_any(r: &sqlx::any::AnyRow, at: usize) -> Result<CustomerAggregate> {
+    let g = |i: usize| -> Result<i64> { Ok(r.try_get::<i64, _>(at + i)?) };
+    Ok(CustomerAggregate {
+        first_day: g(1)? as Day,
+        last_day: g(2)? as Day,
+        purchase_days: g(3)? as u32,
+        purchases: g(4)? as u32,
+        returns: g(5)? as u32,
+        purchase_total: g(6)?,
+        returns_total: g(7)?,
+        first_day_total: g(8)?,
+        last_order_day: g(9)? as Day,
+    })
+}
+
+/// The values of a stats row in [`STATS_COLS`] order.
+pub(crate) fn stats_values(key: i64, a: &CustomerAggregate) -> [i64; 10] {
+    [
+        key,
+        i64::from(a.first_day),
+        i64::from(a.last_day),
+        i64::from(a.purchase_days),
+        i64::from(a.purchases),
+        i64::from(a.returns),
+        a.purchase_total,
+        a.returns_total,
+        a.first_day_total,
+        i64::from(a.last_order_day),
+    ]
+}
+
+/// Recomputes every customer's aggregate through an sqlx connection (the migration, and
+/// PostgreSQL imports): orders are read customer by customer.
+pub(crate) async fn recompute_all(store: &Store, conn: &mut sqlx::AnyConnection) -> Result<()> {
+    sqlx::query("DELETE FROM customer_stats")
+        .execute(&mut *conn)
+        .await?;
+    let mut batch: Vec<[i64; 10]> = Vec::new();
+    {
+        let mut rows =
+            sqlx::query("SELECT ckey, day, amount, cancelled FROM orders ORDER BY ckey, okey")
+                .fetch(&mut *conn);
+        let mut cur: Option<i64> = None;
+        let mut facts: Vec<OrderFact> = Vec::new();
+        let finish = |key: Option<i64>, facts: &mut Vec<OrderFact>, batch: &mut Vec<[i64; 10]>| {
+            if let Some(k) = key {
+                if let Some(a) = CustomerAggregate::fold(facts, None) {
+                    batch.push(stats_values(k, &a));
+                }
+            }
+            facts.clear();
+        };
+        while let Some(r) = rows.try_next().await? {
+            let key: i64 = r.try_get(0)?;
+            if cur != Some(key) {
+                finish(cur, &mut facts, &mut batch);
+                cur = Some(key);
+            }
+            facts.push(OrderFact {
+                day: r.try_get::<i64, _>(1)? as Day,
+                amount: r.try_get(2)?,
+                cancelled: r.try_get::<i64, _>(3)? != 0,
+            });
+        }
+        finish(cur, &mut facts, &mut batch);
+    }
+    insert_stats(store, conn, &batch).await
+}
+
+/// Inserts stats rows through an sqlx connection.
+pub(crate) async fn insert_stats(
+    store: &Store,
+    conn: &mut sqlx::AnyConnection,
+    rows: &[[i64; 10]],
+) -> Result<()> {
+    for chunk in rows.chunks(3000) {
+        let sql = format!(
+            "INSERT INTO customer_stats ({STATS_COLS}) VALUES {}",
+            store.bulk_values(chunk.len(), 10)
+        );
+        let mut q = sqlx::query(&sql);
+        for row in chunk {
+            for v in row {
+                q = q.bind(*v);
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// The SQLite file of this store, when it is SQLite.
+    pub(crate) fn sqlite_path(&self) -> Option<&std::path::Path> {
+        match self.backend {
+            Backend::Sqlite => self.sqlite_file.as_deref(),
+            Backend::Postgres => None,
+        }
+    }
+}
