@@ -91,16 +91,13 @@ pub async fn run(args: Args) -> Result<()> {
     print!("{}", stats::render(&st));
 
     step(5, "Predicted customer value (BG/NBD + Gamma-Gamma)");
-    let orders = ctx.store.orders().await?;
-    if let Some(as_of) = retain_core::features::default_as_of(&orders) {
-        let hist = retain_core::features::histories(&orders, Some(as_of));
+    if let Some((as_of, hist)) = super::predict::load_histories(&ctx, None).await? {
         let options = retain_clv::PredictOptions::default();
         match super::predict::fit_and_store(&ctx, &hist, as_of, &options).await {
             Ok((run, _)) => print!("{}", super::predict::render(&run, as_of)),
             Err(e) => println!("  skipped: {e:#}"),
         }
     }
-    drop(orders);
 
     step(
         6,

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use clap::{Args as ClapArgs, Subcommand};
-use retain_core::features::{customer_features, default_as_of};
 use retain_core::{Customer, Prediction};
 use retain_planner::expr::Vocabulary;
 use retain_planner::{
@@ -147,26 +146,12 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", goals_path.display())),
     };
 
-    let orders = ctx.store.orders().await?;
-    let Some(as_of) = a.as_of.or_else(|| default_as_of(&orders)) else {
+    let Some((as_of, features)) = ctx.store.customer_features(a.as_of).await? else {
         return Err(fail(
             exit::PRECONDITION,
             "no orders yet: import some with `retain import orders FILE`",
         ));
     };
-    let features = customer_features(&orders, as_of);
-    // Buyers without a customer record: their address from their latest order that has one.
-    let mut order_email: HashMap<&str, (chrono::NaiveDateTime, &str)> = HashMap::new();
-    for o in &orders {
-        if let Some(e) = o.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
-            let slot = order_email
-                .entry(o.customer_id.as_str())
-                .or_insert((o.ordered_at, e));
-            if o.ordered_at >= slot.0 {
-                *slot = (o.ordered_at, e);
-            }
-        }
-    }
     let segments = load_segments(ctx).await?;
     if segments.is_empty() {
         return Err(fail(
@@ -200,30 +185,12 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
     let goals = parse_goals(&goals_text, &goals_path.display().to_string(), &vocab)
         .map_err(|e| fail(exit::BAD_INPUT, e.to_string()))?;
 
-    // Buyers with a segment are the candidates; a buyer without a customer record has no address.
+    // Buyers with a segment are the candidates (every buyer has a customer record: imports make
+    // one, with the first address their orders carry).
     let by_id: HashMap<&str, &Customer> = stored_customers
         .iter()
         .map(|c| (c.id.as_str(), c))
         .collect();
-    let placeholders: Vec<Customer> = features
-        .iter()
-        .filter(|f| !by_id.contains_key(f.customer_id.as_str()))
-        .map(|f| {
-            let email = order_email
-                .get(f.customer_id.as_str())
-                .map(|(_, e)| e.to_string());
-            Customer {
-                id: f.customer_id.clone(),
-                email_valid: email.as_deref().is_some_and(plausible_email),
-                email,
-                ..Customer::default()
-            }
-        })
-        .collect();
-    drop(order_email);
-    drop(orders);
-    let placeholder_by_id: HashMap<&str, &Customer> =
-        placeholders.iter().map(|c| (c.id.as_str(), c)).collect();
     let mut candidates = Vec::with_capacity(features.len());
     let mut unsegmented = 0usize;
     for f in &features {
@@ -232,7 +199,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
             unsegmented += 1;
             continue;
         };
-        let customer = by_id.get(id).or_else(|| placeholder_by_id.get(id)).copied();
+        let customer = by_id.get(id).copied();
         let Some(customer) = customer else { continue };
         let suppression = customer
             .email
@@ -369,19 +336,6 @@ async fn observed_uplift(ctx: &Context) -> Result<std::collections::BTreeMap<Str
         .collect())
 }
 
-/// A cheap syntactic check for addresses that come from orders (the mailer checks again).
-fn plausible_email(e: &str) -> bool {
-    match e.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !e.contains(char::is_whitespace)
-        }
-        None => false,
-    }
-}
 
 fn random_seed() -> u64 {
     // No RNG dependency in the binary: the clock's nanoseconds mixed with the process id.

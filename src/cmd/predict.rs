@@ -13,7 +13,7 @@ use retain_clv::{
     calibration_holdout, predict, summarize, ClvError, HoldoutValidation, Period, PredictOptions,
     PredictionRun,
 };
-use retain_core::features::{default_as_of, histories, CustomerHistory};
+use retain_core::features::CustomerHistory;
 use retain_store::{NewPredictionRun, StoredPrediction};
 use serde_json::json;
 
@@ -98,16 +98,16 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             "--discount must be a number >= 0 (a monthly rate, e.g. 0.01)",
         ));
     }
-    let orders = ctx.store.orders().await?;
-    let Some(as_of) = args.as_of.or_else(|| default_as_of(&orders)) else {
+    let show = std::io::stderr().is_terminal();
+    let sp = spinner("loading", show);
+    let loaded = load_histories(ctx, args.as_of).await?;
+    sp.finish_and_clear();
+    let Some((as_of, hist)) = loaded else {
         return Err(fail(
             exit::PRECONDITION,
             "no orders yet: import some with `retain import orders FILE`",
         ));
     };
-    let show = std::io::stderr().is_terminal();
-    let hist = histories(&orders, Some(as_of));
-    drop(orders);
 
     if let Some(calibration_end) = args.calibration_end {
         if calibration_end >= as_of {
@@ -144,6 +144,19 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Every customer's purchase history before `as_of` (default: the day after the last order);
+/// `None` without orders. Also the demo's.
+pub async fn load_histories(
+    ctx: &Context,
+    as_of: Option<NaiveDate>,
+) -> Result<Option<(NaiveDate, Vec<CustomerHistory>)>> {
+    let Some(last) = ctx.store.last_order_day().await? else {
+        return Ok(None);
+    };
+    let as_of = as_of.unwrap_or_else(|| retain_core::date_of(last + 1));
+    Ok(Some((as_of, ctx.store.customer_histories(Some(as_of)).await?)))
 }
 
 /// Fits both models on `hist` as of `as_of` and stores the run and its predictions (replacing

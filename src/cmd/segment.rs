@@ -14,7 +14,6 @@ use retain_clustering::{
     migration, segment_with_progress, ClusteringError, Feature, KChoice, Method, MigrationMatrix,
     Progress, SegmentInput, SegmentParams, SegmentationRun,
 };
-use retain_core::features::{customer_features, default_as_of};
 use retain_store::{NewSegmentRun, SegmentAssignmentRow, SegmentProfileRow, SegmentRunRecord};
 use serde_json::{json, Value};
 
@@ -201,16 +200,13 @@ pub async fn fit_and_store(
     show: bool,
 ) -> Result<(i64, SegmentationRun)> {
     let sp = spinner("loading", show);
-    let orders = ctx.store.orders().await?;
-    let Some(as_of) = as_of.or_else(|| default_as_of(&orders)) else {
+    let Some((as_of, customers)) = ctx.store.customer_features(as_of).await? else {
         sp.finish_and_clear();
         return Err(fail(
             exit::PRECONDITION,
             "no orders yet: import some with `retain import orders FILE`",
         ));
     };
-    let customers = customer_features(&orders, as_of);
-    drop(orders);
     if customers.is_empty() {
         sp.finish_and_clear();
         return Err(fail(

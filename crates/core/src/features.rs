@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use chrono::NaiveDate;
 use rayon::prelude::*;
 
-use crate::model::{date_of, day_of, CustomerFeatures, Day, Order};
+use crate::model::{date_of, day_of, from_minor, CustomerFeatures, Day, Order, OrderFact};
 
 /// A customer's purchases folded by day: what both RFM and the CLV models need.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,6 +35,45 @@ impl CustomerHistory {
     pub fn net_revenue(&self) -> f64 {
         self.purchase_days.iter().map(|d| d.1).sum::<f64>() + self.returns_total
     }
+
+    /// A customer's history from their stored orders (any order), keeping those before `cutoff`
+    /// (all when `None`); `None` when no purchase is left.
+    pub fn from_facts(customer_id: &str, facts: &[OrderFact], cutoff: Option<Day>) -> Option<Self> {
+        let cut = cutoff.unwrap_or(Day::MAX);
+        let mut days: Vec<(Day, f64)> = Vec::new();
+        let mut purchases = 0u32;
+        let mut returns_total = 0.0;
+        for f in facts.iter().filter(|f| f.day < cut) {
+            if f.is_return() {
+                returns_total -= from_minor(f.amount.abs());
+            } else {
+                purchases += 1;
+                days.push((f.day, from_minor(f.amount)));
+            }
+        }
+        if days.is_empty() {
+            return None;
+        }
+        Some(Self {
+            customer_id: customer_id.to_string(),
+            purchase_days: fold_days(days),
+            purchases,
+            returns_total,
+        })
+    }
+}
+
+/// Sorts purchase (day, value)s and adds up the values of each day.
+fn fold_days(mut days: Vec<(Day, f64)>) -> Vec<(Day, f64)> {
+    days.sort_unstable_by_key(|d| d.0);
+    let mut folded: Vec<(Day, f64)> = Vec::with_capacity(days.len());
+    for (day, value) in days {
+        match folded.last_mut() {
+            Some(last) if last.0 == day => last.1 += value,
+            _ => folded.push((day, value)),
+        }
+    }
+    folded
 }
 
 /// The default as-of date: the day after the last order (purchase or return).
@@ -68,21 +107,11 @@ pub fn histories(orders: &[Order], as_of: Option<NaiveDate>) -> Vec<CustomerHist
     let mut out: Vec<CustomerHistory> = by_customer
         .into_par_iter()
         .filter(|(_, (days, _, _))| !days.is_empty())
-        .map(|(id, (mut days, purchases, returns_total))| {
-            days.sort_unstable_by_key(|d| d.0);
-            let mut folded: Vec<(Day, f64)> = Vec::with_capacity(days.len());
-            for (day, value) in days {
-                match folded.last_mut() {
-                    Some(last) if last.0 == day => last.1 += value,
-                    _ => folded.push((day, value)),
-                }
-            }
-            CustomerHistory {
+        .map(|(id, (days, purchases, returns_total))| CustomerHistory {
                 customer_id: id.to_string(),
-                purchase_days: folded,
-                purchases,
-                returns_total,
-            }
+                purchase_days: fold_days(days),
+            purchases,
+            returns_total,
         })
         .collect();
     out.par_sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));

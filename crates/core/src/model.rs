@@ -160,6 +160,38 @@ pub fn content_order_ref(at: NaiveDateTime, amount: f64) -> String {
     format!("{}/{}", at.format("%Y%m%dT%H%M%S"), amount)
 }
 
+/// [`order_key`] of [`content_order_ref`], without building the string: the import's hot path.
+pub fn content_order_key(at: NaiveDateTime, amount: f64) -> i64 {
+    use chrono::Timelike;
+    use std::io::Write;
+    let mut buf = [0u8; 64];
+    let mut w = &mut buf[..];
+    let d = at.date();
+    let ok = write!(
+        w,
+        "{:04}{:02}{:02}T{:02}{:02}{:02}/{}",
+        d.year(),
+        d.month(),
+        d.day(),
+        at.hour(),
+        at.minute(),
+        at.second(),
+        amount
+    )
+    .is_ok();
+    let left = w.len();
+    if !ok || d.year() < 0 || d.year() > 9999 {
+        return order_key(&content_order_ref(at, amount));
+    }
+    let used = buf.len() - left;
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in &buf[..used] {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    (h >> 2) as i64
+}
+
 /// The returns rule, the one place it is decided: an order is a return when its net amount is
 /// negative, or when it nets to zero and any of its lines was a cancellation. (A cancelled line
 /// always carries a negative amount, so an order mixing cancelled and kept lines is a purchase of

@@ -63,7 +63,7 @@ impl Store {
         P: Fn(u64) + Send + Sync + 'static,
         R: FnMut(&[Reject]) -> std::io::Result<()> + Send + 'static,
     {
-        let (tx, rx) = mpsc::sync_channel::<OrderFeed>(2);
+        let (tx, rx) = mpsc::sync_channel::<OrderFeed>(1);
         let file = path.to_path_buf();
         let o = opts.clone();
         let producer: Producer = std::thread::spawn(move || {
@@ -433,7 +433,7 @@ where
     .await?;
     sqlx::query(
         "CREATE TEMP TABLE import_stage (cid TEXT NOT NULL, email TEXT, email_valid BIGINT NOT NULL, \
-         okey BIGINT NOT NULL, mode BIGINT NOT NULL, seq BIGINT NOT NULL, order_ref TEXT NOT NULL, \
+         okey BIGINT NOT NULL, mode BIGINT NOT NULL, seq BIGINT NOT NULL, order_ref TEXT, \
          day BIGINT NOT NULL, at BIGINT NOT NULL, amount BIGINT NOT NULL, items BIGINT NOT NULL, \
          cancelled BIGINT NOT NULL, currency TEXT, product TEXT) ON COMMIT DROP",
     )
@@ -463,7 +463,7 @@ where
                 copy_field(&mut buf, l.email.as_deref());
                 let valid = l.email.as_deref().is_some_and(is_valid_email) as i64;
                 buf.push_str(&format!("\t{valid}\t{}\t{mode}\t{seq}\t", l.order_key));
-                copy_field(&mut buf, Some(&l.order_ref));
+                copy_field(&mut buf, l.order_ref.as_deref());
                 buf.push_str(&format!(
                     "\t{}\t{}\t{}\t{}\t{}\t",
                     l.day,

@@ -39,7 +39,7 @@ pub(crate) fn open_write(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(err)?;
-    pragmas(&conn, 256)?;
+    pragmas(&conn, 128)?;
     Ok(conn)
 }
 

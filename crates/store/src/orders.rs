@@ -25,7 +25,7 @@ impl Store {
     /// analyses read [`Store::customer_stats`] or [`Store::for_each_customer_orders`].
     pub async fn orders(&self) -> Result<Vec<Order>> {
         let rows = sqlx::query(
-            "SELECT c.id, o.order_ref, o.at, o.amount, o.items, o.cancelled, o.currency, c.email, o.product \
+            "SELECT c.id, COALESCE(o.order_ref, CAST(o.okey AS TEXT)), o.at, o.amount, o.items, o.cancelled, o.currency, c.email, o.product \
              FROM orders o JOIN customers c ON c.key = o.ckey ORDER BY o.at, o.ckey, o.okey",
         )
         .fetch_all(self.pool())

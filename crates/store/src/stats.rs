@@ -282,3 +282,56 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// Every customer's recency, frequency, monetary and tenure as of `as_of` (default: the day
+    /// after the last order), sorted by customer id; `None` without orders. At the default date
+    /// the stored aggregates answer; an earlier date streams the orders customer by customer.
+    pub async fn customer_features(
+        &self,
+        as_of: Option<chrono::NaiveDate>,
+    ) -> Result<Option<(chrono::NaiveDate, Vec<retain_core::CustomerFeatures>)>> {
+        let Some(last) = self.last_order_day().await? else {
+            return Ok(None);
+        };
+        let as_of = as_of.unwrap_or_else(|| retain_core::date_of(last + 1));
+        let cutoff = retain_core::day_of(as_of);
+        let mut out = Vec::new();
+        if cutoff > last {
+            for c in self.customer_stats().await? {
+                out.push(c.agg.features(&c.id, as_of));
+            }
+        } else {
+            let (tx, rx) = std::sync::mpsc::channel();
+            self.for_each_customer_orders(move |_, id, facts| {
+                if let Some(a) = CustomerAggregate::fold(facts, Some(cutoff)) {
+                    let _ = tx.send(a.features(id, as_of));
+                }
+            })
+            .await?;
+            out.extend(rx.try_iter());
+        }
+        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        Ok(Some((as_of, out)))
+    }
+
+    /// Every customer's purchase history (purchase days with their value, returns total) before
+    /// `cutoff` (all when `None`), sorted by customer id: for model validation, which needs the
+    /// days themselves. Memory grows with distinct purchase days, not with rows read.
+    pub async fn customer_histories(
+        &self,
+        cutoff: Option<chrono::NaiveDate>,
+    ) -> Result<Vec<retain_core::features::CustomerHistory>> {
+        let cut = cutoff.map(retain_core::day_of).unwrap_or(Day::MAX);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.for_each_customer_orders(move |_, id, facts| {
+            if let Some(h) = retain_core::features::CustomerHistory::from_facts(id, facts, Some(cut)) {
+                let _ = tx.send(h);
+            }
+        })
+        .await?;
+        let mut out: Vec<_> = rx.try_iter().collect();
+        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        Ok(out)
+    }
+}

@@ -19,7 +19,7 @@ use super::{ImportError, ImportOptions, Reject};
 use crate::dates::{detect_date_format, parse_number, DateFormat};
 use crate::features::{features_of, CustomerHistory};
 use crate::model::{
-    content_order_ref, date_of, day_of, from_minor, is_return, order_key, to_minor,
+    content_order_key, content_order_ref, date_of, day_of, from_minor, is_return, order_key, to_minor,
     CustomerFeatures, Day, Minor, Order,
 };
 
@@ -77,7 +77,8 @@ pub struct OrderLine {
     /// [`order_key`] of `order_ref`; for a [`LineMode::Distinct`] row the store adds the
     /// occurrence number when an identical row came earlier in the same import.
     pub order_key: i64,
-    pub order_ref: String,
+    /// The export's order id; `None` for a row without one (its key comes from its content).
+    pub order_ref: Option<String>,
     pub at: NaiveDateTime,
     pub day: Day,
     /// Signed amount in minor units: cancelled and returned lines are negative.
@@ -93,10 +94,14 @@ pub struct OrderLine {
 impl OrderLine {
     /// The order this line starts, under `key`.
     fn to_order(&self, key: i64) -> Order {
+        let base = self
+            .order_ref
+            .clone()
+            .unwrap_or_else(|| content_order_ref(self.at, from_minor(self.amount)));
         let order_id = if key == self.order_key {
-            self.order_ref.clone()
+            base
         } else {
-            format!("{}/{}", self.order_ref, key - self.order_key)
+            format!("{}/{}", base, key - self.order_key)
         };
         Order {
             order_id,
@@ -737,17 +742,18 @@ impl Layout {
                         false,
                     );
                 };
-                let order_ref = match r.order_id {
-                    Some(id) => id.to_string(),
-                    None => content_order_ref(r.at, r.amount),
+                let order_ref = r.order_id.map(str::to_string);
+                let key = match &order_ref {
+                    Some(id) => order_key(id),
+                    None => content_order_key(r.at, r.amount),
                 };
                 let day = day_of(r.at.date());
                 let refund = r.refund.and_then(to_minor).map(|refund| {
-                    let refund_ref = format!("{order_ref}#refund");
+                    let refund_ref = format!("{}#refund", order_ref.as_deref().unwrap_or(""));
                     OrderLine {
                         customer: r.customer.to_string(),
                         order_key: order_key(&refund_ref),
-                        order_ref: refund_ref,
+                        order_ref: Some(refund_ref),
                         at: r.at,
                         day,
                         amount: -refund,
@@ -761,7 +767,7 @@ impl Layout {
                 });
                 let order = OrderLine {
                     customer: r.customer.into_owned(),
-                    order_key: order_key(&order_ref),
+                    order_key: key,
                     order_ref,
                     at: r.at,
                     day,

@@ -14,7 +14,7 @@ use super::text;
 use super::{ImportError, ImportOptions, Reject};
 
 /// Bytes per block: large enough to split among threads, small enough to keep memory flat.
-const BLOCK: usize = 8 << 20;
+const BLOCK: usize = 4 << 20;
 /// Blocks parsed together (in parallel) before their rows are handed on.
 const GROUP: usize = 2;
 

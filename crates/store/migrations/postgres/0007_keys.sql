@@ -11,7 +11,7 @@ DROP INDEX IF EXISTS orders_ordered_at;
 CREATE TABLE orders (
     ckey      BIGINT NOT NULL,
     okey      BIGINT NOT NULL,
-    order_ref TEXT NOT NULL,
+    order_ref TEXT,
     day       BIGINT NOT NULL,
     at        BIGINT NOT NULL,
     amount    BIGINT NOT NULL,

@@ -27,7 +27,7 @@ ALTER TABLE orders RENAME TO orders_v6;
 CREATE TABLE orders (
     ckey      INTEGER NOT NULL,     -- customers.key
     okey      INTEGER NOT NULL,     -- order_key(order_ref) (+ occurrence for id-less rows)
-    order_ref TEXT NOT NULL,        -- the export's order id, or the row's content key
+    order_ref TEXT,                 -- the export's order id; NULL for a row without one
     day       INTEGER NOT NULL,     -- days since 1970-01-01
     at        INTEGER NOT NULL,     -- Unix seconds
     amount    INTEGER NOT NULL,     -- minor units (hundredths), signed: returns are negative
