@@ -10,6 +10,7 @@
 //! - [`model`]: the three behind one interface ([`Model`], [`ModelParams`], [`ModelFit`] with
 //!   standard errors), next-order time and churn-risk bands.
 //! - [`selection`]: choosing a model by calibration/holdout error, with the evidence.
+//! - [`simulate`]: seeded cohorts from any of the models, for tests and benchmarks.
 //! - [`gamma_gamma`]: Gamma-Gamma fit, expected average profit, independence check.
 //! - [`clv`]: discounted CLV over a horizon, as python lifetimes computes it.
 //! - [`predict()`]: the one-call API — fit both models and predict for every customer.
@@ -26,6 +27,7 @@ mod optim;
 pub mod pareto_nbd;
 pub mod predict;
 pub mod selection;
+pub mod simulate;
 pub mod special;
 pub mod summary;
 pub mod validation;
@@ -38,5 +40,6 @@ pub use mbgnbd::MbgNbdParams;
 pub use model::{ChurnRisk, Model, ModelFit, ModelParams};
 pub use pareto_nbd::ParetoNbdParams;
 pub use predict::{predict, CustomerPrediction, PredictOptions, PredictionRun};
+pub use selection::{predict_auto, select_model, ModelEvidence, ModelSelection};
 pub use summary::{summarize, Period, Summary};
 pub use validation::{calibration_holdout, BucketRow, HoldoutRow, HoldoutValidation};

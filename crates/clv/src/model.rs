@@ -506,6 +506,7 @@ pub(crate) fn log_covariance(data: &BgData, params: &ModelParams) -> Option<[[f6
 }
 
 /// The inverse of a symmetric positive-definite matrix by Cholesky; `None` if it is not.
+#[allow(clippy::needless_range_loop)] // index notation is the clearest for a Cholesky
 pub(crate) fn invert_spd<const N: usize>(m: &[[f64; N]; N]) -> Option<[[f64; N]; N]> {
     let mut l = [[0.0; N]; N];
     for i in 0..N {
@@ -570,6 +571,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)]
     fn spd_inverse() {
         let m = [[4.0, 1.0, 0.5], [1.0, 3.0, 0.2], [0.5, 0.2, 2.0]];
         let inv = invert_spd(&m).expect("spd");

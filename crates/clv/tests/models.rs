@@ -127,3 +127,54 @@ fn mbgnbd_matches_lifetimes() {
         .expect("one-time buyer");
     assert!(fit.params.p_alive(one_time) < 0.6);
 }
+
+#[test]
+fn auto_selects_by_holdout_error_and_shows_the_evidence() {
+    let hist = cdnow_histories();
+    let sel = retain_clv::select_model(&hist, date("1997-09-30"), date("1998-06-30"), Period::Week)
+        .expect("selection");
+    assert_eq!(sel.customers, 2357);
+    assert!((sel.holdout_length - 39.0).abs() < 1e-12);
+    assert_eq!(sel.candidates.len(), 3);
+    let best_mae = sel
+        .candidates
+        .iter()
+        .map(|c| c.holdout_mae.expect("scored"))
+        .fold(f64::INFINITY, f64::min);
+    let chosen = sel
+        .candidates
+        .iter()
+        .find(|c| c.model == sel.best)
+        .expect("chosen is a candidate");
+    assert!(chosen.holdout_mae.expect("mae") <= best_mae * (1.0 + retain_clv::selection::MAE_TIE));
+    for c in &sel.candidates {
+        assert!(c.error.is_none(), "{c:?}");
+        let fit = c.fit.as_ref().expect("fit");
+        assert_eq!(fit.model(), c.model);
+        assert!(c.log_likelihood.expect("ll") < 0.0);
+        // Every model under-predicts CDNOW's holdout a little (FHL 2005: 1653 vs 1882).
+        let total = c.predicted_total.expect("total");
+        assert!(
+            (total - sel.actual_total).abs() < 0.2 * sel.actual_total,
+            "{c:?}"
+        );
+        assert_eq!(c.total_error, Some(total - sel.actual_total));
+        assert_eq!(c.deciles.len(), 10);
+        assert_eq!(c.deciles.iter().map(|d| d.customers).sum::<usize>(), 2357);
+        // The calibration chart rises: the top decile buys far more than the bottom one.
+        assert!(c.deciles[9].actual_mean > 5.0 * c.deciles[0].actual_mean.max(0.01));
+    }
+    // The whole auto run: chosen model predicts, evidence attached.
+    let run = retain_clv::predict_auto(
+        &hist,
+        date("1998-06-30"),
+        None,
+        &retain_clv::PredictOptions::default(),
+    )
+    .expect("auto");
+    let selection = run.selection.as_ref().expect("evidence");
+    assert_eq!(run.model, selection.best);
+    assert_eq!(run.fit.model(), selection.best);
+    assert!(selection.calibration_end < date("1998-06-30"));
+    assert_eq!(run.customers, 2357);
+}
