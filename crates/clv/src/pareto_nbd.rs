@@ -317,6 +317,28 @@ impl ParetoNbdParams {
         row(self, s.frequency, s.recency, s.t).p_alive
     }
 
+    /// P(alive) and the gradient of its logarithm with respect to `(ln r, ln α, ln s, ln β)`,
+    /// from one quadrature (for the delta-method intervals).
+    pub(crate) fn p_alive_and_log_gradient(&self, s: &Summary) -> (f64, [f64; 4]) {
+        let ParetoNbdParams {
+            r,
+            alpha,
+            s: s_,
+            beta,
+        } = *self;
+        let t = s.t;
+        let rt = row(self, s.frequency, s.recency, t);
+        let rx = r + s.frequency;
+        // ln P = ln A − ln(A + s·I); the row terms are the derivatives of the second.
+        let g = [
+            (-(alpha + t).ln() - rt.dr) * r,
+            (-rx / (alpha + t) - rt.dalpha) * alpha,
+            (-(beta + t).ln() - rt.ds) * s_,
+            (-s_ / (beta + t) - rt.dbeta) * beta,
+        ];
+        (rt.p_alive, g)
+    }
+
     /// E[X(t)]: expected repeat purchases in `(0, t]` of a new customer,
     /// `rβ/(α(s−1)) · [1 − (β/(β+t))^(s−1)]` (its limit at `s = 1`).
     pub fn expected_purchases(&self, t: f64) -> Result<f64, ClvError> {
@@ -428,6 +450,24 @@ mod tests {
         assert!(PUBLISHED.p_alive(&sm(0.0, 0.0, 30.0)) < 1.0);
         // No time since the last purchase: certainly alive.
         assert_eq!(PUBLISHED.p_alive(&sm(3.0, 30.0, 30.0)), 1.0);
+    }
+
+    #[test]
+    fn log_p_alive_gradient_matches_finite_differences() {
+        let s = sm(2.0, 10.0, 30.0);
+        let (pa, g) = PUBLISHED.p_alive_and_log_gradient(&s);
+        assert!(pa > 0.0 && pa < 1.0);
+        let logs = PUBLISHED.to_log();
+        for k in 0..4 {
+            let h = 1e-6;
+            let (mut up, mut dn) = (logs, logs);
+            up[k] += h;
+            dn[k] -= h;
+            let fu = ParetoNbdParams::from_log(&up).p_alive(&s).ln();
+            let fd = ParetoNbdParams::from_log(&dn).p_alive(&s).ln();
+            let numeric = (fu - fd) / (2.0 * h);
+            assert!((numeric - g[k]).abs() < 1e-6, "{k}: {} vs {numeric}", g[k]);
+        }
     }
 
     #[test]

@@ -207,6 +207,42 @@ fn purchases_of(
     months: bool,
 ) -> Result<Purchases, ClvError> {
     let params = fit.params;
+    if let (ModelParams::ParetoNbd(pp), Some(cov)) = (&params, &fit.log_covariance) {
+        // Pareto/NBD: P(alive) needs a quadrature, the rest is closed form, so the shifted
+        // values use the analytic gradient of ln P(alive) instead of four more quadratures.
+        let (p_alive, g) = pp.p_alive_and_log_gradient(s);
+        let at = |q: &crate::ParetoNbdParams, alive: f64| {
+            let e: Vec<f64> = ts
+                .iter()
+                .map(|&t| alive * q.expected_if_alive(t, s.frequency, s.t))
+                .collect();
+            let value = if months {
+                discounted_value(1.0, &e[1..], discount)
+            } else {
+                0.0
+            };
+            (e[0], value)
+        };
+        let (e90, value) = at(pp, p_alive);
+        let logs = params.to_log();
+        let mut e_shift = [0.0; 4];
+        let mut v_shift = [0.0; 4];
+        for k in 0..4 {
+            let mut v = logs;
+            v[k] += DELTA_STEP;
+            if let ModelParams::ParetoNbd(q) = ModelParams::from_log(Model::ParetoNbd, &v) {
+                (e_shift[k], v_shift[k]) = at(&q, p_alive * (g[k] * DELTA_STEP).exp());
+            }
+        }
+        return Ok(Purchases {
+            p_alive,
+            e90,
+            var_ln_e90: log_variance(e90, &e_shift, cov),
+            value,
+            var_ln_value: log_variance(value, &v_shift, cov),
+            next_order_in: params.next_order_in(s),
+        });
+    }
     let (e90, value) = purchase_values(&params, s, ts, discount, months)?;
     let (mut var_ln_e90, mut var_ln_value) = (0.0, 0.0);
     if let Some(cov) = &fit.log_covariance {
