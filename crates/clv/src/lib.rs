@@ -1,5 +1,6 @@
-//! `retain-clv`: predictive customer value — the BG/NBD, MBG/NBD and Pareto/NBD purchase models, the Gamma-Gamma spend
-//! model, P(alive), expected purchases and CLV, plus calibration/holdout validation.
+//! `retain-clv`: predictive customer value — the BG/NBD, MBG/NBD and Pareto/NBD purchase
+//! models, the Gamma-Gamma spend model, P(alive), expected purchases and CLV with intervals, and
+//! calibration/holdout validation and model selection.
 //!
 //! Pure computation: summaries in, fitted parameters and predictions out; no I/O.
 //!
