@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ClvError;
+use crate::model::check_horizon;
 use crate::optim;
 use crate::special::{
     digamma, hyp2f1_excess, hyp2f1_series_scaled, hyp2f1_series_scaled_many, ln_gamma,
@@ -64,19 +65,19 @@ pub struct BgNbdFit {
 #[derive(Debug, Clone)]
 pub(crate) struct BgData {
     /// Distinct `x` values with their customer counts.
-    groups: Vec<(f64, f64)>,
+    pub(crate) groups: Vec<(f64, f64)>,
     /// Rows sorted by `x`: group index, `t_x`, `T`, customer count.
-    rows: Vec<Row>,
-    customers: usize,
-    max_t: f64,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) customers: usize,
+    pub(crate) max_t: f64,
 }
 
 #[derive(Debug, Clone, Copy)]
-struct Row {
-    group: u32,
-    tx: f64,
-    t: f64,
-    n: f64,
+pub(crate) struct Row {
+    pub(crate) group: u32,
+    pub(crate) tx: f64,
+    pub(crate) t: f64,
+    pub(crate) n: f64,
 }
 
 impl BgData {
@@ -129,7 +130,7 @@ impl BgData {
 
     /// Every `k`-th row (rows are sorted by `x`, `t_x`, `T`, so this is a systematic sample
     /// stratified by frequency), about `target` rows.
-    fn sample(&self, target: usize) -> Self {
+    pub(crate) fn sample(&self, target: usize) -> Self {
         let stride = self.rows.len().div_ceil(target.max(1)).max(1);
         let mut groups: Vec<(f64, f64)> = Vec::new();
         let mut rows: Vec<Row> = Vec::new();
@@ -275,7 +276,7 @@ pub(crate) fn log_likelihood_and_gradient(data: &BgData, p: &BgNbdParams) -> (f6
 }
 
 impl BgNbdParams {
-    fn from_log(v: &[f64]) -> Self {
+    pub(crate) fn from_log(v: &[f64]) -> Self {
         Self {
             r: v[0].exp(),
             alpha: v[1].exp(),
@@ -332,7 +333,7 @@ impl BgNbdParams {
     /// cancels as `a → 1` (and as `a+b+x−1 → 0`). There Euler's transformation gives
     /// `(1−z)^(a−1) 2F1(a+b−1−r, a−1; a+b+x−1; z)`, evaluated by [`hyp2f1_excess`] so that
     /// `a = 1` and `a+b+x−1 = 0` are exact.
-    fn expected_if_alive(&self, t: f64, x: f64, big_t: f64) -> Result<f64, ClvError> {
+    pub(crate) fn expected_if_alive(&self, t: f64, x: f64, big_t: f64) -> Result<f64, ClvError> {
         if self.direct_form_is_stable(x) {
             self.expected_if_alive_direct(t, x, big_t)
         } else {
@@ -345,7 +346,12 @@ impl BgNbdParams {
     }
 
     /// [`Self::expected_if_alive`] at several horizons, sharing the series coefficients.
-    fn expected_if_alive_many(&self, ts: &[f64], x: f64, big_t: f64) -> Result<Vec<f64>, ClvError> {
+    pub(crate) fn expected_if_alive_many(
+        &self,
+        ts: &[f64],
+        x: f64,
+        big_t: f64,
+    ) -> Result<Vec<f64>, ClvError> {
         if !self.direct_form_is_stable(x) {
             return ts
                 .iter()
@@ -433,16 +439,6 @@ impl BgNbdParams {
             return Ok(0.0);
         }
         Ok(self.expected_if_alive(t, s.frequency, s.t)? * self.p_alive(s))
-    }
-}
-
-fn check_horizon(t: f64) -> Result<(), ClvError> {
-    if t.is_finite() && t >= 0.0 {
-        Ok(())
-    } else {
-        Err(ClvError::InvalidOption(format!(
-            "the prediction horizon must be a finite number >= 0, got {t}"
-        )))
     }
 }
 

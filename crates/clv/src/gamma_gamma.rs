@@ -89,7 +89,7 @@ impl GammaGammaParams {
         Ok(log_likelihood_and_gradient(&data, self).1)
     }
 
-    fn from_log(v: &[f64]) -> Self {
+    pub(crate) fn from_log(v: &[f64]) -> Self {
         Self {
             p: v[0].exp(),
             q: v[1].exp(),
@@ -276,6 +276,32 @@ pub fn fit(customers: &[(f64, f64)]) -> Result<GammaGammaFit, ClvError> {
         evaluations: m.evaluations,
         converged: m.converged,
     })
+}
+
+/// Covariance of the log-parameters `(ln p, ln q, ln v)` at `params`: the inverse observed
+/// information (central differences of the analytic gradient); `None` when it is not positive
+/// definite or the pairs are unusable.
+pub(crate) fn log_covariance(
+    customers: &[(f64, f64)],
+    params: &GammaGammaParams,
+) -> Option<[[f64; 3]; 3]> {
+    let data = GgData::new(customers.iter().copied()).ok()?;
+    let x = [params.p.ln(), params.q.ln(), params.v.ln()];
+    let h = 1e-4;
+    let mut info = [[0.0; 3]; 3];
+    for k in 0..3 {
+        let (mut up, mut dn) = (x, x);
+        up[k] += h;
+        dn[k] -= h;
+        let gu = log_likelihood_and_gradient(&data, &GammaGammaParams::from_log(&up)).1;
+        let gd = log_likelihood_and_gradient(&data, &GammaGammaParams::from_log(&dn)).1;
+        for j in 0..3 {
+            info[j][k] = -(gu[j] - gd[j]) / (2.0 * h);
+        }
+    }
+    let sym: [[f64; 3]; 3] =
+        std::array::from_fn(|i| std::array::from_fn(|j| 0.5 * (info[i][j] + info[j][i])));
+    crate::model::invert_spd(&sym)
 }
 
 /// The `(frequency, monetary)` pairs the spend model is fitted on: repeat customers with a

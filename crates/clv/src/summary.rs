@@ -1,12 +1,21 @@
 //! The per-customer summary the CLV models are fitted on — frequency, recency, age and mean
 //! repeat spend — built from purchase histories, with its time unit ([`Period`]) and validation.
 //!
-//! Conventions (the same as [`retain_core::features`]): `as_of` is exclusive — purchases on or
-//! after it are ignored — and ages are measured up to `as_of`. Python `lifetimes`' summary
-//! (`summary_data_from_transaction_data`) instead treats its `observation_period_end` as
-//! inclusive and measures `T` up to it, so lifetimes at end date `D` equals this module's
-//! frequency and recency at `as_of = D + 1` while its `T` is one day shorter. The CDNOW test
-//! (`tests/cdnow.rs`) checks both statements on all 2,357 customers.
+//! # The as-of convention: "as of D" includes D
+//!
+//! A summary as of date `D` takes in every purchase dated on or before `D` — orders placed on
+//! `D` itself count — and measures ages to `D`: purchase days are points on the day axis, so the
+//! first purchase day, the last one and `D` are compared day to day, which is the same as
+//! measuring each from the end of its day. A customer first seen on `D` has `T = 0`; one who
+//! bought last on `D` has `t_x = T`. This is exactly python `lifetimes`'
+//! `summary_data_from_transaction_data(..., observation_period_end=D, freq='D')` (with
+//! `freq_multiplier=7` for weeks): transactions `<= D` are kept and `T = (D − first) / unit`.
+//! The CDNOW test (`tests/cdnow.rs`) checks that `summarize(CDNOW, 1997-09-30)` reproduces the
+//! published summary for all 2,357 customers.
+//!
+//! Histories passed in must contain the purchases dated `D`: cut them after `D` (for
+//! [`retain_core::features::histories`], whose cut-off is exclusive, pass `D + 1`), or not at
+//! all — later purchases are ignored here.
 
 use chrono::NaiveDate;
 use rayon::prelude::*;
@@ -162,12 +171,12 @@ pub(crate) fn by_index(i: usize) -> String {
     format!("#{i}")
 }
 
-/// Summarises one history as of `as_of` (purchase days on or after it are ignored); `None` when
-/// no purchase is left.
+/// Summarises one history as of `as_of`, inclusive: purchase days after it are ignored, those on
+/// it count; `None` when no purchase is left.
 pub fn summarize_one(h: &CustomerHistory, as_of: NaiveDate, period: Period) -> Option<Summary> {
     let cutoff = day_of(as_of);
     let days: &[(i32, f64)] = {
-        let end = h.purchase_days.partition_point(|d| d.0 < cutoff);
+        let end = h.purchase_days.partition_point(|d| d.0 <= cutoff);
         &h.purchase_days[..end]
     };
     let (first, _) = *days.first()?;
@@ -187,11 +196,11 @@ pub fn summarize_one(h: &CustomerHistory, as_of: NaiveDate, period: Period) -> O
     })
 }
 
-/// Summaries of every history with a purchase before `as_of`, in the histories' order.
+/// Summaries of every history with a purchase on or before `as_of`, in the histories' order.
 ///
 /// Histories from [`retain_core::features::histories`] are folded by day and sorted by customer
-/// id; purchase days on or after `as_of` are ignored here too, so histories cut at a later date
-/// can be reused.
+/// id; purchase days after `as_of` are ignored here, so histories cut at a later date (or not
+/// at all) can be reused. See the module doc for the convention.
 pub fn summarize(
     histories: &[CustomerHistory],
     as_of: NaiveDate,
@@ -249,20 +258,29 @@ mod tests {
     }
 
     #[test]
-    fn as_of_is_exclusive_and_later_days_are_ignored() {
+    fn as_of_includes_its_own_day_and_later_days_are_ignored() {
         let h = history("a", &[("2024-01-01", 10.0), ("2024-01-10", 5.0)]);
+        // The order on the as-of day counts, and T is measured to that day.
         let s = summarize_one(&h, date("2024-01-10"), Period::Day).expect("summary");
         assert_eq!(
             (s.frequency, s.recency, s.t, s.monetary),
-            (0.0, 0.0, 9.0, 0.0)
+            (1.0, 9.0, 9.0, 5.0)
         );
-        assert!(summarize_one(&h, date("2024-01-01"), Period::Day).is_none());
+        let s = summarize_one(&h, date("2024-01-09"), Period::Day).expect("summary");
+        assert_eq!(
+            (s.frequency, s.recency, s.t, s.monetary),
+            (0.0, 0.0, 8.0, 0.0)
+        );
+        // First seen on the as-of day: T = 0.
+        let s = summarize_one(&h, date("2024-01-01"), Period::Day).expect("summary");
+        assert_eq!((s.frequency, s.recency, s.t), (0.0, 0.0, 0.0));
+        assert!(summarize_one(&h, date("2023-12-31"), Period::Day).is_none());
         let all = summarize(
             &[h.clone(), history("b", &[("2024-02-01", 1.0)])],
-            date("2024-01-11"),
+            date("2024-01-31"),
             Period::Day,
         );
-        assert_eq!(all.len(), 1, "b has no purchase before as_of");
+        assert_eq!(all.len(), 1, "b has no purchase on or before as_of");
         assert_eq!(all[0].0, "a");
         assert_eq!(date_of(day_of(date("2024-01-11"))), date("2024-01-11"));
     }

@@ -3,9 +3,11 @@
 //! customers actually did — per customer, in total and by calibration frequency (0–6, 7+), the
 //! table of Fader, Hardie & Lee (2005, figure 4).
 //!
-//! Dates follow the as-of convention: the calibration period is every purchase day before
-//! `calibration_end`, the holdout is `calibration_end <= day < holdout_end`. Only customers whose
-//! first purchase falls in the calibration period are scored.
+//! Dates follow the as-of convention of [`crate::summary`] (an end date includes its own day), as
+//! lifetimes' `calibration_and_holdout_data` does: the calibration period is every purchase day
+//! up to and including `calibration_end`, the holdout is `calibration_end < day <= holdout_end`,
+//! and its length is `holdout_end − calibration_end`. Only customers whose first purchase falls
+//! in the calibration period are scored.
 
 use chrono::NaiveDate;
 use rayon::prelude::*;
@@ -60,8 +62,8 @@ pub struct HoldoutValidation {
     pub buckets: Vec<BucketRow>,
 }
 
-/// Fits BG/NBD on purchases before `calibration_end` and scores its predictions for the
-/// holdout window `[calibration_end, holdout_end)`.
+/// Fits BG/NBD on purchases up to `calibration_end` (inclusive) and scores its predictions for
+/// the holdout window `(calibration_end, holdout_end]`.
 pub fn calibration_holdout(
     histories_all: &[CustomerHistory],
     calibration_end: NaiveDate,
@@ -82,7 +84,7 @@ pub fn calibration_holdout(
             let actual = h
                 .purchase_days
                 .iter()
-                .filter(|d| d.0 >= cal_day && d.0 < end_day)
+                .filter(|d| d.0 > cal_day && d.0 <= end_day)
                 .count() as f64;
             Some((h.customer_id.as_str(), s, actual))
         })

@@ -388,21 +388,72 @@ fn predict_on_cdnow_agrees_with_lifetimes_through_the_fit() {
 }
 
 #[test]
-fn fit_on_raw_orders_matches_lifetimes_under_the_same_convention() {
-    // From the raw purchases as of 1997-10-01, T is one day longer than in the published
-    // summary. lifetimes 0.11.3 fitted on the published summary with T + 1/7:
-    // r=0.24174032905915369, alpha=4.393774047771273, a=0.8144413233340715,
-    // b=2.4770042105652488.
+fn fit_on_raw_orders_matches_lifetimes_from_transactions() {
+    // lifetimes' summary_data_from_transaction_data(observation_period_end='1997-09-30',
+    // freq='D', freq_multiplier=7) on the raw file, then BetaGeoFitter: see
+    // tests/data/lifetimes_reference.py and its output in tests/data/lifetimes_reference.json.
     let hist = histories(&raw_orders(), None);
-    let week: Vec<Summary> = summarize(&hist, date("1997-10-01"), Period::Week)
+    let week: Vec<Summary> = summarize(&hist, date("1997-09-30"), Period::Week)
         .into_iter()
         .map(|p| p.1)
         .collect();
     let p = bgnbd::fit(&week).expect("fit").params;
-    assert!(rel(p.r, 0.241_740_329_059_153_69) < 1e-4, "{p:?}");
-    assert!(rel(p.alpha, 4.393_774_047_771_273) < 1e-4, "{p:?}");
-    assert!(rel(p.a, 0.814_441_323_334_071_5) < 1e-4, "{p:?}");
-    assert!(rel(p.b, 2.477_004_210_565_248_8) < 1e-4, "{p:?}");
+    // lifetimes from the transactions (tests/data/lifetimes_reference.json, "bgnbd").
+    for (got, want, name) in [
+        (p.r, 0.242_594_543_421_067_48, "r"),
+        (p.alpha, 4.413_602_716_077_385, "alpha"),
+        (p.a, 0.792_921_833_347_927_7, "a"),
+        (p.b, 2.425_905_728_721_954, "b"),
+    ] {
+        assert!(rel(got, want) < 1e-4, "{name}: {got} vs lifetimes {want}");
+    }
+    // and the published figures (r=0.2426, alpha=4.4136, a=0.7929, b=2.4259) at 1e-3
+    for (got, want) in [
+        (p.r, 0.2426),
+        (p.alpha, 4.4136),
+        (p.a, 0.7929),
+        (p.b, 2.4259),
+    ] {
+        assert!(rel(got, want) < 1e-3, "{got} vs {want}");
+    }
+    // The summary itself equals lifetimes' to rounding, customer by customer.
+    let by_id: HashMap<String, Summary> = summarize(&hist, date("1997-09-30"), Period::Week)
+        .into_iter()
+        .collect();
+    let lifetimes_summary: [(&str, [f64; 4]); 5] = [
+        (
+            "1",
+            [2.0, 30.428_571_428_571_427, 38.857_142_857_142_854, 22.345],
+        ),
+        (
+            "2",
+            [1.0, 1.714_285_714_285_714_2, 38.857_142_857_142_854, 11.77],
+        ),
+        (
+            "59",
+            [1.0, 38.428_571_428_571_43, 38.428_571_428_571_43, 6.49],
+        ),
+        (
+            "720",
+            [
+                7.0,
+                34.857_142_857_142_854,
+                34.857_142_857_142_854,
+                14.598_571_428_571_429,
+            ],
+        ),
+        ("2357", [0.0, 0.0, 27.0, 0.0]),
+    ];
+    for (id, [x, tx, t, m]) in lifetimes_summary {
+        let s = by_id[id];
+        assert_eq!(s.frequency, x, "{id}");
+        for (got, want) in [(s.recency, tx), (s.t, t), (s.monetary, m)] {
+            assert!(
+                (got - want).abs() < 1e-9 * want.max(1.0),
+                "{id}: {got} vs {want}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -411,7 +462,7 @@ fn day_and_week_fits_are_the_same_model() {
     // shifts by −Σx·ln 7 (a density in days instead of weeks).
     let orders = raw_orders();
     let hist = histories(&orders, None);
-    let as_of = date("1997-10-01");
+    let as_of = date("1997-09-30");
     let week: Vec<Summary> = summarize(&hist, as_of, Period::Week)
         .into_iter()
         .map(|p| p.1)
@@ -446,57 +497,23 @@ fn summarize_reproduces_the_published_summary() {
         .collect();
     assert!(!on_end.is_empty());
 
-    // As of 1997-09-30 (exclusive): T agrees for everyone; x and t_x for everyone except the
-    // customers who bought on 1997-09-30 itself, whose purchase that day the published file
-    // counts (lifetimes' observation_period_end is inclusive) and ours excludes.
+    // As of 1997-09-30 (inclusive, lifetimes' convention): x, t_x, T and the mean repeat spend
+    // agree for all 2,357 customers, those who bought on 1997-09-30 itself included.
     let ours = summarize(&hist, end, Period::Week);
-    assert_eq!(ours.len(), 2357);
-    let mut differing = 0;
-    for (id, s) in &ours {
-        let p = published[id];
-        assert!(close(s.t, p.t), "{id}: T {} vs {}", s.t, p.t);
-        if on_end.contains(id) {
-            differing += 1;
-            assert_eq!(s.frequency, p.frequency - 1.0, "{id}");
-            assert!(s.recency < p.recency && close(p.recency, p.t), "{id}");
-        } else {
-            assert_eq!(s.frequency, p.frequency, "{id}");
-            assert!(
-                close(s.recency, p.recency),
-                "{id}: t_x {} vs {}",
-                s.recency,
-                p.recency
-            );
-            assert!(
-                close(s.monetary, p.monetary),
-                "{id}: zbar {} vs {}",
-                s.monetary,
-                p.monetary
-            );
-        }
-    }
-    assert_eq!(differing, on_end.len());
-
-    // As of 1997-10-01: x, t_x and the mean repeat spend agree for all 2,357 customers, and T is
-    // longer by exactly one day — the same cut-off seen from the two conventions.
-    let ours = summarize(&hist, date("1997-10-01"), Period::Week);
     assert_eq!(ours.len(), 2357);
     for (id, s) in &ours {
         let p = published[id];
         assert_eq!(s.frequency, p.frequency, "{id}");
-        assert!(
-            close(s.recency, p.recency),
-            "{id}: t_x {} vs {}",
-            s.recency,
-            p.recency
-        );
-        assert!(
-            close(s.monetary, p.monetary),
-            "{id}: zbar {} vs {}",
-            s.monetary,
-            p.monetary
-        );
-        assert!(close(s.t - 1.0 / 7.0, p.t), "{id}: T {} vs {}", s.t, p.t);
+        for (got, want, what) in [
+            (s.recency, p.recency, "t_x"),
+            (s.t, p.t, "T"),
+            (s.monetary, p.monetary, "zbar"),
+        ] {
+            assert!(close(got, want), "{id}: {what} {got} vs {want}");
+        }
+        if on_end.contains(id) {
+            assert!(close(s.recency, s.t) && s.frequency > 0.0, "{id}");
+        }
     }
 }
 
@@ -506,7 +523,7 @@ fn calibration_holdout_on_cdnow() {
     // 1998-06-30).
     let orders = raw_orders();
     let hist = histories(&orders, None);
-    let v = calibration_holdout(&hist, date("1997-10-01"), date("1998-07-01"), Period::Week)
+    let v = calibration_holdout(&hist, date("1997-09-30"), date("1998-06-30"), Period::Week)
         .expect("validation");
     assert_eq!(v.rows.len(), 2357);
     assert!(rel(v.holdout_length, 39.0) < 1e-12);
@@ -518,7 +535,7 @@ fn calibration_holdout_on_cdnow() {
                 .iter()
                 .filter(|d| {
                     let dt = retain_core::model::date_of(d.0);
-                    dt >= date("1997-10-01") && dt < date("1998-07-01")
+                    dt > date("1997-09-30") && dt <= date("1998-06-30")
                 })
                 .count() as f64
         })
