@@ -91,9 +91,10 @@ pub async fn run(args: Args) -> Result<()> {
     print!("{}", stats::render(&st));
 
     step(5, "Predicted customer value (BG/NBD + Gamma-Gamma)");
-    if let Some((as_of, hist)) = super::predict::load_histories(&ctx, None).await? {
-        let options = retain_clv::PredictOptions::default();
-        match super::predict::fit_and_store(&ctx, &hist, as_of, &options).await {
+    let options = retain_clv::PredictOptions::default();
+    if let Some((as_of, s)) = super::predict::load_summaries(&ctx, options.period).await? {
+        let input = super::predict::Input::Summaries(s);
+        match super::predict::fit_and_store(&ctx, &input, as_of, &options, false).await {
             Ok((run, _)) => print!("{}", super::predict::render(&run, as_of)),
             Err(e) => println!("  skipped: {e:#}"),
         }

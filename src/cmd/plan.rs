@@ -336,7 +336,6 @@ async fn observed_uplift(ctx: &Context) -> Result<std::collections::BTreeMap<Str
         .collect())
 }
 
-
 fn random_seed() -> u64 {
     // No RNG dependency in the binary: the clock's nanoseconds mixed with the process id.
     let t = std::time::SystemTime::now()

@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use clap::{Args as ClapArgs, Subcommand};
+use retain_clv::selection::predict_auto;
 use retain_clv::{
-    calibration_holdout, predict, summarize, ClvError, HoldoutValidation, Period, PredictOptions,
-    PredictionRun,
+    calibration_holdout, predict, summarize, summarize_aggregate, ClvError, HoldoutValidation,
+    Model, Period, PredictOptions, PredictionRun, Summary,
 };
 use retain_core::features::CustomerHistory;
 use retain_store::{NewPredictionRun, StoredPrediction};
@@ -26,6 +27,8 @@ use crate::output::{count, money, pct, print_json, Format, Table};
     after_help = "Examples:
   retain predict
   retain predict --period day --horizon-months 24 --discount 0.008
+  retain predict --model auto          # fit BG/NBD, MBG/NBD and Pareto/NBD; keep the best on a holdout
+  retain predict --model pareto-nbd --as-of 2011-12-09
   retain predict --calibration-end 2011-06-01 --format json   # validate on a holdout
   retain predict export --format csv > predictions.csv
 
@@ -33,16 +36,22 @@ The purchase model is BG/NBD (Fader, Hardie & Lee 2005), fitted on each customer
 purchase days, the span from first to last purchase and the age; the spend model is Gamma-Gamma,
 fitted on the customers with repeat purchases. CLV = expected purchases per month x expected
 average spend, discounted monthly, over the horizon (months of 30 days or 4.345 weeks, as in
-python lifetimes). With --calibration-end DATE the model is fitted on the orders before DATE and
-its predictions for DATE..as-of are compared with what the customers did; stored predictions are
-left as they are."
+python lifetimes). As of D includes the orders dated D, and T runs to D, as lifetimes counts.
+--model chooses BG/NBD, MBG/NBD or Pareto/NBD; auto fits the three on a calibration period (the
+first two thirds of the history) and keeps the one with the lowest holdout error, reporting the
+evidence. Every prediction carries an interval (delta method, 90%). With --calibration-end DATE
+the model is fitted on the orders up to DATE and its predictions for the days after it up to
+as-of are compared with what the customers did; stored predictions are left as they are."
 )]
 pub struct Args {
     #[command(subcommand)]
     pub action: Option<Action>,
-    /// Predict as of this date (orders on or after it are ignored). Default: the day after the last order.
+    /// Predict as of this date: orders dated on or before it count. Default: the last order's date.
     #[arg(long)]
     pub as_of: Option<NaiveDate>,
+    /// The purchase model: bgnbd, mbgnbd, pareto-nbd, or auto (the best of the three on a holdout).
+    #[arg(long, default_value = "bgnbd", value_parser = parse_model)]
+    pub model: ModelChoice,
     /// Time unit of the model: day or week.
     #[arg(long, value_parser = ["day", "week"], default_value = "week")]
     pub period: String,
@@ -74,6 +83,29 @@ pub enum Action {
     },
 }
 
+/// A model, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelChoice {
+    One(Model),
+    Auto,
+}
+
+fn parse_model(s: &str) -> std::result::Result<ModelChoice, String> {
+    if s.eq_ignore_ascii_case("auto") {
+        return Ok(ModelChoice::Auto);
+    }
+    Model::parse(s)
+        .map(ModelChoice::One)
+        .ok_or_else(|| format!("expected bgnbd, mbgnbd, pareto-nbd or auto, got '{s}'"))
+}
+
+/// What the models are fitted on: the stored aggregates' summaries (the default date), or the
+/// purchase histories (another date, validation, `auto`).
+pub enum Input {
+    Summaries(Vec<(String, Summary)>),
+    Histories(Vec<CustomerHistory>),
+}
+
 /// The exit code a model error deserves: not enough (usable) data is a precondition.
 fn model_error(e: ClvError, what: &str) -> anyhow::Error {
     let code = match e {
@@ -100,9 +132,19 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     }
     let show = std::io::stderr().is_terminal();
     let sp = spinner("loading", show);
-    let loaded = load_histories(ctx, args.as_of).await?;
+    let needs_histories =
+        args.as_of.is_some() || args.calibration_end.is_some() || args.model == ModelChoice::Auto;
+    let loaded = if needs_histories {
+        load_histories(ctx, args.as_of)
+            .await?
+            .map(|(d, h)| (d, Input::Histories(h)))
+    } else {
+        load_summaries(ctx, period)
+            .await?
+            .map(|(d, s)| (d, Input::Summaries(s)))
+    };
     sp.finish_and_clear();
-    let Some((as_of, hist)) = loaded else {
+    let Some((as_of, input)) = loaded else {
         return Err(fail(
             exit::PRECONDITION,
             "no orders yet: import some with `retain import orders FILE`",
@@ -118,8 +160,14 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
                 ),
             ));
         }
+        let Input::Histories(hist) = &input else {
+            return Err(fail(
+                exit::FAILURE,
+                "validation needs the purchase histories",
+            ));
+        };
         let sp = spinner("validating", show);
-        let v = calibration_holdout(&hist, calibration_end, as_of, period)
+        let v = calibration_holdout(hist, calibration_end, as_of, period)
             .map_err(|e| model_error(e, "cannot validate the CLV model"))?;
         sp.finish_and_clear();
         return print_validation(&v, args.format);
@@ -129,9 +177,21 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         period,
         horizon_months: args.horizon_months,
         discount: args.discount,
+        model: match args.model {
+            ModelChoice::One(m) => m,
+            ModelChoice::Auto => Model::BgNbd,
+        },
+        ..PredictOptions::default()
     };
     let sp = spinner("fitting", show);
-    let fitted = fit_and_store(ctx, &hist, as_of, &options).await;
+    let fitted = fit_and_store(
+        ctx,
+        &input,
+        as_of,
+        &options,
+        args.model == ModelChoice::Auto,
+    )
+    .await;
     sp.finish_and_clear();
     let (run, run_id) = fitted?;
     warn(&run);
@@ -146,8 +206,8 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     }
 }
 
-/// Every customer's purchase history before `as_of` (default: the day after the last order);
-/// `None` without orders. Also the demo's.
+/// Every customer's purchase history up to and including `as_of` (default: the last order's
+/// date); `None` without orders.
 pub async fn load_histories(
     ctx: &Context,
     as_of: Option<NaiveDate>,
@@ -155,21 +215,53 @@ pub async fn load_histories(
     let Some(last) = ctx.store.last_order_day().await? else {
         return Ok(None);
     };
-    let as_of = as_of.unwrap_or_else(|| retain_core::date_of(last + 1));
-    Ok(Some((as_of, ctx.store.customer_histories(Some(as_of)).await?)))
+    let as_of = as_of.unwrap_or_else(|| retain_core::date_of(last));
+    let cutoff = retain_core::date_of(retain_core::day_of(as_of) + 1);
+    Ok(Some((
+        as_of,
+        ctx.store.customer_histories(Some(cutoff)).await?,
+    )))
+}
+
+/// Every customer's model summary as of the last order's date, from the stored aggregates (no
+/// order is read); `None` without orders. Also the demo's.
+pub async fn load_summaries(
+    ctx: &Context,
+    period: Period,
+) -> Result<Option<(NaiveDate, Vec<(String, Summary)>)>> {
+    let Some(last) = ctx.store.last_order_day().await? else {
+        return Ok(None);
+    };
+    let as_of = retain_core::date_of(last);
+    let mut out: Vec<(String, Summary)> = ctx
+        .store
+        .customer_stats()
+        .await?
+        .into_iter()
+        .map(|c| {
+            let s = summarize_aggregate(&c.agg, as_of, period);
+            (c.id, s)
+        })
+        .collect();
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(Some((as_of, out)))
 }
 
 /// Fits both models on `hist` as of `as_of` and stores the run and its predictions (replacing
 /// the previous ones). Returns the run and its id. Also the demo's predict step.
 pub async fn fit_and_store(
     ctx: &Context,
-    hist: &[CustomerHistory],
+    input: &Input,
     as_of: NaiveDate,
     options: &PredictOptions,
+    auto: bool,
 ) -> Result<(PredictionRun, i64)> {
-    let summaries = summarize(hist, as_of, options.period);
-    let run =
-        predict(&summaries, options).map_err(|e| model_error(e, "cannot fit the CLV models"))?;
+    let run = match input {
+        Input::Histories(hist) if auto => predict_auto(hist, as_of, None, options),
+        Input::Histories(hist) => predict(&summarize(hist, as_of, options.period), options),
+        Input::Summaries(s) => predict(s, options),
+    }
+    .map_err(|e| model_error(e, "cannot fit the CLV models"))?;
     let record = NewPredictionRun {
         as_of: as_of.format("%Y-%m-%d").to_string(),
         period: options.period.as_str().to_string(),
@@ -268,6 +360,9 @@ fn summary_json(run: &PredictionRun, as_of: NaiveDate, run_id: i64) -> serde_jso
         "p_alive_mean": run.p_alive_mean,
         "expected_purchases_90d_mean": run.expected_purchases_90d_mean,
         "clv_mean": run.clv_mean,
+        "model": run.model.as_str(),
+        "fit": run.fit,
+        "selection": run.selection,
     })
 }
 
@@ -287,6 +382,44 @@ pub fn render(run: &PredictionRun, as_of: NaiveDate) -> String {
         "  BG/NBD        r={:.4}  alpha={:.4}  a={:.4}  b={:.4}  log-likelihood {:.2}\n",
         bg.params.r, bg.params.alpha, bg.params.a, bg.params.b, bg.log_likelihood
     ));
+    if run.model != Model::BgNbd {
+        let names = run.model.parameter_names();
+        let values = run.fit.params.values();
+        let params: Vec<String> = names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| format!("{n}={v:.4}"))
+            .collect();
+        out.push_str(&format!(
+            "  {:<13} {}  log-likelihood {:.2}   (predicts)\n",
+            run.model.label(),
+            params.join("  "),
+            run.fit.log_likelihood
+        ));
+    }
+    if let Some(sel) = &run.selection {
+        out.push_str(&format!(
+            "\n  model chosen on a holdout ({} to {}, {} customers): {}\n",
+            sel.calibration_end,
+            sel.holdout_end,
+            count(sel.customers as i64),
+            sel.best.label()
+        ));
+        for c in &sel.candidates {
+            match (c.holdout_mae, c.predicted_total) {
+                (Some(mae), Some(total)) => out.push_str(&format!(
+                    "    {:<11} holdout MAE {mae:.4}   predicted {total:.0} vs actual {:.0} purchases\n",
+                    c.model.label(),
+                    sel.actual_total,
+                )),
+                _ => out.push_str(&format!(
+                    "    {:<11} not fitted: {}\n",
+                    c.model.label(),
+                    c.error.as_deref().unwrap_or("unknown reason")
+                )),
+            }
+        }
+    }
     match (&run.gamma_gamma, &run.gamma_gamma_reason) {
         (Some(g), _) => out.push_str(&format!(
             "  Gamma-Gamma   p={:.4}  q={:.4}  v={:.4}  ({} repeat customers)\n",

@@ -42,5 +42,5 @@ pub use model::{ChurnRisk, Model, ModelFit, ModelParams};
 pub use pareto_nbd::ParetoNbdParams;
 pub use predict::{predict, CustomerPrediction, PredictOptions, PredictionRun};
 pub use selection::{predict_auto, select_model, ModelEvidence, ModelSelection};
-pub use summary::{summarize, Period, Summary};
+pub use summary::{summarize, summarize_aggregate, Period, Summary};
 pub use validation::{calibration_holdout, BucketRow, HoldoutRow, HoldoutValidation};

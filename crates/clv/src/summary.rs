@@ -196,6 +196,23 @@ pub fn summarize_one(h: &CustomerHistory, as_of: NaiveDate, period: Period) -> O
     })
 }
 
+/// The summary of a customer's stored aggregate (which must hold only orders dated on or before
+/// `as_of`), by the convention of [`summarize_one`]: `T` runs from the first purchase day to
+/// `as_of`, and the monetary value is the mean of the repeat purchase days.
+pub fn summarize_aggregate(
+    a: &retain_core::CustomerAggregate,
+    as_of: NaiveDate,
+    period: Period,
+) -> Summary {
+    let unit = period.days();
+    Summary {
+        frequency: f64::from(a.purchase_days.saturating_sub(1)),
+        recency: f64::from(a.last_day - a.first_day) / unit,
+        t: f64::from(day_of(as_of) - a.first_day) / unit,
+        monetary: a.repeat_day_mean(),
+    }
+}
+
 /// Summaries of every history with a purchase on or before `as_of`, in the histories' order.
 ///
 /// Histories from [`retain_core::features::histories`] are folded by day and sorted by customer

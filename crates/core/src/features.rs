@@ -108,8 +108,8 @@ pub fn histories(orders: &[Order], as_of: Option<NaiveDate>) -> Vec<CustomerHist
         .into_par_iter()
         .filter(|(_, (days, _, _))| !days.is_empty())
         .map(|(id, (days, purchases, returns_total))| CustomerHistory {
-                customer_id: id.to_string(),
-                purchase_days: fold_days(days),
+            customer_id: id.to_string(),
+            purchase_days: fold_days(days),
             purchases,
             returns_total,
         })

@@ -41,7 +41,7 @@ impl Store {
                             Ok(CustomerStats {
                                 id: r.get(0)?,
                                 key: r.get(1)?,
-                                agg: agg_native(r, 2)?,
+                                agg: agg_native(r, 1)?,
                             })
                         })
                         .map_err(crate::native::err)?;
@@ -58,7 +58,7 @@ impl Store {
                     out.push(CustomerStats {
                         id: r.try_get(0)?,
                         key: r.try_get(1)?,
-                        agg: agg_any(&r, 2)?,
+                        agg: agg_any(&r, 1)?,
                     });
                 }
                 Ok(out)
@@ -325,7 +325,9 @@ impl Store {
         let cut = cutoff.map(retain_core::day_of).unwrap_or(Day::MAX);
         let (tx, rx) = std::sync::mpsc::channel();
         self.for_each_customer_orders(move |_, id, facts| {
-            if let Some(h) = retain_core::features::CustomerHistory::from_facts(id, facts, Some(cut)) {
+            if let Some(h) =
+                retain_core::features::CustomerHistory::from_facts(id, facts, Some(cut))
+            {
                 let _ = tx.send(h);
             }
         })

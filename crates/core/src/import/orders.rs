@@ -19,8 +19,8 @@ use super::{ImportError, ImportOptions, Reject};
 use crate::dates::{detect_date_format, parse_number, DateFormat};
 use crate::features::{features_of, CustomerHistory};
 use crate::model::{
-    content_order_key, content_order_ref, date_of, day_of, from_minor, is_return, order_key, to_minor,
-    CustomerFeatures, Day, Minor, Order,
+    content_order_key, content_order_ref, date_of, day_of, from_minor, is_return, order_key,
+    to_minor, CustomerFeatures, Day, Minor, Order,
 };
 
 /// The outcome of reading an orders file.
