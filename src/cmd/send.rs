@@ -155,17 +155,15 @@ pub async fn load(ctx: &Context, campaign_id: &str, opts: &MailOptions) -> Resul
     let stored = ctx.store.plan_members(campaign_id).await?;
     let ids: HashSet<&str> = stored.iter().map(|m| m.customer_id.as_str()).collect();
     let customers = ctx.store.customers().await?;
-    let orders = ctx.store.orders().await?;
     let features: HashMap<String, retain_core::CustomerFeatures> =
-        match retain_core::features::default_as_of(&orders) {
-            Some(as_of) => retain_core::features::customer_features(&orders, as_of)
+        match ctx.store.customer_features(None).await? {
+            Some((_, all)) => all
                 .into_iter()
                 .filter(|f| ids.contains(f.customer_id.as_str()))
                 .map(|f| (f.customer_id.clone(), f))
                 .collect(),
             None => HashMap::new(),
         };
-    drop(orders);
     let mut predictions: HashMap<String, retain_core::Prediction> = stored_predictions(ctx)
         .await?
         .into_iter()

@@ -4,8 +4,7 @@
 use anyhow::Result;
 use chrono::NaiveDate;
 use clap::Args as ClapArgs;
-use retain_core::features::default_as_of;
-use retain_core::metrics::{shop_stats, Period, ShopStats};
+use retain_core::metrics::{Period, ShopStats};
 
 use super::{exit, fail, Context};
 use crate::output::{count, money, pct, print_json, Format, Table};
@@ -33,14 +32,12 @@ pub struct Args {
 
 /// Computes the workspace's statistics.
 pub async fn compute(ctx: &Context, as_of: Option<NaiveDate>, period: Period) -> Result<ShopStats> {
-    let orders = ctx.store.orders().await?;
-    let Some(as_of) = as_of.or_else(|| default_as_of(&orders)) else {
-        return Err(fail(
+    ctx.store.shop_stats(as_of, period).await?.ok_or_else(|| {
+        fail(
             exit::PRECONDITION,
             "no orders yet: import some with `retain import orders FILE`",
-        ));
-    };
-    Ok(shop_stats(&orders, as_of, period))
+        )
+    })
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {

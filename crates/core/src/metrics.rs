@@ -8,12 +8,12 @@
 //! CRR = (E − N) / S and churn = 1 − CRR. Customers who come back in P after skipping P−1 are
 //! *reactivated*: counted separately, not in E, so the rate stays within 0–1.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
-use crate::model::{date_of, day_of, Order};
+use crate::model::{date_of, day_of, from_minor, to_minor, Day, Minor, Order, OrderFact};
 
 /// The calendar unit of periods.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,136 +121,200 @@ pub struct ShopStats {
 
 /// Computes the shop's metrics from orders strictly before `as_of`.
 pub fn shop_stats(orders: &[Order], as_of: NaiveDate, period: Period) -> ShopStats {
-    let cutoff = day_of(as_of);
-    let mut purchases_by: HashMap<&str, (u32, f64)> = HashMap::new();
-    let mut first_period: HashMap<&str, i64> = HashMap::new();
-    let mut active: BTreeMap<i64, HashSet<&str>> = BTreeMap::new();
-    let mut per_period: BTreeMap<i64, (u64, f64)> = BTreeMap::new();
-    let (mut n_orders, mut returns, mut revenue, mut purchase_revenue) = (0u64, 0u64, 0.0, 0.0);
-    for o in orders.iter().filter(|o| o.day() < cutoff) {
-        revenue += o.amount;
-        let p = period.index(o.ordered_at.date());
-        per_period.entry(p).or_default().1 += o.amount;
-        if o.is_return {
-            returns += 1;
-            continue;
-        }
-        n_orders += 1;
-        purchase_revenue += o.amount;
-        per_period.entry(p).or_default().0 += 1;
-        let e = purchases_by.entry(&o.customer_id).or_default();
-        e.0 += 1;
-        e.1 += o.amount;
-        first_period
+    let mut by_customer: BTreeMap<&str, Vec<OrderFact>> = BTreeMap::new();
+    for o in orders {
+        by_customer
             .entry(&o.customer_id)
-            .and_modify(|f| *f = (*f).min(p))
-            .or_insert(p);
-        active.entry(p).or_default().insert(&o.customer_id);
+            .or_default()
+            .push(OrderFact {
+                day: o.day(),
+                amount: to_minor(o.amount).unwrap_or(0),
+                cancelled: o.is_return,
+            });
     }
-    let customers = purchases_by.len() as u64;
-    let repeaters = purchases_by.values().filter(|(n, _)| *n >= 2).count() as u64;
-    // Summed in order-list order (not hash order) so the figure is reproducible to the last bit.
-    let repeat_rev: f64 = orders
-        .iter()
-        .filter(|o| o.day() < cutoff && !o.is_return)
-        .filter(|o| {
-            purchases_by
-                .get(o.customer_id.as_str())
-                .is_some_and(|(n, _)| *n >= 2)
-        })
-        .map(|o| o.amount)
-        .sum();
-    let mut new_by_period: HashMap<i64, u64> = HashMap::new();
-    for p in first_period.values() {
-        *new_by_period.entry(*p).or_default() += 1;
+    let mut b = ShopStatsBuilder::new(as_of, period);
+    for facts in by_customer.values() {
+        b.add_customer(facts);
     }
-    let (first, last) = match (per_period.keys().next(), per_period.keys().next_back()) {
-        (Some(a), Some(b)) => (*a, *b),
-        _ => (0, -1),
-    };
-    let periods: Vec<PeriodRow> = (first..=last)
-        .map(|p| {
-            let act = active.get(&p).map_or(0, |s| s.len() as u64);
-            let new = new_by_period.get(&p).copied().unwrap_or(0);
-            let (orders, revenue) = per_period.get(&p).copied().unwrap_or((0, 0.0));
-            PeriodRow {
-                period: period.label(p),
-                active_customers: act,
-                new_customers: new,
-                returning_customers: act - new.min(act),
-                orders,
-                revenue,
-            }
-        })
-        .collect();
-    // The last complete period: the one before as_of's, unless as_of starts a period.
-    let as_of_p = period.index(as_of);
-    let last_complete = as_of_p - 1;
-    let retention = (last_complete > first && last_complete <= last).then(|| {
-        let empty = HashSet::new();
-        let prev = active.get(&(last_complete - 1)).unwrap_or(&empty);
-        let now = active.get(&last_complete).unwrap_or(&empty);
-        let s = prev.len() as u64;
-        let kept = prev.iter().filter(|c| now.contains(*c)).count() as u64;
-        let n = new_by_period.get(&last_complete).copied().unwrap_or(0);
-        let e = kept + n;
-        let crr = (s > 0).then(|| (e as f64 - n as f64) / s as f64);
-        Retention {
-            period: period.label(last_complete),
-            customers_at_start: s,
-            customers_at_end: e,
-            new_customers: n,
-            reactivated_customers: (now.len() as u64).saturating_sub(e),
-            retention_rate: crr,
-            churn_rate: crr.map(|c| 1.0 - c),
+    b.finish()
+}
+
+/// The shop's metrics folded customer by customer: memory grows with the number of periods, not
+/// with customers or orders, so the store can stream a shop of any size through it.
+#[derive(Debug, Clone)]
+pub struct ShopStatsBuilder {
+    as_of: NaiveDate,
+    period: Period,
+    cutoff: Day,
+    last_complete: i64,
+    customers: u64,
+    repeaters: u64,
+    orders: u64,
+    returns: u64,
+    revenue: Minor,
+    purchase_revenue: Minor,
+    repeat_revenue: Minor,
+    /// Per period: purchases, net revenue, active customers, new customers.
+    per_period: BTreeMap<i64, (u64, Minor, u64, u64)>,
+    /// Customers active in the period before the last complete one, and of them those active in
+    /// the last complete one too.
+    before_last: u64,
+    kept: u64,
+    /// (cohort, period) → active customers of the cohort.
+    cohort_active: BTreeMap<(i64, i64), u64>,
+}
+
+impl ShopStatsBuilder {
+    pub fn new(as_of: NaiveDate, period: Period) -> Self {
+        Self {
+            as_of,
+            period,
+            cutoff: day_of(as_of),
+            last_complete: period.index(as_of) - 1,
+            customers: 0,
+            repeaters: 0,
+            orders: 0,
+            returns: 0,
+            revenue: 0,
+            purchase_revenue: 0,
+            repeat_revenue: 0,
+            per_period: BTreeMap::new(),
+            before_last: 0,
+            kept: 0,
+            cohort_active: BTreeMap::new(),
         }
-    });
-    let mut cohort_members: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
-    for (c, p) in &first_period {
-        cohort_members.entry(*p).or_default().push(c);
     }
-    let cohorts = cohort_members
-        .into_iter()
-        .map(|(c, members)| {
-            let retention = (c..=last)
-                .map(|p| {
-                    let act = active.get(&p);
-                    let n = act.map_or(0, |a| members.iter().filter(|m| a.contains(*m)).count());
-                    n as f64 / members.len() as f64
-                })
-                .collect();
-            CohortRow {
-                cohort: period.label(c),
-                customers: members.len() as u64,
-                retention,
+
+    /// Adds one customer's orders (any order; those on or after the as-of date are ignored).
+    pub fn add_customer(&mut self, facts: &[OrderFact]) {
+        let mut active: Vec<i64> = Vec::new();
+        let (mut purchases, mut spend) = (0u64, 0 as Minor);
+        for f in facts.iter().filter(|f| f.day < self.cutoff) {
+            let p = self.period.index(date_of(f.day));
+            self.revenue += f.amount;
+            let row = self.per_period.entry(p).or_default();
+            row.1 += f.amount;
+            if f.is_return() {
+                self.returns += 1;
+                continue;
             }
-        })
-        .collect();
-    ShopStats {
-        as_of,
-        period,
-        customers,
-        orders: n_orders,
-        returns,
-        revenue,
-        average_order_value: if n_orders > 0 {
-            purchase_revenue / n_orders as f64
-        } else {
-            0.0
-        },
-        repeat_purchase_rate: if customers > 0 {
-            repeaters as f64 / customers as f64
-        } else {
-            0.0
-        },
-        repeat_revenue_share: if purchase_revenue.abs() > 0.0 {
-            repeat_rev / purchase_revenue
-        } else {
-            0.0
-        },
-        retention,
-        periods,
-        cohorts,
+            row.0 += 1;
+            purchases += 1;
+            spend += f.amount;
+            active.push(p);
+        }
+        self.orders += purchases;
+        self.purchase_revenue += spend;
+        if purchases == 0 {
+            return;
+        }
+        active.sort_unstable();
+        active.dedup();
+        self.customers += 1;
+        if purchases >= 2 {
+            self.repeaters += 1;
+            self.repeat_revenue += spend;
+        }
+        let first = active[0];
+        self.per_period.entry(first).or_default().3 += 1;
+        for &p in &active {
+            self.per_period.entry(p).or_default().2 += 1;
+            *self.cohort_active.entry((first, p)).or_default() += 1;
+        }
+        let l = self.last_complete;
+        if active.binary_search(&(l - 1)).is_ok() {
+            self.before_last += 1;
+            if active.binary_search(&l).is_ok() {
+                self.kept += 1;
+            }
+        }
+    }
+
+    pub fn finish(self) -> ShopStats {
+        let period = self.period;
+        let (first, last) = match (
+            self.per_period.keys().next(),
+            self.per_period.keys().next_back(),
+        ) {
+            (Some(a), Some(b)) => (*a, *b),
+            _ => (0, -1),
+        };
+        let get = |p: i64| self.per_period.get(&p).copied().unwrap_or_default();
+        let periods: Vec<PeriodRow> = (first..=last)
+            .map(|p| {
+                let (orders, revenue, act, new) = get(p);
+                PeriodRow {
+                    period: period.label(p),
+                    active_customers: act,
+                    new_customers: new,
+                    returning_customers: act - new.min(act),
+                    orders,
+                    revenue: from_minor(revenue),
+                }
+            })
+            .collect();
+        let l = self.last_complete;
+        let retention = (l > first && l <= last).then(|| {
+            let s = self.before_last;
+            let n = get(l).3;
+            let e = self.kept + n;
+            let crr = (s > 0).then(|| (e as f64 - n as f64) / s as f64);
+            Retention {
+                period: period.label(l),
+                customers_at_start: s,
+                customers_at_end: e,
+                new_customers: n,
+                reactivated_customers: get(l).2.saturating_sub(e),
+                retention_rate: crr,
+                churn_rate: crr.map(|c| 1.0 - c),
+            }
+        });
+        let cohorts = self
+            .per_period
+            .iter()
+            .filter(|(_, row)| row.3 > 0)
+            .map(|(&c, row)| {
+                let members = row.3;
+                let retention = (c..=last)
+                    .map(|p| {
+                        self.cohort_active.get(&(c, p)).copied().unwrap_or(0) as f64
+                            / members as f64
+                    })
+                    .collect();
+                CohortRow {
+                    cohort: period.label(c),
+                    customers: members,
+                    retention,
+                }
+            })
+            .collect();
+        let n_orders = self.orders;
+        ShopStats {
+            as_of: self.as_of,
+            period,
+            customers: self.customers,
+            orders: n_orders,
+            returns: self.returns,
+            revenue: from_minor(self.revenue),
+            average_order_value: if n_orders > 0 {
+                from_minor(self.purchase_revenue) / n_orders as f64
+            } else {
+                0.0
+            },
+            repeat_purchase_rate: if self.customers > 0 {
+                self.repeaters as f64 / self.customers as f64
+            } else {
+                0.0
+            },
+            repeat_revenue_share: if self.purchase_revenue != 0 {
+                self.repeat_revenue as f64 / self.purchase_revenue as f64
+            } else {
+                0.0
+            },
+            retention,
+            periods,
+            cohorts,
+        }
     }
 }
 

@@ -74,33 +74,39 @@ impl Store {
         Ok(v.map(|d| d as Day))
     }
 
-    /// Calls `f` with each customer's id and orders (as facts, in key order of the customers),
-    /// one customer at a time. Customers without orders are not visited.
-    pub async fn for_each_customer_orders<F>(&self, mut f: F) -> Result<()>
+    /// Folds every customer's orders into `state`, one customer at a time in key order: `f` gets
+    /// the state, the customer's key and id, and their orders as facts. Customers without orders
+    /// are not visited. Memory: one customer's orders and the ids of all customers.
+    pub async fn fold_customer_orders<S, F>(&self, state: S, mut f: F) -> Result<S>
     where
-        F: FnMut(i64, &str, &[OrderFact]) + Send + 'static,
+        S: Send + 'static,
+        F: FnMut(&mut S, i64, &str, &[OrderFact]) + Send + 'static,
     {
         const SQL: &str = "SELECT ckey, day, amount, cancelled FROM orders ORDER BY ckey, okey";
+        let mut state = state;
         match self.sqlite_path() {
             Some(path) => {
                 let path = path.to_path_buf();
-                tokio::task::spawn_blocking(move || -> Result<()> {
+                tokio::task::spawn_blocking(move || -> Result<S> {
+                    let e = crate::native::err;
                     let conn = crate::native::open_read(&path)?;
                     let ids = crate::native::customer_ids(&conn)?;
-                    let mut stmt = conn.prepare(SQL).map_err(crate::native::err)?;
-                    let mut rows = stmt.query([]).map_err(crate::native::err)?;
+                    let mut stmt = conn.prepare(SQL).map_err(e)?;
+                    let mut rows = stmt.query([]).map_err(e)?;
                     let mut group = Group::default();
-                    while let Some(r) = rows.next().map_err(crate::native::err)? {
-                        let key: i64 = r.get(0).map_err(crate::native::err)?;
+                    while let Some(r) = rows.next().map_err(e)? {
+                        let key: i64 = r.get(0).map_err(e)?;
                         let fact = OrderFact {
-                            day: r.get::<_, i64>(1).map_err(crate::native::err)? as Day,
-                            amount: r.get(2).map_err(crate::native::err)?,
-                            cancelled: r.get::<_, i64>(3).map_err(crate::native::err)? != 0,
+                            day: r.get::<_, i64>(1).map_err(e)? as Day,
+                            amount: r.get(2).map_err(e)?,
+                            cancelled: r.get::<_, i64>(3).map_err(e)? != 0,
                         };
-                        group.push(key, fact, &ids, &mut f);
+                        group.push(key, fact, &ids, &mut |k, id, facts| {
+                            f(&mut state, k, id, facts)
+                        });
                     }
-                    group.flush(&ids, &mut f);
-                    Ok(())
+                    group.flush(&ids, &mut |k, id, facts| f(&mut state, k, id, facts));
+                    Ok(state)
                 })
                 .await
                 .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
@@ -116,10 +122,12 @@ impl Store {
                         amount: r.try_get(2)?,
                         cancelled: r.try_get::<i64, _>(3)? != 0,
                     };
-                    group.push(key, fact, &ids, &mut f);
+                    group.push(key, fact, &ids, &mut |k, id, facts| {
+                        f(&mut state, k, id, facts)
+                    });
                 }
-                group.flush(&ids, &mut f);
-                Ok(())
+                group.flush(&ids, &mut |k, id, facts| f(&mut state, k, id, facts));
+                Ok(state)
             }
         }
     }
@@ -302,14 +310,13 @@ impl Store {
                 out.push(c.agg.features(&c.id, as_of));
             }
         } else {
-            let (tx, rx) = std::sync::mpsc::channel();
-            self.for_each_customer_orders(move |_, id, facts| {
-                if let Some(a) = CustomerAggregate::fold(facts, Some(cutoff)) {
-                    let _ = tx.send(a.features(id, as_of));
-                }
-            })
-            .await?;
-            out.extend(rx.try_iter());
+            out = self
+                .fold_customer_orders(out, move |out, _, id, facts| {
+                    if let Some(a) = CustomerAggregate::fold(facts, Some(cutoff)) {
+                        out.push(a.features(id, as_of));
+                    }
+                })
+                .await?;
         }
         out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
         Ok(Some((as_of, out)))
@@ -323,17 +330,36 @@ impl Store {
         cutoff: Option<chrono::NaiveDate>,
     ) -> Result<Vec<retain_core::features::CustomerHistory>> {
         let cut = cutoff.map(retain_core::day_of).unwrap_or(Day::MAX);
-        let (tx, rx) = std::sync::mpsc::channel();
-        self.for_each_customer_orders(move |_, id, facts| {
-            if let Some(h) =
-                retain_core::features::CustomerHistory::from_facts(id, facts, Some(cut))
-            {
-                let _ = tx.send(h);
-            }
-        })
-        .await?;
-        let mut out: Vec<_> = rx.try_iter().collect();
+        let mut out = self
+            .fold_customer_orders(Vec::new(), move |out, _, id, facts| {
+                if let Some(h) =
+                    retain_core::features::CustomerHistory::from_facts(id, facts, Some(cut))
+                {
+                    out.push(h);
+                }
+            })
+            .await?;
         out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
         Ok(out)
+    }
+}
+
+impl Store {
+    /// The shop's metrics as of `as_of` (default: the day after the last order), folded customer
+    /// by customer; `None` without orders.
+    pub async fn shop_stats(
+        &self,
+        as_of: Option<chrono::NaiveDate>,
+        period: retain_core::metrics::Period,
+    ) -> Result<Option<retain_core::metrics::ShopStats>> {
+        let Some(last) = self.last_order_day().await? else {
+            return Ok(None);
+        };
+        let as_of = as_of.unwrap_or_else(|| retain_core::date_of(last + 1));
+        let b = retain_core::metrics::ShopStatsBuilder::new(as_of, period);
+        let b = self
+            .fold_customer_orders(b, |b, _, _, facts| b.add_customer(facts))
+            .await?;
+        Ok(Some(b.finish()))
     }
 }
