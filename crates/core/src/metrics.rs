@@ -73,6 +73,8 @@ pub struct PeriodRow {
     pub active_customers: u64,
     pub new_customers: u64,
     pub returning_customers: u64,
+    /// Customers active in this period and in the previous one.
+    pub retained_customers: u64,
     pub orders: u64,
     pub revenue: f64,
 }
@@ -154,8 +156,9 @@ pub struct ShopStatsBuilder {
     revenue: Minor,
     purchase_revenue: Minor,
     repeat_revenue: Minor,
-    /// Per period: purchases, net revenue, active customers, new customers.
-    per_period: BTreeMap<i64, (u64, Minor, u64, u64)>,
+    /// Per period: purchases, net revenue, active customers, new customers, customers also
+    /// active in the previous period.
+    per_period: BTreeMap<i64, (u64, Minor, u64, u64, u64)>,
     /// Customers active in the period before the last complete one, and of them those active in
     /// the last complete one too.
     before_last: u64,
@@ -217,8 +220,12 @@ impl ShopStatsBuilder {
         }
         let first = active[0];
         self.per_period.entry(first).or_default().3 += 1;
-        for &p in &active {
-            self.per_period.entry(p).or_default().2 += 1;
+        for (i, &p) in active.iter().enumerate() {
+            let row = self.per_period.entry(p).or_default();
+            row.2 += 1;
+            if i > 0 && active[i - 1] == p - 1 {
+                row.4 += 1;
+            }
             *self.cohort_active.entry((first, p)).or_default() += 1;
         }
         let l = self.last_complete;
@@ -242,12 +249,13 @@ impl ShopStatsBuilder {
         let get = |p: i64| self.per_period.get(&p).copied().unwrap_or_default();
         let periods: Vec<PeriodRow> = (first..=last)
             .map(|p| {
-                let (orders, revenue, act, new) = get(p);
+                let (orders, revenue, act, new, retained) = get(p);
                 PeriodRow {
                     period: period.label(p),
                     active_customers: act,
                     new_customers: new,
                     returning_customers: act - new.min(act),
+                    retained_customers: retained,
                     orders,
                     revenue: from_minor(revenue),
                 }

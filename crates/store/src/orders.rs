@@ -30,27 +30,35 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|r| {
-                let ts: i64 = r.try_get(2)?;
-                let ordered_at = DateTime::from_timestamp(ts, 0)
-                    .ok_or_else(|| StoreError::Corrupt(format!("order time {ts} out of range")))?
-                    .naive_utc();
-                let amount: i64 = r.try_get(3)?;
-                let cancelled = r.try_get::<i64, _>(5)? != 0;
-                Ok(Order {
-                    customer_id: r.try_get(0)?,
-                    order_id: r.try_get(1)?,
-                    ordered_at,
-                    amount: from_minor(amount),
-                    items: u32::try_from(r.try_get::<i64, _>(4)?).unwrap_or(u32::MAX),
-                    is_return: is_return(amount, cancelled),
-                    currency: r.try_get(6)?,
-                    email: r.try_get(7)?,
-                    product: r.try_get(8)?,
-                })
-            })
-            .collect()
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// The orders of these customers (by external id), oldest first: one campaign's audience,
+    /// never the whole table.
+    pub async fn orders_of_customers(&self, ids: &[&str]) -> Result<Vec<Order>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let list = crate::values_clause(1, chunk.len());
+            let sql = format!(
+                "SELECT c.id, COALESCE(o.order_ref, CAST(o.okey AS TEXT)), o.at, o.amount, o.items, o.cancelled, o.currency, c.email, o.product \
+                 FROM customers c JOIN orders o ON o.ckey = c.key WHERE c.id IN {list}"
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                out.push(order_from_row(&r)?);
+            }
+        }
+        out.sort_by(|a, b| {
+            (a.ordered_at, &a.customer_id, &a.order_id).cmp(&(
+                b.ordered_at,
+                &b.customer_id,
+                &b.order_id,
+            ))
+        });
+        Ok(out)
     }
 
     /// (orders, net revenue, customers with orders).
@@ -87,6 +95,28 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// An order read back: (customer id, order reference, time, amount, items, cancelled, currency,
+/// email, product).
+fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order> {
+    let ts: i64 = r.try_get(2)?;
+    let ordered_at = DateTime::from_timestamp(ts, 0)
+        .ok_or_else(|| StoreError::Corrupt(format!("order time {ts} out of range")))?
+        .naive_utc();
+    let amount: i64 = r.try_get(3)?;
+    let cancelled = r.try_get::<i64, _>(5)? != 0;
+    Ok(Order {
+        customer_id: r.try_get(0)?,
+        order_id: r.try_get(1)?,
+        ordered_at,
+        amount: from_minor(amount),
+        items: u32::try_from(r.try_get::<i64, _>(4)?).unwrap_or(u32::MAX),
+        is_return: is_return(amount, cancelled),
+        currency: r.try_get(6)?,
+        email: r.try_get(7)?,
+        product: r.try_get(8)?,
+    })
 }
 
 /// Records an import (inside the import's own transaction) and returns its id.

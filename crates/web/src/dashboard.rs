@@ -9,8 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
-use retain_core::features::default_as_of;
-use retain_core::metrics::{shop_stats, Period};
+use retain_core::metrics::Period;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -189,21 +188,20 @@ pub async fn overview(State(st): State<AppState>, headers: HeaderMap) -> Respons
         Ok(s) => s,
         Err(r) => return r,
     };
-    let orders = match st.store.orders().await {
-        Ok(o) => o,
+    let stats = match st.store.shop_stats(None, Period::Month).await {
+        Ok(Some(stats)) => stats,
+        Ok(None) => {
+            return render(
+                &st,
+                "overview.html",
+                "Overview",
+                "overview",
+                Some(&s),
+                json!({ "has_orders": false }),
+            )
+        }
         Err(e) => return internal(e),
     };
-    let Some(as_of) = default_as_of(&orders) else {
-        return render(
-            &st,
-            "overview.html",
-            "Overview",
-            "overview",
-            Some(&s),
-            json!({ "has_orders": false }),
-        );
-    };
-    let stats = shop_stats(&orders, as_of, Period::Month);
     let last = |n: usize, len: usize| len.saturating_sub(n);
     let periods = &stats.periods[last(24, stats.periods.len())..];
     let labels: Vec<String> = periods.iter().map(|p| p.period.clone()).collect();
@@ -233,7 +231,7 @@ pub async fn overview(State(st): State<AppState>, headers: HeaderMap) -> Respons
             values: periods.iter().map(|p| p.revenue).collect(),
         }],
     );
-    let trend = retention_trend(&orders);
+    let trend = retention_trend(&stats);
     let trend = &trend[last(24, trend.len())..];
     let retention_chart = svg::lines(
         "Share of last month's buyers who bought again (retention) and who did not (churn)",
@@ -298,7 +296,7 @@ pub async fn overview(State(st): State<AppState>, headers: HeaderMap) -> Respons
         Some(&s),
         json!({
             "has_orders": true,
-            "as_of": as_of.to_string(),
+            "as_of": stats.as_of.to_string(),
             "period": "month",
             "cards": cards,
             "balance_chart": balance_chart,
@@ -316,11 +314,11 @@ pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Respons
         Ok(s) => s,
         Err(r) => return r,
     };
-    let orders = match st.store.orders().await {
-        Ok(o) => o,
+    let feats = match st.store.customer_features(None).await {
+        Ok(f) => f.map(|(_, f)| f).unwrap_or_default(),
         Err(e) => return internal(e),
     };
-    let Some((n, avg)) = rf_grid(&orders) else {
+    let Some((n, avg)) = rf_grid(&feats) else {
         return render(
             &st,
             "segments.html",
@@ -446,13 +444,25 @@ pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Resp
         .filter_map(|p| p.clv)
         .filter(|v| v.is_finite())
         .collect();
-    let actual_chart = match (
+    // What the customers did in the 90 days after the prediction date, when the orders cover them.
+    let actual = match (
         chrono::NaiveDate::parse_from_str(&run.as_of, "%Y-%m-%d"),
-        st.store.orders().await,
+        st.store.last_order_day().await,
     ) {
-        (Ok(as_of), Ok(orders)) => crate::shop::predicted_vs_actual(
-            &orders,
-            as_of,
+        (Ok(as_of), Ok(Some(last))) => {
+            // Predictions include the as-of date's orders: the window starts the day after.
+            let start = retain_core::day_of(as_of) + 1;
+            if last >= start + 89 {
+                st.store.purchase_days_between(start, start + 90).await.ok()
+            } else {
+                None
+            }
+        }
+        _ => None,
+    };
+    let actual_chart = match actual {
+        Some(actual) => crate::shop::predicted_vs_actual(
+            &actual,
             &preds
                 .iter()
                 .map(|p| (p.customer_id.as_str(), p.expected_purchases_90d))
@@ -608,7 +618,7 @@ pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Respon
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (list, states, orders) = match (
+    let (list, states) = match (
         results::all_campaigns(&st.store)
             .await
             .map_err(|e| e.to_string()),
@@ -616,16 +626,14 @@ pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Respon
             .send_campaign_states()
             .await
             .map_err(|e| e.to_string()),
-        st.store.orders().await.map_err(|e| e.to_string()),
     ) {
-        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(e),
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => return internal(e),
     };
     let mut rows = Vec::new();
     let mut estimates = Vec::new();
     for c in &list {
-        let r = match results::campaign_report(&st.store, &c.input.campaign_id, Some(&orders)).await
-        {
+        let r = match results::campaign_report(&st.store, &c.input.campaign_id, None).await {
             Ok(r) => r,
             Err(e) => return internal(e),
         };

@@ -1,47 +1,25 @@
-//! Shop-level views of the dashboard computed from orders: the month-to-month retention trend and
-//! the recency × frequency grid.
+//! Shop-level views of the dashboard computed from the store's aggregates: the month-to-month
+//! retention trend, the recency × frequency grid, predicted vs actual purchases.
 
-use std::collections::{BTreeMap, HashSet};
-
-use chrono::Datelike;
-use retain_core::features::{customer_features, default_as_of};
-use retain_core::Order;
-
-/// Month index (year × 12 + month − 1) of an order.
-fn month(o: &Order) -> i32 {
-    o.ordered_at.year() * 12 + o.ordered_at.month0() as i32
-}
+use std::collections::BTreeMap;
 
 /// Label of a month index.
 pub fn month_label(m: i32) -> String {
     format!("{}-{:02}", m.div_euclid(12), m.rem_euclid(12) + 1)
 }
 
-/// Per month: (label, share of the previous month's active customers active again). The share
+/// Per period: (label, share of the previous period's active customers active again). The share
 /// of last month's buyers who bought again this month — retention — and one minus it, churn.
-pub fn retention_trend(orders: &[Order]) -> Vec<(String, f64)> {
-    let mut active: BTreeMap<i32, HashSet<&str>> = BTreeMap::new();
-    for o in orders.iter().filter(|o| !o.is_return) {
-        active
-            .entry(month(o))
-            .or_default()
-            .insert(o.customer_id.as_str());
-    }
-    let (Some(first), Some(last)) = (
-        active.keys().next().copied(),
-        active.keys().next_back().copied(),
-    ) else {
-        return Vec::new();
-    };
-    let empty = HashSet::new();
-    (first + 1..=last)
-        .filter_map(|m| {
-            let prev = active.get(&(m - 1)).unwrap_or(&empty);
-            let cur = active.get(&m).unwrap_or(&empty);
-            (!prev.is_empty()).then(|| {
-                let kept = prev.iter().filter(|c| cur.contains(*c)).count();
-                (month_label(m), kept as f64 / prev.len() as f64)
-            })
+pub fn retention_trend(stats: &retain_core::metrics::ShopStats) -> Vec<(String, f64)> {
+    stats
+        .periods
+        .windows(2)
+        .filter(|w| w[0].active_customers > 0)
+        .map(|w| {
+            (
+                w[1].period.clone(),
+                w[1].retained_customers as f64 / w[0].active_customers as f64,
+            )
         })
         .collect()
 }
@@ -68,12 +46,13 @@ pub const FREQUENCY_BUCKETS: &[(u32, &str)] = &[
 
 /// Recency × frequency grid as of the day after the last order: (customers, average revenue per
 /// customer) per cell, rows by recency, columns by frequency.
-pub fn rf_grid(orders: &[Order]) -> Option<(Grid, Grid)> {
-    let as_of = default_as_of(orders)?;
-    let feats = customer_features(orders, as_of);
+pub fn rf_grid(feats: &[retain_core::CustomerFeatures]) -> Option<(Grid, Grid)> {
+    if feats.is_empty() {
+        return None;
+    }
     let mut n = vec![vec![0.0; FREQUENCY_BUCKETS.len()]; RECENCY_BUCKETS.len()];
     let mut rev = vec![vec![0.0; FREQUENCY_BUCKETS.len()]; RECENCY_BUCKETS.len()];
-    for f in &feats {
+    for f in feats {
         let r = RECENCY_BUCKETS
             .iter()
             .position(|(max, _)| f.recency_days <= *max)
@@ -102,27 +81,16 @@ pub fn rf_grid(orders: &[Order]) -> Option<(Grid, Grid)> {
 /// decile of the prediction: (labels, mean predicted, mean actual). `None` when the orders do not
 /// cover those 90 days yet or there are fewer than ten customers.
 pub fn predicted_vs_actual(
-    orders: &[Order],
-    as_of: chrono::NaiveDate,
+    actual: &std::collections::HashMap<String, u32>,
     predicted: &[(&str, f64)],
 ) -> Option<(Vec<String>, Vec<f64>, Vec<f64>)> {
-    let start = retain_core::day_of(as_of);
-    let end = start + 90;
-    let last = orders.iter().map(Order::day).max()?;
-    if last < end - 1 || predicted.len() < 10 {
+    if predicted.len() < 10 {
         return None;
-    }
-    let mut days: std::collections::HashMap<&str, HashSet<i32>> = std::collections::HashMap::new();
-    for o in orders.iter().filter(|o| !o.is_return) {
-        let d = o.day();
-        if d >= start && d < end {
-            days.entry(o.customer_id.as_str()).or_default().insert(d);
-        }
     }
     let mut sorted: Vec<(f64, f64)> = predicted
         .iter()
         .filter(|(_, p)| p.is_finite())
-        .map(|(c, p)| (*p, days.get(c).map_or(0, HashSet::len) as f64))
+        .map(|(c, p)| (*p, actual.get(*c).copied().unwrap_or(0) as f64))
         .collect();
     sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
     let n = sorted.len();
