@@ -65,10 +65,16 @@ impl Store {
 
     /// Every customer, by id.
     pub async fn customers(&self) -> Result<Vec<Customer>> {
-        let rows = sqlx::query(&format!("SELECT {COLS} FROM customers ORDER BY id"))
+        let rows = sqlx::query(&format!("SELECT {COLS} FROM customers"))
             .fetch_all(self.pool())
             .await?;
-        rows.iter().map(customer_from_row).collect()
+        let mut out = rows
+            .iter()
+            .map(customer_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        // Sorted here: text collation differs between the backends.
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
     }
 
     /// One customer.

@@ -87,6 +87,70 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Stores whole orders that are already in memory (tests, fixtures, generated shops) through
+    /// the same writer as [`Store::import_orders_file`]: one transaction, re-imports replace.
+    /// `counts` are the (read, imported, rejected) rows to record.
+    pub async fn import_orders(
+        &self,
+        file: &str,
+        orders: &[retain_core::Order],
+        counts: (u64, u64, u64),
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<ImportRecord> {
+        use retain_core::import::orders::stored_order_key;
+        let lines: Vec<retain_core::import::OrderLine> = orders
+            .iter()
+            .map(|o| retain_core::import::OrderLine {
+                customer: o.customer_id.clone(),
+                order_key: stored_order_key(&o.order_id),
+                order_ref: Some(o.order_id.clone()),
+                at: o.ordered_at,
+                day: o.day(),
+                amount: retain_core::to_minor(o.amount).unwrap_or(0),
+                items: o.items,
+                cancelled: o.is_return,
+                email: o.email.clone(),
+                currency: o.currency.clone(),
+                product: o.product.clone(),
+                mode: LineMode::Replace,
+            })
+            .collect();
+        let (tx, rx) = mpsc::sync_channel::<OrderFeed>(1);
+        let producer: Producer = std::thread::spawn(move || {
+            let _ = tx.send(OrderFeed {
+                lines,
+                rejects: Vec::new(),
+            });
+            Ok(StreamSummary {
+                rows_read: counts.0,
+                rows_imported: counts.1,
+                rows_rejected: counts.2,
+                ..Default::default()
+            })
+        });
+        let name = file.to_string();
+        let done = match self.backend {
+            Backend::Sqlite => {
+                let db = self
+                    .sqlite_file
+                    .clone()
+                    .ok_or_else(|| StoreError::Corrupt("no SQLite file".into()))?;
+                tokio::task::spawn_blocking(move || {
+                    sqlite_import(&db, &name, rx, producer, |_| Ok(()))
+                })
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("import task failed: {e}")))??
+            }
+            Backend::Postgres => {
+                postgres_import(&self.url, &name, rx, producer, |_| Ok(())).await?
+            }
+        };
+        progress(orders.len() as u64);
+        Ok(done.record)
+    }
+}
+
 fn join(producer: Producer) -> Result<StreamSummary> {
     match producer.join() {
         Ok(r) => Ok(r?),

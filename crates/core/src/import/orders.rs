@@ -64,12 +64,6 @@ impl OrdersImport {
     }
 }
 
-impl Default for Profile {
-    fn default() -> Self {
-        Self::Generic
-    }
-}
-
 /// One imported row as the store takes it: an order, a line item of one, or a platform refund.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OrderLine {
@@ -135,13 +129,16 @@ pub fn stored_order_key(order_id: &str) -> i64 {
     order_key(order_id)
 }
 
-/// What one record became.
+/// What one record became. (Short-lived, one per record: the large variant is the common one,
+/// boxing it would cost an allocation per row.)
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Item {
     /// An order line and, for a platform refund, the refund as a return line.
     Lines([Option<OrderLine>; 2]),
     /// Rejected (with whether it was for want of a customer).
     Skip(Reject, bool),
-    LineItem,
+    /// A further line-item row of an order already read.
+    Continuation,
     Skipped(&'static str),
 }
 
@@ -157,10 +154,11 @@ pub struct ScanStats {
 }
 
 /// A platform export whose columns and rules are known (`--profile`, or recognised by header).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     /// Any CSV: columns found by their names, line items summed into orders.
+    #[default]
     Generic,
     /// Shopify's orders export: one row per line item, `Name` is the order, `Email` the customer;
     /// order fields (`Total`, `Financial Status`, `Refunded Amount`, `Cancelled at`) only on an
@@ -795,7 +793,7 @@ impl Layout {
             Parsed::Reject(col, reason) => {
                 Item::Skip(self.reject(line, fields, col, reason), false)
             }
-            Parsed::LineItem => Item::LineItem,
+            Parsed::LineItem => Item::Continuation,
             Parsed::Skipped(why) => Item::Skipped(why),
         }
     }
@@ -864,7 +862,7 @@ pub fn parse_orders(
                 out.rejects.push(reject);
                 continue;
             }
-            Item::LineItem => {
+            Item::Continuation => {
                 out.line_items += 1;
                 continue;
             }

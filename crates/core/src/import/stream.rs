@@ -142,7 +142,7 @@ pub fn stream_orders(
                     }
                     feed.rejects.push(reject);
                 }
-                Item::LineItem => summary.line_items += 1,
+                Item::Continuation => summary.line_items += 1,
                 Item::Skipped(why) => match summary.skipped.iter_mut().find(|(w, _)| w == why) {
                     Some((_, n)) => *n += 1,
                     None => summary.skipped.push((why.to_string(), 1)),
