@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use assert_cmd::Command;
 use chrono::NaiveDate;
 use serde_json::Value;
 
