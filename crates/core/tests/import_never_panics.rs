@@ -24,6 +24,7 @@ fn opts_strategy() -> impl Strategy<Value = ImportOptions> {
                 date_format,
                 decimal_comma,
                 mapping: Vec::new(),
+                profile: None,
                 strict,
             },
         )
