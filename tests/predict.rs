@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use assert_cmd::Command;
 use chrono::NaiveDate;
 use serde_json::Value;
 
@@ -64,26 +63,8 @@ fn cdnow_rows() -> Vec<(String, NaiveDate, f64)> {
         .collect()
 }
 
-/// Whether this binary has `retain predict` (the command is registered in src/main.rs by the
-/// integration step). Until then the tests below report themselves skipped instead of failing
-/// every other engineer's `cargo test`.
-fn predict_is_wired() -> bool {
-    let out = Command::cargo_bin("retain")
-        .expect("binary")
-        .args(["predict", "--help"])
-        .output()
-        .expect("runs");
-    if !out.status.success() {
-        eprintln!("SKIPPED: `retain predict` is not registered in src/main.rs yet");
-    }
-    out.status.success()
-}
-
 #[test]
 fn predict_cdnow_matches_lifetimes() {
-    if !predict_is_wired() {
-        return;
-    }
     let (_dir, ws) = workspace();
     import(&ws, &repo("data/cdnow/orders.csv"));
     let v = run_json(
@@ -178,9 +159,6 @@ fn predict_cdnow_matches_lifetimes() {
 
 #[test]
 fn day_period_is_the_same_model_in_days() {
-    if !predict_is_wired() {
-        return;
-    }
     let (_dir, ws) = workspace();
     import(&ws, &repo("data/cdnow/orders.csv"));
     let week = run_json(
@@ -213,9 +191,6 @@ fn day_period_is_the_same_model_in_days() {
 
 #[test]
 fn calibration_end_validates_on_the_holdout_without_storing() {
-    if !predict_is_wired() {
-        return;
-    }
     let (_dir, ws) = workspace();
     import(&ws, &repo("data/cdnow/orders.csv"));
     let v = run_json(
@@ -271,9 +246,6 @@ fn calibration_end_validates_on_the_holdout_without_storing() {
 
 #[test]
 fn degenerate_data_is_a_precondition_error() {
-    if !predict_is_wired() {
-        return;
-    }
     let (dir, ws) = workspace();
     // No orders at all.
     let out = retain(&ws).args(["predict"]).output().expect("runs");

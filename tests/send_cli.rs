@@ -9,6 +9,9 @@ use std::time::Duration;
 use retain_mailer::testkit::SmtpServer;
 use retain_store::{NewPlan, NewPlanCampaign, PlanState, Store};
 
+mod common;
+use common::{database_url, use_database};
+
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_retain"))
 }
@@ -40,6 +43,11 @@ fn text(o: &Output) -> String {
 
 /// A workspace with `n` customers c000…; c001 opted out, c002 has a hostile first name.
 async fn workspace(n: usize) -> (tempfile::TempDir, PathBuf) {
+    workspace_on(n, None).await
+}
+
+/// [`workspace`] on the database `db` (its SQLite file when `None`).
+async fn workspace_on(n: usize, db: Option<&str>) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tmp");
     let ws = dir.path().join("shop");
     let o = run({
@@ -49,6 +57,9 @@ async fn workspace(n: usize) -> (tempfile::TempDir, PathBuf) {
     })
     .await;
     assert!(o.status.success(), "{}", text(&o));
+    if let Some(url) = db {
+        use_database(&ws, url);
+    }
     let mut csv = String::from("customer_id,email,first_name,subscribed\n");
     for i in 0..n {
         let name = match i {
@@ -65,7 +76,8 @@ async fn workspace(n: usize) -> (tempfile::TempDir, PathBuf) {
         c.arg("--workspace")
             .arg(&ws)
             .args(["import", "customers"])
-            .arg(&file);
+            .arg(&file)
+            .env_remove("RETAIN_DATABASE_URL");
         c
     })
     .await;
@@ -76,7 +88,7 @@ async fn workspace(n: usize) -> (tempfile::TempDir, PathBuf) {
 /// Stores a plan with one win_back campaign over `members` (every 5th held out); returns the
 /// campaign id.
 async fn plan(ws: &Path, members: std::ops::Range<usize>, approve: bool) -> String {
-    let store = Store::open_sqlite(&ws.join("retain.db")).await.expect("db");
+    let store = Store::open(&database_url(ws)).await.expect("db");
     let ids: Vec<String> = members.map(|i| format!("c{i:03}")).collect();
     let (holdout, recipients): (Vec<String>, Vec<String>) = ids
         .iter()
@@ -259,17 +271,47 @@ async fn send_preview_test_and_campaign_commands() {
     assert_eq!(emls, 3, "c000, c002, c003 (c001 opted out, c004 holdout)");
 }
 
+/// The lease TTL of the senders that the tests kill (the engine's `RETAIN_TEST_LEASE_TTL_S`
+/// hook): renewed every second while they live, expired a few seconds after they die.
+const LEASE_TTL_S: &str = "6";
+
+/// `retain send` once the dead sender's lease expired for real: refused (exit 4) until then.
+async fn send_after_lease_expiry(ws: &Path, url: &str, extra: &[&str]) -> Output {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut args = vec!["send"];
+        args.extend_from_slice(extra);
+        let o = run(retain(ws, url, &args)).await;
+        if o.status.code() != Some(4) || std::time::Instant::now() > deadline {
+            return o;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_during_retain_send_then_resume() {
-    let (_dir, ws) = workspace(300).await;
+    kill_9_then_resume(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_retain_send_then_resume_on_postgres() {
+    if let Some(db) = common::postgres() {
+        kill_9_then_resume(Some(&db.url)).await;
+    }
+}
+
+async fn kill_9_then_resume(db: Option<&str>) {
+    let (_dir, ws) = workspace_on(300, db).await;
     let server = SmtpServer::start().await.expect("smtp");
     let url = server.url();
     let campaign = plan(&ws, 0..300, true).await;
     let mut child = retain(
         &ws,
         &url,
-        &["send", &campaign, "--rate", "60", "--format", "json"],
+        &["send", &campaign, "--rate", "30", "--format", "json"],
     )
+    .env("RETAIN_TEST_LEASE_TTL_S", LEASE_TTL_S)
     .spawn()
     .expect("spawn");
     assert!(
@@ -283,31 +325,15 @@ async fn kill_9_during_retain_send_then_resume() {
     // is refused (exit 4) rather than racing it.
     let o = run(retain(&ws, &url, &["send", &campaign])).await;
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
-    let store = Store::open_sqlite(&ws.join("retain.db")).await.expect("db");
-    let lease = store
-        .send_lease(&campaign)
-        .await
-        .expect("lease")
-        .expect("held");
-    store
-        .acquire_send_lease(&campaign, &lease.owner, -1)
-        .await
-        .expect("expire")
-        .expect("same owner");
-    store.close().await;
-    let o = run(retain(
-        &ws,
-        &url,
-        &["send", &campaign, "--rate", "0", "--format", "json"],
-    ))
-    .await;
+    let o =
+        send_after_lease_expiry(&ws, &url, &[&campaign, "--rate", "0", "--format", "json"]).await;
     assert!(o.status.success(), "{}", text(&o));
     let rep: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
     let d = server.deliveries();
     assert!(d.values().all(|&n| n == 1), "a recipient got two: {d:?}");
     let unconfirmed = rep["unconfirmed"].as_u64().expect("unconfirmed") as usize;
     let eligible = 240 - 1; // 300 members, 60 held out, c001 opted out
-    let store = Store::open_sqlite(&ws.join("retain.db")).await.expect("db");
+    let store = Store::open(&database_url(&ws)).await.expect("db");
     let counts = store.send_counts(&campaign).await.expect("counts");
     assert_eq!(counts.sent as usize + unconfirmed, eligible, "{rep}");
     assert!(d.len() >= counts.sent as usize && d.len() <= eligible);
@@ -317,6 +343,105 @@ async fn kill_9_during_retain_send_then_resume() {
             assert_eq!(d.get(&r.email), Some(&1), "{} sent once", r.email);
         }
     }
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_servers_250_is_unconfirmed_until_resend_unconfirmed() {
+    crash_after_accept_then_resend_unconfirmed(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_the_servers_250_on_postgres() {
+    if let Some(db) = common::postgres() {
+        crash_after_accept_then_resend_unconfirmed(Some(&db.url)).await;
+    }
+}
+
+/// `retain send` dies (the engine's `RETAIN_TEST_CRASH_AFTER_ACCEPT` hook aborts it) right after
+/// the server accepted the 5th message, before the ledger recorded it: the next run reports the
+/// row unconfirmed and does not send it; only `--resend-unconfirmed` does.
+async fn crash_after_accept_then_resend_unconfirmed(db: Option<&str>) {
+    let (_dir, ws) = workspace_on(30, db).await;
+    let server = SmtpServer::start().await.expect("smtp");
+    let url = server.url();
+    let campaign = plan(&ws, 0..30, true).await;
+    let eligible = 24 - 1; // 30 members, 6 held out, c001 opted out
+    let o = run({
+        let mut c = retain(
+            &ws,
+            &url,
+            &["send", &campaign, "--rate", "0", "--concurrency", "1"],
+        );
+        c.env("RETAIN_TEST_CRASH_AFTER_ACCEPT", "5")
+            .env("RETAIN_TEST_LEASE_TTL_S", LEASE_TTL_S);
+        c
+    })
+    .await;
+    assert!(!o.status.success(), "it crashed: {}", text(&o));
+    let received = server.received();
+    assert_eq!(
+        received.len(),
+        5,
+        "one connection: 5 accepted, then the crash"
+    );
+    let crashed = received[4].rcpt_to[0].clone();
+    let store = Store::open(&database_url(&ws)).await.expect("db");
+    let row = store
+        .sends_of(&campaign)
+        .await
+        .expect("rows")
+        .into_iter()
+        .find(|r| r.email == crashed)
+        .expect("row");
+    assert_eq!(row.state, retain_store::SendState::Sending, "unconfirmed");
+
+    let o =
+        send_after_lease_expiry(&ws, &url, &[&campaign, "--format", "json", "--rate", "0"]).await;
+    assert!(o.status.success(), "{}", text(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let unconfirmed = rep["unconfirmed"].as_u64().expect("unconfirmed");
+    assert!(unconfirmed >= 1, "{rep}");
+    let d = server.deliveries();
+    assert_eq!(d.get(&crashed), Some(&1), "not silently resent: {d:?}");
+    assert!(d.values().all(|&n| n == 1), "{d:?}");
+    let counts = store.send_counts(&campaign).await.expect("counts");
+    assert_eq!(counts.sending as u64, unconfirmed);
+    assert_eq!(counts.sent as u64 + unconfirmed, eligible, "{rep}");
+
+    let o = run(retain(
+        &ws,
+        &url,
+        &[
+            "send",
+            &campaign,
+            "--resend-unconfirmed",
+            "--rate",
+            "0",
+            "--format",
+            "json",
+        ],
+    ))
+    .await;
+    assert!(o.status.success(), "{}", text(&o));
+    let rep: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(rep["unconfirmed"], 0, "{rep}");
+    assert_eq!(rep["sent"].as_u64(), Some(unconfirmed), "{rep}");
+    let d = server.deliveries();
+    assert_eq!(d.len() as u64, eligible);
+    assert_eq!(d.get(&crashed), Some(&2), "resent because asked");
+    // Twice only for messages the server had accepted before the crash (which the ledger had
+    // not recorded yet: outcomes are written in batches); never three times.
+    let before_crash: Vec<&String> = received.iter().map(|m| &m.rcpt_to[0]).collect();
+    for (email, n) in &d {
+        assert!(
+            *n == 1 || (*n == 2 && before_crash.contains(&email)),
+            "{email} got {n}: {d:?}"
+        );
+    }
+    let counts = store.send_counts(&campaign).await.expect("counts");
+    assert_eq!((counts.sent as u64, counts.sending), (eligible, 0));
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -356,7 +481,7 @@ async fn ctrl_c_stops_cleanly_and_the_next_send_finishes() {
     let child = retain(
         &ws,
         &url,
-        &["send", &campaign, "--rate", "20", "--format", "json"],
+        &["send", &campaign, "--rate", "10", "--format", "json"],
     )
     .stdout(std::process::Stdio::piped())
     .spawn()

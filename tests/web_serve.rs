@@ -1,6 +1,7 @@
-//! End-to-end tests of `retain serve` as a process: it binds, answers the public endpoints,
-//! refuses tampered tracking tokens, keeps the dashboard behind a login, hashes passwords, and on
-//! SIGTERM stops cleanly after writing its events.
+//! End-to-end tests of `retain serve` as a process: it binds, answers the public endpoints for
+//! real sends (open, click, view, one-click unsubscribe), refuses tampered tracking tokens, keeps
+//! the dashboard behind a login, hashes passwords, and on SIGTERM stops cleanly after writing the
+//! events it was still holding.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -10,6 +11,8 @@ use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
 use assert_cmd::Command;
+use retain_core::tracking::Links;
+use retain_store::{Claim, ConsentCheck, EventKind, NewSend, SendState, Store};
 
 fn workspace() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -26,10 +29,16 @@ fn workspace() -> (tempfile::TempDir, PathBuf) {
 
 /// Starts `retain serve` on a free port; returns the child and the bound address.
 fn serve(ws: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    serve_with(ws, env, &[])
+}
+
+/// [`serve`] with more arguments.
+fn serve_with(ws: &Path, env: &[(&str, &str)], args: &[&str]) -> (Child, String) {
     let mut cmd = StdCommand::cargo_bin("retain").expect("binary");
     cmd.arg("--workspace")
         .arg(ws)
         .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
         .env_remove("RETAIN_WEB_TOKEN")
         .env_remove("RETAIN_SECRET")
         .stdout(Stdio::null())
@@ -88,11 +97,142 @@ fn stop(mut child: Child) -> std::process::Output {
     }
 }
 
+/// Two sent emails in the workspace's ledger (campaign `e2e`): their send ids.
+fn sent_emails(ws: &Path) -> Vec<i64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = Store::open_sqlite(&ws.join("retain.db")).await.expect("db");
+        let customers: Vec<retain_core::Customer> = ["ann", "bob"]
+            .iter()
+            .map(|n| retain_core::Customer {
+                id: n.to_string(),
+                email: Some(format!("{n}@mail.example")),
+                email_valid: true,
+                subscribed: Some(true),
+                ..Default::default()
+            })
+            .collect();
+        store
+            .import_customers("c.csv", &customers, (2, 2, 0))
+            .await
+            .expect("customers");
+        let sends: Vec<NewSend> = customers
+            .iter()
+            .map(|c| NewSend {
+                customer_id: c.id.clone(),
+                email: c.email.clone().unwrap_or_default(),
+                message_id: format!("<{}@shop.example>", c.id),
+                suppressed: None,
+            })
+            .collect();
+        store.queue_sends("e2e", &sends).await.expect("queue");
+        store
+            .acquire_send_lease("e2e", "test", 60)
+            .await
+            .expect("lease")
+            .expect("free");
+        let Claim::Claimed { sends, .. } = store
+            .claim_sends("e2e", "test", 60, 10, ConsentCheck::default())
+            .await
+            .expect("claim")
+        else {
+            panic!("not claimed");
+        };
+        // Sent an hour ago: opens now are people, not prefetches.
+        let at = chrono::Utc::now().timestamp() - 3600;
+        let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
+        store
+            .mark_sent(&ids.iter().map(|&i| (i, at)).collect::<Vec<_>>())
+            .await
+            .expect("sent");
+        store.close().await;
+        ids
+    })
+}
+
+/// What the workspace's database holds: (events by send and kind, suppressed addresses).
+fn recorded(ws: &Path, ids: &[i64]) -> (Vec<(i64, EventKind)>, Vec<String>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let store = Store::open_sqlite(&ws.join("retain.db")).await.expect("db");
+        let mut ev: Vec<(i64, EventKind)> = store
+            .events_of_sends(ids)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| (e.send_id, e.kind))
+            .collect();
+        ev.sort_by_key(|(id, k)| (*id, format!("{k:?}")));
+        let sup = store
+            .suppressions()
+            .await
+            .expect("suppressions")
+            .into_iter()
+            .map(|s| s.email)
+            .collect();
+        let ann = store.send(ids[0]).await.expect("send").expect("row");
+        assert_eq!(ann.state, SendState::Sent);
+        store.close().await;
+        (ev, sup)
+    })
+}
+
 #[test]
 fn serves_tracking_and_guards_the_dashboard_then_stops_cleanly() {
     let (_dir, ws) = workspace();
-    let (child, addr) = serve(&ws, &[("RETAIN_WEB_TOKEN", "e2e-token-123456")]);
+    let ids = sent_emails(&ws);
+    // The server's secret: the workspace's file (serve() clears RETAIN_SECRET).
+    let secret = std::fs::read(ws.join("secret.key"))
+        .expect("secret.key")
+        .trim_ascii()
+        .to_vec();
+    let links = |id| Links {
+        base_url: "https://t.example",
+        secret: &secret,
+        send_id: id,
+    };
+    let path = |url: String| url.trim_start_matches("https://t.example").to_string();
+    // Events are held by the writer until shutdown (no timed flush, no full batch).
+    let (child, addr) = serve_with(
+        &ws,
+        &[("RETAIN_WEB_TOKEN", "e2e-token-123456")],
+        &["--flush-ms", "3600000", "--batch", "100000"],
+    );
     assert_eq!(http(&addr, "GET", "/healthz", "").0, 200);
+    // Real links of real sends.
+    let (status, text) = http(&addr, "GET", &path(links(ids[0]).open_pixel()), "");
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("content-type: image/gif"),
+        "{text}"
+    );
+    let target = "https://shop.example/back?c=1";
+    let (status, text) = http(&addr, "GET", &path(links(ids[0]).click(target)), "");
+    assert_eq!(status, 302, "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains(&format!("location: {target}")),
+        "{text}"
+    );
+    let (status, text) = http(&addr, "GET", &path(links(ids[1]).view()), "");
+    assert_eq!(status, 200, "{text}");
+    let unsubscribe = path(links(ids[1]).unsubscribe());
+    let (status, text) = http(&addr, "GET", &unsubscribe, "");
+    assert_eq!(status, 200, "{text}");
+    assert!(recorded(&ws, &ids).1.is_empty(), "a GET changes nothing");
+    let (status, text) = http(&addr, "POST", &unsubscribe, "List-Unsubscribe=One-Click");
+    assert_eq!(status, 200, "{text}");
+    // The unsubscribe is in force at once; the four events are still held by the writer.
+    let (events, suppressed) = recorded(&ws, &ids);
+    assert_eq!(suppressed, ["bob@mail.example"]);
+    assert!(events.is_empty(), "written before shutdown: {events:?}");
     // Tampered and unknown tracking tokens: 404, and no redirect anywhere.
     for path in [
         "/o/abc.def",
@@ -119,6 +259,16 @@ fn serves_tracking_and_guards_the_dashboard_then_stops_cleanly() {
     assert_eq!(status, 303, "no session: sent to the login page");
     let out = stop(child);
     assert!(out.status.success(), "{:?}", out.status);
+    // Shutdown drained the writer: every event is in the database.
+    let (events, _) = recorded(&ws, &ids);
+    let mut want = vec![
+        (ids[0], EventKind::Open),
+        (ids[0], EventKind::Click),
+        (ids[1], EventKind::View),
+        (ids[1], EventKind::Unsubscribe),
+    ];
+    want.sort_by_key(|(id, k)| (*id, format!("{k:?}")));
+    assert_eq!(events, want);
 }
 
 #[test]

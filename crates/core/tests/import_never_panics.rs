@@ -24,6 +24,7 @@ fn opts_strategy() -> impl Strategy<Value = ImportOptions> {
                 date_format,
                 decimal_comma,
                 mapping: Vec::new(),
+                profile: None,
                 strict,
             },
         )
@@ -58,6 +59,8 @@ fn csvish() -> impl Strategy<Value = String> {
         "-0",
         "a@b.co",
         "yes",
+        "cancelled",
+        "refunded",
         "ü€",
         "\r",
         "   ",
@@ -78,6 +81,26 @@ fn csvish() -> impl Strategy<Value = String> {
         })
 }
 
+/// Well-formed order exports whose rows mix purchases, negative amounts, negative quantities,
+/// cancelled invoice numbers and return statuses, so the return rules are exercised every time.
+fn orders_with_returns() -> impl Strategy<Value = String> {
+    let row = (
+        prop::sample::select(vec!["", "1001", "1002", "C1003", "C1004"]),
+        prop::sample::select(vec!["a", "b", "c"]),
+        prop::sample::select(vec!["2024-01-01", "2024-02-03", "2024-03-05"]),
+        prop::sample::select(vec!["", "1", "2", "-1"]),
+        prop::sample::select(vec!["10.5", "7", "0", "-5", "-0"]),
+        prop::sample::select(vec!["", "paid", "shipped", "cancelled", "refunded"]),
+    );
+    prop::collection::vec(row, 1..25).prop_map(|rows| {
+        let mut s = String::from("order_id,customer_id,order_date,quantity,amount,status\n");
+        for (id, c, d, q, a, st) in rows {
+            s.push_str(&format!("{id},{c},{d},{q},{a},{st}\n"));
+        }
+        s
+    })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(600))]
 
@@ -96,12 +119,30 @@ proptest! {
             prop_assert_eq!(r.rows_read, r.rows_imported + r.rows_rejected + r.rows_without_customer);
             prop_assert_eq!(r.rejects.len() as u64, r.rows_rejected + r.rows_without_customer);
             prop_assert!(r.orders.iter().all(|o| o.amount.is_finite()));
-            prop_assert!(r.orders.iter().all(|o| o.is_return == (o.amount < 0.0) || o.is_return));
+            // A negative amount is a return, and a return never adds revenue (a cancelled
+            // order of 0 is a return of 0): each direction checked on its own.
+            for o in &r.orders {
+                prop_assert!(o.amount >= 0.0 || o.is_return, "negative but not a return: {:?}", o);
+                prop_assert!(!o.is_return || o.amount <= 0.0, "a return with a positive amount: {:?}", o);
+            }
+            prop_assert_eq!(r.returns, r.orders.iter().filter(|o| o.is_return).count() as u64);
             if opts.strict {
                 prop_assert_eq!(r.rows_rejected, 0);
             }
         }
         let _ = parse_customers(p, text.as_bytes(), &opts);
         let _ = scan_features(p, text.as_bytes(), &opts, None);
+    }
+
+    #[test]
+    fn returns_are_negative_and_purchases_are_not(text in orders_with_returns()) {
+        let r = parse_orders(Path::new("orders.csv"), text.as_bytes(), &ImportOptions::default())
+            .expect("a well-formed file imports");
+        prop_assert_eq!(r.rows_read, r.rows_imported + r.rows_rejected + r.rows_without_customer);
+        for o in &r.orders {
+            prop_assert!(o.amount >= 0.0 || o.is_return, "negative but not a return: {:?}", o);
+            prop_assert!(!o.is_return || o.amount <= 0.0, "a return with a positive amount: {:?}", o);
+        }
+        prop_assert_eq!(r.returns, r.orders.iter().filter(|o| o.is_return).count() as u64);
     }
 }

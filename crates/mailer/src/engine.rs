@@ -152,7 +152,7 @@ impl Default for SendOptions {
             max_attempts: 5,
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
-            lease_ttl_s: 60,
+            lease_ttl_s: test_hooks::lease_ttl_s().unwrap_or(60),
             claim_batch: 0,
             flush_interval: Duration::from_millis(50),
             consent: ConsentCheck::default(),
@@ -586,6 +586,7 @@ async fn worker<T: Transport>(
             sh.limiter.acquire().await;
             match sh.transport.send(index, &msg).await {
                 Ok(_) => {
+                    test_hooks::after_accept();
                     sh.limiter.success();
                     sh.progress.sent.fetch_add(1, Ordering::Relaxed);
                     let _ = out.send(Outcome::Sent {
@@ -675,6 +676,41 @@ async fn worker<T: Transport>(
                     let delay = backoff(sh.opts.retry_base, sh.opts.retry_max, attempt);
                     tokio::time::sleep(delay).await;
                 }
+            }
+        }
+    }
+}
+
+/// TEST HOOKS, read from the environment; no effect unless a test sets them. They let the
+/// end-to-end tests open the crash windows on purpose in a real `retain send` process.
+mod test_hooks {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    fn var(name: &str) -> Option<i64> {
+        std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+    }
+
+    /// `RETAIN_TEST_LEASE_TTL_S`: the default lease TTL (seconds), so a test can wait for a
+    /// killed sender's lease to expire for real.
+    pub(super) fn lease_ttl_s() -> Option<i64> {
+        var("RETAIN_TEST_LEASE_TTL_S").filter(|s| *s > 0)
+    }
+
+    /// `RETAIN_TEST_CRASH_AFTER_ACCEPT=N`: the process aborts right after the server accepted
+    /// the N-th message (its 250 after DATA) and before the ledger hears of it.
+    pub(super) fn after_accept() {
+        static AT: OnceLock<Option<u64>> = OnceLock::new();
+        static ACCEPTED: AtomicU64 = AtomicU64::new(0);
+        let at = *AT.get_or_init(|| {
+            var("RETAIN_TEST_CRASH_AFTER_ACCEPT")
+                .filter(|n| *n > 0)
+                .map(|n| n as u64)
+        });
+        if let Some(at) = at {
+            if ACCEPTED.fetch_add(1, Ordering::SeqCst) + 1 >= at {
+                eprintln!("RETAIN_TEST_CRASH_AFTER_ACCEPT: aborting after accepted message {at}");
+                std::process::abort();
             }
         }
     }

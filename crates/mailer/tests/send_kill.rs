@@ -8,14 +8,14 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use retain_core::Customer;
 use retain_mailer::testkit::SmtpServer;
 use retain_mailer::transport::{SmtpSettings, SmtpTransport};
 use retain_mailer::{
-    queue_campaign, send_campaign, CampaignInfo, Composer, Identity, Member, Offer, Progress,
-    Recipient, SendOptions, Shared, TemplateSet,
+    queue_campaign, send_campaign, CampaignInfo, Composer, Identity, MailerError, Member, Offer,
+    Progress, Recipient, SendOptions, Shared, TemplateSet,
 };
 use retain_store::{ConsentCheck, SendState, Store};
 
@@ -71,6 +71,27 @@ async fn recipients(store: &Store) -> HashMap<String, Recipient> {
         .collect()
 }
 
+async fn try_send(
+    store: &Store,
+    url: &str,
+    opts: SendOptions,
+) -> Result<retain_mailer::SendReport, MailerError> {
+    let settings = SmtpSettings::from_url(url, None, None).expect("url");
+    send_campaign(
+        store,
+        Arc::new(composer()),
+        Arc::new(SmtpTransport::new(settings, opts.concurrency)),
+        Arc::new(recipients(store).await),
+        &opts,
+        Arc::new(Progress::default()),
+        Arc::new(AtomicBool::new(false)),
+        0,
+    )
+    .await
+}
+
+/// Sends once the dead sender's lease has expired for real (its TTL is short in the child);
+/// until then the run is refused with `LeaseHeld`.
 async fn send(
     store: &Store,
     url: &str,
@@ -83,22 +104,20 @@ async fn send(
         resend_unconfirmed,
         ..Default::default()
     };
-    let settings = SmtpSettings::from_url(url, None, None).expect("url");
-    send_campaign(
-        store,
-        Arc::new(composer()),
-        Arc::new(SmtpTransport::new(settings, 4)),
-        Arc::new(recipients(store).await),
-        &opts,
-        Arc::new(Progress::default()),
-        Arc::new(AtomicBool::new(false)),
-        0,
-    )
-    .await
-    .expect("send")
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match try_send(store, url, opts.clone()).await {
+            Ok(rep) => return rep,
+            Err(MailerError::LeaseHeld { .. }) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("send: {e}"),
+        }
+    }
 }
 
-/// The child: sends the campaign until it is killed. A no-op in a normal test run.
+/// The child: sends the campaign until it is killed (or aborts itself through the engine's
+/// `RETAIN_TEST_CRASH_AFTER_ACCEPT` hook). A no-op in a normal test run.
 #[tokio::test]
 async fn child_sender() {
     let (Ok(db), Ok(url)) = (
@@ -107,25 +126,38 @@ async fn child_sender() {
     ) else {
         return;
     };
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<f64>().ok());
     let store = Store::open_sqlite(Path::new(&db)).await.expect("store");
-    send(&store, &url, 60.0, false).await;
+    let opts = SendOptions {
+        rate: env("RETAIN_KILL_TEST_RATE").unwrap_or(30.0),
+        concurrency: env("RETAIN_KILL_TEST_CONCURRENCY").unwrap_or(4.0) as usize,
+        ..Default::default()
+    };
+    try_send(&store, &url, opts).await.expect("child send");
 }
 
-fn spawn_child(db: &Path, url: &str) -> Child {
-    Command::new(std::env::current_exe().expect("exe"))
-        .args(["child_sender", "--exact", "--nocapture", "--test-threads=1"])
+/// Re-runs this binary as the child sender, with a short lease TTL (so its lease expires in
+/// real time once it is dead) and `extra` environment.
+fn spawn_child(db: &Path, url: &str, extra: &[(&str, &str)]) -> Child {
+    let mut c = Command::new(std::env::current_exe().expect("exe"));
+    c.args(["child_sender", "--exact", "--nocapture", "--test-threads=1"])
         .env("RETAIN_KILL_TEST_DB", db)
         .env("RETAIN_KILL_TEST_URL", url)
-        .spawn()
-        .expect("spawn child")
+        .env("RETAIN_TEST_LEASE_TTL_S", LEASE_TTL_S);
+    for (k, v) in extra {
+        c.env(k, v);
+    }
+    c.spawn().expect("spawn child")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_9_mid_run_then_resume_never_resends() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let db = dir.path().join("kill.db");
-    let store = Store::open_sqlite(&db).await.expect("store");
-    let customers: Vec<Customer> = (0..N)
+/// The child's lease TTL: renewed every second while it lives, so a loaded machine does not
+/// make it lose the lease; expires a few seconds after it dies.
+const LEASE_TTL_S: &str = "4";
+
+/// A store at `db` with `n` opted-in customers k000… queued for the campaign `kill`.
+async fn queued_store(db: &Path, n: usize) -> Store {
+    let store = Store::open_sqlite(db).await.expect("store");
+    let customers: Vec<Customer> = (0..n)
         .map(|i| Customer {
             id: format!("k{i:03}"),
             email: Some(format!("k{i:03}@mail.example")),
@@ -136,7 +168,7 @@ async fn kill_9_mid_run_then_resume_never_resends() {
         })
         .collect();
     store
-        .import_customers("k.csv", &customers, (N as u64, N as u64, 0))
+        .import_customers("k.csv", &customers, (n as u64, n as u64, 0))
         .await
         .expect("import");
     let members: Vec<Member> = customers
@@ -155,11 +187,19 @@ async fn kill_9_mid_run_then_resume_never_resends() {
     )
     .await
     .expect("queue");
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_run_then_resume_never_resends() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("kill.db");
+    let store = queued_store(&db, N).await;
     let server = SmtpServer::start().await.expect("server");
 
     // Two kills at different points of the campaign.
     for at in [N / 4, N / 2] {
-        let mut child = spawn_child(&db, &server.url());
+        let mut child = spawn_child(&db, &server.url(), &[]);
         assert!(
             server.wait_for(at, Duration::from_secs(60)).await,
             "the child sent {} of {at}",
@@ -167,8 +207,20 @@ async fn kill_9_mid_run_then_resume_never_resends() {
         );
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
-        // The lease of the dead process expires (60 s); let the next run take it over now.
-        sqlx_free_lease(&store).await;
+        // The next child waits for the dead one's lease to expire (a few seconds).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while store
+            .send_lease("kill")
+            .await
+            .expect("lease")
+            .is_some_and(|l| l.expires_at >= chrono::Utc::now().timestamp())
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the dead sender's lease never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
     let delivered_before = server.received().len();
     assert!(delivered_before < N, "killed before the end");
@@ -222,13 +274,71 @@ async fn kill_9_mid_run_then_resume_never_resends() {
     assert_eq!(c.sent as usize, N);
 }
 
-/// Expires the campaign's lease (as 60 s of waiting would).
-async fn sqlx_free_lease(store: &Store) {
-    if let Some(l) = store.send_lease("kill").await.expect("lease") {
-        store
-            .acquire_send_lease("kill", &l.owner, -1)
-            .await
-            .expect("expire")
-            .expect("same owner");
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_servers_250_and_the_ledger_leaves_the_row_unconfirmed() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("crash.db");
+    let store = queued_store(&db, 20).await;
+    let server = SmtpServer::start().await.expect("server");
+    // One worker, no pacing; the engine aborts the process right after the 7th 250.
+    let mut child = spawn_child(
+        &db,
+        &server.url(),
+        &[
+            ("RETAIN_TEST_CRASH_AFTER_ACCEPT", "7"),
+            ("RETAIN_KILL_TEST_RATE", "0"),
+            ("RETAIN_KILL_TEST_CONCURRENCY", "1"),
+        ],
+    );
+    let status = tokio::task::spawn_blocking(move || child.wait().expect("wait"))
+        .await
+        .expect("join");
+    assert!(!status.success(), "the child crashed: {status:?}");
+    let received = server.received();
+    assert_eq!(received.len(), 7, "one worker: exactly 7 accepted");
+    let crashed = received[6].rcpt_to[0].clone();
+    let rows = store.sends_of("kill").await.expect("rows");
+    let row = |email: &str| rows.iter().find(|r| r.email == email).expect("row").clone();
+    // The server has it, the ledger does not know: unconfirmed, not queued, not sent.
+    assert_eq!(row(&crashed).state, SendState::Sending);
+    for m in &received {
+        let r = row(&m.rcpt_to[0]);
+        assert!(
+            matches!(r.state, SendState::Sent | SendState::Sending),
+            "{}: {}",
+            r.email,
+            r.state
+        );
+    }
+
+    // The next run (once the dead sender's lease expired) reports it and does not resend it.
+    let rep = send(&store, &server.url(), 0.0, false).await;
+    let rows = store.sends_of("kill").await.expect("rows");
+    let sending: Vec<String> = rows
+        .iter()
+        .filter(|r| r.state == SendState::Sending)
+        .map(|r| r.email.clone())
+        .collect();
+    assert!(sending.contains(&crashed), "{sending:?}");
+    assert_eq!(rep.unconfirmed as usize, sending.len());
+    assert_eq!(rep.remaining, 0);
+    let d = server.deliveries();
+    assert_eq!(d.get(&crashed), Some(&1), "never silently resent");
+    assert!(d.values().all(|&n| n == 1), "{d:?}");
+    for r in rows.iter().filter(|r| r.state == SendState::Sent) {
+        assert_eq!(d.get(&r.email), Some(&1), "{}", r.email);
+    }
+
+    // Only when the operator asks: sent again (the crashed one knowingly twice).
+    let rep = send(&store, &server.url(), 0.0, true).await;
+    assert_eq!(rep.requeued_unconfirmed as usize, sending.len());
+    assert_eq!(rep.unconfirmed, 0);
+    let d = server.deliveries();
+    assert_eq!(d.len(), 20);
+    assert_eq!(d.get(&crashed), Some(&2));
+    for (email, n) in &d {
+        if *n > 1 {
+            assert!(sending.contains(email), "{email} got {n}");
+        }
     }
 }

@@ -233,7 +233,7 @@ mod tests {
 
     #[tokio::test]
     async fn events_round_trip_postgres() {
-        if let Some(store) = test_support::postgres().await {
+        if let Some((store, _db)) = test_support::postgres().await {
             round_trip(store).await;
         }
     }

@@ -209,6 +209,11 @@ pub(crate) fn values_clause(rows: usize, cols: usize) -> String {
 
 #[cfg(test)]
 pub(crate) mod test_support {
+    //! Stores for the unit tests: a fresh SQLite file, and a fresh PostgreSQL database per test
+    //! (dropped when its guard goes) when `RETAIN_TEST_POSTGRES` names a server. With
+    //! `RETAIN_REQUIRE_POSTGRES=1` (the test script sets it on machines that run PostgreSQL) a
+    //! missing server fails the test; otherwise the test prints `SKIP: <test>: <why>`, which the
+    //! test script lists in its summary.
     use super::*;
 
     /// A fresh SQLite store in a temp dir (kept alive by the returned guard).
@@ -220,27 +225,97 @@ pub(crate) mod test_support {
         (store, dir)
     }
 
+    /// Whether PostgreSQL must be there (`RETAIN_REQUIRE_POSTGRES=1`).
+    pub fn postgres_required() -> bool {
+        std::env::var("RETAIN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
+    }
+
+    /// Reports a skipped (part of a) test: panics when PostgreSQL is required, else writes
+    /// `SKIP: <test>: <why>` straight to stderr (past the test harness's capture, so the test
+    /// script sees it).
+    pub fn skip(why: &str) {
+        let test = std::thread::current()
+            .name()
+            .unwrap_or("<unnamed test>")
+            .to_string();
+        if postgres_required() {
+            panic!("{test}: {why}, but RETAIN_REQUIRE_POSTGRES=1");
+        }
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr().lock(), "SKIP: {test}: {why}");
+    }
+
+    /// Drops its test database (`WITH (FORCE)`: the store's connections may still be open).
+    #[derive(Debug)]
+    pub struct PgDb {
+        base: String,
+        name: String,
+    }
+
+    impl Drop for PgDb {
+        fn drop(&mut self) {
+            let (base, name) = (self.base.clone(), self.name.clone());
+            // Drop runs inside the test's runtime: use a thread with its own.
+            let dropped = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    let admin = AnyPoolOptions::new()
+                        .max_connections(1)
+                        .connect(&format!("{base}/postgres"))
+                        .await?;
+                    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                        .execute(&admin)
+                        .await?;
+                    admin.close().await;
+                    Ok::<_, sqlx::Error>(())
+                })
+            })
+            .join();
+            match dropped {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) if !std::thread::panicking() => {
+                    panic!("dropping test database {}: {e}", self.name)
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// A fresh PostgreSQL store in its own database, when `RETAIN_TEST_POSTGRES` names a server
-    /// (e.g. `postgres://postgres@127.0.0.1:5432`); `None` otherwise.
-    pub async fn postgres() -> Option<Store> {
-        let base = std::env::var("RETAIN_TEST_POSTGRES").ok()?;
+    /// (e.g. `postgres://postgres@127.0.0.1:5432`); `None` otherwise (after [`skip`], which
+    /// panics when PostgreSQL is required). The database is dropped with the returned guard.
+    pub async fn postgres() -> Option<(Store, PgDb)> {
+        let Some(base) = std::env::var("RETAIN_TEST_POSTGRES")
+            .ok()
+            .filter(|b| !b.is_empty())
+        else {
+            skip("RETAIN_TEST_POSTGRES is not set, PostgreSQL not tested");
+            return None;
+        };
+        let base = base.trim_end_matches('/').to_string();
         sqlx::any::install_default_drivers();
         let name = format!("retain_test_{}_{}", std::process::id(), rand_suffix());
         let admin = AnyPoolOptions::new()
             .max_connections(1)
             .connect(&format!("{base}/postgres"))
             .await
-            .expect("connect to RETAIN_TEST_POSTGRES");
+            .unwrap_or_else(|e| panic!("connect to RETAIN_TEST_POSTGRES ({base}): {e}"));
         sqlx::query(&format!("CREATE DATABASE {name}"))
             .execute(&admin)
             .await
             .expect("create db");
         admin.close().await;
-        Some(
-            Store::open(&format!("{base}/{name}"))
-                .await
-                .expect("open pg"),
-        )
+        let guard = PgDb {
+            base: base.clone(),
+            name: name.clone(),
+        };
+        let store = Store::open(&format!("{base}/{name}"))
+            .await
+            .expect("open pg");
+        Some((store, guard))
     }
 
     fn rand_suffix() -> u64 {

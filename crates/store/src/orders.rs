@@ -225,7 +225,7 @@ mod tests {
 
     #[tokio::test]
     async fn orders_round_trip_postgres() {
-        if let Some(store) = test_support::postgres().await {
+        if let Some((store, _db)) = test_support::postgres().await {
             round_trip(store).await;
         }
     }

@@ -443,7 +443,7 @@ mod tests {
 
     #[tokio::test]
     async fn plans_round_trip_on_postgres() {
-        if let Some(store) = test_support::postgres().await {
+        if let Some((store, _db)) = test_support::postgres().await {
             round_trip(&store).await;
         }
     }

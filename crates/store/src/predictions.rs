@@ -331,7 +331,7 @@ mod tests {
 
     #[tokio::test]
     async fn postgres_round_trip() {
-        if let Some(store) = test_support::postgres().await {
+        if let Some((store, _db)) = test_support::postgres().await {
             round_trip(&store).await;
         }
     }

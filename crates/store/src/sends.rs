@@ -821,7 +821,8 @@ mod tests {
         );
     }
 
-    /// Runs a scenario on SQLite and, when `RETAIN_TEST_POSTGRES` names a server, PostgreSQL.
+    /// Runs a scenario on SQLite and on PostgreSQL (`test_support::postgres`: a failure when
+    /// `RETAIN_REQUIRE_POSTGRES=1` and no server answers, else a reported skip).
     async fn on_both<F, Fut>(scenario: F)
     where
         F: Fn(Store) -> Fut,
@@ -829,7 +830,7 @@ mod tests {
     {
         let (store, _dir) = test_support::sqlite().await;
         scenario(store).await;
-        if let Some(pg) = test_support::postgres().await {
+        if let Some((pg, _db)) = test_support::postgres().await {
             scenario(pg).await;
         }
     }
@@ -1135,5 +1136,79 @@ mod tests {
         assert_eq!(all.get("k1").map(|c| c.total()), Some(2));
         assert_eq!(store.sends_of("k1").await.expect("of").len(), 2);
         assert!(store.send_of("k1", "c1").await.expect("of").is_some());
+    }
+
+    #[tokio::test]
+    async fn a_lease_expires_after_its_ttl_in_real_time() {
+        on_both(a_lease_expires_after_its_ttl_in_real_time_on).await;
+    }
+
+    /// A lease taken with a 1 s TTL and never renewed (its holder died) really expires: until
+    /// then nobody else can take it; afterwards another sender can, and the dead holder can
+    /// neither renew nor claim. Real time, polled with a generous deadline.
+    async fn a_lease_expires_after_its_ttl_in_real_time_on(store: Store) {
+        setup(&store, 3).await;
+        let taken_at = std::time::Instant::now();
+        store
+            .acquire_send_lease("k1", "dead", 1)
+            .await
+            .expect("l")
+            .expect("free");
+        let (claimed_by_dead, _) = claimed(
+            store
+                .claim_sends("k1", "dead", 1, 1, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        assert_eq!(claimed_by_dead.len(), 1);
+        let held = store
+            .acquire_send_lease("k1", "next", 60)
+            .await
+            .expect("l")
+            .expect_err("a fresh lease is held");
+        assert_eq!(held.owner, "dead");
+        // Expiry is at whole seconds: 1 s TTL means gone within 2 s; allow far more.
+        let deadline = std::time::Duration::from_secs(30);
+        loop {
+            if store
+                .acquire_send_lease("k1", "next", 60)
+                .await
+                .expect("l")
+                .is_ok()
+            {
+                break;
+            }
+            assert!(
+                taken_at.elapsed() < deadline,
+                "a 1 s lease still held after {deadline:?}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            taken_at.elapsed() >= std::time::Duration::from_millis(500),
+            "taken over before its TTL could have passed"
+        );
+        assert!(!store
+            .renew_send_lease("k1", "dead", 60)
+            .await
+            .expect("renew"));
+        assert_eq!(
+            store
+                .claim_sends("k1", "dead", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+            Claim::LeaseLost
+        );
+        let (sends, _) = claimed(
+            store
+                .claim_sends("k1", "next", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        // The dead holder's claimed row stays unconfirmed; the new holder gets the rest.
+        assert_eq!(sends.len(), 2);
+        assert!(sends.iter().all(|s| s.id != claimed_by_dead[0].id));
+        let c = store.send_counts("k1").await.expect("c");
+        assert_eq!((c.sending, c.queued), (3, 0));
     }
 }

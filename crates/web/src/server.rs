@@ -14,7 +14,7 @@ use retain_core::config::Config;
 use retain_store::Store;
 
 use crate::auth::Auth;
-use crate::tracking::SendCache;
+use crate::tracking::{Clock, SendCache};
 use crate::views::Views;
 use crate::writer::{self, EventWriter, WriterConfig};
 use crate::{dashboard, tracking, WebError};
@@ -33,6 +33,8 @@ pub struct Inner {
     pub secret: Vec<u8>,
     pub events: EventWriter,
     pub sends: SendCache,
+    /// The tracking endpoints' clock (settable in tests).
+    pub clock: Clock,
     pub company_name: String,
     pub auth: Auth,
     pub views: Views,
@@ -76,6 +78,7 @@ impl AppState {
             secret: opts.secret,
             events,
             sends: SendCache::default(),
+            clock: Clock::default(),
             company_name: opts.config.company.name.clone(),
             auth,
             views: Views::new()?,

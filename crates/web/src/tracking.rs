@@ -6,7 +6,8 @@
 //! address and withdraws consent before the answer is sent.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -118,8 +119,32 @@ fn user_agent(headers: &HeaderMap) -> Option<String> {
         .map(str::to_string)
 }
 
-fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+/// The time the endpoints stamp events with (Unix seconds): the system clock, unless a test
+/// set it by hand to place a request exactly inside or outside the prefetch window.
+#[derive(Debug, Clone)]
+pub struct Clock(Arc<AtomicI64>);
+
+const SYSTEM: i64 = i64::MIN;
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self(Arc::new(AtomicI64::new(SYSTEM)))
+    }
+}
+
+impl Clock {
+    /// Now, in Unix seconds.
+    pub fn now(&self) -> i64 {
+        match self.0.load(Ordering::Relaxed) {
+            SYSTEM => chrono::Utc::now().timestamp(),
+            at => at,
+        }
+    }
+
+    /// Stops the clock at `at` (Unix seconds), for tests.
+    pub fn set(&self, at: i64) {
+        self.0.store(at.max(SYSTEM + 1), Ordering::Relaxed);
+    }
 }
 
 fn not_found() -> Response {
@@ -160,7 +185,7 @@ async fn record(
     kind: EventKind,
     headers: &HeaderMap,
 ) -> Result<(), Response> {
-    let at = now();
+    let at = st.clock.now();
     let ua = user_agent(headers);
     let prefetch = matches!(kind, EventKind::Open | EventKind::Click)
         && s.sent_at.is_some_and(|sent| at - sent < BOT_SECONDS);

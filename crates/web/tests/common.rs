@@ -15,6 +15,8 @@ pub const SECRET: &[u8] = b"test-secret-0123456789abcdef-xyz";
 
 pub struct App {
     pub store: Store,
+    /// The handlers' shared state (its `clock` can be set).
+    pub state: AppState,
     pub router: Router,
     pub writer: WriterTask,
     pub _dir: tempfile::TempDir,
@@ -116,7 +118,8 @@ pub async fn app_with(
     .expect("state");
     App {
         store,
-        router: router(state),
+        router: router(state.clone()),
+        state,
         writer: task,
         _dir: dir,
     }

@@ -11,6 +11,7 @@ use retain_core::config::Config;
 use retain_core::tracking::{Action, Links, Token};
 use retain_core::SuppressionReason;
 use retain_store::{EventKind, NewSend};
+use retain_web::report::BOT_SECONDS;
 
 fn links(send_id: i64) -> Links<'static> {
     Links {
@@ -132,10 +133,12 @@ async fn clicks_redirect_only_to_the_signed_url() {
 #[tokio::test]
 async fn opens_are_recorded_with_bots_flagged() {
     let (store, dir) = store().await;
-    let now = chrono::Utc::now().timestamp();
-    // a: sent long ago; b: sent just now (an immediate fetch is a prefetch).
-    let a = send_campaign(&store, "old", &["a@example.com"], now - 3600).await[0];
-    let b = send_campaign(&store, "new", &["b@example.com"], now).await[0];
+    // The server's clock is set by hand: the requests below land at known offsets from delivery.
+    let sent = 1_700_000_000;
+    // a: sent an hour before; b and c: sent at `sent`.
+    let a = send_campaign(&store, "old", &["a@example.com"], sent - 3600).await[0];
+    let b = send_campaign(&store, "new", &["b@example.com"], sent).await[0];
+    let c = send_campaign(&store, "edge", &["c@example.com"], sent).await[0];
     let app = app_with(store, dir, Config::default(), None).await;
     let ua = |uri: &str, agent: &str| {
         axum::http::Request::get(uri)
@@ -144,6 +147,8 @@ async fn opens_are_recorded_with_bots_flagged() {
             .expect("req")
     };
     let person = "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15";
+    // 4 s after delivery: still inside the 5 s prefetch window.
+    app.state.clock.set(sent + BOT_SECONDS - 1);
     let (r, body) = request(&app.router, ua(&path(&links(a).open_pixel()), person)).await;
     assert_eq!(r.status(), 200);
     assert_eq!(
@@ -162,16 +167,26 @@ async fn opens_are_recorded_with_bots_flagged() {
     let (r, body) = request(&app.router, ua(&path(&links(a).view()), person)).await;
     assert_eq!(r.status(), 200);
     assert!(body.contains("a…@example.com") && !body.contains("a@example.com"));
+    // Exactly 5 s after delivery: the window is over, a person.
+    app.state.clock.set(sent + BOT_SECONDS);
+    request(&app.router, ua(&path(&links(c).open_pixel()), person)).await;
     let store = app.store.clone();
     app.writer.shutdown().await;
-    let ev = store.events_of_sends(&[a, b]).await.expect("events");
-    let flags: Vec<(i64, EventKind, bool)> =
-        ev.iter().map(|e| (e.send_id, e.kind, e.bot)).collect();
-    assert_eq!(flags.len(), 4);
-    assert!(flags.contains(&(a, EventKind::Open, false)));
-    assert!(flags.contains(&(a, EventKind::Open, true)));
-    assert!(flags.contains(&(b, EventKind::Open, true)));
-    assert!(flags.contains(&(a, EventKind::View, false)));
+    let ev = store.events_of_sends(&[a, b, c]).await.expect("events");
+    let flags: Vec<(i64, EventKind, bool, i64)> = ev
+        .iter()
+        .map(|e| (e.send_id, e.kind, e.bot, e.at))
+        .collect();
+    assert_eq!(flags.len(), 5, "{flags:?}");
+    let at = sent + BOT_SECONDS - 1;
+    assert!(flags.contains(&(a, EventKind::Open, false, at)));
+    assert!(flags.contains(&(a, EventKind::Open, true, at)));
+    assert!(flags.contains(&(b, EventKind::Open, true, at)), "prefetch");
+    assert!(flags.contains(&(a, EventKind::View, false, at)));
+    assert!(
+        flags.contains(&(c, EventKind::Open, false, sent + BOT_SECONDS)),
+        "{flags:?}"
+    );
 }
 
 #[tokio::test]

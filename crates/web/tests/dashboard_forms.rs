@@ -1,0 +1,360 @@
+//! Every state-changing form of the dashboard over HTTP (approve a plan, pause and resume a
+//! campaign, log out): with a valid session and its own CSRF token it works; without a token,
+//! with a wrong one, with another session's, or without a session it is refused and changes
+//! nothing. Sessions expire after `SESSION_TTL` without use (tokio's clock, moved by the test).
+//! The dashboard has no discard or cancel form (those are CLI commands); a new form belongs in
+//! `FORMS`.
+
+mod common;
+
+use axum::http::Response;
+use common::*;
+use retain_core::config::Config;
+use retain_store::{CampaignSendState, NewPlan, NewPlanCampaign, PlanState, Store};
+use retain_web::auth::{LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL};
+
+const TOKEN: &str = "dashboard-test-token-0123";
+
+/// What [`World::post`] answers for a redirect to the login page (no valid session).
+const LOGIN: u16 = 1303;
+
+/// A logged-in browser: its session cookie and the CSRF token its pages carry.
+#[derive(Debug, Clone)]
+struct Session {
+    id: String,
+    csrf: String,
+}
+
+impl Session {
+    fn cookie(&self) -> String {
+        format!("{SESSION_COOKIE}={}", self.id)
+    }
+}
+
+fn set_cookie<B>(r: &Response<B>, name: &str) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn location<B>(r: &Response<B>) -> Option<String> {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The value of the first `name="csrf"` input of a page.
+fn csrf_in(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a csrf input") + 19;
+    html[at..].split('"').next().expect("value").to_string()
+}
+
+fn get_with(uri: &str, cookie: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::get(uri)
+        .header("cookie", cookie)
+        .body(axum::body::Body::empty())
+        .expect("request")
+}
+
+/// Logs in through the login form as a browser does.
+async fn login(app: &App) -> Session {
+    let (r, body) = request(&app.router, get("/login")).await;
+    assert_eq!(r.status(), 200);
+    let login_cookie = set_cookie(&r, LOGIN_COOKIE).expect("login cookie");
+    assert_eq!(csrf_in(&body), login_cookie, "double-submit token");
+    let (r, _) = request(
+        &app.router,
+        post_form(
+            "/login",
+            &format!("csrf={login_cookie}&password={TOKEN}"),
+            Some(&format!("{LOGIN_COOKIE}={login_cookie}")),
+        ),
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let id = set_cookie(&r, SESSION_COOKIE).expect("session cookie");
+    let (r, body) = request(
+        &app.router,
+        get_with("/plans", &format!("{SESSION_COOKIE}={id}")),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    Session {
+        id,
+        csrf: csrf_in(&body),
+    }
+}
+
+/// Whether `s` is still logged in.
+async fn logged_in(app: &App, s: &Session) -> bool {
+    let (r, _) = request(&app.router, get_with("/plans", &s.cookie())).await;
+    match r.status().as_u16() {
+        200 => true,
+        303 => {
+            assert_eq!(location(&r).as_deref(), Some("/login"));
+            false
+        }
+        other => panic!("GET /plans: {other}"),
+    }
+}
+
+/// A draft plan with one campaign; returns (plan id, campaign id).
+async fn draft_plan(store: &Store) -> (String, String) {
+    let id = store
+        .save_plan(&NewPlan {
+            budget: 100.0,
+            used: 10.0,
+            expected_value: 50.0,
+            holdout_fraction: 0.2,
+            seed: 1,
+            as_of: None,
+            goals_file: None,
+            document: "{}".into(),
+            campaigns: vec![NewPlanCampaign {
+                local_id: "win_back-1".into(),
+                goal: "win_back".into(),
+                template: "win_back".into(),
+                segments: vec!["At Risk".into()],
+                expected_value: 50.0,
+                cost: 10.0,
+                recipients: vec!["c1".into(), "c2".into()],
+                holdout: vec!["c3".into()],
+                details: "{}".into(),
+            }],
+        })
+        .await
+        .expect("plan");
+    let campaign = format!("{id}-win_back-1");
+    (id, campaign)
+}
+
+/// The forms, each with the state it changes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Form {
+    Approve,
+    Pause,
+    Resume,
+    Logout,
+}
+
+const FORMS: [Form; 4] = [Form::Approve, Form::Pause, Form::Resume, Form::Logout];
+
+struct World {
+    app: App,
+    plan: String,
+    campaign: String,
+}
+
+async fn world() -> World {
+    let (store, dir) = store().await;
+    let (plan, campaign) = draft_plan(&store).await;
+    send_campaign(&store, &campaign, &["c1@example.com"], 1_000).await;
+    let app = app_with(store, dir, Config::default(), Some(TOKEN)).await;
+    World {
+        app,
+        plan,
+        campaign,
+    }
+}
+
+impl World {
+    /// Puts the target of `form` in the state the form changes.
+    async fn prepare(&self, form: Form) {
+        if form == Form::Resume {
+            self.app
+                .store
+                .set_send_campaign_state(&self.campaign, CampaignSendState::Paused)
+                .await
+                .expect("pause");
+        }
+    }
+
+    fn uri(&self, form: Form) -> String {
+        match form {
+            Form::Approve => format!("/plans/{}/approve", self.plan),
+            Form::Pause => format!("/campaigns/{}/pause", self.campaign),
+            Form::Resume => format!("/campaigns/{}/resume", self.campaign),
+            Form::Logout => "/logout".into(),
+        }
+    }
+
+    /// Whether the form's change happened (for logout: whether `s` was logged out).
+    async fn changed(&self, form: Form, s: &Session) -> bool {
+        let store = &self.app.store;
+        match form {
+            Form::Approve => {
+                let p = store.plan(&self.plan).await.expect("q").expect("plan");
+                p.state == PlanState::Approved
+            }
+            Form::Pause => {
+                store
+                    .send_campaign_state(&self.campaign)
+                    .await
+                    .expect("state")
+                    == CampaignSendState::Paused
+            }
+            Form::Resume => {
+                store
+                    .send_campaign_state(&self.campaign)
+                    .await
+                    .expect("state")
+                    == CampaignSendState::Active
+            }
+            Form::Logout => !logged_in(&self.app, s).await,
+        }
+    }
+
+    /// Posts the form: its status, and `LOGIN` when it was sent to the login page.
+    async fn post(&self, form: Form, body: &str, cookie: Option<&str>) -> u16 {
+        let (r, _) = request(&self.app.router, post_form(&self.uri(form), body, cookie)).await;
+        let to_login = location(&r).as_deref() == Some("/login");
+        match r.status().as_u16() {
+            303 if to_login => LOGIN,
+            s => s,
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_form_needs_its_sessions_csrf_token() {
+    for form in FORMS {
+        let w = world().await;
+        w.prepare(form).await;
+        let me = login(&w.app).await;
+        let other = login(&w.app).await;
+        assert_ne!(me.csrf, other.csrf, "each session has its own token");
+        let mine = me.cookie();
+        let refused = [
+            ("no token", String::new(), Some(mine.as_str()), 403),
+            (
+                "an empty token",
+                "csrf=".to_string(),
+                Some(mine.as_str()),
+                403,
+            ),
+            (
+                "a wrong token",
+                "csrf=not-the-token".to_string(),
+                Some(mine.as_str()),
+                403,
+            ),
+            (
+                "a token one character off",
+                format!("csrf={}x", &me.csrf[..me.csrf.len() - 1]),
+                Some(mine.as_str()),
+                403,
+            ),
+            (
+                "another session's token",
+                format!("csrf={}", other.csrf),
+                Some(mine.as_str()),
+                403,
+            ),
+            ("no session", format!("csrf={}", me.csrf), None, LOGIN),
+            (
+                "an unknown session",
+                format!("csrf={}", me.csrf),
+                Some("retain_session=forged"),
+                LOGIN,
+            ),
+        ];
+        for (what, body, cookie, status) in refused {
+            assert_eq!(
+                w.post(form, &body, cookie).await,
+                status,
+                "{form:?} with {what}"
+            );
+            assert!(
+                !w.changed(form, &me).await,
+                "{form:?} with {what} changed it"
+            );
+        }
+        assert!(logged_in(&w.app, &me).await && logged_in(&w.app, &other).await);
+        // Its own token works (logging out also ends on the login page).
+        let done = if form == Form::Logout { LOGIN } else { 303 };
+        assert_eq!(
+            w.post(form, &format!("csrf={}", me.csrf), Some(&mine))
+                .await,
+            done,
+            "{form:?}"
+        );
+        assert!(w.changed(form, &me).await, "{form:?} did nothing");
+        // The other session is untouched (logout ends only its own).
+        assert!(logged_in(&w.app, &other).await, "{form:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_logged_out_session_cannot_post_forms_any_more() {
+    let w = world().await;
+    let me = login(&w.app).await;
+    assert_eq!(
+        w.post(
+            Form::Logout,
+            &format!("csrf={}", me.csrf),
+            Some(&me.cookie())
+        )
+        .await,
+        LOGIN
+    );
+    assert_eq!(
+        w.post(
+            Form::Approve,
+            &format!("csrf={}", me.csrf),
+            Some(&me.cookie())
+        )
+        .await,
+        LOGIN,
+        "to the login page"
+    );
+    assert!(!w.changed(Form::Approve, &me).await);
+}
+
+#[tokio::test]
+async fn sessions_expire_after_the_ttl_without_use() {
+    let w = world().await;
+    let me = login(&w.app).await;
+    let idle = login(&w.app).await;
+    // Tokio's clock (what sessions are timed with) moves; real time does not matter here.
+    let advance = |d| async move {
+        tokio::time::pause();
+        tokio::time::advance(d).await;
+        tokio::time::resume();
+    };
+    // Used just before the TTL is up: still valid, and the use refreshes it.
+    advance(SESSION_TTL - std::time::Duration::from_secs(60)).await;
+    assert!(logged_in(&w.app, &me).await);
+    advance(std::time::Duration::from_secs(120)).await;
+    assert!(logged_in(&w.app, &me).await, "refreshed by the last use");
+    // Idle past the TTL: gone, and its forms are refused.
+    assert_eq!(
+        w.post(
+            Form::Approve,
+            &format!("csrf={}", idle.csrf),
+            Some(&idle.cookie())
+        )
+        .await,
+        LOGIN,
+        "to the login page"
+    );
+    assert!(!w.changed(Form::Approve, &idle).await);
+    assert!(!logged_in(&w.app, &idle).await);
+    advance(SESSION_TTL + std::time::Duration::from_secs(1)).await;
+    assert!(!logged_in(&w.app, &me).await);
+    assert_eq!(
+        w.post(
+            Form::Pause,
+            &format!("csrf={}", me.csrf),
+            Some(&me.cookie())
+        )
+        .await,
+        LOGIN
+    );
+    assert!(!w.changed(Form::Pause, &me).await);
+}
