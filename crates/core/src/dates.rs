@@ -338,9 +338,18 @@ mod tests {
             iso.parse("2024-03-05T07:08:09Z"),
             Some(dt("2024-03-05 07:08:09"))
         );
+        // A UTC offset is honoured: the time is stored as UTC.
         assert_eq!(
             iso.parse("2024-03-05T07:08:09.123+02:00"),
-            Some(dt("2024-03-05 07:08:09"))
+            Some(dt("2024-03-05 05:08:09"))
+        );
+        assert_eq!(
+            iso.parse("2024-03-05 22:30:00 -0500"),
+            Some(dt("2024-03-06 03:30:00"))
+        );
+        assert_eq!(
+            iso.parse("2024-03-05 07:08:09 +01"),
+            Some(dt("2024-03-05 06:08:09"))
         );
         let day = DateFormat::new("%Y-%m-%d");
         assert_eq!(day.parse(" 2024-02-29 "), Some(dt("2024-02-29 00:00:00")));

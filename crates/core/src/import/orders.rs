@@ -413,7 +413,17 @@ pub(crate) fn layout(
             found: headers.join(", "),
         });
     };
-    let body = sample_body;
+    // An unterminated last line may be a truncated record: it is no sample of the date format
+    // (the truncation check reports it).
+    let body = match memchr::memrchr(b'\n', sample_body.as_bytes()) {
+        Some(i)
+            if i + 1 < sample_body.len()
+                && text::split_header(&sample_body[i + 1..], delimiter).len() < headers.len() =>
+        {
+            &sample_body[..=i]
+        }
+        _ => sample_body,
+    };
     let (date_format, date_format_ambiguous) = match &opts.date_format {
         Some(p) => (DateFormat::new(p), false),
         None => {
