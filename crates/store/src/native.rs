@@ -32,7 +32,8 @@ pub(crate) fn open_read(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// A read-write connection with a large page cache for bulk writes.
+/// A read-write connection with a large page cache for bulk writes; its temporary tables and
+/// sorts go to disk, so their memory stays bounded.
 pub(crate) fn open_write(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -40,6 +41,8 @@ pub(crate) fn open_write(path: &Path) -> Result<Connection> {
     )
     .map_err(err)?;
     pragmas(&conn, 128)?;
+    conn.execute_batch("PRAGMA temp_store = FILE; PRAGMA threads = 2;")
+        .map_err(err)?;
     Ok(conn)
 }
 
