@@ -226,9 +226,17 @@ where
         let mut set_email = tx
             .prepare("UPDATE customers SET email = ?1, email_valid = ?2 WHERE key = ?3 AND email IS NULL")
             .map_err(e)?;
-        let mut stage = tx
-            .prepare("INSERT INTO temp.import_stage VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)")
+        let row = "(?,?,?,?,?,?,?,?,?,?,?)";
+        let mut stage_one = tx
+            .prepare(&format!("INSERT INTO temp.import_stage VALUES {row}"))
             .map_err(e)?;
+        let mut stage_many = tx
+            .prepare(&format!(
+                "INSERT INTO temp.import_stage VALUES {}",
+                vec![row; STAGE_ROWS].join(",")
+            ))
+            .map_err(e)?;
+        let mut staged: Vec<Staged> = Vec::with_capacity(STAGE_ROWS);
         for feed in rx {
             if !feed.rejects.is_empty() {
                 on_rejects(&feed.rejects).map_err(io_err)?;
@@ -261,27 +269,35 @@ where
                     set(&mut touched, key, true);
                     written.customers += 1;
                 }
-                let mode = match l.mode {
-                    LineMode::Distinct => 0,
-                    LineMode::Sum => 1,
-                    LineMode::Replace => 2,
-                };
-                stage
-                    .execute(params![
+                staged.push(Staged {
+                    ints: [
                         key,
                         l.order_key,
-                        mode,
-                        l.order_ref,
+                        l.mode.code(),
                         i64::from(l.day),
                         l.at.and_utc().timestamp(),
                         l.amount,
                         i64::from(l.items),
                         l.cancelled as i64,
-                        l.currency,
-                        l.product
-                    ])
-                    .map_err(e)?;
+                    ],
+                    order_ref: l.order_ref,
+                    currency: l.currency,
+                    product: l.product,
+                });
+                if staged.len() == STAGE_ROWS {
+                    stage_many
+                        .execute(rusqlite::params_from_iter(
+                            staged.iter().flat_map(Staged::params),
+                        ))
+                        .map_err(e)?;
+                    staged.clear();
+                }
             }
+        }
+        for one in staged.drain(..) {
+            stage_one
+                .execute(rusqlite::params_from_iter(one.params()))
+                .map_err(e)?;
         }
     }
     let summary = join(producer)?;
@@ -319,7 +335,8 @@ where
     );
     tx.execute(&sum, [import_id]).map_err(e)?;
     tx.execute(&rest, [import_id]).map_err(e)?;
-    tx.execute_batch("DROP TABLE temp.import_stage").map_err(e)?;
+    tx.execute_batch("DROP TABLE temp.import_stage")
+        .map_err(e)?;
 
     // The aggregates of every customer the file touched.
     {
@@ -415,6 +432,37 @@ where
     .map_err(e)?;
     tx.commit().map_err(e)?;
     Ok(finish(import_id, file, created_at, summary, written))
+}
+
+/// Rows per multi-row insert into the staging table (11 parameters each).
+const STAGE_ROWS: usize = 64;
+
+/// One row for the staging table, in its column order.
+struct Staged {
+    /// ckey, okey, mode, day, at, amount, items, cancelled.
+    ints: [i64; 8],
+    order_ref: Option<String>,
+    currency: Option<String>,
+    product: Option<String>,
+}
+
+impl Staged {
+    fn params(&self) -> [&dyn rusqlite::ToSql; 11] {
+        let i = &self.ints;
+        [
+            &i[0],
+            &i[1],
+            &i[2],
+            &self.order_ref,
+            &i[3],
+            &i[4],
+            &i[5],
+            &i[6],
+            &i[7],
+            &self.currency,
+            &self.product,
+        ]
+    }
 }
 
 fn finish(
@@ -523,11 +571,7 @@ where
             let mut buf = String::with_capacity(feed.lines.len() * 96);
             for l in &feed.lines {
                 seq += 1;
-                let mode = match l.mode {
-                    LineMode::Distinct => 0,
-                    LineMode::Sum => 1,
-                    LineMode::Replace => 2,
-                };
+                let mode = l.mode.code();
                 copy_field(&mut buf, Some(&l.customer));
                 buf.push('\t');
                 copy_field(&mut buf, l.email.as_deref());

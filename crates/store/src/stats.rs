@@ -390,3 +390,37 @@ impl Store {
         .await
     }
 }
+
+impl Store {
+    /// What whole-shop views depend on: the newest import, segmentation run and prediction run.
+    /// A cached view computed at the same version is still true.
+    pub async fn data_version(&self) -> Result<(i64, i64, i64)> {
+        let r = sqlx::query(
+            "SELECT (SELECT COALESCE(MAX(id), 0) FROM imports), \
+                    (SELECT COALESCE(MAX(id), 0) FROM segment_runs), \
+                    (SELECT COALESCE(MAX(id), 0) FROM prediction_runs)",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support;
+
+    #[tokio::test]
+    async fn data_version_moves_with_imports_and_runs() {
+        let (store, _dir) = test_support::sqlite().await;
+        let v0 = store.data_version().await.expect("version");
+        assert_eq!(v0, (0, 0, 0));
+        store
+            .import_orders("a.csv", &[], (0, 0, 0), &|_| {})
+            .await
+            .expect("import");
+        let v1 = store.data_version().await.expect("version");
+        assert!(v1.0 > v0.0, "an import changes the version");
+        assert_eq!((v1.1, v1.2), (0, 0));
+    }
+}

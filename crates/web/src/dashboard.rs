@@ -188,19 +188,18 @@ pub async fn overview(State(st): State<AppState>, headers: HeaderMap) -> Respons
         Ok(s) => s,
         Err(r) => return r,
     };
+    match cached(&st, "overview", overview_data(st.clone())).await {
+        Ok(data) => render(&st, "overview.html", "Overview", "overview", Some(&s), data),
+        Err(e) => internal(e),
+    }
+}
+
+/// The data of [`overview`]: computed from the whole shop, so kept until the data changes.
+async fn overview_data(st: AppState) -> Result<Value, String> {
     let stats = match st.store.shop_stats(None, Period::Month).await {
         Ok(Some(stats)) => stats,
-        Ok(None) => {
-            return render(
-                &st,
-                "overview.html",
-                "Overview",
-                "overview",
-                Some(&s),
-                json!({ "has_orders": false }),
-            )
-        }
-        Err(e) => return internal(e),
+        Ok(None) => return Ok(json!({ "has_orders": false })),
+        Err(e) => return Err(e.to_string()),
     };
     let last = |n: usize, len: usize| len.saturating_sub(n);
     let periods = &stats.periods[last(24, stats.periods.len())..];
@@ -288,23 +287,16 @@ pub async fn overview(State(st): State<AppState>, headers: HeaderMap) -> Respons
         ));
         cards.push(card(&format!("churn {}", r.period), pct(r.churn_rate)));
     }
-    render(
-        &st,
-        "overview.html",
-        "Overview",
-        "overview",
-        Some(&s),
-        json!({
-            "has_orders": true,
-            "as_of": stats.as_of.to_string(),
-            "period": "month",
-            "cards": cards,
-            "balance_chart": balance_chart,
-            "revenue_chart": revenue_chart,
-            "retention_chart": retention_chart,
-            "cohort_chart": cohort_chart,
-        }),
-    )
+    Ok(json!({
+        "has_orders": true,
+        "as_of": stats.as_of.to_string(),
+        "period": "month",
+        "cards": cards,
+        "balance_chart": balance_chart,
+        "revenue_chart": revenue_chart,
+        "retention_chart": retention_chart,
+        "cohort_chart": cohort_chart,
+    }))
 }
 
 /// GET /segments: sizes and revenue share of the latest segmentation, the R×F grid, and the
@@ -314,23 +306,24 @@ pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Respons
         Ok(s) => s,
         Err(r) => return r,
     };
+    match cached(&st, "segments", segments_data(st.clone())).await {
+        Ok(data) => render(&st, "segments.html", "Segments", "segments", Some(&s), data),
+        Err(e) => internal(e),
+    }
+}
+
+/// The data of [`segments`]: computed from the whole shop, so kept until the data changes.
+async fn segments_data(st: AppState) -> Result<Value, String> {
     let feats = match st.store.customer_features(None).await {
         Ok(f) => f.map(|(_, f)| f).unwrap_or_default(),
-        Err(e) => return internal(e),
+        Err(e) => return Err(e.to_string()),
     };
     let Some((n, avg)) = rf_grid(&feats) else {
-        return render(
-            &st,
-            "segments.html",
-            "Segments",
-            "segments",
-            Some(&s),
-            json!({ "has_orders": false }),
-        );
+        return Ok(json!({ "has_orders": false }));
     };
     let runs = match st.store.segment_runs().await {
         Ok(r) => r,
-        Err(e) => return internal(e),
+        Err(e) => return Err(e.to_string()),
     };
     let mut segments = Vec::new();
     let mut segments_chart = String::new();
@@ -339,7 +332,7 @@ pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Respons
     if let Some(latest) = runs.first() {
         let profiles = match st.store.segment_profiles(latest.id).await {
             Ok(p) => p,
-            Err(e) => return internal(e),
+            Err(e) => return Err(e.to_string()),
         };
         for p in &profiles {
             segments.push(json!({
@@ -385,7 +378,7 @@ pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Respons
                         .map(|(f, row)| json!({ "from": f, "counts": row.iter().map(|c| count(*c)).collect::<Vec<_>>() }))
                         .collect();
                 }
-                (Err(e), _) | (_, Err(e)) => return internal(e),
+                (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
             }
         }
     }
@@ -397,22 +390,15 @@ pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Respons
         .iter()
         .map(|f| format!("{} orders", f.1))
         .collect();
-    render(
-        &st,
-        "segments.html",
-        "Segments",
-        "segments",
-        Some(&s),
-        json!({
-            "has_orders": true,
-            "segments": segments,
-            "segments_chart": segments_chart,
-            "rf_chart": svg::heat_grid("Customers by recency and frequency", &rows, &cols, &n, |v| count(v as u64)),
-            "rf_revenue_chart": svg::heat_grid("Average revenue per customer by recency and frequency", &rows, &cols, &avg, |v| format!("{v:.0}")),
-            "migration": migration,
-            "migration_cols": migration_cols,
-        }),
-    )
+    Ok(json!({
+        "has_orders": true,
+        "segments": segments,
+        "segments_chart": segments_chart,
+        "rf_chart": svg::heat_grid("Customers by recency and frequency", &rows, &cols, &n, |v| count(v as u64)),
+        "rf_revenue_chart": svg::heat_grid("Average revenue per customer by recency and frequency", &rows, &cols, &avg, |v| format!("{v:.0}")),
+        "migration": migration,
+        "migration_cols": migration_cols,
+    }))
 }
 
 /// GET /predictions: P(alive) and CLV distributions, predicted vs actual purchases.
@@ -797,4 +783,50 @@ pub async fn resume_campaign(
     Form(f): Form<CsrfForm>,
 ) -> Response {
     set_state(&st, &headers, &id, &f.csrf, false).await
+}
+
+/// View data of the pages computed from the whole shop (overview, segments), per page, with the
+/// data version they were computed at: a page is recomputed only after an import, a segmentation
+/// or a prediction run, so it answers from memory otherwise.
+#[derive(Default)]
+pub struct PageCache(
+    std::sync::Mutex<std::collections::HashMap<&'static str, ((i64, i64, i64), Value)>>,
+);
+
+async fn cached(
+    st: &AppState,
+    page: &'static str,
+    compute: impl std::future::Future<Output = Result<Value, String>>,
+) -> Result<Value, String> {
+    let version = st.store.data_version().await.map_err(|e| e.to_string())?;
+    if let Ok(map) = st.pages.0.lock() {
+        if let Some((v, data)) = map.get(page) {
+            if *v == version {
+                return Ok(data.clone());
+            }
+        }
+    }
+    let data = compute.await?;
+    if let Ok(mut map) = st.pages.0.lock() {
+        map.insert(page, (version, data.clone()));
+    }
+    Ok(data)
+}
+
+/// Computes the cached pages ahead of the first visit.
+pub async fn warm(st: AppState) {
+    for (page, result) in [
+        (
+            "overview",
+            cached(&st, "overview", overview_data(st.clone())).await,
+        ),
+        (
+            "segments",
+            cached(&st, "segments", segments_data(st.clone())).await,
+        ),
+    ] {
+        if let Err(e) = result {
+            eprintln!("retain serve: preparing the {page} page: {e}");
+        }
+    }
 }

@@ -40,6 +40,8 @@ pub struct Inner {
     pub views: Views,
     pub view_renderer: Option<ViewFn>,
     pub config: Config,
+    /// Whole-shop page data, kept until the data changes.
+    pub pages: crate::dashboard::PageCache,
 }
 
 impl std::ops::Deref for AppState {
@@ -84,6 +86,7 @@ impl AppState {
             views: Views::new()?,
             view_renderer: opts.view_renderer,
             config: opts.config,
+            pages: crate::dashboard::PageCache::default(),
         })))
     }
 }
@@ -156,6 +159,8 @@ pub async fn serve(
         .local_addr()
         .map_err(|source| WebError::Bind { addr, source })?;
     on_bound(local);
+    // The whole-shop pages are computed once in the background, so the first visit is fast too.
+    tokio::spawn(crate::dashboard::warm(state.clone()));
     let app = router(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -223,6 +223,17 @@ pub enum LineMode {
     Replace,
 }
 
+impl LineMode {
+    /// The mode as stored in the import's staging tables: 0 distinct, 1 sum, 2 replace.
+    pub fn code(self) -> i64 {
+        match self {
+            Self::Distinct => 0,
+            Self::Sum => 1,
+            Self::Replace => 2,
+        }
+    }
+}
+
 /// Resolved columns and formats of an orders file.
 pub(crate) struct Layout {
     pub(crate) delimiter: u8,
