@@ -111,6 +111,66 @@ impl OrderLine {
     }
 }
 
+/// The orders a run of imported lines makes, in memory: the reference of the store's upsert
+/// rules (line items add up, an id-less row that repeats is the next occurrence, order-level
+/// rows replace), used by [`parse_orders`] and by the tests of the streaming import.
+#[derive(Debug, Default)]
+pub struct Collapse {
+    /// (customer, key) → index in `orders`.
+    index: HashMap<(String, i64), usize>,
+    /// Each order with its net amount in minor units and whether a line was cancelled.
+    orders: Vec<(Order, Minor, bool)>,
+}
+
+impl Collapse {
+    pub fn push(&mut self, l: &OrderLine) {
+        let mut key = l.order_key;
+        loop {
+            match self.index.get(&(l.customer.clone(), key)) {
+                Some(_) if l.mode == LineMode::Distinct => key += 1,
+                Some(&i) => {
+                    let (o, minor, cancelled) = &mut self.orders[i];
+                    if l.mode == LineMode::Sum {
+                        *minor += l.amount;
+                        o.items = o.items.saturating_add(l.items);
+                        o.ordered_at = o.ordered_at.min(l.at);
+                        *cancelled |= l.cancelled;
+                        if o.email.is_none() {
+                            o.email = l.email.clone();
+                        }
+                        if o.currency.is_none() {
+                            o.currency = l.currency.clone();
+                        }
+                    } else {
+                        *o = l.to_order(key);
+                        *minor = l.amount;
+                        *cancelled = l.cancelled;
+                    }
+                    return;
+                }
+                None => {
+                    self.index
+                        .insert((l.customer.clone(), key), self.orders.len());
+                    self.orders.push((l.to_order(key), l.amount, l.cancelled));
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The orders in the order they were first seen, with the returns rule applied.
+    pub fn finish(self) -> Vec<Order> {
+        self.orders
+            .into_iter()
+            .map(|(mut o, minor, cancelled)| {
+                o.amount = from_minor(minor);
+                o.is_return = is_return(minor, cancelled);
+                o
+            })
+            .collect()
+    }
+}
+
 /// The stored key of an order id as [`parse_orders`] names orders: an id-less row's occurrence
 /// suffix (`20240101T000000/12.5/2`) is the occurrence added to its content key.
 pub fn stored_order_key(order_id: &str) -> i64 {
@@ -862,9 +922,7 @@ pub fn parse_orders(
         profile: lay.profile,
         ..Default::default()
     };
-    // (customer, key) → index of the order in `orders`, with the import's cancelled flag.
-    let mut index: HashMap<(String, i64), usize> = HashMap::default();
-    let mut orders: Vec<(Order, Minor, bool)> = Vec::new();
+    let mut orders = Collapse::default();
     for item in chunks.into_iter().flatten() {
         out.rows_read += 1;
         let line = match item {
@@ -895,49 +953,10 @@ pub fn parse_orders(
         };
         out.rows_imported += 1;
         for l in line.into_iter().flatten() {
-            let mut key = l.order_key;
-            loop {
-                match index.get(&(l.customer.clone(), key)) {
-                    Some(_) if l.mode == LineMode::Distinct => {
-                        key += 1;
-                        continue;
-                    }
-                    Some(&i) => {
-                        let (o, minor, cancelled) = &mut orders[i];
-                        if l.mode == LineMode::Sum {
-                            *minor += l.amount;
-                            o.items = o.items.saturating_add(l.items);
-                            o.ordered_at = o.ordered_at.min(l.at);
-                            *cancelled |= l.cancelled;
-                            if o.email.is_none() {
-                                o.email = l.email.clone();
-                            }
-                            if o.currency.is_none() {
-                                o.currency = l.currency.clone();
-                            }
-                        } else {
-                            *o = l.to_order(key);
-                            *minor = l.amount;
-                            *cancelled = l.cancelled;
-                        }
-                    }
-                    None => {
-                        index.insert((l.customer.clone(), key), orders.len());
-                        orders.push((l.to_order(key), l.amount, l.cancelled));
-                    }
-                }
-                break;
-            }
+            orders.push(&l);
         }
     }
-    out.orders = orders
-        .into_iter()
-        .map(|(mut o, minor, cancelled)| {
-            o.amount = from_minor(minor);
-            o.is_return = is_return(minor, cancelled);
-            o
-        })
-        .collect();
+    out.orders = orders.finish();
     out.returns = out.orders.iter().filter(|o| o.is_return).count() as u64;
     Ok(out)
 }

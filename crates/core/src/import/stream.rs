@@ -17,6 +17,8 @@ use super::{ImportError, ImportOptions, Reject};
 const BLOCK: usize = 4 << 20;
 /// Blocks parsed together (in parallel) before their rows are handed on.
 const GROUP: usize = 2;
+/// Bytes of the file's start that decide its layout (header, delimiter, date format).
+const HEAD: usize = 1 << 20;
 
 /// The rows of a run of records, in file order.
 #[derive(Debug, Default)]
@@ -55,23 +57,42 @@ pub fn stream_orders(
     progress: &(dyn Fn(u64) + Sync),
     sink: &mut dyn FnMut(OrderFeed) -> bool,
 ) -> Result<StreamSummary, ImportError> {
+    stream_orders_in_blocks(file, opts, BLOCK, progress, sink)
+}
+
+/// [`stream_orders`] with blocks of about `block` bytes (tests cut files into tiny blocks).
+pub(crate) fn stream_orders_in_blocks(
+    file: &Path,
+    opts: &ImportOptions,
+    block: usize,
+    progress: &(dyn Fn(u64) + Sync),
+    sink: &mut dyn FnMut(OrderFeed) -> bool,
+) -> Result<StreamSummary, ImportError> {
     let io = |source| ImportError::Io {
         file: file.to_path_buf(),
         source,
     };
-    let mut reader = Blocks::new(File::open(file).map_err(io)?);
-    let first = reader.next_block(BLOCK).map_err(io)?;
-    let Some(first) = first else {
-        return Err(ImportError::Empty {
-            file: file.to_path_buf(),
-        });
-    };
     // The head decides encoding problems, the header and the date format.
-    let head = text::decode(file, &first)?;
-    let legacy = head.legacy_encoding;
-    let header_line = text::first_line(&head.text).to_string();
-    let body_start = memchr::memchr(b'\n', head.text.as_bytes()).map_or(head.text.len(), |i| i + 1);
-    let lay = layout(file, &header_line, &head.text[body_start..], opts)?;
+    let mut head = Vec::new();
+    File::open(file)
+        .map_err(io)?
+        .take(HEAD as u64)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    if head.len() >= HEAD {
+        // Only whole records are a sample.
+        let cut = last_boundary(&head).unwrap_or(head.len());
+        head.truncate(cut);
+    }
+    let (legacy, header_line, lay) = {
+        let text = text::decode(file, &head)?;
+        let header_line = text::first_line(&text.text).to_string();
+        let body_start =
+            memchr::memchr(b'\n', text.text.as_bytes()).map_or(text.text.len(), |i| i + 1);
+        let lay = layout(file, &header_line, &text.text[body_start..], opts)?;
+        (text.legacy_encoding, header_line, lay)
+    };
+    drop(head);
     let header_fields = lay.header_fields(&header_line);
     let mut summary = StreamSummary {
         profile: lay.profile,
@@ -83,22 +104,30 @@ pub fn stream_orders(
     };
     let mut legacy_seen = legacy;
 
-    // Blocks as text with the physical line number of their first line.
-    let first_body = head.text[body_start..].to_string();
-    drop(head);
-    let mut pending: Vec<(String, u64)> = vec![(first_body, 2)];
-    let mut next_line = 2 + memchr::memchr_iter(b'\n', pending[0].0.as_bytes()).count() as u64;
+    // The body in blocks, as text with the physical line number of their first line.
+    let mut reader = Blocks::new(File::open(file).map_err(io)?);
+    let mut pending: Vec<(String, u64)> = Vec::new();
+    let mut next_line = 2u64;
     let mut last_tail = String::new();
-    let mut quotes_odd = memchr::memchr_iter(b'"', pending[0].0.as_bytes()).count() % 2 == 1;
+    let mut quotes_odd = false;
+    let mut header_skipped = false;
     let mut done = false;
     while !done || !pending.is_empty() {
         while !done && pending.len() < GROUP {
-            match reader.next_block(BLOCK).map_err(io)? {
-                Some(bytes) => {
+            match reader.next_block(block).map_err(io)? {
+                Some(mut bytes) => {
+                    if !header_skipped {
+                        header_skipped = true;
+                        let end = memchr::memchr(b'\n', &bytes).map_or(bytes.len(), |i| i + 1);
+                        bytes.drain(..end);
+                    }
                     let (s, legacy_block) = text::decode_block(bytes, legacy_seen);
                     legacy_seen |= legacy_block;
                     let lines = memchr::memchr_iter(b'\n', s.as_bytes()).count() as u64;
                     quotes_odd ^= memchr::memchr_iter(b'"', s.as_bytes()).count() % 2 == 1;
+                    if !s.is_empty() {
+                        last_tail = tail_of(&s);
+                    }
                     pending.push((s, next_line));
                     next_line += lines;
                 }
@@ -106,11 +135,6 @@ pub fn stream_orders(
             }
         }
         progress(reader.read);
-        if done {
-            if let Some((last, _)) = pending.last() {
-                last_tail = tail_of(last);
-            }
-        }
         let parsed: Vec<Vec<Vec<Item>>> = pending
             .par_iter()
             .map(|(block, start)| {
@@ -218,7 +242,7 @@ impl<R: Read> Blocks<R> {
         loop {
             while !self.eof && self.carry.len() < want {
                 let old = self.carry.len();
-                self.carry.resize(want.max(old + 64 * 1024), 0);
+                self.carry.resize(want, 0);
                 let n = self.src.read(&mut self.carry[old..])?;
                 self.carry.truncate(old + n);
                 self.read += n as u64;
@@ -301,5 +325,126 @@ mod tests {
         let mut r = Blocks::new(&data[..]);
         let b = r.next_block(4).expect("read").expect("block");
         assert!(b.starts_with(b"a,b"));
+    }
+
+    use super::super::orders::{parse_orders, Collapse};
+    use proptest::prelude::*;
+
+    /// Streams `bytes` (written to a file) in blocks of `block` bytes: the lines, the rejects and
+    /// the summary.
+    fn streamed(
+        path: &Path,
+        opts: &ImportOptions,
+        block: usize,
+    ) -> Result<(Vec<OrderLine>, Vec<Reject>, StreamSummary), ImportError> {
+        let mut lines = Vec::new();
+        let mut rejects = Vec::new();
+        let summary = stream_orders_in_blocks(path, opts, block, &|_| {}, &mut |f| {
+            lines.extend(f.lines);
+            rejects.extend(f.rejects);
+            true
+        })?;
+        Ok((lines, rejects, summary))
+    }
+
+    /// A CSV field as a spreadsheet writes it: quoted when it has a delimiter, quote or line end.
+    fn field(s: &str) -> String {
+        if s.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn file_strategy() -> impl Strategy<Value = (Vec<u8>, bool)> {
+        let row = (
+            prop::sample::select(vec!["c1", "c2", "c,3", "", "c\"4"]),
+            prop::option::of(prop::sample::select(vec!["A1", "A2", "C9", "B,7"])),
+            prop::sample::select(vec![
+                "2024-01-02",
+                "2024-02-29",
+                "2023-12-31",
+                "yesterday",
+                "",
+            ]),
+            (-5000i64..20000).prop_map(|c| format!("{}.{:02}", c / 100, (c % 100).abs())),
+            "[a-z ,\"\n]{0,12}",
+        );
+        (
+            prop::collection::vec(row, 0..60),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(rows, crlf, bom, with_id, final_newline)| {
+                let nl = if crlf { "\r\n" } else { "\n" };
+                let mut out = String::new();
+                if bom {
+                    out.push('\u{feff}');
+                }
+                out.push_str(if with_id {
+                    "customer_id,order_id,date,amount,note"
+                } else {
+                    "customer_id,date,amount,note"
+                });
+                // At least one good row so the date format can be found.
+                out.push_str(nl);
+                out.push_str(if with_id {
+                    "c1,A1,2024-01-01,1.00,x"
+                } else {
+                    "c1,2024-01-01,1.00,x"
+                });
+                for (c, id, date, amount, note) in rows {
+                    out.push_str(nl);
+                    out.push_str(&field(c));
+                    if with_id {
+                        out.push(',');
+                        out.push_str(&field(id.unwrap_or("")));
+                    }
+                    out.push(',');
+                    out.push_str(date);
+                    out.push(',');
+                    out.push_str(&amount);
+                    out.push(',');
+                    out.push_str(&field(&note));
+                }
+                if final_newline {
+                    out.push_str(nl);
+                }
+                (out.into_bytes(), with_id)
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// The streamed import equals the in-memory reference, whatever the block size: blocks
+        /// end inside quoted fields, CRLF, BOM, line items, identical rows, bad rows.
+        #[test]
+        fn streaming_equals_the_in_memory_reader((bytes, _) in file_strategy(), block in 1usize..200) {
+            let opts = ImportOptions::default();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("o.csv");
+            std::fs::write(&path, &bytes).expect("write");
+            let reference = parse_orders(&path, &bytes, &opts);
+            let got = streamed(&path, &opts, block);
+            match (reference, got) {
+                (Ok(r), Ok((lines, rejects, summary))) => {
+                    let mut c = Collapse::default();
+                    for l in &lines {
+                        c.push(l);
+                    }
+                    prop_assert_eq!(c.finish(), r.orders);
+                    prop_assert_eq!(rejects, r.rejects);
+                    prop_assert_eq!(summary.rows_read, r.rows_read);
+                    prop_assert_eq!(summary.rows_imported, r.rows_imported);
+                    prop_assert_eq!(summary.rows_rejected, r.rows_rejected);
+                    prop_assert_eq!(summary.rows_without_customer, r.rows_without_customer);
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a.to_string(), b.to_string()),
+                (a, b) => prop_assert!(false, "reference {:?} vs streamed {:?}", a.map(|r| r.rows_read), b.map(|s| s.2.rows_read)),
+            }
+        }
     }
 }
