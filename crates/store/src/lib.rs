@@ -18,6 +18,7 @@ mod segments;
 mod sends;
 mod stats;
 mod suppressions;
+mod web_sessions;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -40,6 +41,7 @@ pub use sends::{
 };
 pub use stats::CustomerStats;
 pub use suppressions::Suppression;
+pub use web_sessions::WebSessionRecord;
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -49,6 +49,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_keys.sql"),
         include_str!("../migrations/postgres/0007_keys.sql"),
     ),
+    (
+        9,
+        "web_sessions",
+        include_str!("../migrations/sqlite/0009_web_sessions.sql"),
+        include_str!("../migrations/postgres/0009_web_sessions.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction
