@@ -50,6 +50,15 @@ holdout = 0.1
 [web]
 # Dashboard login: an argon2/sha256 password hash (see `retain serve --help`), or set RETAIN_WEB_TOKEN.
 password_hash = ""
+# A read-only login (sees every page, cannot approve or pause): its password hash, or set
+# RETAIN_WEB_VIEWER_TOKEN.
+viewer_password_hash = ""
+# Serve the dashboard on its own address (e.g. "127.0.0.1:8081"); the main address then answers
+# only the public tracking paths /o/ /c/ /v/ /u/. Empty: one address for both.
+dashboard_addr = ""
+# true only behind a reverse proxy you run: X-Forwarded-For (its last entry) names the client for
+# the login throttle, and X-Forwarded-Proto: https marks the session cookie Secure.
+trusted_proxy = false
 "#;
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -126,6 +135,12 @@ impl Default for Planner {
 #[serde(default, deny_unknown_fields)]
 pub struct Web {
     pub password_hash: String,
+    /// The read-only (viewer) login's password hash.
+    pub viewer_password_hash: String,
+    /// The dashboard's own listen address; empty: the main one.
+    pub dashboard_addr: String,
+    /// Trust X-Forwarded-For / X-Forwarded-Proto from a reverse proxy.
+    pub trusted_proxy: bool,
 }
 
 /// The whole configuration, after environment overrides.
@@ -352,5 +367,24 @@ mod tests {
         let e = Config::from_parts(Path::new("r.toml"), "[smtp]\nurll = \"x\"\n", env(&[]))
             .expect_err("typo");
         assert!(e.to_string().contains("urll"), "{e}");
+    }
+
+    #[test]
+    fn web_keys_from_the_file_and_the_environment() {
+        let c = Config::from_parts(
+            Path::new("r.toml"),
+            "[web]\nviewer_password_hash = \"$argon2id$x\"\ndashboard_addr = \"127.0.0.1:8081\"\n",
+            env(&[("RETAIN_WEB_TRUSTED_PROXY", "true")]),
+        )
+        .expect("parses");
+        assert_eq!(c.web.viewer_password_hash, "$argon2id$x");
+        assert_eq!(c.web.dashboard_addr, "127.0.0.1:8081");
+        assert!(c.web.trusted_proxy);
+        let d = Config::from_parts(Path::new("r.toml"), DEFAULT_CONFIG, env(&[])).expect("default");
+        assert!(!d.web.trusted_proxy && d.web.dashboard_addr.is_empty());
+        // A viewer token is a secret: never from the file.
+        let e = Config::from_parts(Path::new("r.toml"), "[web]\ntoken = \"t\"\n", env(&[]))
+            .expect_err("secret");
+        assert!(e.to_string().contains("RETAIN_WEB_TOKEN"), "{e}");
     }
 }
