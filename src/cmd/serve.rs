@@ -1,6 +1,7 @@
 //! `retain serve`: the tracking endpoints (open pixel, clicks, view in browser, unsubscribe) and
 //! the dashboard, until Ctrl-C or SIGTERM; then open requests finish and every recorded event is
-//! written before exit. `--hash-password` prints a password hash for `web.password_hash`.
+//! written before exit. `--dashboard-addr` (or `web.dashboard_addr`) puts the dashboard on an
+//! address of its own. `--hash-password` prints a password hash for `web.password_hash`.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -12,7 +13,7 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::Args as ClapArgs;
 use retain_core::tracking::load_secret;
-use retain_web::{StateOptions, WriterConfig};
+use retain_web::{Listen, LoginLimits, StateOptions, WriterConfig};
 
 use super::{exit, fail, Context};
 
@@ -20,15 +21,24 @@ use super::{exit, fail, Context};
 #[command(after_help = "Examples:
   retain serve                                  # http://127.0.0.1:8080
   retain serve --addr 0.0.0.0:8080              # behind a reverse proxy that terminates TLS
+  retain serve --addr 0.0.0.0:8080 --dashboard-addr 127.0.0.1:8081   # dashboard not public
   echo 'a long passphrase' | retain serve --hash-password
 
 The public tracking paths /o/ /c/ /v/ /u/ need no login. The dashboard (/) needs the password whose
-hash is web.password_hash in retain.toml, or the token in the environment variable RETAIN_WEB_TOKEN.
+hash is web.password_hash in retain.toml, or the token in the environment variable RETAIN_WEB_TOKEN;
+a read-only login (every page, no approve/pause/resume) uses web.viewer_password_hash or
+RETAIN_WEB_VIEWER_TOKEN. Failed logins are throttled (5 per client per 15 minutes, 100 overall
+per minute: HTTP 429). Behind a reverse proxy set web.trusted_proxy = true so X-Forwarded-For
+names the client and X-Forwarded-Proto: https makes the cookies Secure.
 tracking.base_url must be the public address of this server, as emails link to it.")]
 pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub addr: SocketAddr,
+    /// Serve the dashboard on this address of its own (e.g. 127.0.0.1:8081); --addr then serves
+    /// only the public tracking paths /o/ /c/ /v/ /u/. Default: web.dashboard_addr, else --addr.
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard_addr: Option<SocketAddr>,
     /// Read a password from standard input, print its argon2 hash for web.password_hash, exit.
     #[arg(long)]
     pub hash_password: bool,
@@ -137,12 +147,40 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
     let web_token = std::env::var("RETAIN_WEB_TOKEN")
         .ok()
         .filter(|t| !t.is_empty());
-    let login = !ctx.config.web.password_hash.trim().is_empty() || web_token.is_some();
+    let viewer_token = std::env::var("RETAIN_WEB_VIEWER_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
+    let login = !ctx.config.web.password_hash.trim().is_empty()
+        || web_token.is_some()
+        || !ctx.config.web.viewer_password_hash.trim().is_empty()
+        || viewer_token.is_some();
+    let dashboard = match &args.dashboard_addr {
+        Some(a) => Some(*a),
+        None if ctx.config.web.dashboard_addr.trim().is_empty() => None,
+        None => Some(
+            ctx.config
+                .web
+                .dashboard_addr
+                .trim()
+                .parse::<SocketAddr>()
+                .map_err(|e| {
+                    fail(
+                        exit::BAD_INPUT,
+                        format!(
+                            "web.dashboard_addr '{}' is not an address like 127.0.0.1:8081: {e}",
+                            ctx.config.web.dashboard_addr
+                        ),
+                    )
+                })?,
+        ),
+    };
     let opts = StateOptions {
         config: ctx.config.clone(),
         secret,
         web_token,
+        viewer_token,
         view_renderer: Some(view_renderer(&ctx)),
+        login_limits: LoginLimits::default(),
     };
     let writer = WriterConfig {
         flush_every: Duration::from_millis(args.flush_ms.max(1)),
@@ -152,12 +190,19 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
     let base_url = ctx.config.tracking.base_url.clone();
     let summary = retain_web::serve(
         ctx.store.clone(),
-        args.addr,
+        Listen {
+            addr: args.addr,
+            dashboard,
+        },
         opts,
         writer,
-        move |addr| {
+        move |bound| {
             if !quiet {
+                let addr = bound.addr;
                 eprintln!("retain serve: listening on http://{addr} (tracking links use {base_url})");
+                if let Some(d) = bound.dashboard {
+                    eprintln!("retain serve: dashboard on http://{d} (only /o/ /c/ /v/ /u/ on http://{addr})");
+                }
                 if !login {
                     eprintln!(
                         "retain serve: the dashboard is closed until web.password_hash or RETAIN_WEB_TOKEN is set"

@@ -1,11 +1,16 @@
 //! The dashboard's pages and forms: login/logout, overview, segments, predictions, plans (review
 //! and approve) and campaigns (results, pause/resume). Server-rendered HTML with inline SVG,
-//! readable without JavaScript; every page needs a session and every form a CSRF token.
+//! readable without JavaScript; every page needs a session and every form a CSRF token. Logins
+//! are throttled per client and overall ([`crate::throttle`]); a viewer session sees every page
+//! but no state-changing form, and those forms' handlers answer it 403.
 
 // Handlers answer early with a ready response; boxing it would only add noise.
 #![allow(clippy::result_large_err)]
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::Form;
@@ -14,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::auth::{
-    self, constant_time_eq, set_cookie, Session, LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL,
+    self, constant_time_eq, set_cookie, Role, Session, LOGIN_COOKIE, SESSION_COOKIE, SESSION_TTL,
 };
 use crate::results;
 use crate::server::AppState;
@@ -46,16 +51,61 @@ fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
-/// The session, or a redirect to the login page.
-fn guard(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
-    st.auth
-        .session(headers)
-        .ok_or_else(|| Redirect::to("/login").into_response())
+/// The peer's address (absent when the router runs without connection info, as in tests).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
 }
 
-/// A state-changing form: the session and a matching CSRF token, or 403.
-fn guard_post(st: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Session, Response> {
-    let s = guard(st, headers)?;
+/// Whether this request's cookies get `Secure`.
+fn secure(st: &AppState, headers: &HeaderMap) -> bool {
+    auth::is_https(headers, st.config.web.trusted_proxy)
+}
+
+/// The session, or a redirect to the login page.
+async fn guard(st: &AppState, headers: &HeaderMap) -> Result<Session, Response> {
+    match st.auth.session(headers).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(Redirect::to("/login").into_response()),
+        Err(e) => Err(internal(e)),
+    }
+}
+
+/// Who may send a form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum May {
+    /// Any session (logging out).
+    AnyRole,
+    /// Only the administrator (everything that changes a plan or a campaign).
+    Admin,
+}
+
+/// A state-changing form: the session, a role allowed to send it and a matching CSRF token, or
+/// 403.
+async fn guard_post(
+    st: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+    may: May,
+) -> Result<Session, Response> {
+    let s = guard(st, headers).await?;
+    if may == May::Admin && s.role != Role::Admin {
+        return Err(error_page(
+            StatusCode::FORBIDDEN,
+            "This login is read-only: it cannot change plans or campaigns.",
+        ));
+    }
     if constant_time_eq(s.csrf.as_bytes(), csrf.as_bytes()) {
         Ok(s)
     } else {
@@ -79,6 +129,10 @@ fn render(
     ctx.insert("title".into(), json!(title));
     ctx.insert("nav".into(), json!(nav));
     ctx.insert("logged_in".into(), json!(session.is_some()));
+    ctx.insert(
+        "can_edit".into(),
+        json!(session.is_some_and(|s| s.role == Role::Admin)),
+    );
     ctx.insert(
         "csrf".into(),
         json!(session.map(|s| s.csrf.as_str()).unwrap_or("")),
@@ -104,7 +158,12 @@ pub struct LoginForm {
     pub password: String,
 }
 
-fn login_form(st: &AppState, status: StatusCode, error: Option<&str>) -> Response {
+fn login_form(
+    st: &AppState,
+    headers: &HeaderMap,
+    status: StatusCode,
+    error: Option<&str>,
+) -> Response {
     let token = auth::random_token();
     let mut r = render(
         st,
@@ -115,7 +174,13 @@ fn login_form(st: &AppState, status: StatusCode, error: Option<&str>) -> Respons
         json!({ "error": error, "enabled": st.auth.enabled(), "login_csrf": token }),
     );
     *r.status_mut() = status;
-    if let Ok(v) = set_cookie(LOGIN_COOKIE, &token, std::time::Duration::from_secs(1800)).parse() {
+    let cookie = set_cookie(
+        LOGIN_COOKIE,
+        &token,
+        std::time::Duration::from_secs(1800),
+        secure(st, headers),
+    );
+    if let Ok(v) = cookie.parse() {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
@@ -123,16 +188,18 @@ fn login_form(st: &AppState, status: StatusCode, error: Option<&str>) -> Respons
 
 /// GET /login.
 pub async fn login_page(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    if st.auth.session(&headers).is_some() {
+    if guard(&st, &headers).await.is_ok() {
         return Redirect::to("/").into_response();
     }
-    login_form(&st, StatusCode::OK, None)
+    login_form(&st, &headers, StatusCode::OK, None)
 }
 
-/// POST /login: the double-submit token must match its cookie; a wrong password waits a moment
-/// and answers 401.
+/// POST /login: the double-submit token must match its cookie. A client with too many recent
+/// failures (or a server with too many overall) is refused with 429 and `Retry-After` before its
+/// password is checked; a wrong password waits a moment and answers 401.
 pub async fn login(
     State(st): State<AppState>,
+    Peer(peer): Peer,
     headers: HeaderMap,
     Form(f): Form<LoginForm>,
 ) -> Response {
@@ -140,23 +207,53 @@ pub async fn login(
     if cookie.is_empty() || !constant_time_eq(cookie.as_bytes(), f.csrf.as_bytes()) {
         return login_form(
             &st,
+            &headers,
             StatusCode::FORBIDDEN,
             Some("The login form expired. Please try again."),
         );
     }
-    if !st.auth.enabled() || !st.auth.check(&f.password) {
-        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let client = auth::client_ip(&headers, peer, st.config.web.trusted_proxy);
+    if let Err(wait) = st.throttle.check(client) {
+        tokio::time::sleep(st.throttle.limits().delay).await;
+        let minutes = (wait + 59) / 60;
+        let mut r = login_form(
+            &st,
+            &headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many failed logins. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+        );
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, axum::http::HeaderValue::from(wait));
+        return r;
+    }
+    let role = if st.auth.enabled() {
+        st.auth.check(&f.password)
+    } else {
+        None
+    };
+    let Some(role) = role else {
+        st.throttle.failed(client);
+        tokio::time::sleep(st.throttle.limits().delay).await;
         return login_form(
             &st,
+            &headers,
             StatusCode::UNAUTHORIZED,
             Some("Wrong password or token."),
         );
-    }
-    let (id, _) = st.auth.login();
+    };
+    st.throttle.succeeded(client);
+    let id = match st.auth.login(role).await {
+        Ok((id, _)) => id,
+        Err(e) => return internal(e),
+    };
+    let secure = secure(&st, &headers);
     let mut r = Redirect::to("/").into_response();
     for c in [
-        set_cookie(SESSION_COOKIE, &id, SESSION_TTL),
-        set_cookie(LOGIN_COOKIE, "", std::time::Duration::ZERO),
+        set_cookie(SESSION_COOKIE, &id, SESSION_TTL, secure),
+        set_cookie(LOGIN_COOKIE, "", std::time::Duration::ZERO, secure),
     ] {
         if let Ok(v) = c.parse() {
             r.headers_mut().append(header::SET_COOKIE, v);
@@ -165,18 +262,26 @@ pub async fn login(
     r
 }
 
-/// POST /logout.
+/// POST /logout (any role).
 pub async fn logout(
     State(st): State<AppState>,
     headers: HeaderMap,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = guard_post(&st, &headers, &f.csrf) {
+    if let Err(r) = guard_post(&st, &headers, &f.csrf, May::AnyRole).await {
         return r;
     }
-    st.auth.logout(&headers);
+    if let Err(e) = st.auth.logout(&headers).await {
+        return internal(e);
+    }
     let mut r = Redirect::to("/login").into_response();
-    if let Ok(v) = set_cookie(SESSION_COOKIE, "", std::time::Duration::ZERO).parse() {
+    let cookie = set_cookie(
+        SESSION_COOKIE,
+        "",
+        std::time::Duration::ZERO,
+        secure(&st, &headers),
+    );
+    if let Ok(v) = cookie.parse() {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
     r
@@ -184,7 +289,7 @@ pub async fn logout(
 
 /// GET /: customers, revenue, retention and churn, acquisition vs retention, cohorts.
 pub async fn overview(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match guard(&st, &headers) {
+    let s = match guard(&st, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -302,7 +407,7 @@ async fn overview_data(st: AppState) -> Result<Value, String> {
 /// GET /segments: sizes and revenue share of the latest segmentation, the R×F grid, and the
 /// migration between the two latest runs.
 pub async fn segments(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match guard(&st, &headers) {
+    let s = match guard(&st, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -403,7 +508,7 @@ async fn segments_data(st: AppState) -> Result<Value, String> {
 
 /// GET /predictions: P(alive) and CLV distributions, predicted vs actual purchases.
 pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match guard(&st, &headers) {
+    let s = match guard(&st, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -504,7 +609,7 @@ pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Resp
 
 /// GET /plans: every plan with its state and audience.
 pub async fn plans(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match guard(&st, &headers) {
+    let s = match guard(&st, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -540,7 +645,7 @@ pub async fn plan(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let s = match guard(&st, &headers) {
+    let s = match guard(&st, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -583,7 +688,7 @@ pub async fn approve_plan(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if let Err(r) = guard_post(&st, &headers, &f.csrf) {
+    if let Err(r) = guard_post(&st, &headers, &f.csrf, May::Admin).await {
         return r;
     }
     match st
@@ -600,7 +705,7 @@ pub async fn approve_plan(
 
 /// GET /campaigns: every campaign with its results so far and the uplift chart.
 pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match guard(&st, &headers) {
+    let s = match guard(&st, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -668,7 +773,7 @@ pub async fn campaign(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    let s = match guard(&st, &headers) {
+    let s = match guard(&st, &headers).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -706,7 +811,7 @@ pub async fn campaign_report(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    if let Err(r) = guard(&st, &headers) {
+    if let Err(r) = guard(&st, &headers).await {
         return r;
     }
     let r = match results::campaign_report(&st.store, &id, None).await {
@@ -750,7 +855,7 @@ async fn set_state(
     csrf: &str,
     pause: bool,
 ) -> Response {
-    if let Err(r) = guard_post(st, headers, csrf) {
+    if let Err(r) = guard_post(st, headers, csrf, May::Admin).await {
         return r;
     }
     let state = if pause {

@@ -6,7 +6,8 @@
 //! - [`report`] and [`stats`]: attribution of purchases to campaigns, uplift against the
 //!   holdout with confidence intervals, ROI — pure functions the CLI (`retain report`) calls
 //!   without HTTP; [`results`] loads their inputs from the store.
-//! - [`dashboard`], [`views`], [`svg`]: the server-rendered dashboard behind a login ([`auth`]).
+//! - [`dashboard`], [`views`], [`svg`]: the server-rendered dashboard behind a login ([`auth`],
+//!   throttled by [`throttle`]).
 //! - [`server`]: the router and the run loop of `retain serve`.
 
 pub mod auth;
@@ -17,11 +18,16 @@ pub mod server;
 pub mod shop;
 pub mod stats;
 pub mod svg;
+pub mod throttle;
 pub mod tracking;
 pub mod views;
 pub mod writer;
 
-pub use server::{router, serve, AppState, ServeSummary, StateOptions, ViewFn};
+pub use server::{
+    dashboard_router, public_router, router, serve, AppState, Listen, ServeSummary, StateOptions,
+    ViewFn,
+};
+pub use throttle::LoginLimits;
 pub use writer::WriterConfig;
 
 /// Errors of the web crate.

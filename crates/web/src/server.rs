@@ -1,19 +1,22 @@
-//! The HTTP server of `retain serve`: the shared state, the router (public tracking endpoints,
-//! login, the dashboard behind a session) and the run loop with graceful shutdown that drains the
-//! event writer before returning.
+//! The HTTP server of `retain serve`: the shared state, the routers (public tracking endpoints;
+//! login and the dashboard behind a session; both on one listener, or the dashboard on its own
+//! address), the security headers every response carries, and the run loop with graceful
+//! shutdown that drains the event writer before returning.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use retain_core::config::Config;
 use retain_store::Store;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, Credentials};
+use crate::throttle::{LoginLimits, LoginThrottle};
 use crate::tracking::{Clock, SendCache};
 use crate::views::Views;
 use crate::writer::{self, EventWriter, WriterConfig};
@@ -33,10 +36,11 @@ pub struct Inner {
     pub secret: Vec<u8>,
     pub events: EventWriter,
     pub sends: SendCache,
-    /// The tracking endpoints' clock (settable in tests).
+    /// The server's clock: event times, session expiry, the login throttle (settable in tests).
     pub clock: Clock,
     pub company_name: String,
     pub auth: Auth,
+    pub throttle: LoginThrottle,
     pub views: Views,
     pub view_renderer: Option<ViewFn>,
     pub config: Config,
@@ -63,7 +67,11 @@ pub struct StateOptions {
     pub secret: Vec<u8>,
     /// `RETAIN_WEB_TOKEN`.
     pub web_token: Option<String>,
+    /// `RETAIN_WEB_VIEWER_TOKEN`: the read-only login's token.
+    pub viewer_token: Option<String>,
     pub view_renderer: Option<ViewFn>,
+    /// The login throttle's limits.
+    pub login_limits: LoginLimits,
 }
 
 impl std::fmt::Debug for StateOptions {
@@ -74,13 +82,24 @@ impl std::fmt::Debug for StateOptions {
 
 impl AppState {
     pub fn new(store: Store, events: EventWriter, opts: StateOptions) -> Result<Self, WebError> {
-        let auth = Auth::new(&opts.config.web.password_hash, opts.web_token)?;
+        let clock = Clock::default();
+        let auth = Auth::new(
+            Credentials {
+                password_hash: opts.config.web.password_hash.clone(),
+                token: opts.web_token,
+                viewer_password_hash: opts.config.web.viewer_password_hash.clone(),
+                viewer_token: opts.viewer_token,
+            },
+            store.clone(),
+            clock.clone(),
+        )?;
         Ok(Self(Arc::new(Inner {
             store,
             secret: opts.secret,
             events,
             sends: SendCache::default(),
-            clock: Clock::default(),
+            throttle: LoginThrottle::new(opts.login_limits, clock.clone()),
+            clock,
             company_name: opts.config.company.name.clone(),
             auth,
             views: Views::new()?,
@@ -91,8 +110,33 @@ impl AppState {
     }
 }
 
-/// The routes.
-pub fn router(state: AppState) -> Router {
+/// The Content-Security-Policy of every page: nothing but this server's own resources, no
+/// scripts at all, inline styles (the pages' `<style>` and the SVG charts' `style` attributes),
+/// images from here or `data:`, forms only to here, and no framing.
+pub const CSP: &str = "default-src 'self'; script-src 'none'; object-src 'none'; \
+    style-src 'self' 'unsafe-inline'; img-src 'self' data:; form-action 'self'; base-uri 'none'; \
+    frame-ancestors 'none'";
+
+/// Security headers on every response: the CSP (unless the handler set its own, as `/v/` does),
+/// no framing, no MIME sniffing, no referrer (tracking URLs carry tokens).
+async fn security_headers(mut r: Response) -> Response {
+    let h = r.headers_mut();
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.entry(header::CONTENT_SECURITY_POLICY)
+        .or_insert(HeaderValue::from_static(CSP));
+    r
+}
+
+/// The public endpoints every campaign email links to: /o/ /c/ /v/ /u/.
+pub fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/o/{token}", get(tracking::open))
         .route("/c/{token}", get(tracking::click))
@@ -101,7 +145,11 @@ pub fn router(state: AppState) -> Router {
             "/u/{token}",
             get(tracking::unsubscribe_page).post(tracking::unsubscribe),
         )
-        .route("/healthz", get(|| async { "ok\n" }))
+}
+
+/// The dashboard: login, logout and the pages behind them.
+pub fn dashboard_routes() -> Router<AppState> {
+    Router::new()
         .route("/login", get(dashboard::login_page).post(dashboard::login))
         .route("/logout", post(dashboard::logout))
         .route("/", get(dashboard::overview))
@@ -112,25 +160,35 @@ pub fn router(state: AppState) -> Router {
         .route("/plans/{id}/approve", post(dashboard::approve_plan))
         .route("/campaigns", get(dashboard::campaigns))
         .route("/campaigns/{id}", get(dashboard::campaign))
-        .route("/campaigns/{id}/report.html", get(dashboard::campaign_report))
+        .route(
+            "/campaigns/{id}/report.html",
+            get(dashboard::campaign_report),
+        )
         .route("/campaigns/{id}/pause", post(dashboard::pause_campaign))
         .route("/campaigns/{id}/resume", post(dashboard::resume_campaign))
-        .layer(axum::middleware::map_response(
-            |mut r: axum::response::Response| async move {
-                let h = r.headers_mut();
-                h.insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                );
-                h.entry(header::CONTENT_SECURITY_POLICY).or_insert(
-                    HeaderValue::from_static(
-                        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'",
-                    ),
-                );
-                r
-            },
-        ))
+}
+
+/// `/healthz` (on every listener), the security headers, the state.
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .route("/healthz", get(|| async { "ok\n" }))
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Every route on one listener (the default).
+pub fn router(state: AppState) -> Router {
+    finish(public_routes().merge(dashboard_routes()), state)
+}
+
+/// Only the public tracking endpoints (the main listener when the dashboard has its own).
+pub fn public_router(state: AppState) -> Router {
+    finish(public_routes(), state)
+}
+
+/// Only the dashboard (its own listener, `web.dashboard_addr`).
+pub fn dashboard_router(state: AppState) -> Router {
+    finish(dashboard_routes(), state)
 }
 
 /// What a finished server did.
@@ -140,31 +198,89 @@ pub struct ServeSummary {
     pub events_lost: u64,
 }
 
-/// Serves on `addr` until `shutdown` completes, then stops accepting, finishes open requests and
-/// flushes every queued event.
-pub async fn serve(
-    store: Store,
-    addr: SocketAddr,
-    opts: StateOptions,
-    writer_cfg: WriterConfig,
-    on_bound: impl FnOnce(SocketAddr),
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<ServeSummary, WebError> {
-    let (events, task) = writer::spawn(store.clone(), writer_cfg);
-    let state = AppState::new(store, events, opts)?;
+/// Where [`serve`] listens: the main address, and the dashboard's own address if it has one
+/// (then the main address serves only the public tracking endpoints).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Listen {
+    pub addr: SocketAddr,
+    pub dashboard: Option<SocketAddr>,
+}
+
+async fn bind(addr: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr), WebError> {
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| WebError::Bind { addr, source })?;
     let local = listener
         .local_addr()
         .map_err(|source| WebError::Bind { addr, source })?;
-    on_bound(local);
+    Ok((listener, local))
+}
+
+/// Serves until `shutdown` completes, then stops accepting, finishes open requests and flushes
+/// every queued event. `on_bound` learns the bound addresses (port 0 picks a free one).
+pub async fn serve(
+    store: Store,
+    listen: Listen,
+    opts: StateOptions,
+    writer_cfg: WriterConfig,
+    on_bound: impl FnOnce(Listen),
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<ServeSummary, WebError> {
+    let (main, main_addr) = bind(listen.addr).await?;
+    let dashboard = match listen.dashboard {
+        Some(a) => Some(bind(a).await?),
+        None => None,
+    };
+    let (events, task) = writer::spawn(store.clone(), writer_cfg);
+    let state = match AppState::new(store, events, opts) {
+        Ok(s) => s,
+        Err(e) => {
+            task.shutdown().await;
+            return Err(e);
+        }
+    };
+    on_bound(Listen {
+        addr: main_addr,
+        dashboard: dashboard.as_ref().map(|d| d.1),
+    });
     // The whole-shop pages are computed once in the background, so the first visit is fast too.
     tokio::spawn(crate::dashboard::warm(state.clone()));
-    let app = router(state);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    // One shutdown signal for every listener.
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let main_app = if dashboard.is_some() {
+        public_router(state.clone())
+    } else {
+        router(state.clone())
+    };
+    let main = axum::serve(
+        main,
+        main_app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(stopped(rx.clone()))
+    .into_future();
+    let served = match dashboard {
+        Some((listener, _)) => {
+            let dash = axum::serve(
+                listener,
+                dashboard_router(state).into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stopped(rx))
+            .into_future();
+            let (a, b) = tokio::join!(main, dash);
+            a.and(b)
+        }
+        None => {
+            drop(state);
+            main.await
+        }
+    };
     let stats = task.stats_handle();
     let lost = task.shutdown().await;
     served.map_err(WebError::Serve)?;

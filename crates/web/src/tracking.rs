@@ -145,6 +145,12 @@ impl Clock {
     pub fn set(&self, at: i64) {
         self.0.store(at.max(SYSTEM + 1), Ordering::Relaxed);
     }
+
+    /// Moves the clock `secs` seconds on from now and stops it there, for tests (sessions and
+    /// the login throttle expire by this clock).
+    pub fn advance(&self, secs: i64) {
+        self.set(self.now().saturating_add(secs));
+    }
 }
 
 fn not_found() -> Response {

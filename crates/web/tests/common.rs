@@ -8,7 +8,7 @@ use axum::Router;
 use retain_core::config::Config;
 use retain_store::{Claim, ConsentCheck, NewSend, Store};
 use retain_web::writer::{self, WriterConfig, WriterTask};
-use retain_web::{router, AppState, StateOptions};
+use retain_web::{router, AppState, LoginLimits, StateOptions};
 use tower::ServiceExt;
 
 pub const SECRET: &[u8] = b"test-secret-0123456789abcdef-xyz";
@@ -97,6 +97,22 @@ pub async fn app_with(
     config: Config,
     token: Option<&str>,
 ) -> App {
+    app_with_options(store, dir, options(config, token)).await
+}
+
+/// The state options of the tests: `token` for the administrator, the default login limits.
+pub fn options(config: Config, token: Option<&str>) -> StateOptions {
+    StateOptions {
+        config,
+        secret: SECRET.to_vec(),
+        web_token: token.map(str::to_string),
+        viewer_token: None,
+        view_renderer: None,
+        login_limits: LoginLimits::default(),
+    }
+}
+
+pub async fn app_with_options(store: Store, dir: tempfile::TempDir, opts: StateOptions) -> App {
     let (events, task) = writer::spawn(
         store.clone(),
         WriterConfig {
@@ -105,17 +121,7 @@ pub async fn app_with(
             channel: 10_000,
         },
     );
-    let state = AppState::new(
-        store.clone(),
-        events,
-        StateOptions {
-            config,
-            secret: SECRET.to_vec(),
-            web_token: token.map(str::to_string),
-            view_renderer: None,
-        },
-    )
-    .expect("state");
+    let state = AppState::new(store.clone(), events, opts).expect("state");
     App {
         store,
         router: router(state.clone()),

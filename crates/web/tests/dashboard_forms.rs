@@ -1,7 +1,7 @@
 //! Every state-changing form of the dashboard over HTTP (approve a plan, pause and resume a
 //! campaign, log out): with a valid session and its own CSRF token it works; without a token,
 //! with a wrong one, with another session's, or without a session it is refused and changes
-//! nothing. Sessions expire after `SESSION_TTL` without use (tokio's clock, moved by the test).
+//! nothing. Sessions expire after `SESSION_TTL` without use (the server's clock, moved by the test).
 //! The dashboard has no discard or cancel form (those are CLI commands); a new form belongs in
 //! `FORMS`.
 
@@ -321,11 +321,11 @@ async fn sessions_expire_after_the_ttl_without_use() {
     let w = world().await;
     let me = login(&w.app).await;
     let idle = login(&w.app).await;
-    // Tokio's clock (what sessions are timed with) moves; real time does not matter here.
-    let advance = |d| async move {
-        tokio::time::pause();
-        tokio::time::advance(d).await;
-        tokio::time::resume();
+    // The server's clock (what sessions are timed with) moves; real time does not matter here.
+    let clock = w.app.state.clock.clone();
+    let advance = |d: std::time::Duration| {
+        let clock = clock.clone();
+        async move { clock.advance(d.as_secs() as i64) }
     };
     // Used just before the TTL is up: still valid, and the use refreshes it.
     advance(SESSION_TTL - std::time::Duration::from_secs(60)).await;
