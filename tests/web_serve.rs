@@ -324,3 +324,144 @@ fn hash_password_prints_an_argon2_hash_the_server_accepts() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// `retain serve` with `args`: the child, the main address and the dashboard's own address (the
+/// second line of its log).
+fn serve_split(ws: &Path, env: &[(&str, &str)], args: &[&str]) -> (Child, String, String) {
+    let mut cmd = StdCommand::cargo_bin("retain").expect("binary");
+    cmd.arg("--workspace")
+        .arg(ws)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(args)
+        .env_remove("RETAIN_WEB_TOKEN")
+        .env_remove("RETAIN_SECRET")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut addr_in = |what: &str| {
+        let line = lines.next().expect("a line").expect("utf-8");
+        line.split("http://")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no {what} address in {line:?}"))
+            .to_string()
+    };
+    let main = addr_in("main");
+    let dashboard = addr_in("dashboard");
+    std::thread::spawn(move || for _ in lines {});
+    (child, main, dashboard)
+}
+
+/// A raw HTTP/1.1 request with a cookie: (status, headers+body text).
+fn http_cookie(addr: &str, method: &str, path: &str, body: &str, cookie: &str) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nCookie: {cookie}\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("write");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (status, text)
+}
+
+/// The value of a `Set-Cookie` of a raw response.
+fn set_cookie_in(text: &str, name: &str) -> Option<String> {
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .filter(|(k, _)| k.eq_ignore_ascii_case("set-cookie"))
+        .filter_map(|(_, v)| v.trim().split(';').next())
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+#[test]
+fn the_dashboard_on_its_own_address_and_sessions_across_a_restart() {
+    let (_dir, ws) = workspace();
+    let ids = sent_emails(&ws);
+    let secret = std::fs::read(ws.join("secret.key"))
+        .expect("secret.key")
+        .trim_ascii()
+        .to_vec();
+    let open = Links {
+        base_url: "",
+        secret: &secret,
+        send_id: ids[0],
+    }
+    .open_pixel();
+    let env = [("RETAIN_WEB_TOKEN", "e2e-token-123456")];
+    let args = ["--dashboard-addr", "127.0.0.1:0"];
+    let (child, public, dashboard) = serve_split(&ws, &env, &args);
+    assert_ne!(public, dashboard);
+    assert_eq!(http(&public, "GET", &open, "").0, 200);
+    assert_eq!(http(&public, "GET", "/", "").0, 404);
+    assert_eq!(http(&public, "GET", "/login", "").0, 404);
+    assert_eq!(http(&dashboard, "GET", &open, "").0, 404);
+    // Log in on the dashboard's address.
+    let (status, text) = http(&dashboard, "GET", "/login", "");
+    assert_eq!(status, 200);
+    assert!(text.contains("frame-ancestors 'none'"), "{text}");
+    let login = set_cookie_in(&text, "retain_login").expect("login cookie");
+    let (status, text) = http_cookie(
+        &dashboard,
+        "POST",
+        "/login",
+        &format!("csrf={login}&password=e2e-token-123456"),
+        &format!("retain_login={login}"),
+    );
+    assert_eq!(status, 303, "{text}");
+    let session = format!(
+        "retain_session={}",
+        set_cookie_in(&text, "retain_session").expect("session")
+    );
+    assert_eq!(
+        http_cookie(&dashboard, "GET", "/plans", "", &session).0,
+        200
+    );
+    assert!(stop(child).status.success());
+    // A new process over the same workspace: still logged in.
+    let (child, _, dashboard) = serve_split(&ws, &env, &args);
+    let (status, text) = http_cookie(&dashboard, "GET", "/plans", "", &session);
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        http_cookie(&dashboard, "GET", "/plans", "", "retain_session=forged").0,
+        303
+    );
+    assert!(stop(child).status.success());
+    // A bad address in retain.toml is bad input.
+    let toml = std::fs::read_to_string(ws.join("retain.toml")).expect("toml");
+    std::fs::write(
+        ws.join("retain.toml"),
+        toml.replace(
+            "dashboard_addr = \"\"",
+            "dashboard_addr = \"not-an-address\"",
+        ),
+    )
+    .expect("write");
+    let out = Command::cargo_bin("retain")
+        .expect("binary")
+        .arg("--workspace")
+        .arg(&ws)
+        .arg("serve")
+        .env("RETAIN_WEB_TOKEN", "e2e-token-123456")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("web.dashboard_addr"));
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Drives the dashboard of a running `retain serve` in headless Chromium: a failed login, a real
-login through the form, every page rendered and checked, a plan approved through its form, a
+login through the form, the security headers received (CSP, no framing) and an injected script
+refused, every page rendered and checked, a plan approved through its form, a
 CSRF-less POST refused, logout. Saves a screenshot of each page.
 
 Usage: dashboard_test.py BASE_URL PASSWORD SHOTS_DIR [PLAN_TO_APPROVE] [SENT_CAMPAIGN] [VIEW_PATH]
@@ -59,6 +60,29 @@ def main():
         check("login lands on the overview", b.url().rstrip("/") == base.rstrip("/"), b.url())
         cookie_visible = b.eval("document.cookie")
         check("the session cookie is HttpOnly (invisible to scripts)", "retain_session" not in (cookie_visible or ""))
+
+        # The headers the browser received with a dashboard page, and that it enforces them.
+        b.call("Network.enable", session=True)
+        b.events.clear()
+        b.call("Page.navigate", {"url": base + "/plans"}, session=True)
+        while True:
+            e = b.wait_event("Network.responseReceived")
+            if e["params"].get("type") == "Document":
+                break
+        b.wait_event("Page.loadEventFired")
+        b.call("Network.disable", session=True)
+        headers = {k.lower(): v for k, v in e["params"]["response"]["headers"].items()}
+        csp = headers.get("content-security-policy", "")
+        check("the page has a Content-Security-Policy without scripts",
+              "default-src 'self'" in csp and "script-src 'none'" in csp, csp)
+        check("the page may not be framed",
+              "frame-ancestors 'none'" in csp and headers.get("x-frame-options") == "DENY",
+              f"{csp!r} {headers.get('x-frame-options')!r}")
+        check("nosniff and no referrer", headers.get("x-content-type-options") == "nosniff"
+              and headers.get("referrer-policy") == "no-referrer", str(headers))
+        b.eval("(() => { const s = document.createElement('script');"
+               " s.textContent = 'window.__injected = 1'; document.body.appendChild(s); })()")
+        check("the browser refuses an injected inline script", b.eval("window.__injected === undefined"))
 
         pages = [
             ("/", "02-overview.png", ["<h1>Overview</h1>", "Acquisition vs retention", "Cohorts"], 3),
