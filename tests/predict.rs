@@ -284,6 +284,71 @@ fn the_table_shows_errors_bands_and_dates_and_the_level_narrows_the_interval() {
 }
 
 #[test]
+fn auto_stores_the_chosen_model_its_errors_and_the_evidence() {
+    let (_dir, ws) = workspace();
+    import(&ws, &repo("data/cdnow/orders.csv"));
+    let v = run_json(
+        &ws,
+        &[
+            "predict",
+            "--as-of",
+            "1997-09-30",
+            "--model",
+            "auto",
+            "--format",
+            "json",
+        ],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let run = rt.block_on(async {
+        let store = retain_store::Store::open_sqlite(&ws.join("retain.db"))
+            .await
+            .expect("db");
+        store
+            .latest_prediction_run()
+            .await
+            .expect("read")
+            .expect("a run")
+    });
+    let model = v["model"].as_str().expect("model");
+    assert_eq!(run.model.as_deref(), Some(model));
+    assert_eq!(run.interval_level, Some(0.9));
+    let fit: retain_clv::ModelFit =
+        serde_json::from_value(run.params.expect("params")).expect("a fit");
+    assert_eq!(fit.model().as_str(), model);
+    assert!(fit.std_errors.is_some());
+    let sel: retain_clv::ModelSelection =
+        serde_json::from_value(run.selection.expect("selection")).expect("a selection");
+    assert_eq!(sel.best.as_str(), model);
+    assert_eq!(sel.candidates.len(), 3);
+    let chosen = sel
+        .candidates
+        .iter()
+        .find(|c| c.model == sel.best)
+        .expect("chosen");
+    assert_eq!(chosen.deciles.len(), 10);
+    // A later run without auto stores no selection.
+    run_json(
+        &ws,
+        &["predict", "--as-of", "1997-09-30", "--format", "json"],
+    );
+    let run = rt.block_on(async {
+        let store = retain_store::Store::open_sqlite(&ws.join("retain.db"))
+            .await
+            .expect("db");
+        store
+            .latest_prediction_run()
+            .await
+            .expect("read")
+            .expect("run")
+    });
+    assert_eq!((run.model.as_deref(), run.selection), (Some("bgnbd"), None));
+}
+
+#[test]
 fn day_period_is_the_same_model_in_days() {
     let (_dir, ws) = workspace();
     import(&ws, &repo("data/cdnow/orders.csv"));
