@@ -249,6 +249,60 @@ fn without_a_budget_everyone_worth_it_is_planned() {
 }
 
 #[test]
+fn a_cautious_plan_counts_on_no_more_than_the_normal_one() {
+    let dir = shop();
+    let ws = dir.path().join("ws");
+    let run = |args: &[&str]| {
+        let out = retain(&ws).args(args).output().expect("runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        json(&out.stdout)
+    };
+    // Without predictions --cautious has nothing to read: it says so.
+    let bare = run(&["plan", "--seed", "1", "--cautious", "--format", "json"]);
+    let warned = bare["warnings"].to_string();
+    assert!(warned.contains("no predictions"), "{warned}");
+
+    retain(&ws).arg("predict").assert().success();
+    let ev = |v: &Value| v["expected_value"].as_f64().expect("expected_value");
+    for budget in [None, Some("20")] {
+        let mut args = vec!["plan", "--seed", "1", "--format", "json"];
+        if let Some(b) = budget {
+            args.extend(["--budget", b]);
+        }
+        let normal = run(&args);
+        args.push("--cautious");
+        let cautious = run(&args);
+        assert_eq!(cautious["cautious"], true);
+        assert_eq!(normal["cautious"], false);
+        assert!(
+            !cautious["warnings"].to_string().contains("--cautious"),
+            "{}",
+            cautious["warnings"]
+        );
+        // The default goals value win-backs and VIP care by CLV, whose lower bound is below the
+        // point estimate for every customer with a spend model: strictly less is counted on.
+        assert!(
+            ev(&cautious) < ev(&normal),
+            "budget {budget:?}: cautious {} vs normal {}",
+            ev(&cautious),
+            ev(&normal)
+        );
+        assert!(ev(&cautious) > 0.0, "{cautious}");
+    }
+    // The table says the plan is cautious.
+    let out = retain(&ws)
+        .args(["plan", "--seed", "1", "--cautious"])
+        .output()
+        .expect("runs");
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("Cautious: customers valued at the lower bounds"));
+}
+
+#[test]
 fn zero_budget_is_an_empty_plan_not_an_error() {
     let dir = shop();
     let ws = dir.path().join("ws");

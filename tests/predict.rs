@@ -137,7 +137,13 @@ fn predict_cdnow_matches_lifetimes() {
             "monetary",
             "p_alive",
             "expected_purchases_90d",
-            "clv"
+            "clv",
+            "expected_purchases_90d_low",
+            "expected_purchases_90d_high",
+            "clv_low",
+            "clv_high",
+            "churn_risk",
+            "next_order_date",
         ]
     );
     let rows: Vec<csv::StringRecord> = r.records().map(|x| x.expect("row")).collect();
@@ -156,6 +162,190 @@ fn predict_cdnow_matches_lifetimes() {
         let p = col(row, 5);
         assert!((0.0..=1.0).contains(&p) && col(row, 6) >= 0.0 && col(row, 7) >= 0.0);
     }
+
+    // Intervals, churn-risk bands and next order dates for every customer.
+    let as_of = date("1997-09-30");
+    let mut bands: BTreeMap<String, usize> = BTreeMap::new();
+    let mut widths = 0usize;
+    for row in &rows {
+        let (ep, ep_lo, ep_hi) = (col(row, 6), col(row, 8), col(row, 9));
+        let (clv, clv_lo, clv_hi) = (col(row, 7), col(row, 10), col(row, 11));
+        assert!(ep_lo <= ep && ep <= ep_hi, "customer {}: {row:?}", &row[0]);
+        assert!(
+            clv_lo <= clv && clv <= clv_hi,
+            "customer {}: {row:?}",
+            &row[0]
+        );
+        if clv_hi > clv_lo {
+            widths += 1;
+        }
+        // The documented cut-offs: low when P(alive) >= 0.7, high below 0.3, medium between.
+        let p = col(row, 5);
+        let expected = if p >= 0.7 {
+            "low"
+        } else if p >= 0.3 {
+            "medium"
+        } else {
+            "high"
+        };
+        assert_eq!(&row[12], expected, "customer {} with P(alive) {p}", &row[0]);
+        *bands.entry(row[12].to_string()).or_default() += 1;
+        assert!(date(&row[13]) > as_of, "customer {}: {}", &row[0], &row[13]);
+    }
+    // The fit has standard errors, so the intervals have width; every band occurs on CDNOW.
+    assert_eq!(widths, rows.len());
+    assert_eq!(bands.len(), 3, "{bands:?}");
+    // The run's JSON counts the same bands.
+    for (band, n) in &bands {
+        assert_eq!(v["churn_risk"][band], *n as u64, "{band}");
+    }
+    assert_eq!(v["interval_level"], 0.9);
+    let se = &v["fit"]["std_errors"]["bgnbd"];
+    assert!(f(&se["r"]) > 0.0 && f(&se["b"]) > 0.0, "{}", v["fit"]);
+}
+
+#[test]
+fn the_table_shows_errors_bands_and_dates_and_the_level_narrows_the_interval() {
+    let (_dir, ws) = workspace();
+    import(&ws, &repo("data/cdnow/orders.csv"));
+    let out = retain(&ws)
+        .args(["predict", "--as-of", "1997-09-30", "--model", "pareto-nbd"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The predicting model with parameter ± standard error (published s.e. of r: 0.048).
+    let line = text
+        .lines()
+        .find(|l| l.contains("Pareto/NBD") && l.contains("(predicts)"))
+        .unwrap_or_else(|| panic!("no Pareto/NBD line: {text}"));
+    assert!(
+        line.contains("r=0.55") && line.contains(" ± 0.04"),
+        "{line}"
+    );
+    assert!(
+        line.contains("beta=") && line.matches('±').count() == 4,
+        "{line}"
+    );
+    for needle in [
+        "churn risk",
+        "CLV 90% interval",
+        "next order",
+        "churn risk: low ",
+    ] {
+        assert!(text.contains(needle), "missing {needle}: {text}");
+    }
+
+    // A 50% interval is narrower than the 90% one, around the same point estimate.
+    let width = |level: &str| -> (f64, f64) {
+        let v = run_json(
+            &ws,
+            &[
+                "predict",
+                "--as-of",
+                "1997-09-30",
+                "--interval-level",
+                level,
+                "--format",
+                "json",
+            ],
+        );
+        assert_eq!(
+            f(&v["interval_level"]),
+            level.parse::<f64>().expect("level")
+        );
+        let out = retain(&ws)
+            .args(["predict", "export", "--format", "json"])
+            .output()
+            .expect("runs");
+        let rows: Value = serde_json::from_slice(&out.stdout).expect("json");
+        let one = rows
+            .as_array()
+            .expect("array")
+            .iter()
+            .find(|r| r["customer_id"] == "1")
+            .expect("customer 1")
+            .clone();
+        (f(&one["clv_high"]) - f(&one["clv_low"]), f(&one["clv"]))
+    };
+    let (w90, clv90) = width("0.9");
+    let (w50, clv50) = width("0.5");
+    assert!(w50 > 0.0 && w50 < w90, "50%: {w50}, 90%: {w90}");
+    assert!(rel(clv50, clv90) < 1e-12);
+    // A level outside (0, 1) is a usage error.
+    retain(&ws)
+        .args(["predict", "--interval-level", "1.5"])
+        .assert()
+        .code(2);
+}
+
+#[test]
+fn auto_stores_the_chosen_model_its_errors_and_the_evidence() {
+    let (_dir, ws) = workspace();
+    import(&ws, &repo("data/cdnow/orders.csv"));
+    let v = run_json(
+        &ws,
+        &[
+            "predict",
+            "--as-of",
+            "1997-09-30",
+            "--model",
+            "auto",
+            "--format",
+            "json",
+        ],
+    );
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let run = rt.block_on(async {
+        let store = retain_store::Store::open_sqlite(&ws.join("retain.db"))
+            .await
+            .expect("db");
+        store
+            .latest_prediction_run()
+            .await
+            .expect("read")
+            .expect("a run")
+    });
+    let model = v["model"].as_str().expect("model");
+    assert_eq!(run.model.as_deref(), Some(model));
+    assert_eq!(run.interval_level, Some(0.9));
+    let fit: retain_clv::ModelFit =
+        serde_json::from_value(run.params.expect("params")).expect("a fit");
+    assert_eq!(fit.model().as_str(), model);
+    assert!(fit.std_errors.is_some());
+    let sel: retain_clv::ModelSelection =
+        serde_json::from_value(run.selection.expect("selection")).expect("a selection");
+    assert_eq!(sel.best.as_str(), model);
+    assert_eq!(sel.candidates.len(), 3);
+    let chosen = sel
+        .candidates
+        .iter()
+        .find(|c| c.model == sel.best)
+        .expect("chosen");
+    assert_eq!(chosen.deciles.len(), 10);
+    // A later run without auto stores no selection.
+    run_json(
+        &ws,
+        &["predict", "--as-of", "1997-09-30", "--format", "json"],
+    );
+    let run = rt.block_on(async {
+        let store = retain_store::Store::open_sqlite(&ws.join("retain.db"))
+            .await
+            .expect("db");
+        store
+            .latest_prediction_run()
+            .await
+            .expect("read")
+            .expect("run")
+    });
+    assert_eq!((run.model.as_deref(), run.selection), (Some("bgnbd"), None));
 }
 
 #[test]

@@ -12,7 +12,7 @@ use retain_planner::expr::Vocabulary;
 use retain_planner::{
     parse_goals, plan, Candidate, ConsentPolicy, Plan, PlanOptions, RfmScores, Stage, RFM_SEGMENTS,
 };
-use retain_store::{NewPlan, NewPlanCampaign, PlanState, StoreError};
+use retain_store::{NewPlan, NewPlanCampaign, PlanState, PredictionBound, StoreError};
 use serde_json::{json, Value};
 
 use super::{exit, fail, Context};
@@ -33,7 +33,9 @@ incremental value — audience × response rate × value − cost — within the
 gets at most one campaign; unsendable customers (unsubscribed, suppressed, bounced, no consent,
 invalid address, mailed within the frequency cap) are left out and counted. A share of every
 campaign is held out to measure its effect. The plan is stored as a draft: review it with
-`plan show`, then `plan approve` it (its campaigns may then be sent) or `plan discard` it."
+`plan show`, then `plan approve` it (its campaigns may then be sent) or `plan discard` it.
+--cautious reads the lower bound of each customer's CLV and expected purchases interval (see
+`retain predict`) wherever the plan reads them, goal rules included."
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -83,6 +85,11 @@ pub struct CreateArgs {
     /// Plan as of this date (default: the day after the last order).
     #[arg(long)]
     pub as_of: Option<NaiveDate>,
+    /// Value customers by the lower bounds of their CLV and expected purchases (the intervals of
+    /// `retain predict`) instead of the point estimates: a plan that does not count on optimistic
+    /// parameter estimates.
+    #[arg(long)]
+    pub cautious: bool,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
 }
@@ -159,9 +166,26 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
             "no segments yet: run `retain segment` first",
         ));
     }
+    let bound = if a.cautious {
+        PredictionBound::Low
+    } else {
+        PredictionBound::Point
+    };
+    let mut cautious_note = None;
+    if a.cautious {
+        cautious_note = match ctx.store.latest_prediction_run().await? {
+            None => Some(
+                "--cautious: there are no predictions (run `retain predict`), so no interval to be cautious with".to_string(),
+            ),
+            Some(r) if r.interval_level.is_none() => Some(
+                "--cautious: the stored predictions were made before intervals were kept, so their point estimates are used: run `retain predict` again".to_string(),
+            ),
+            Some(_) => None,
+        };
+    }
     let predictions: HashMap<String, Prediction> = ctx
         .store
-        .predictions()
+        .predictions_at(bound)
         .await?
         .into_iter()
         .map(|p| (p.customer_id.clone(), p))
@@ -262,13 +286,15 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
     }
     let mut planned = plan(&goals, &candidates, &options).map_err(|e| fail(2, e.to_string()))?;
     planned.warnings.extend(measured_note);
+    planned.warnings.extend(cautious_note);
     if unsegmented > 0 {
         planned.warnings.push(format!(
             "{unsegmented} customers have orders but no segment (segmented before their first order?): run `retain segment` again to include them"
         ));
     }
 
-    let document = plan_document(&planned, budget)?;
+    let mut document = plan_document(&planned, budget)?;
+    document["cautious"] = json!(a.cautious);
     let new_plan = NewPlan {
         budget: if budget == UNLIMITED { -1.0 } else { budget },
         used: planned.budget.used,
@@ -566,6 +592,9 @@ fn table(v: &Value) -> String {
         pct(num(v, "holdout_fraction")),
         v.get("seed").and_then(Value::as_u64).unwrap_or(0)
     );
+    if v.get("cautious").and_then(Value::as_bool) == Some(true) {
+        out.push_str("Cautious: customers valued at the lower bounds of their CLV and expected purchases intervals.\n");
+    }
     let campaigns = v
         .get("campaigns")
         .and_then(Value::as_array)
@@ -638,6 +667,9 @@ fn markdown(v: &Value) -> String {
         pct(num(v, "holdout_fraction")),
         v.get("seed").and_then(Value::as_u64).unwrap_or(0)
     ));
+    if v.get("cautious").and_then(Value::as_bool) == Some(true) {
+        out.push_str("- Cautious: customers valued at the lower bounds of their CLV and expected purchases intervals\n\n");
+    }
     let campaigns = v
         .get("campaigns")
         .and_then(Value::as_array)

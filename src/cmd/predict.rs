@@ -1,7 +1,8 @@
-//! `retain predict`: fit BG/NBD and Gamma-Gamma on the imported orders, store P(alive), the
-//! expected purchases in the next 90 days and the CLV of every customer; `--calibration-end`
-//! validates the model on a holdout instead; `retain predict export` writes the stored
-//! predictions.
+//! `retain predict`: fit a purchase model (BG/NBD, MBG/NBD, Pareto/NBD or the best of them) and
+//! Gamma-Gamma on the imported orders, store P(alive) and its churn-risk band, the expected
+//! purchases in the next 90 days and the CLV of every customer with their intervals, and the
+//! expected date of the next order; `--calibration-end` validates the model on a holdout instead;
+//! `retain predict export` writes the stored predictions.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -11,8 +12,8 @@ use chrono::NaiveDate;
 use clap::{Args as ClapArgs, Subcommand};
 use retain_clv::selection::predict_auto;
 use retain_clv::{
-    calibration_holdout, predict, summarize, summarize_aggregate, ClvError, HoldoutValidation,
-    Model, Period, PredictOptions, PredictionRun, Summary,
+    calibration_holdout, predict, summarize, summarize_aggregate, ChurnRisk, ClvError,
+    HoldoutValidation, Model, Period, PredictOptions, PredictionRun, Summary,
 };
 use retain_core::features::CustomerHistory;
 use retain_store::{NewPredictionRun, StoredPrediction};
@@ -39,7 +40,11 @@ average spend, discounted monthly, over the horizon (months of 30 days or 4.345 
 python lifetimes). As of D includes the orders dated D, and T runs to D, as lifetimes counts.
 --model chooses BG/NBD, MBG/NBD or Pareto/NBD; auto fits the three on a calibration period (the
 first two thirds of the history) and keeps the one with the lowest holdout error, reporting the
-evidence. Every prediction carries an interval (delta method, 90%). With --calibration-end DATE
+evidence. Every prediction carries an interval (delta method, --interval-level, default 90%): the
+uncertainty of the expected value from the parameter estimates, not the range of purchases the
+customer will actually make. Churn risk: low when P(alive) >= 0.7, medium from 0.3, high below
+0.3. The next order date is the median waiting time to the next purchase of a customer who is
+still active, counted from the as-of date. With --calibration-end DATE
 the model is fitted on the orders up to DATE and its predictions for the days after it up to
 as-of are compared with what the customers did; stored predictions are left as they are."
 )]
@@ -61,6 +66,9 @@ pub struct Args {
     /// Monthly discount rate of the CLV.
     #[arg(long, default_value_t = 0.01)]
     pub discount: f64,
+    /// Coverage of the per-customer intervals of expected purchases and CLV, in (0, 1).
+    #[arg(long, default_value_t = 0.9)]
+    pub interval_level: f64,
     /// Validate instead: fit on orders before this date, compare with DATE..as-of.
     #[arg(long)]
     pub calibration_end: Option<NaiveDate>,
@@ -72,7 +80,8 @@ pub struct Args {
 #[derive(Debug, Subcommand)]
 pub enum Action {
     /// Write the stored predictions (customer_id, frequency, recency, T, monetary, p_alive,
-    /// expected_purchases_90d, clv) to stdout or a file.
+    /// expected_purchases_90d, clv, expected_purchases_90d_low/high, clv_low/high, churn_risk,
+    /// next_order_date) to stdout or a file.
     Export {
         /// csv or json.
         #[arg(long, value_enum, default_value = "csv")]
@@ -130,6 +139,12 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             "--discount must be a number >= 0 (a monthly rate, e.g. 0.01)",
         ));
     }
+    if !(args.interval_level > 0.0 && args.interval_level < 1.0) {
+        return Err(fail(
+            2,
+            "--interval-level must be between 0 and 1 (e.g. 0.9 for 90% intervals)",
+        ));
+    }
     let show = std::io::stderr().is_terminal();
     let sp = spinner("loading", show);
     let needs_histories =
@@ -181,7 +196,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             ModelChoice::One(m) => m,
             ModelChoice::Auto => Model::BgNbd,
         },
-        ..PredictOptions::default()
+        interval_level: args.interval_level,
     };
     let sp = spinner("fitting", show);
     let fitted = fit_and_store(
@@ -198,7 +213,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
 
     match args.format {
         Format::Json => print_json(&summary_json(&run, as_of, run_id)),
-        Format::Csv => predictions_table(&stored_rows(&run)).print_csv(),
+        Format::Csv => predictions_table(&stored_rows(&run, as_of)).print_csv(),
         _ => {
             print!("{}", render(&run, as_of));
             Ok(())
@@ -282,17 +297,26 @@ pub async fn fit_and_store(
         p_alive_mean: run.p_alive_mean,
         expected_purchases_90d_mean: run.expected_purchases_90d_mean,
         clv_mean: run.clv_mean,
+        model: run.model.as_str().to_string(),
+        params: serde_json::to_value(&run.fit).context("the fit as JSON")?,
+        selection: run
+            .selection
+            .as_ref()
+            .map(serde_json::to_value)
+            .transpose()
+            .context("the model selection as JSON")?,
+        interval_level: run.options.interval_level,
     };
     let run_id = ctx
         .store
-        .save_predictions(&record, &stored_rows(&run))
+        .save_predictions(&record, &stored_rows(&run, as_of))
         .await
         .context("storing the predictions")?;
     Ok((run, run_id))
 }
 
 /// The run's per-customer predictions as the store keeps them.
-fn stored_rows(run: &PredictionRun) -> Vec<StoredPrediction> {
+fn stored_rows(run: &PredictionRun, as_of: NaiveDate) -> Vec<StoredPrediction> {
     run.predictions
         .iter()
         .map(|p| StoredPrediction {
@@ -304,6 +328,14 @@ fn stored_rows(run: &PredictionRun) -> Vec<StoredPrediction> {
             p_alive: p.p_alive,
             expected_purchases_90d: p.expected_purchases_90d,
             clv: p.clv,
+            expected_purchases_90d_low: Some(p.expected_purchases_90d_low),
+            expected_purchases_90d_high: Some(p.expected_purchases_90d_high),
+            clv_low: p.clv_low,
+            clv_high: p.clv_high,
+            churn_risk: Some(p.churn_risk.as_str().to_string()),
+            next_order_date: p
+                .next_order_date(as_of)
+                .map(|d| d.format("%Y-%m-%d").to_string()),
         })
         .collect()
 }
@@ -363,11 +395,39 @@ fn summary_json(run: &PredictionRun, as_of: NaiveDate, run_id: i64) -> serde_jso
         "model": run.model.as_str(),
         "fit": run.fit,
         "selection": run.selection,
+        "interval_level": run.options.interval_level,
+        "churn_risk": churn_counts(run),
+    })
+}
+
+/// Customers per churn-risk band.
+fn churn_counts(run: &PredictionRun) -> serde_json::Value {
+    let n = |r: ChurnRisk| run.predictions.iter().filter(|p| p.churn_risk == r).count();
+    json!({
+        "low": n(ChurnRisk::Low),
+        "medium": n(ChurnRisk::Medium),
+        "high": n(ChurnRisk::High),
     })
 }
 
 fn num(v: f64) -> String {
     format!("{v:.4}")
+}
+
+/// `name=value ± standard error` for each parameter of a fit (without the `±` part when the fit
+/// has no standard errors).
+fn parameters_with_errors(fit: &retain_clv::ModelFit) -> Vec<String> {
+    let names = fit.model().parameter_names();
+    let values = fit.params.values();
+    let errors = fit.std_errors.map(|e| e.values());
+    names
+        .iter()
+        .enumerate()
+        .map(|(k, n)| match errors {
+            Some(e) => format!("{n}={:.4} ± {:.4}", values[k], e[k]),
+            None => format!("{n}={:.4}", values[k]),
+        })
+        .collect()
 }
 
 /// The human-readable report: parameters, means and the most valuable customers.
@@ -378,24 +438,22 @@ pub fn render(run: &PredictionRun, as_of: NaiveDate) -> String {
         "CLV models as of {as_of} ({} customers, time unit: {unit})\n\n",
         count(run.customers as i64)
     );
-    out.push_str(&format!(
-        "  BG/NBD        r={:.4}  alpha={:.4}  a={:.4}  b={:.4}  log-likelihood {:.2}\n",
-        bg.params.r, bg.params.alpha, bg.params.a, bg.params.b, bg.log_likelihood
-    ));
     if run.model != Model::BgNbd {
-        let names = run.model.parameter_names();
-        let values = run.fit.params.values();
-        let params: Vec<String> = names
-            .iter()
-            .zip(values)
-            .map(|(n, v)| format!("{n}={v:.4}"))
-            .collect();
         out.push_str(&format!(
-            "  {:<13} {}  log-likelihood {:.2}   (predicts)\n",
-            run.model.label(),
-            params.join("  "),
-            run.fit.log_likelihood
+            "  BG/NBD        r={:.4}  alpha={:.4}  a={:.4}  b={:.4}  log-likelihood {:.2}   (reference)\n",
+            bg.params.r, bg.params.alpha, bg.params.a, bg.params.b, bg.log_likelihood
         ));
+    }
+    out.push_str(&format!(
+        "  {:<13} {}  log-likelihood {:.2}   (predicts)\n",
+        run.model.label(),
+        parameters_with_errors(&run.fit).join("  "),
+        run.fit.log_likelihood
+    ));
+    if run.fit.std_errors.is_none() {
+        out.push_str(
+            "                no standard errors: the likelihood is flat at the optimum, so the intervals are the point estimates\n",
+        );
     }
     if let Some(sel) = &run.selection {
         out.push_str(&format!(
@@ -441,6 +499,13 @@ pub fn render(run: &PredictionRun, as_of: NaiveDate) -> String {
         "  mean expected purchases, 90 days   {:>12}\n",
         num(run.expected_purchases_90d_mean)
     ));
+    let band = |r: ChurnRisk| run.predictions.iter().filter(|p| p.churn_risk == r).count() as i64;
+    out.push_str(&format!(
+        "  churn risk: low {}, medium {}, high {}   (P(alive) >= 0.7 low, < 0.3 high)\n",
+        count(band(ChurnRisk::Low)),
+        count(band(ChurnRisk::Medium)),
+        count(band(ChurnRisk::High))
+    ));
     if let Some(clv) = run.clv_mean {
         out.push_str(&format!(
             "  mean CLV, {:>2} months, {}/month   {:>12}\n",
@@ -455,20 +520,33 @@ pub fn render(run: &PredictionRun, as_of: NaiveDate) -> String {
                 .total_cmp(&a.clv.unwrap_or(0.0))
                 .then_with(|| a.customer_id.cmp(&b.customer_id))
         });
+        let level = format!("CLV {:.0}% interval", 100.0 * run.options.interval_level);
         let mut t = Table::new([
             "customer",
             "repeat days",
             "P(alive)",
+            "churn risk",
             "purchases 90d",
             "CLV",
+            level.as_str(),
+            "next order",
         ]);
         for p in top.iter().take(10) {
+            let interval = match (p.clv_low, p.clv_high) {
+                (Some(lo), Some(hi)) => format!("{} – {}", money(lo), money(hi)),
+                _ => "–".into(),
+            };
             t.row([
                 p.customer_id.clone(),
                 format!("{}", p.summary.frequency),
                 pct(p.p_alive),
+                p.churn_risk.as_str().to_string(),
                 num(p.expected_purchases_90d),
                 money(p.clv.unwrap_or(0.0)),
+                interval,
+                p.next_order_date(as_of)
+                    .map(|d| d.format("%Y-%m-%d").to_string())
+                    .unwrap_or_else(|| "–".into()),
             ]);
         }
         out.push_str("\nMost valuable customers\n\n");
@@ -478,7 +556,7 @@ pub fn render(run: &PredictionRun, as_of: NaiveDate) -> String {
     out
 }
 
-const EXPORT_HEADER: [&str; 8] = [
+const EXPORT_HEADER: [&str; 14] = [
     "customer_id",
     "frequency",
     "recency",
@@ -487,10 +565,18 @@ const EXPORT_HEADER: [&str; 8] = [
     "p_alive",
     "expected_purchases_90d",
     "clv",
+    "expected_purchases_90d_low",
+    "expected_purchases_90d_high",
+    "clv_low",
+    "clv_high",
+    "churn_risk",
+    "next_order_date",
 ];
 
-/// One export row; numbers in full precision, CLV empty without a spend model.
-fn cells(p: &StoredPrediction) -> [String; 8] {
+/// One export row; numbers in full precision, CLV empty without a spend model, intervals, band
+/// and date empty for predictions stored before they were kept.
+fn cells(p: &StoredPrediction) -> [String; 14] {
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     [
         p.customer_id.clone(),
         p.frequency.to_string(),
@@ -499,7 +585,13 @@ fn cells(p: &StoredPrediction) -> [String; 8] {
         p.monetary.to_string(),
         p.p_alive.to_string(),
         p.expected_purchases_90d.to_string(),
-        p.clv.map(|v| v.to_string()).unwrap_or_default(),
+        opt(p.clv),
+        opt(p.expected_purchases_90d_low),
+        opt(p.expected_purchases_90d_high),
+        opt(p.clv_low),
+        opt(p.clv_high),
+        p.churn_risk.clone().unwrap_or_default(),
+        p.next_order_date.clone().unwrap_or_default(),
     ]
 }
 

@@ -31,7 +31,7 @@ pub use events::{EventKind, EventRecord, NewEvent};
 pub use import::OrdersImported;
 pub use orders::ImportRecord;
 pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};
-pub use predictions::{NewPredictionRun, PredictionRunRecord, StoredPrediction};
+pub use predictions::{NewPredictionRun, PredictionBound, PredictionRunRecord, StoredPrediction};
 pub use segments::{
     NewSegmentRun, SegmentAssignmentRow, SegmentExportRow, SegmentProfileRow, SegmentRunRecord,
 };

@@ -55,6 +55,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0009_web_sessions.sql"),
         include_str!("../migrations/postgres/0009_web_sessions.sql"),
     ),
+    (
+        10,
+        "prediction_intervals",
+        include_str!("../migrations/sqlite/0010_prediction_intervals.sql"),
+        include_str!("../migrations/postgres/0010_prediction_intervals.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction
@@ -245,7 +251,10 @@ mod upgrade_tests {
              INSERT INTO orders VALUES ('c1', '20240101T000000/12.5/1', 1704067200, 12.5, 1, 0, NULL, NULL, NULL, 1);
              INSERT INTO orders VALUES ('c1', '20240201T000000/-5', 1706745600, -5.0, 1, 1, NULL, NULL, NULL, 1);
              INSERT INTO orders VALUES ('c2', '20240115T000000/7.25', 1705276800, 7.25, 1, 0, NULL, 'two@example.com', NULL, 1);
-             INSERT INTO suppressions VALUES ('x@example.com', 'manual', 'test', 0);",
+             INSERT INTO suppressions VALUES ('x@example.com', 'manual', 'test', 0);
+             INSERT INTO prediction_runs VALUES (1, '2024-02-01', 'week', 12, 0.01, 2, 0.24, 4.4,
+                 0.79, 2.4, -10.5, 1, 6.2, 3.7, 15.4, NULL, 0.8, 0.3, 30.0, 0);
+             INSERT INTO predictions VALUES ('c1', 1, 1.0, 4.0, 4.5, 12.5, 0.8, 0.3, 30.0);",
         )
         .await
         .expect("old data");
@@ -276,6 +285,26 @@ mod upgrade_tests {
         assert_eq!(one.agg.purchases, 2);
         assert_eq!(one.agg.returns, 1);
         assert_eq!(one.agg.purchase_days, 1);
+        // Predictions stored before version 10 have no model, intervals, band or date; the
+        // cautious reading falls back to their point estimates.
+        let run = store
+            .latest_prediction_run()
+            .await
+            .expect("read")
+            .expect("run");
+        assert_eq!(
+            (run.model, run.params, run.selection, run.interval_level),
+            (None, None, None, None)
+        );
+        let stored = store.stored_predictions().await.expect("read");
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].clv, Some(30.0));
+        assert!(stored[0].clv_low.is_none() && stored[0].churn_risk.is_none());
+        let low = store
+            .predictions_at(crate::PredictionBound::Low)
+            .await
+            .expect("read");
+        assert_eq!((low[0].clv, low[0].expected_purchases_90d), (30.0, 0.3));
         // The file those orders came from, imported again: the same orders, nothing doubled.
         let csv = dir.path().join("old.csv");
         let mut f = std::fs::File::create(&csv).expect("csv");

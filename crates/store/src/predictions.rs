@@ -1,13 +1,15 @@
-//! CLV predictions (migration 0003): every `retain predict` run with its fitted parameters and
-//! means, and the current per-customer predictions, which each run replaces as a whole in one
-//! transaction.
+//! CLV predictions (migrations 0003 and 0010): every `retain predict` run with its fitted
+//! parameters and means (and, since 0010, the predicting model, its fit with standard errors as
+//! JSON and the evidence of `--model auto`), and the current per-customer predictions with their
+//! intervals, churn-risk band and expected next order date, which each run replaces as a whole in
+//! one transaction. The store keeps the JSON documents as given; it does not interpret them.
 
 use retain_core::Prediction;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{now, Result, Store};
+use crate::{now, Result, Store, StoreError};
 
 /// A prediction run as stored: what was fitted, on what, with which options.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -33,6 +35,15 @@ pub struct PredictionRunRecord {
     pub p_alive_mean: f64,
     pub expected_purchases_90d_mean: f64,
     pub clv_mean: Option<f64>,
+    /// The model that predicted (`bgnbd`, `mbgnbd`, `pareto_nbd`); `None` for runs stored before
+    /// migration 0010.
+    pub model: Option<String>,
+    /// Its fit as JSON (parameters, standard errors, log-likelihood); `None` before 0010.
+    pub params: Option<serde_json::Value>,
+    /// How `--model auto` chose the model (JSON), when it did.
+    pub selection: Option<serde_json::Value>,
+    /// Coverage of the per-customer intervals (e.g. 0.9); `None` before 0010.
+    pub interval_level: Option<f64>,
     pub created_at: i64,
 }
 
@@ -55,6 +66,14 @@ pub struct NewPredictionRun {
     pub p_alive_mean: f64,
     pub expected_purchases_90d_mean: f64,
     pub clv_mean: Option<f64>,
+    /// The model that predicted: `bgnbd`, `mbgnbd` or `pareto_nbd`.
+    pub model: String,
+    /// Its fit (parameters, standard errors, log-likelihood) as a JSON document.
+    pub params: serde_json::Value,
+    /// The evidence of `--model auto`, when the model was chosen that way.
+    pub selection: Option<serde_json::Value>,
+    /// Coverage of the per-customer intervals, in (0, 1).
+    pub interval_level: f64,
 }
 
 /// One customer's stored prediction with the summary it was made from.
@@ -70,17 +89,44 @@ pub struct StoredPrediction {
     pub expected_purchases_90d: f64,
     /// `None` when the run had no spend model.
     pub clv: Option<f64>,
+    /// Interval for `expected_purchases_90d` at the run's `interval_level`; `None` for rows
+    /// stored before migration 0010.
+    pub expected_purchases_90d_low: Option<f64>,
+    pub expected_purchases_90d_high: Option<f64>,
+    /// Interval for `clv`; `None` without a spend model or before 0010.
+    pub clv_low: Option<f64>,
+    pub clv_high: Option<f64>,
+    /// `low`, `medium` or `high` (from P(alive)); `None` before 0010.
+    pub churn_risk: Option<String>,
+    /// Expected date of the next order, `YYYY-MM-DD`; `None` beyond the calendar or before 0010.
+    pub next_order_date: Option<String>,
+}
+
+/// Which value of each prediction [`Store::predictions_at`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PredictionBound {
+    /// The point estimates.
+    #[default]
+    Point,
+    /// The interval's lower bounds of CLV and expected purchases (a cautious plan); a row without
+    /// an interval (stored before migration 0010) reads its point estimate.
+    Low,
 }
 
 const RUN_COLS: &str = "id, as_of, period, horizon_months, discount, customers, bgnbd_r, \
     bgnbd_alpha, bgnbd_a, bgnbd_b, bgnbd_log_likelihood, bgnbd_converged, gg_p, gg_q, gg_v, \
-    gg_reason, p_alive_mean, expected_purchases_90d_mean, clv_mean, created_at";
+    gg_reason, p_alive_mean, expected_purchases_90d_mean, clv_mean, created_at, model, params, \
+    selection, interval_level";
 
 const PREDICTION_COLS: &str = "customer_id, run_id, frequency, recency, t, monetary, p_alive, \
-    expected_purchases_90d, clv";
+    expected_purchases_90d, clv, expected_purchases_90d_low, expected_purchases_90d_high, \
+    clv_low, clv_high, churn_risk, next_order_date";
 
-/// Rows per multi-row INSERT (9 columns each stays under SQLite's 32,766 parameters).
-const BATCH: usize = 3000;
+/// Columns of [`PREDICTION_COLS`].
+const PREDICTION_WIDTH: usize = 15;
+
+/// Rows per multi-row INSERT (15 columns each stays under SQLite's 32,766 parameters).
+const BATCH: usize = 2000;
 
 impl Store {
     /// Records a run and replaces the current predictions with `rows`, in one transaction.
@@ -99,8 +145,9 @@ impl Store {
             "INSERT INTO prediction_runs (as_of, period, horizon_months, discount, customers, \
              bgnbd_r, bgnbd_alpha, bgnbd_a, bgnbd_b, bgnbd_log_likelihood, bgnbd_converged, \
              gg_p, gg_q, gg_v, gg_reason, p_alive_mean, expected_purchases_90d_mean, clv_mean, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, \
-             $15, $16, $17, $18, $19) RETURNING id",
+             created_at, model, params, selection, interval_level) VALUES ($1, $2, $3, $4, $5, \
+             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+             $23) RETURNING id",
         )
         .bind(run.as_of.as_str())
         .bind(run.period.as_str())
@@ -121,17 +168,21 @@ impl Store {
         .bind(run.expected_purchases_90d_mean)
         .bind(run.clv_mean)
         .bind(now())
+        .bind(run.model.as_str())
+        .bind(run.params.to_string())
+        .bind(run.selection.as_ref().map(|v| v.to_string()))
+        .bind(run.interval_level)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM predictions")
             .execute(&mut *tx)
             .await?;
-        let full = insert_sql(&self.bulk_values(BATCH, 9));
+        let full = insert_sql(&self.bulk_values(BATCH, PREDICTION_WIDTH));
         for chunk in rows.chunks(BATCH) {
             let sql = if chunk.len() == BATCH {
                 full.clone()
             } else {
-                insert_sql(&self.bulk_values(chunk.len(), 9))
+                insert_sql(&self.bulk_values(chunk.len(), PREDICTION_WIDTH))
             };
             let mut q = sqlx::query(&sql);
             for p in chunk {
@@ -144,7 +195,13 @@ impl Store {
                     .bind(p.monetary)
                     .bind(p.p_alive)
                     .bind(p.expected_purchases_90d)
-                    .bind(p.clv);
+                    .bind(p.clv)
+                    .bind(p.expected_purchases_90d_low)
+                    .bind(p.expected_purchases_90d_high)
+                    .bind(p.clv_low)
+                    .bind(p.clv_high)
+                    .bind(p.churn_risk.as_deref())
+                    .bind(p.next_order_date.as_deref());
             }
             q.execute(&mut *tx).await?;
         }
@@ -180,6 +237,12 @@ impl Store {
                     p_alive: r.try_get(6)?,
                     expected_purchases_90d: r.try_get(7)?,
                     clv: r.try_get(8)?,
+                    expected_purchases_90d_low: r.try_get(9)?,
+                    expected_purchases_90d_high: r.try_get(10)?,
+                    clv_low: r.try_get(11)?,
+                    clv_high: r.try_get(12)?,
+                    churn_risk: r.try_get(13)?,
+                    next_order_date: r.try_get(14)?,
                 })
             })
             .collect()
@@ -188,12 +251,25 @@ impl Store {
     /// The current predictions as the planner and the segmentation read them, by customer id;
     /// `clv` is NaN (read as "no value") when the run had no spend model.
     pub async fn predictions(&self) -> Result<Vec<Prediction>> {
-        let rows = sqlx::query(
-            "SELECT customer_id, p_alive, expected_purchases_90d, clv FROM predictions \
-             ORDER BY customer_id",
-        )
-        .fetch_all(self.pool())
-        .await?;
+        self.predictions_at(PredictionBound::Point).await
+    }
+
+    /// [`Store::predictions`] with the point estimates or the lower bounds of CLV and expected
+    /// purchases (`bound`); P(alive) is always the point estimate.
+    pub async fn predictions_at(&self, bound: PredictionBound) -> Result<Vec<Prediction>> {
+        let sql = match bound {
+            PredictionBound::Point => {
+                "SELECT customer_id, p_alive, expected_purchases_90d, clv FROM predictions \
+                 ORDER BY customer_id"
+            }
+            PredictionBound::Low => {
+                "SELECT customer_id, p_alive, \
+                 COALESCE(expected_purchases_90d_low, expected_purchases_90d), \
+                 CASE WHEN clv IS NULL THEN NULL ELSE COALESCE(clv_low, clv) END \
+                 FROM predictions ORDER BY customer_id"
+            }
+        };
+        let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
         rows.iter()
             .map(|r| {
                 Ok(Prediction {
@@ -236,7 +312,22 @@ fn run_from_row(r: &AnyRow) -> Result<PredictionRunRecord> {
         expected_purchases_90d_mean: r.try_get(17)?,
         clv_mean: r.try_get(18)?,
         created_at: r.try_get(19)?,
+        model: r.try_get(20)?,
+        params: json_column(r, 21)?,
+        selection: json_column(r, 22)?,
+        interval_level: r.try_get(23)?,
     })
+}
+
+/// A JSON text column; a document that does not parse is a [`StoreError::Corrupt`] naming it.
+fn json_column(r: &AnyRow, i: usize) -> Result<Option<serde_json::Value>> {
+    let text: Option<String> = r.try_get(i)?;
+    text.map(|t| {
+        serde_json::from_str(&t).map_err(|e| {
+            StoreError::Corrupt(format!("prediction_runs column {i} is not JSON: {e}"))
+        })
+    })
+    .transpose()
 }
 
 #[cfg(test)]
@@ -262,6 +353,13 @@ mod tests {
             p_alive_mean: 0.8,
             expected_purchases_90d_mean: 0.3,
             clv_mean: gg.then_some(30.0),
+            model: if gg { "pareto_nbd" } else { "bgnbd" }.into(),
+            params: serde_json::json!({
+                "params": {"pareto_nbd": {"r": 0.55, "alpha": 10.58, "s": 0.61, "beta": 11.67}},
+                "std_errors": {"pareto_nbd": {"r": 0.05, "alpha": 0.8, "s": 0.19, "beta": 6.6}},
+            }),
+            selection: gg.then(|| serde_json::json!({"best": "pareto_nbd", "candidates": []})),
+            interval_level: 0.9,
         }
     }
 
@@ -275,6 +373,12 @@ mod tests {
             p_alive: 0.72,
             expected_purchases_90d: 0.45,
             clv,
+            expected_purchases_90d_low: Some(0.41),
+            expected_purchases_90d_high: Some(0.5),
+            clv_low: clv.map(|v| v * 0.8),
+            clv_high: clv.map(|v| v * 1.25),
+            churn_risk: Some("low".into()),
+            next_order_date: Some("1997-12-24".into()),
         }
     }
 
@@ -294,10 +398,32 @@ mod tests {
         assert_eq!(latest.id, first);
         assert_eq!(latest.gamma_gamma, Some((6.2, 3.7, 15.4)));
         assert!(latest.bgnbd_converged && latest.gamma_gamma_reason.is_none());
+        assert_eq!(latest.model.as_deref(), Some("pareto_nbd"));
+        assert_eq!(latest.params.as_ref(), Some(&run(true).params));
+        assert_eq!(latest.selection, run(true).selection);
+        assert_eq!(latest.interval_level, Some(0.9));
+
+        // The cautious reading takes the lower bounds; P(alive) stays the point estimate.
+        let low = store
+            .predictions_at(PredictionBound::Low)
+            .await
+            .expect("read");
+        let point = store.predictions().await.expect("read");
+        assert_eq!(low.len(), 2);
+        assert_eq!(
+            (low[0].clv, low[0].expected_purchases_90d),
+            (4.6 * 0.8, 0.41)
+        );
+        assert_eq!((point[0].clv, point[0].expected_purchases_90d), (4.6, 0.45));
+        assert_eq!(low[1].p_alive, point[1].p_alive);
 
         // A second run replaces every prediction; without a spend model CLV is unknown.
-        let many: Vec<StoredPrediction> =
-            (0..7001).map(|i| row(&format!("c{i:05}"), None)).collect();
+        let many: Vec<StoredPrediction> = (0..7001)
+            .map(|i| StoredPrediction {
+                next_order_date: None,
+                ..row(&format!("c{i:05}"), None)
+            })
+            .collect();
         let second = store
             .save_predictions(&run(false), &many)
             .await
@@ -316,11 +442,20 @@ mod tests {
             latest.gamma_gamma_reason.as_deref(),
             Some("no repeat customer")
         );
-        let current = store.predictions().await.expect("read");
-        assert_eq!(current.len(), 7001);
-        assert!(current
-            .iter()
-            .all(|p| p.clv.is_nan() && p.customer_id.starts_with('c')));
+        assert_eq!(
+            (latest.model.as_deref(), latest.selection),
+            (Some("bgnbd"), None)
+        );
+        let stored = store.stored_predictions().await.expect("read");
+        assert_eq!(stored.len(), 7001);
+        assert_eq!(stored[7000], many[7000]);
+        for bound in [PredictionBound::Point, PredictionBound::Low] {
+            let current = store.predictions_at(bound).await.expect("read");
+            assert_eq!(current.len(), 7001);
+            assert!(current
+                .iter()
+                .all(|p| p.clv.is_nan() && p.customer_id.starts_with('c')));
+        }
     }
 
     #[tokio::test]

@@ -506,7 +506,9 @@ async fn segments_data(st: AppState) -> Result<Value, String> {
     }))
 }
 
-/// GET /predictions: P(alive) and CLV distributions, predicted vs actual purchases.
+/// GET /predictions: the model and its parameters (± standard error), churn-risk bands, P(alive)
+/// and CLV distributions, predicted vs actual purchases, and — when the run chose its model with
+/// `--model auto` — the chosen model's calibration chart on the holdout and every model's evidence.
 pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let s = match guard(&st, &headers).await {
         Ok(s) => s,
@@ -578,6 +580,18 @@ pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Resp
         }),
         _ => None,
     };
+    let model = model_view(&run);
+    let bands = churn_bands(&preds);
+    let bands_chart = svg::bars(
+        "Customers by churn risk",
+        &bands.iter().map(|b| b.0.to_string()).collect::<Vec<_>>(),
+        &[Series {
+            name: "customers",
+            values: bands.iter().map(|b| b.1 as f64).collect(),
+        }],
+        false,
+    );
+    let unbanded = preds.len() as u64 - bands.iter().map(|b| b.1).sum::<u64>();
     let cards = vec![
         card("customers scored", count(preds.len() as u64)),
         card("as of", run.as_of.clone()),
@@ -603,8 +617,139 @@ pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Resp
             "alive_chart": svg::histogram("Distribution of P(alive)", &alive, 10),
             "clv_chart": if clv.is_empty() { String::new() } else { svg::histogram("Distribution of CLV", &clv, 12) },
             "actual_chart": actual_chart,
+            "model": model,
+            "bands": bands.iter().map(|(name, n)| json!({
+                "name": name,
+                "customers": count(*n),
+                "share": pct(Some(*n as f64 / preds.len().max(1) as f64)),
+            })).collect::<Vec<_>>(),
+            "bands_chart": bands_chart,
+            "unbanded": if unbanded > 0 { Some(count(unbanded)) } else { None },
         }),
     )
+}
+
+/// Customers per churn-risk band, in the order low, medium, high (rows stored before the bands
+/// were kept count in none).
+fn churn_bands(preds: &[retain_store::StoredPrediction]) -> [(&'static str, u64); 3] {
+    let mut out = [("low", 0u64), ("medium", 0), ("high", 0)];
+    for p in preds {
+        if let Some(b) = out
+            .iter_mut()
+            .find(|b| Some(b.0) == p.churn_risk.as_deref())
+        {
+            b.1 += 1;
+        }
+    }
+    out
+}
+
+fn short4(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.4}")
+    } else {
+        "–".into()
+    }
+}
+
+/// The run's model for the page: its name, parameters ± standard errors, and, with `auto`, the
+/// calibration chart and the evidence of every model. `null` for runs stored before the model was
+/// kept; a document that no longer reads is reported on the page, not an error.
+fn model_view(run: &retain_store::PredictionRunRecord) -> Value {
+    use retain_clv::{ModelFit, ModelSelection};
+    let Some(params) = &run.params else {
+        return Value::Null;
+    };
+    let fit: ModelFit = match serde_json::from_value(params.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            return json!({ "unreadable": format!("the stored fit does not read: {e}") });
+        }
+    };
+    let model = fit.model();
+    let errors = fit.std_errors.map(|e| e.values());
+    let parameters: Vec<Value> = model
+        .parameter_names()
+        .iter()
+        .zip(fit.params.values())
+        .enumerate()
+        .map(|(k, (name, v))| {
+            json!({
+                "name": name,
+                "value": short4(v),
+                "std_error": errors.map(|e| short4(e[k])).unwrap_or_else(|| "–".into()),
+            })
+        })
+        .collect();
+    let selection: Option<ModelSelection> = run
+        .selection
+        .as_ref()
+        .and_then(|s| serde_json::from_value(s.clone()).ok());
+    let (calibration_chart, evidence, holdout) = match &selection {
+        Some(sel) => {
+            let chosen = sel.candidates.iter().find(|c| c.model == sel.best);
+            let chart = chosen.filter(|c| !c.deciles.is_empty()).map(|c| {
+                svg::bars(
+                    &format!(
+                        "{}: mean purchases in the holdout ({} to {}) by decile of prediction",
+                        sel.best.label(),
+                        sel.calibration_end,
+                        sel.holdout_end
+                    ),
+                    &c.deciles
+                        .iter()
+                        .map(|d| d.decile.to_string())
+                        .collect::<Vec<_>>(),
+                    &[
+                        Series {
+                            name: "predicted",
+                            values: c.deciles.iter().map(|d| d.predicted_mean).collect(),
+                        },
+                        Series {
+                            name: "actual",
+                            values: c.deciles.iter().map(|d| d.actual_mean).collect(),
+                        },
+                    ],
+                    false,
+                )
+            });
+            let rows: Vec<Value> = sel
+                .candidates
+                .iter()
+                .map(|c| {
+                    json!({
+                        "model": c.model.label(),
+                        "chosen": c.model == sel.best,
+                        "log_likelihood": c.log_likelihood.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".into()),
+                        "mae": c.holdout_mae.map(short4).unwrap_or_else(|| "–".into()),
+                        "predicted_total": c.predicted_total.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into()),
+                        "actual_total": format!("{:.0}", sel.actual_total),
+                        "error": c.error,
+                    })
+                })
+                .collect();
+            let holdout = json!({
+                "calibration_end": sel.calibration_end.to_string(),
+                "holdout_end": sel.holdout_end.to_string(),
+                "customers": count(sel.customers as u64),
+                "rule": sel.rule,
+            });
+            (chart, rows, Some(holdout))
+        }
+        None => (None, Vec::new(), None),
+    };
+    json!({
+        "label": model.label(),
+        "parameters": parameters,
+        "log_likelihood": format!("{:.2}", fit.log_likelihood),
+        "has_errors": errors.is_some(),
+        "interval_level": run.interval_level.map(|l| format!("{:.0}%", 100.0 * l)),
+        "auto": run.selection.is_some(),
+        "selection_unreadable": run.selection.is_some() && selection.is_none(),
+        "calibration_chart": calibration_chart,
+        "evidence": evidence,
+        "holdout": holdout,
+    })
 }
 
 /// GET /plans: every plan with its state and audience.
