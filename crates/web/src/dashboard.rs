@@ -514,22 +514,31 @@ pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Resp
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (run, preds) = match (
-        st.store.latest_prediction_run().await,
-        st.store.stored_predictions().await,
-    ) {
-        (Ok(r), Ok(p)) => (r, p),
-        (Err(e), _) | (_, Err(e)) => return internal(e),
-    };
-    let Some(run) = run.filter(|_| !preds.is_empty()) else {
-        return render(
+    match cached(&st, "predictions", predictions_data(st.clone())).await {
+        Ok(data) => render(
             &st,
             "predictions.html",
             "Predictions",
             "predictions",
             Some(&s),
-            json!({ "has_predictions": false }),
-        );
+            data,
+        ),
+        Err(e) => internal(e),
+    }
+}
+
+/// The data of [`predictions`]: every stored prediction and the orders after them, so kept until
+/// the data changes.
+async fn predictions_data(st: AppState) -> Result<Value, String> {
+    let (run, preds) = match (
+        st.store.latest_prediction_run().await,
+        st.store.stored_predictions().await,
+    ) {
+        (Ok(r), Ok(p)) => (r, p),
+        (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
+    };
+    let Some(run) = run.filter(|_| !preds.is_empty()) else {
+        return Ok(json!({ "has_predictions": false }));
     };
     let alive: Vec<f64> = preds.iter().map(|p| p.p_alive).collect();
     let clv: Vec<f64> = preds
@@ -605,28 +614,21 @@ pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Resp
             run.clv_mean.map(money).unwrap_or_else(|| "–".into()),
         ),
     ];
-    render(
-        &st,
-        "predictions.html",
-        "Predictions",
-        "predictions",
-        Some(&s),
-        json!({
-            "has_predictions": true,
-            "cards": cards,
-            "alive_chart": svg::histogram("Distribution of P(alive)", &alive, 10),
-            "clv_chart": if clv.is_empty() { String::new() } else { svg::histogram("Distribution of CLV", &clv, 12) },
-            "actual_chart": actual_chart,
-            "model": model,
-            "bands": bands.iter().map(|(name, n)| json!({
-                "name": name,
-                "customers": count(*n),
-                "share": pct(Some(*n as f64 / preds.len().max(1) as f64)),
-            })).collect::<Vec<_>>(),
-            "bands_chart": bands_chart,
-            "unbanded": if unbanded > 0 { Some(count(unbanded)) } else { None },
-        }),
-    )
+    Ok(json!({
+        "has_predictions": true,
+        "cards": cards,
+        "alive_chart": svg::histogram("Distribution of P(alive)", &alive, 10),
+        "clv_chart": if clv.is_empty() { String::new() } else { svg::histogram("Distribution of CLV", &clv, 12) },
+        "actual_chart": actual_chart,
+        "model": model,
+        "bands": bands.iter().map(|(name, n)| json!({
+            "name": name,
+            "customers": count(*n),
+            "share": pct(Some(*n as f64 / preds.len().max(1) as f64)),
+        })).collect::<Vec<_>>(),
+        "bands_chart": bands_chart,
+        "unbanded": if unbanded > 0 { Some(count(unbanded)) } else { None },
+    }))
 }
 
 /// Customers per churn-risk band, in the order low, medium, high (rows stored before the bands
@@ -1035,7 +1037,7 @@ pub async fn resume_campaign(
     set_state(&st, &headers, &id, &f.csrf, false).await
 }
 
-/// View data of the pages computed from the whole shop (overview, segments), per page, with the
+/// View data of the pages computed from the whole shop (overview, segments, predictions), per page, with the
 /// data version they were computed at: a page is recomputed only after an import, a segmentation
 /// or a prediction run, so it answers from memory otherwise.
 #[derive(Default)]
