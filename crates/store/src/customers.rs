@@ -65,13 +65,9 @@ impl Store {
 
     /// Every customer, by id.
     pub async fn customers(&self) -> Result<Vec<Customer>> {
-        let rows = sqlx::query(&format!("SELECT {COLS} FROM customers"))
-            .fetch_all(self.pool())
-            .await?;
-        let mut out = rows
-            .iter()
-            .map(customer_from_row)
-            .collect::<Result<Vec<_>>>()?;
+        let sql = format!("SELECT {COLS} FROM customers");
+        let mut out =
+            crate::collect_rows(sqlx::query(&sql), self.pool(), customer_from_row).await?;
         // Sorted here: text collation differs between the backends.
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)

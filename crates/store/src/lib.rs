@@ -166,6 +166,22 @@ impl Store {
     }
 }
 
+/// Collects a query's rows through `f` as they stream in, so the raw rows of a large table are
+/// never all held at once (a million customers' rows take several times their mapped size).
+pub(crate) async fn collect_rows<'q, T>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    pool: &AnyPool,
+    mut f: impl FnMut(&sqlx::any::AnyRow) -> Result<T>,
+) -> Result<Vec<T>> {
+    use futures_util::TryStreamExt;
+    let mut out = Vec::new();
+    let mut rows = q.fetch(pool);
+    while let Some(r) = rows.try_next().await? {
+        out.push(f(&r)?);
+    }
+    Ok(out)
+}
+
 /// Now as Unix seconds.
 pub(crate) fn now() -> i64 {
     chrono::Utc::now().timestamp()

@@ -269,17 +269,15 @@ impl Store {
                  FROM predictions ORDER BY customer_id"
             }
         };
-        let rows = sqlx::query(sql).fetch_all(self.pool()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Prediction {
-                    customer_id: r.try_get(0)?,
-                    p_alive: r.try_get(1)?,
-                    expected_purchases_90d: r.try_get(2)?,
-                    clv: r.try_get::<Option<f64>, _>(3)?.unwrap_or(f64::NAN),
-                })
+        crate::collect_rows(sqlx::query(sql), self.pool(), |r| {
+            Ok(Prediction {
+                customer_id: r.try_get(0)?,
+                p_alive: r.try_get(1)?,
+                expected_purchases_90d: r.try_get(2)?,
+                clv: r.try_get::<Option<f64>, _>(3)?.unwrap_or(f64::NAN),
             })
-            .collect()
+        })
+        .await
     }
 }
 

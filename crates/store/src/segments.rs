@@ -261,20 +261,17 @@ impl Store {
         let sql = "SELECT a.customer_id, c.email, a.segment, a.r, a.f, a.m \
              FROM segment_assignments a LEFT JOIN customers c ON c.id = a.customer_id \
              WHERE a.run_id = $1";
-        let rows = sqlx::query(sql).bind(run_id).fetch_all(self.pool()).await?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                Ok(SegmentExportRow {
-                    customer_id: r.try_get(0)?,
-                    email: r.try_get(1)?,
-                    segment: r.try_get(2)?,
-                    r: r.try_get(3)?,
-                    f: r.try_get(4)?,
-                    m: r.try_get(5)?,
-                })
+        let mut out = crate::collect_rows(sqlx::query(sql).bind(run_id), self.pool(), |r| {
+            Ok(SegmentExportRow {
+                customer_id: r.try_get(0)?,
+                email: r.try_get(1)?,
+                segment: r.try_get(2)?,
+                r: r.try_get(3)?,
+                f: r.try_get(4)?,
+                m: r.try_get(5)?,
             })
-            .collect::<Result<Vec<_>>>()?;
+        })
+        .await?;
         // Sorted here: text collation differs between the backends.
         out.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
         Ok(out)
