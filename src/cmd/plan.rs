@@ -167,7 +167,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         .map(|p| (p.customer_id.clone(), p))
         .collect();
     let stored_customers = ctx.store.customers().await?;
-    let suppressions = ctx.store.suppression_map().await?;
+    let suppressions = ctx.store.suppression_list().await?;
     let last_mailed = ctx.store.last_mailed_at().await?;
 
     // Names the rules may use.
@@ -201,10 +201,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         };
         let customer = by_id.get(id).copied();
         let Some(customer) = customer else { continue };
-        let suppression = customer
-            .email
-            .as_deref()
-            .and_then(|e| suppressions.get(&e.trim().to_lowercase()).copied());
+        let suppression = customer.email.as_deref().and_then(|e| suppressions.get(e));
         candidates.push(Candidate {
             customer,
             features: f,

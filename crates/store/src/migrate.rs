@@ -49,6 +49,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_keys.sql"),
         include_str!("../migrations/postgres/0007_keys.sql"),
     ),
+    (
+        8,
+        "erasures",
+        include_str!("../migrations/sqlite/0008_erasures.sql"),
+        include_str!("../migrations/postgres/0008_erasures.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction
