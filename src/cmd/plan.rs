@@ -65,7 +65,8 @@ pub struct CreateArgs {
     /// The goals file (default: goals.toml in the workspace).
     #[arg(long, value_name = "FILE")]
     pub goals: Option<PathBuf>,
-    /// Share of every campaign kept as a control group, 0.01–0.5 (default: planner.holdout).
+    /// Share of every campaign kept as a control group, 0.01–0.5 (default: planner.holdout); 0
+    /// keeps none: everyone selected is mailed and no uplift can be measured.
     #[arg(long)]
     pub holdout: Option<f64>,
     /// Seed of the holdout draw (default: a random one, printed and stored with the plan).
@@ -116,7 +117,7 @@ pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
 }
 
 /// Budget used when neither --budget nor --marketing-budget is given: no limit.
-const UNLIMITED: f64 = f64::MAX;
+const UNLIMITED: f64 = retain_planner::UNLIMITED_BUDGET;
 
 fn check_format(format: Format) -> Result<()> {
     match format {
