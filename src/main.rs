@@ -73,6 +73,9 @@ enum Command {
     /// Campaigns and their sending: list, show, pause, resume, cancel.
     #[command(subcommand)]
     Campaign(cmd::campaign::Command),
+    /// One customer: show everything held about them, export it (access request), erase it.
+    #[command(subcommand)]
+    Customer(cmd::customer::Command),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -98,6 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Mail(c) => cmd::mail::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Campaign(c) => cmd::campaign::run(&cmd::Context::open(&ws).await?, c).await,
+        Command::Customer(c) => {
+            cmd::customer::run(&cmd::Context::open(&ws).await?, c, cli.quiet).await
+        }
     }
 }
 
