@@ -98,7 +98,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Suppress(c) => cmd::suppress::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Serve(a) => cmd::serve::run(&ws, a, cli.quiet).await,
         Command::Report(a) => cmd::report::run(&cmd::Context::open(&ws).await?, a).await,
-        Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a).await,
+        Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
         Command::Mail(c) => cmd::mail::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Campaign(c) => cmd::campaign::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Customer(c) => {

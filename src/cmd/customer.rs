@@ -298,7 +298,10 @@ fn table(p: &CustomerProfile) -> String {
             };
             t.row([
                 c.campaign_id.clone(),
-                format!("{} ({})", c.plan_id, c.plan_state.as_str()),
+                match c.plan_state {
+                    Some(state) => format!("{} ({})", c.plan_id, state.as_str()),
+                    None => "-".into(),
+                },
                 c.goal.clone(),
                 if c.holdout { "held out" } else { "recipient" }.to_string(),
                 state,

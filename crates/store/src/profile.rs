@@ -79,8 +79,9 @@ pub struct ProfilePrediction {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CampaignReceived {
     pub campaign_id: String,
+    /// The plan, goal and template ("" for a ledger row whose campaign has no stored plan).
     pub plan_id: String,
-    pub plan_state: PlanState,
+    pub plan_state: Option<PlanState>,
     pub goal: String,
     pub template: String,
     /// Held out (never mailed, the control group).
@@ -266,10 +267,47 @@ impl Store {
                     plan_id: r.try_get(2)?,
                     goal: r.try_get(3)?,
                     template: r.try_get(4)?,
-                    plan_state: PlanState::parse(&state)
-                        .ok_or_else(|| StoreError::Corrupt(format!("plan state '{state}'")))?,
+                    plan_state: Some(
+                        PlanState::parse(&state)
+                            .ok_or_else(|| StoreError::Corrupt(format!("plan state '{state}'")))?,
+                    ),
                 },
             ));
+        }
+        // Ledger rows of campaigns the customer is no plan member of (sent outside a plan).
+        for send in &sends {
+            if campaigns
+                .iter()
+                .any(|(_, c)| c.campaign_id == send.campaign_id)
+            {
+                continue;
+            }
+            let plan = sqlx::query(
+                "SELECT c.plan_id, c.goal, c.template, p.state, p.seq FROM plan_campaigns c \
+                 JOIN plans p ON p.id = c.plan_id WHERE c.campaign_id = $1",
+            )
+            .bind(send.campaign_id.as_str())
+            .fetch_optional(self.pool())
+            .await?;
+            let mut c = CampaignReceived {
+                campaign_id: send.campaign_id.clone(),
+                plan_id: String::new(),
+                plan_state: None,
+                goal: String::new(),
+                template: String::new(),
+                holdout: false,
+                send: Some(send.clone()),
+            };
+            let mut seq = i64::MAX;
+            if let Some(r) = plan {
+                let state: String = r.try_get(3)?;
+                c.plan_id = r.try_get(0)?;
+                c.goal = r.try_get(1)?;
+                c.template = r.try_get(2)?;
+                c.plan_state = PlanState::parse(&state);
+                seq = r.try_get(4)?;
+            }
+            campaigns.push((seq, c));
         }
         // Sorted here (plan order, then id): text collation differs between the backends.
         campaigns.sort_by(|a, b| (a.0, &a.1.campaign_id).cmp(&(b.0, &b.1.campaign_id)));

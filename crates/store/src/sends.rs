@@ -189,6 +189,11 @@ impl SendCounts {
         self.queued + self.sending + self.sent + self.failed + self.suppressed
     }
 
+    /// Sending has finished: the campaign has rows and none is `queued` or `sending`.
+    pub fn finished(&self) -> bool {
+        self.total() > 0 && self.queued == 0 && self.sending == 0
+    }
+
     fn add(&mut self, state: SendState, n: i64) {
         match state {
             SendState::Queued => self.queued += n,

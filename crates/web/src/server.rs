@@ -110,6 +110,8 @@ pub fn router(state: AppState) -> Router {
         .route("/plans", get(dashboard::plans))
         .route("/plans/{id}", get(dashboard::plan))
         .route("/plans/{id}/approve", post(dashboard::approve_plan))
+        .route("/customers", get(dashboard::customers))
+        .route("/customers/{id}", get(dashboard::customer))
         .route("/campaigns", get(dashboard::campaigns))
         .route("/campaigns/{id}", get(dashboard::campaign))
         .route("/campaigns/{id}/report.html", get(dashboard::campaign_report))
