@@ -815,9 +815,10 @@ pub async fn resume_campaign(
 /// data version they were computed at: a page is recomputed only after an import, a segmentation
 /// or a prediction run, so it answers from memory otherwise.
 #[derive(Default)]
-pub struct PageCache(
-    std::sync::Mutex<std::collections::HashMap<&'static str, ((i64, i64, i64), Value)>>,
-);
+pub struct PageCache(std::sync::Mutex<std::collections::HashMap<&'static str, CachedPage>>);
+
+/// A cached page's data version and view data.
+type CachedPage = ((i64, i64, i64), Value);
 
 async fn cached(
     st: &AppState,
