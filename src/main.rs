@@ -73,6 +73,9 @@ enum Command {
     /// Campaigns and their sending: list, show, pause, resume, cancel.
     #[command(subcommand)]
     Campaign(cmd::campaign::Command),
+    /// One customer: show everything held about them, export it (access request), erase it.
+    #[command(subcommand)]
+    Customer(cmd::customer::Command),
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -95,9 +98,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Suppress(c) => cmd::suppress::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Serve(a) => cmd::serve::run(&ws, a, cli.quiet).await,
         Command::Report(a) => cmd::report::run(&cmd::Context::open(&ws).await?, a).await,
-        Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a).await,
+        Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
         Command::Mail(c) => cmd::mail::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Campaign(c) => cmd::campaign::run(&cmd::Context::open(&ws).await?, c).await,
+        Command::Customer(c) => {
+            cmd::customer::run(&cmd::Context::open(&ws).await?, c, cli.quiet).await
+        }
     }
 }
 

@@ -113,8 +113,9 @@ impl Table {
 
 /// `1234567.891` → `1,234,567.89`.
 pub fn money(v: f64) -> String {
-    let neg = v < 0.0;
     let cents = (v.abs() * 100.0).round() as u128;
+    // Never "-0.00": a negative amount that rounds to zero is zero.
+    let neg = v < 0.0 && cents > 0;
     let int = (cents / 100).to_string();
     let mut grouped = String::new();
     for (i, ch) in int.chars().enumerate() {
@@ -157,6 +158,8 @@ mod tests {
     fn number_formatting() {
         assert_eq!(money(1_234_567.891), "1,234,567.89");
         assert_eq!(money(-0.5), "-0.50");
+        assert_eq!(money(-0.0), "0.00");
+        assert_eq!(money(-0.004), "0.00");
         assert_eq!(money(999.999), "1,000.00");
         assert_eq!(count(1_234_567u32), "1,234,567");
         assert_eq!(count(-12i64), "-12");

@@ -368,3 +368,82 @@ fn nothing_imported_is_a_precondition() {
         .code(4)
         .stderr(predicate::str::contains("no orders"));
 }
+
+/// A ten-customer shop (issue 12 item 7): no infinite budget, no "-0.00", campaigns formed, and
+/// a plain note that nothing will be measurable.
+#[test]
+fn a_ten_customer_shop_plans_and_says_what_it_cannot_measure() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    let data = dir.path().join("data");
+    Command::cargo_bin("retain")
+        .expect("bin")
+        .args(["--quiet", "init"])
+        .arg(&ws)
+        .assert()
+        .success();
+    Command::cargo_bin("retain")
+        .expect("bin")
+        .args([
+            "--quiet",
+            "demo-data",
+            "--customers",
+            "10",
+            "--seed",
+            "3",
+            "--out",
+        ])
+        .arg(&data)
+        .assert()
+        .success();
+    for kind in ["customers", "orders"] {
+        retain(&ws)
+            .args(["import", kind])
+            .arg(data.join(format!("{kind}.csv")))
+            .assert()
+            .success();
+    }
+    retain(&ws).arg("segment").assert().success();
+    for stage in ["startup", "growth"] {
+        let out = retain(&ws)
+            .args(["plan", "--seed", "1", "--stage", stage])
+            .output()
+            .expect("runs");
+        assert!(out.status.success());
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(!text.contains("797693") && !text.contains("e308"), "{text}");
+        assert!(!text.contains("-0.00"), "{text}");
+        assert!(text.contains("no budget limit"), "{text}");
+        assert!(text.contains("small shop:"), "{text}");
+        assert!(
+            text.contains("no campaign's uplift will be measurable"),
+            "{text}"
+        );
+    }
+    let out = retain(&ws)
+        .args(["plan", "--seed", "1", "--holdout", "0", "--format", "json"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out.stdout);
+    let campaigns = v["campaigns"].as_array().expect("campaigns");
+    assert!(!campaigns.is_empty(), "{v}");
+    assert!(campaigns
+        .iter()
+        .all(|c| c["holdout"].as_array().is_some_and(Vec::is_empty)));
+    assert!(v["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .any(|w| w.as_str().is_some_and(|w| w.starts_with("holdout 0"))));
+    // Out of range is still a usage error.
+    retain(&ws)
+        .args(["plan", "--holdout", "0.7"])
+        .assert()
+        .failure()
+        .code(2);
+}

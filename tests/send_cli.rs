@@ -269,6 +269,20 @@ async fn send_preview_test_and_campaign_commands() {
     let outbox = ws.join("outbox").join(&other);
     let emls = std::fs::read_dir(&outbox).expect("outbox").count();
     assert_eq!(emls, 3, "c000, c002, c003 (c001 opted out, c004 holdout)");
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("sent now"),
+        "{}",
+        text(&o)
+    );
+    // -q: the same work, nothing printed.
+    let quiet = plan(&ws, 0..5, true).await;
+    let o = run(retain(&ws, "", &["-q", "send", &quiet, "--rate", "0"])).await;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(o.stdout.is_empty() && o.stderr.is_empty(), "{}", text(&o));
+    let emls = std::fs::read_dir(ws.join("outbox").join(&quiet))
+        .expect("outbox")
+        .count();
+    assert_eq!(emls, 3);
 }
 
 /// The lease TTL of the senders that the tests kill (the engine's `RETAIN_TEST_LEASE_TTL_S`

@@ -2,6 +2,7 @@
 //! exit codes ([`Failure`]) and progress bars.
 
 pub mod campaign;
+pub mod customer;
 pub mod demo;
 pub mod demo_data;
 pub mod import;

@@ -67,7 +67,8 @@ pub struct CreateArgs {
     /// The goals file (default: goals.toml in the workspace).
     #[arg(long, value_name = "FILE")]
     pub goals: Option<PathBuf>,
-    /// Share of every campaign kept as a control group, 0.01–0.5 (default: planner.holdout).
+    /// Share of every campaign kept as a control group, 0.01–0.5 (default: planner.holdout); 0
+    /// keeps none: everyone selected is mailed and no uplift can be measured.
     #[arg(long)]
     pub holdout: Option<f64>,
     /// Seed of the holdout draw (default: a random one, printed and stored with the plan).
@@ -123,7 +124,7 @@ pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
 }
 
 /// Budget used when neither --budget nor --marketing-budget is given: no limit.
-const UNLIMITED: f64 = f64::MAX;
+const UNLIMITED: f64 = retain_planner::UNLIMITED_BUDGET;
 
 fn check_format(format: Format) -> Result<()> {
     match format {
@@ -191,7 +192,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         .map(|p| (p.customer_id.clone(), p))
         .collect();
     let stored_customers = ctx.store.customers().await?;
-    let suppressions = ctx.store.suppression_map().await?;
+    let suppressions = ctx.store.suppression_list().await?;
     let last_mailed = ctx.store.last_mailed_at().await?;
 
     // Names the rules may use.
@@ -225,10 +226,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         };
         let customer = by_id.get(id).copied();
         let Some(customer) = customer else { continue };
-        let suppression = customer
-            .email
-            .as_deref()
-            .and_then(|e| suppressions.get(&e.trim().to_lowercase()).copied());
+        let suppression = customer.email.as_deref().and_then(|e| suppressions.get(e));
         candidates.push(Candidate {
             customer,
             features: f,

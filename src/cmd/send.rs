@@ -323,7 +323,7 @@ fn transport_kind(config: &Config, asked: Option<TransportKind>) -> TransportKin
     })
 }
 
-pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
     let loaded = load(ctx, &args.campaign, &args.mail).await?;
     if loaded.plan_state != PlanState::Approved {
         return Err(fail(
@@ -425,7 +425,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         });
     }
     let progress = Arc::new(Progress::default());
-    let bar = super::progress(0, "sending", !quiet_json);
+    let bar = super::progress(0, "sending", !quiet_json && !quiet);
     let ticker = {
         let p = progress.clone();
         let bar = bar.clone();
@@ -491,7 +491,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     ticker.abort();
     bar.finish_and_clear();
     let rep = result.map_err(mailer_error)?;
-    print_report(&rep, args.format)?;
+    print_report(&rep, args.format, quiet)?;
     if let Some(StopReason::TransportFailed(why)) = &rep.stopped {
         return Err(fail(exit::FAILURE, format!("sending stopped: {why}")));
     }
@@ -592,9 +592,23 @@ pub fn outbox(dir: &Path, campaign: &str) -> std::path::PathBuf {
     dir.join("outbox").join(safe)
 }
 
-fn print_report(rep: &SendReport, format: Format) -> Result<()> {
+/// Prints the outcome of a run; `quiet` (`-q`) leaves only what went wrong (failures, a lost
+/// lease), on stderr.
+fn print_report(rep: &SendReport, format: Format, quiet: bool) -> Result<()> {
     if format == Format::Json {
         return print_json(rep);
+    }
+    if quiet {
+        if matches!(rep.stopped, Some(StopReason::LeaseLost)) {
+            eprintln!("another sender took over this campaign (our lease expired); stopped");
+        }
+        if rep.failed > 0 {
+            eprintln!(
+                "{} failed: see `retain campaign show {}`",
+                rep.failed, rep.campaign_id
+            );
+        }
+        return Ok(());
     }
     println!("Campaign {} via {}", rep.campaign_id, rep.transport);
     let mut t = Table::new(["", "recipients"]);

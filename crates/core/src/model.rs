@@ -73,6 +73,9 @@ pub enum SuppressionReason {
     HardBounce,
     Complaint,
     Manual,
+    /// The customer's personal data was erased (a GDPR erasure): the address survives only as a
+    /// hash ([`email_hash`]), never stored in the suppression list itself.
+    Erased,
 }
 
 impl SuppressionReason {
@@ -82,6 +85,7 @@ impl SuppressionReason {
             Self::HardBounce => "hard_bounce",
             Self::Complaint => "complaint",
             Self::Manual => "manual",
+            Self::Erased => "erased",
         }
     }
 
@@ -94,6 +98,14 @@ impl SuppressionReason {
             _ => return None,
         })
     }
+}
+
+/// The SHA-256 (lowercase hex) of an address trimmed and lowercased: how an erased customer's
+/// address is remembered, so it can be recognised (and never mailed) without being kept.
+pub fn email_hash(email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(email.trim().to_lowercase().as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Per-customer features as of a date: the inputs of segmentation and planning.
@@ -306,5 +318,19 @@ impl CustomerAggregate {
             avg_order_value: monetary_total / f64::from(self.purchases.max(1)),
             tenure_days: i64::from(as_of - self.first_day),
         }
+    }
+}
+
+#[cfg(test)]
+mod email_hash_tests {
+    use super::*;
+
+    #[test]
+    fn email_hash_is_sha256_of_the_trimmed_lowercase_address() {
+        // sha256("ann@example.com"), computed independently.
+        let want = "71d4f55f72fa128dfb468a1a3901507c804b74316488744d769d7f4b16696476";
+        assert_eq!(email_hash("ann@example.com"), want);
+        assert_eq!(email_hash("  Ann@Example.COM "), want);
+        assert_ne!(email_hash("bob@example.com"), want);
     }
 }

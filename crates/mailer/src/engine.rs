@@ -48,7 +48,7 @@ pub struct QueueSummary {
 /// Why a recipient may not be mailed at queue time, if so.
 pub fn queue_time_exclusion(
     r: Option<&Recipient>,
-    suppressions: &HashMap<String, SuppressionReason>,
+    suppressions: &retain_store::SuppressionList,
     check: ConsentCheck,
 ) -> Option<String> {
     let Some(r) = r else {
@@ -59,7 +59,7 @@ pub fn queue_time_exclusion(
     if email.is_empty() {
         return Some("no email address".into());
     }
-    if let Some(reason) = suppressions.get(&email.to_lowercase()) {
+    if let Some(reason) = suppressions.get(email) {
         return Some(format!("suppressed: {}", reason.as_str()));
     }
     match c.subscribed {
@@ -82,7 +82,7 @@ pub async fn queue_campaign(
     recipients: &HashMap<String, Recipient>,
     check: ConsentCheck,
 ) -> Result<QueueSummary, MailerError> {
-    let suppressions = store.suppression_map().await?;
+    let suppressions = store.suppression_list().await?;
     let mut rows = Vec::with_capacity(members.len());
     let mut holdout = 0;
     for m in members {
@@ -866,7 +866,7 @@ pub async fn dry_run(
         .into_iter()
         .map(|r| (r.customer_id.clone(), r))
         .collect();
-    let suppressions = store.suppression_map().await?;
+    let suppressions = store.suppression_list().await?;
     let mut rep = DryRunReport {
         campaign_id: campaign,
         ..Default::default()

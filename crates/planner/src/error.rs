@@ -51,7 +51,7 @@ pub enum PlanError {
     InvalidBudget(f64),
     #[error("marketing budget must be a finite amount of zero or more, got {0}")]
     InvalidMarketingBudget(f64),
-    #[error("holdout fraction must be between 0.01 and 0.5, got {0}")]
+    #[error("holdout fraction must be 0 (no control group) or between 0.01 and 0.5, got {0}")]
     InvalidHoldout(f64),
     #[error("frequency cap must be at least 1 day, got {0}")]
     InvalidFrequencyCap(u32),

@@ -196,6 +196,9 @@ impl FromStr for Stage {
     }
 }
 
+/// The budget that means "no limit" (everyone worth their cost is selected).
+pub const UNLIMITED_BUDGET: f64 = f64::MAX;
+
 /// The options of one planning run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanOptions {
@@ -205,7 +208,8 @@ pub struct PlanOptions {
     pub now: i64,
     /// At most one campaign email per this many days (default 7).
     pub frequency_cap_days: u32,
-    /// Share of every campaign's selected customers kept as a control group (0.01–0.5, default 0.1).
+    /// Share of every campaign's selected customers kept as a control group (0.01–0.5, default
+    /// 0.1; 0: none, every selected customer is mailed and nothing can be measured).
     pub holdout_fraction: f64,
     /// Seed of the holdout draw: same inputs, same seed, same plan.
     pub seed: u64,
@@ -245,7 +249,7 @@ impl PlanOptions {
                 return Err(PlanError::InvalidMarketingBudget(m));
             }
         }
-        if !(0.01..=0.5).contains(&self.holdout_fraction) {
+        if !(self.holdout_fraction == 0.0 || (0.01..=0.5).contains(&self.holdout_fraction)) {
             return Err(PlanError::InvalidHoldout(self.holdout_fraction));
         }
         if self.frequency_cap_days == 0 {

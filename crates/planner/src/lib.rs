@@ -26,7 +26,9 @@ pub mod plan;
 pub use error::{GoalsError, PlanError, Position};
 pub use expr::{parse as parse_rule, Expr, Vocabulary};
 pub use goals::{parse_goals, Goal, ValueBasis};
-pub use input::{Candidate, ConsentPolicy, ExclusionReason, PlanOptions, RfmScores, Stage};
+pub use input::{
+    Candidate, ConsentPolicy, ExclusionReason, PlanOptions, RfmScores, Stage, UNLIMITED_BUDGET,
+};
 pub use plan::{plan, Campaign, Plan};
 
 /// The ten named RFM segments, as the segmentation names them.

@@ -489,7 +489,14 @@ pub fn plan(
     // Mailed members (campaigns are disjoint, so one flag per candidate serves them all).
     let mut mailed = vec![false; candidates.len()];
     let mut underpowered = Vec::new();
-    for (j, goal) in goals.iter().enumerate() {
+    // Goals in order; a campaign too small to keep a holdout comes back at the end without one
+    // (`true`), when the budget still covers mailing all of it.
+    let mut queue: std::collections::VecDeque<(usize, bool)> =
+        (0..goals.len()).map(|j| (j, false)).collect();
+    let mut spent = 0.0;
+    let mut no_holdout_notes = Vec::new();
+    while let Some((j, without_holdout)) = queue.pop_front() {
+        let goal = &goals[j];
         let chosen: Vec<usize> = (0..groups.len())
             .filter(|&h| {
                 solution.selected[h] > 0
@@ -523,20 +530,37 @@ pub fn plan(
         for (seg, mut members) in strata {
             members.sort_unstable();
             let seed = holdout::stratum_seed(options.seed, &campaign_id, names[seg as usize]);
-            let (a, h) = holdout::split(&members, f, seed);
+            let (a, h) = if without_holdout {
+                (members.clone(), Vec::new())
+            } else {
+                holdout::split(&members, f, seed)
+            };
             audience_idx.extend(a);
             holdout_idx.extend(h);
             segments.push(names[seg as usize].to_string());
             stratum_sizes.push((seg, members.len()));
         }
         if audience_idx.is_empty() {
-            // Too few selected to mail anyone once the holdout is kept: no campaign.
+            // Too few selected to mail anyone once the holdout is kept (one per segment): mail
+            // them all without a holdout, after the other campaigns, if the budget allows.
+            queue.push_back((j, true));
+            continue;
+        }
+        let all_cost = goal.cost_per_recipient * audience_idx.len() as f64;
+        if without_holdout && spent + all_cost > options.budget {
             for (seg, n) in stratum_sizes {
                 *unassigned
                     .entry((seg, UnassignedReason::Budget))
                     .or_default() += n;
             }
             continue;
+        }
+        spent += all_cost;
+        if without_holdout {
+            no_holdout_notes.push(format!(
+                "campaign {campaign_id}: only {} selected, too few for a holdout (a segment needs at least 2 selected to keep one): all are mailed, with no control group, so its uplift cannot be measured",
+                audience_idx.len()
+            ));
         }
         for &i in &audience_idx {
             mailed[i as usize] = true;
@@ -654,7 +678,7 @@ pub fn plan(
             .baseline_rate
             .unwrap_or_else(|| baseline_from_predictions(&dense, &audience_idx, goal));
         let power = holdout::estimate(baseline, rate, audience_idx.len(), holdout_idx.len());
-        if !power.adequate {
+        if !power.adequate && !holdout_idx.is_empty() {
             underpowered.push(format!(
                 "campaign {campaign_id}: a holdout of {} cannot reliably detect the expected {:.2}-point uplift (power {:.2} < 0.80){}",
                 holdout_idx.len(),
@@ -698,14 +722,25 @@ pub fn plan(
             .then(a.goal.cmp(&b.goal))
     });
     warnings.extend(underpowered);
+    warnings.extend(no_holdout_notes);
+    if f == 0.0 && !campaigns.is_empty() {
+        warnings.push(
+            "holdout 0: every selected customer is mailed and no control group is kept, so no campaign of this plan can measure its uplift".into(),
+        );
+    }
+    let plannable = reasons.iter().filter(|r| r.is_none()).count();
+    if let Some(note) = small_shop_note(plannable, goals, &rates, f) {
+        warnings.push(note);
+    }
     if unknown_consent > 0 {
         warnings.push(format!(
             "{unknown_consent} recipients have no recorded consent; they are mailed as existing customers (soft opt-in)"
         ));
     }
 
-    let used: f64 = campaigns.iter().map(|c| c.cost).sum();
-    let expected_value: f64 = campaigns.iter().map(|c| c.expected_value).sum();
+    // `+ 0.0`: the sum of nothing is -0.0 in IEEE arithmetic, which prints as "-0.00".
+    let used: f64 = campaigns.iter().map(|c| c.cost).sum::<f64>() + 0.0;
+    let expected_value: f64 = campaigns.iter().map(|c| c.expected_value).sum::<f64>() + 0.0;
     let (balance, balance_warnings) = balance(options.stage, options.marketing_budget, used);
     warnings.extend(balance_warnings);
 
@@ -825,7 +860,70 @@ fn empty_reason(
     if budget <= 0.0 {
         return "the budget is zero: it covers no recipient".into();
     }
+    if budget >= crate::input::UNLIMITED_BUDGET {
+        return "with no budget limit, no campaign could be formed: every worthwhile selection was too small to mail anyone".into();
+    }
     format!(
         "the budget of {budget:.2} covers no recipient: the cheapest worthwhile goal costs {cheapest:.4} per recipient and every selection keeps a holdout"
     )
+}
+
+/// Fewest customers a campaign needs before its uplift can be measured: the smallest audience
+/// whose holdout (`ceil(fraction × n)`) gives power 0.8 to detect the best response rate among
+/// the goals at the default baseline. `None` without a holdout or when no size up to ten
+/// million would do.
+pub fn measurable_size(best_rate: f64, fraction: f64) -> Option<usize> {
+    if fraction <= 0.0 || best_rate <= 0.0 {
+        return None;
+    }
+    let adequate = |n: usize| {
+        let h = holdout::holdout_size(n, fraction);
+        holdout::estimate(DEFAULT_BASELINE_RATE, best_rate, n - h, h).adequate
+    };
+    let (mut lo, mut hi) = (2usize, 10_000_000usize);
+    if !adequate(hi) {
+        return None;
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if adequate(mid) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Some(lo)
+}
+
+/// What a small shop should know, when fewer customers can be mailed than one measurable
+/// campaign needs: campaigns are still planned and may be sent, but their results are
+/// anecdotes, not measurements.
+fn small_shop_note(
+    plannable: usize,
+    goals: &[Goal],
+    rates: &[(f64, &'static str)],
+    fraction: f64,
+) -> Option<String> {
+    if goals.is_empty() || plannable == 0 {
+        return None;
+    }
+    let best = rates.iter().map(|r| r.0).fold(0.0, f64::max);
+    if fraction == 0.0 {
+        return None; // said by the holdout-0 warning
+    }
+    let need = measurable_size(best, fraction);
+    if need.is_some_and(|n| plannable >= n) {
+        return None;
+    }
+    Some(format!(
+        "small shop: {plannable} customers can be mailed; {} A segment needs at least 2 selected customers to keep a holdout (smaller selections are mailed without one). Campaigns are still planned and may be sent; `--holdout 0` mails everyone selected.",
+        match need {
+            Some(n) => format!(
+                "measuring even the best expected uplift ({:.1} points) with a {:.0}% holdout needs about {n} in one campaign, so no campaign's uplift will be measurable.",
+                best * 100.0,
+                fraction * 100.0
+            ),
+            None => "no campaign's uplift will be measurable at any size this shop has.".into(),
+        }
+    ))
 }

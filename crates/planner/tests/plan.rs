@@ -688,23 +688,124 @@ fn the_default_catalogue_parses_and_names_only_known_segments() {
 }
 
 #[test]
-fn one_recipient_budget_keeps_no_campaign_of_holdouts_only() {
+fn one_recipient_budget_mails_one_without_a_holdout_and_says_so() {
     let mut b = Base::new();
     for _ in 0..10 {
         b.add("At Risk", Some(200.0), 30.0);
     }
-    // 1.00 buys one selection; its holdout is ceil(0.1) = 1: nobody would be mailed.
+    // 1.00 buys one selection; its holdout would be ceil(0.1) = 1, leaving nobody to mail: the
+    // one is mailed without a holdout instead, and the plan says its uplift is not measurable.
     let p = plan(&goals(TWO_GOALS), &b.candidates(), &options(1.0)).expect("plans");
-    assert!(p.campaigns.is_empty());
-    assert!(p.empty_reason.is_some());
-    assert_eq!(p.budget.used, 0.0);
+    assert_eq!(p.campaigns.len(), 1);
+    let c = &p.campaigns[0];
+    assert_eq!((c.audience.len(), c.holdout.len()), (1, 0));
+    assert_eq!(p.budget.used, 1.0);
+    assert!(p.empty_reason.is_none());
+    assert!(
+        p.warnings
+            .iter()
+            .any(|w| w.contains("win_back-1") && w.contains("too few for a holdout")),
+        "{:?}",
+        p.warnings
+    );
     let budget_left: usize = p
         .unassigned
         .iter()
         .filter(|u| u.reason == UnassignedReason::Budget)
         .map(|u| u.customers)
         .sum();
-    assert_eq!(budget_left, 10);
+    assert_eq!(budget_left, 9);
+    // A budget below one recipient's cost still forms nothing, and never spends -0.00.
+    let p = plan(&goals(TWO_GOALS), &b.candidates(), &options(0.5)).expect("plans");
+    assert!(p.campaigns.is_empty());
+    assert!(p.empty_reason.is_some());
+    assert!(p.budget.used == 0.0 && p.budget.used.is_sign_positive());
+}
+
+#[test]
+fn a_ten_customer_shop_still_plans_and_says_what_it_cannot_measure() {
+    let mut b = Base::new();
+    // Ten customers over five segments: two per segment, one per (segment, goal) group at most.
+    for (i, seg) in [
+        "Champions",
+        "At Risk",
+        "Hibernating",
+        "Champions",
+        "At Risk",
+    ]
+    .iter()
+    .cycle()
+    .take(10)
+    .enumerate()
+    {
+        b.add(seg, Some(100.0 + i as f64), 40.0);
+    }
+    // One customer alone in a segment: selected, no holdout possible.
+    b.segments[9] = "Hibernating".into();
+    b.segments[2] = "Hibernating".into();
+    let g = goals(TWO_GOALS);
+    let p = plan(
+        &g,
+        &b.candidates(),
+        &options(retain_planner::UNLIMITED_BUDGET),
+    )
+    .expect("plans");
+    let mailed: usize = p.campaigns.iter().map(|c| c.audience.len()).sum();
+    let held: usize = p.campaigns.iter().map(|c| c.holdout.len()).sum();
+    assert_eq!(mailed + held, 10, "everyone worth it is planned: {p:#?}");
+    assert!(
+        mailed >= 5,
+        "at most one held out per segment stratum: {p:#?}"
+    );
+    assert!(p.budget.used > 0.0);
+    let reason = p.empty_reason.clone().unwrap_or_default();
+    assert!(
+        !reason.contains("e308") && !reason.contains("797693"),
+        "{reason}"
+    );
+    let note = p
+        .warnings
+        .iter()
+        .find(|w| w.starts_with("small shop"))
+        .unwrap_or_else(|| panic!("a small-shop note: {:?}", p.warnings));
+    assert!(note.contains("10 customers can be mailed"), "{note}");
+    assert!(
+        note.contains("no campaign's uplift will be measurable"),
+        "{note}"
+    );
+    let need = retain_planner::plan::measurable_size(0.10, 0.1).expect("a size");
+    assert!(
+        need > 10 && note.contains(&format!("about {need}")),
+        "{need}: {note}"
+    );
+    // Holdout 0: everyone selected is mailed, and the plan says nothing can be measured.
+    let mut o = options(retain_planner::UNLIMITED_BUDGET);
+    o.holdout_fraction = 0.0;
+    let p = plan(&g, &b.candidates(), &o).expect("holdout 0 is allowed");
+    let mailed: usize = p.campaigns.iter().map(|c| c.audience.len()).sum();
+    assert_eq!(mailed, 10);
+    assert!(p.campaigns.iter().all(|c| c.holdout.is_empty()));
+    assert!(
+        p.warnings.iter().any(|w| w.starts_with("holdout 0")),
+        "{:?}",
+        p.warnings
+    );
+    // A large shop gets no small-shop note.
+    let mut big = Base::new();
+    for i in 0..40_000 {
+        big.add(["Champions", "At Risk"][i % 2], Some(100.0), 40.0);
+    }
+    let p = plan(
+        &g,
+        &big.candidates(),
+        &options(retain_planner::UNLIMITED_BUDGET),
+    )
+    .expect("plans");
+    assert!(
+        !p.warnings.iter().any(|w| w.starts_with("small shop")),
+        "{:?}",
+        p.warnings
+    );
 }
 
 #[test]
@@ -755,7 +856,21 @@ fn random_bases_keep_every_invariant() {
                     c.goal
                 );
             }
-            // Holdout per segment stratum is ceil(fraction × selected).
+            // Holdout per segment stratum is ceil(fraction × selected), except in a campaign too
+            // small to keep one, which mails everyone selected and says so.
+            if c.holdout.is_empty() {
+                assert!(
+                    p.warnings
+                        .iter()
+                        .any(|w| w.starts_with(&format!("campaign {}:", c.campaign_id))
+                            && w.contains("too few for a holdout")),
+                    "round {round}: {} has no holdout and no note: {:?}",
+                    c.campaign_id,
+                    p.warnings
+                );
+                accounted += c.audience.len();
+                continue;
+            }
             for seg in &c.segments {
                 let of = |ids: &Vec<String>| {
                     ids.iter()

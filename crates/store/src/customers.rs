@@ -12,7 +12,7 @@ use crate::{now, Result, Store};
 /// A stored customer (alias kept for callers that want the storage view).
 pub type CustomerRow = Customer;
 
-const COLS: &str = "id, email, email_valid, first_name, last_name, subscribed, signup_date, locale, attributes, updated_at";
+pub(crate) const COLS: &str = "id, email, email_valid, first_name, last_name, subscribed, signup_date, locale, attributes, updated_at";
 
 impl Store {
     /// Records an import and upserts its customers in one transaction. Fields the file leaves
@@ -124,7 +124,7 @@ async fn load_attributes(
     Ok(out)
 }
 
-fn customer_from_row(r: &AnyRow) -> Result<Customer> {
+pub(crate) fn customer_from_row(r: &AnyRow) -> Result<Customer> {
     let attrs: String = r.try_get(8)?;
     let signup: Option<String> = r.try_get(6)?;
     Ok(Customer {

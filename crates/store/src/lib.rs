@@ -14,6 +14,7 @@ mod native;
 mod orders;
 mod plans;
 mod predictions;
+mod profile;
 mod segments;
 mod sends;
 mod stats;
@@ -32,6 +33,10 @@ pub use import::OrdersImported;
 pub use orders::ImportRecord;
 pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};
 pub use predictions::{NewPredictionRun, PredictionBound, PredictionRunRecord, StoredPrediction};
+pub use profile::{
+    CampaignReceived, CustomerProfile, Erasure, ProfileEvent, ProfilePrediction,
+    SegmentHistoryEntry, ERASED_PREFIX,
+};
 pub use segments::{
     NewSegmentRun, SegmentAssignmentRow, SegmentExportRow, SegmentProfileRow, SegmentRunRecord,
 };
@@ -40,7 +45,7 @@ pub use sends::{
     SendLease, SendRecord, SendState,
 };
 pub use stats::CustomerStats;
-pub use suppressions::Suppression;
+pub use suppressions::{Suppression, SuppressionList};
 pub use web_sessions::WebSessionRecord;
 
 /// Which database a [`Store`] talks to.

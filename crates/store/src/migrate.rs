@@ -50,6 +50,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/postgres/0007_keys.sql"),
     ),
     (
+        8,
+        "erasures",
+        include_str!("../migrations/sqlite/0008_erasures.sql"),
+        include_str!("../migrations/postgres/0008_erasures.sql"),
+    ),
+    (
         9,
         "web_sessions",
         include_str!("../migrations/sqlite/0009_web_sessions.sql"),

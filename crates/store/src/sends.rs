@@ -189,6 +189,11 @@ impl SendCounts {
         self.queued + self.sending + self.sent + self.failed + self.suppressed
     }
 
+    /// Sending has finished: the campaign has rows and none is `queued` or `sending`.
+    pub fn finished(&self) -> bool {
+        self.total() > 0 && self.queued == 0 && self.sending == 0
+    }
+
     fn add(&mut self, state: SendState, n: i64) {
         match state {
             SendState::Queued => self.queued += n,
@@ -217,7 +222,8 @@ pub struct SendFailure {
     pub permanent: bool,
 }
 
-const COLS: &str = "id, campaign_id, customer_id, email, state, attempts, last_error, permanent, \
+pub(crate) const COLS: &str =
+    "id, campaign_id, customer_id, email, state, attempts, last_error, permanent, \
                     message_id, queued_at, sending_at, sent_at";
 
 /// Largest IN-list / multi-row statement, well under every backend's bind limit.
@@ -230,7 +236,7 @@ fn in_list(start: usize, n: usize) -> String {
         .join(",")
 }
 
-fn record(r: &AnyRow) -> Result<SendRecord> {
+pub(crate) fn record(r: &AnyRow) -> Result<SendRecord> {
     let state: String = r.try_get(4)?;
     Ok(SendRecord {
         id: r.try_get(0)?,
@@ -415,9 +421,26 @@ impl Store {
         .bind(limit as i64)
         .fetch_all(&mut *tx)
         .await?;
+        // Erased addresses are kept only as hashes: look the batch's hashes up.
+        let mut hashes = Vec::with_capacity(rows.len());
+        for r in &rows {
+            hashes.push(retain_core::email_hash(&r.try_get::<String, _>(2)?));
+        }
+        let mut erased = std::collections::HashSet::new();
+        for chunk in hashes.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT hash FROM erased_hashes WHERE hash IN ({})",
+                in_list(1, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, String>(&sql);
+            for h in chunk {
+                q = q.bind(h.as_str());
+            }
+            erased.extend(q.fetch_all(&mut *tx).await?);
+        }
         let mut sends = Vec::with_capacity(rows.len());
         let mut suppressed = Vec::new();
-        for r in &rows {
+        for (r, hash) in rows.iter().zip(&hashes) {
             let id: i64 = r.try_get(0)?;
             let customer: Option<String> = r.try_get(5)?;
             let subscribed: Option<i64> = r.try_get(6)?;
@@ -425,6 +448,8 @@ impl Store {
             let reason: Option<String> = r.try_get(8)?;
             let why = if let Some(reason) = reason {
                 Some(format!("suppressed: {reason}"))
+            } else if erased.contains(hash) {
+                Some("suppressed: erased".to_string())
             } else if customer.is_none() {
                 Some("customer no longer exists".to_string())
             } else if subscribed == Some(0) {

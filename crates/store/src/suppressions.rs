@@ -1,7 +1,10 @@
 //! The suppression list: addresses that must never be mailed (unsubscribes, hard bounces,
-//! complaints, manual entries), keyed by lowercase address.
+//! complaints, manual entries), keyed by lowercase address; and the erased addresses, kept only
+//! as SHA-256 hashes (`erased_hashes`, [`retain_core::email_hash`]). [`SuppressionList`] answers
+//! both at once for whoever decides who may be mailed (the planner's exclusions, the mailer's
+//! queue); the send-time check in `sends.rs` consults both tables too.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use retain_core::SuppressionReason;
 use serde::Serialize;
@@ -18,7 +21,62 @@ pub struct Suppression {
     pub created_at: i64,
 }
 
+/// Every address that may not be mailed: the suppression list and the erased hashes.
+#[derive(Debug, Clone, Default)]
+pub struct SuppressionList {
+    by_email: HashMap<String, SuppressionReason>,
+    erased: HashSet<String>,
+}
+
+impl SuppressionList {
+    /// Why `email` may not be mailed, if it may not (case and surrounding space ignored).
+    pub fn get(&self, email: &str) -> Option<SuppressionReason> {
+        let email = email.trim().to_lowercase();
+        if let Some(r) = self.by_email.get(&email) {
+            return Some(*r);
+        }
+        if !self.erased.is_empty() && self.erased.contains(&retain_core::email_hash(&email)) {
+            return Some(SuppressionReason::Erased);
+        }
+        None
+    }
+
+    /// Listed addresses plus erased hashes.
+    pub fn len(&self) -> usize {
+        self.by_email.len() + self.erased.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 impl Store {
+    /// The suppression list and the erased hashes, for checking a whole audience at once.
+    pub async fn suppression_list(&self) -> Result<SuppressionList> {
+        Ok(SuppressionList {
+            by_email: self.suppression_map().await?,
+            erased: self.erased_hashes().await?,
+        })
+    }
+
+    /// The hashes of every erased address.
+    pub async fn erased_hashes(&self) -> Result<HashSet<String>> {
+        let rows: Vec<String> = sqlx::query_scalar("SELECT hash FROM erased_hashes")
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows.into_iter().collect())
+    }
+
+    /// Whether `email` belongs to an erased customer.
+    pub async fn is_erased_email(&self, email: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM erased_hashes WHERE hash = $1")
+            .bind(retain_core::email_hash(email))
+            .fetch_one(self.pool())
+            .await?;
+        Ok(n > 0)
+    }
+
     /// Suppresses `email` (idempotent: the first reason is kept). Returns true when newly added.
     pub async fn suppress(
         &self,

@@ -26,6 +26,7 @@ use crate::server::AppState;
 use crate::shop::{retention_trend, rf_grid, FREQUENCY_BUCKETS, RECENCY_BUCKETS};
 use crate::svg::{self, Series};
 use crate::views::{self, card, count, datetime, money, pct, ReportView};
+use retain_store::{CustomerProfile, SendCounts, StoreError};
 
 /// A page's answer when something failed.
 fn error_page(status: StatusCode, message: &str) -> Response {
@@ -856,7 +857,7 @@ pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Respon
         Ok(s) => s,
         Err(r) => return r,
     };
-    let (list, states) = match (
+    let (list, states, counts) = match (
         results::all_campaigns(&st.store)
             .await
             .map_err(|e| e.to_string()),
@@ -864,9 +865,10 @@ pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Respon
             .send_campaign_states()
             .await
             .map_err(|e| e.to_string()),
+        st.store.send_counts_all().await.map_err(|e| e.to_string()),
     ) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return internal(e),
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(e),
     };
     let mut rows = Vec::new();
     let mut estimates = Vec::new();
@@ -887,7 +889,10 @@ pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Respon
         }
         rows.push(json!({
             "id": c.input.campaign_id, "goal_name": c.input.goal_name, "plan": c.input.plan_id,
-            "send_state": states.get(&c.input.campaign_id).map(|s| s.as_str()).unwrap_or(if r.sent > 0 { "active" } else { "not started" }),
+            "send_state": sending_label(
+                states.get(&c.input.campaign_id).copied(),
+                counts.get(&c.input.campaign_id).copied().unwrap_or_default(),
+            ),
             "sent": count(r.sent), "opens": count(r.opens_unique), "clicks": count(r.clicks_unique),
             "conversion": pct(r.conversion_rate), "holdout": pct(r.holdout.conversion_rate),
             "uplift": views::pp(r.uplift.absolute),
@@ -931,9 +936,12 @@ pub async fn campaign(
         }
         Err(e) => return internal(e),
     };
-    let state = match st.store.send_campaign_state(&id).await {
-        Ok(s) => s,
-        Err(e) => return internal(e),
+    let (state, counts) = match (
+        st.store.send_campaign_state(&id).await,
+        st.store.send_counts(&id).await,
+    ) {
+        (Ok(s), Ok(c)) => (s, c),
+        (Err(e), _) | (_, Err(e)) => return internal(e),
     };
     use retain_store::CampaignSendState as S;
     render(
@@ -944,12 +952,30 @@ pub async fn campaign(
         Some(&s),
         json!({
             "c": { "id": r.campaign_id, "goal_name": r.goal_name, "plan": r.plan_id },
-            "send_state": state.as_str(),
-            "can_pause": state == S::Active,
+            "send_state": sending_label(Some(state), counts),
+            // Nothing left to pause once every row is sent, failed or suppressed.
+            "can_pause": state == S::Active && !counts.finished(),
             "can_resume": state == S::Paused,
             "r": ReportView::of(&r),
         }),
     )
+}
+
+/// What the dashboard says about a campaign's sending: `finished` once no row is queued or
+/// being sent (whatever the campaign's switch says), `not started` without a ledger, else the
+/// switch (`active`, `paused`, `cancelled`).
+fn sending_label(
+    state: Option<retain_store::CampaignSendState>,
+    counts: SendCounts,
+) -> &'static str {
+    use retain_store::CampaignSendState as S;
+    match state {
+        Some(S::Cancelled) => "cancelled",
+        _ if counts.finished() => "finished",
+        _ if counts.total() == 0 => "not started",
+        Some(s) => s.as_str(),
+        None => S::Active.as_str(),
+    }
 }
 
 /// GET /campaigns/<id>/report.html: the self-contained report, as a download.
@@ -1082,4 +1108,156 @@ pub async fn warm(st: AppState) {
             eprintln!("retain serve: preparing the {page} page: {e}");
         }
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CustomerQuery {
+    #[serde(default)]
+    pub q: String,
+}
+
+/// `%`-encodes a customer id for a path segment.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// GET /customers?q=ID|EMAIL: the search form; a query naming one customer redirects to their
+/// page.
+pub async fn customers(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<CustomerQuery>,
+) -> Response {
+    let s = match guard(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let q = query.q.trim().to_string();
+    let mut message = None;
+    if !q.is_empty() {
+        match st.store.customer_profile(&q).await {
+            Ok(Some(p)) => {
+                return Redirect::to(&format!("/customers/{}", path_segment(&p.customer.id)))
+                    .into_response()
+            }
+            Ok(None) => message = Some(format!("No customer has the id or address “{q}”.")),
+            Err(StoreError::Conflict(why)) => message = Some(why),
+            Err(e) => return internal(e),
+        }
+    }
+    let mut r = render(
+        &st,
+        "customers.html",
+        "Customers",
+        "customers",
+        Some(&s),
+        json!({ "q": q, "message": message }),
+    );
+    if message.is_some() {
+        *r.status_mut() = StatusCode::NOT_FOUND;
+    }
+    r
+}
+
+/// GET /customers/<id>: everything held about one customer (`Store::customer_profile`).
+pub async fn customer(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let s = match guard(&st, &headers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let p = match st.store.customer_profile(&id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return error_page(StatusCode::NOT_FOUND, "No such customer."),
+        Err(StoreError::Conflict(why)) => return error_page(StatusCode::BAD_REQUEST, &why),
+        Err(e) => return internal(e),
+    };
+    render(
+        &st,
+        "customer.html",
+        &format!("Customer {}", p.customer.id),
+        "customers",
+        Some(&s),
+        customer_view(&p),
+    )
+}
+
+fn customer_view(p: &CustomerProfile) -> Value {
+    let c = &p.customer;
+    let status = match p.suppression {
+        Some(r) => format!("not mailable: suppressed ({})", r.as_str()),
+        None if c.subscribed == Some(false) => "not mailable: opted out".into(),
+        None if c.email.is_none() => "not mailable: no address".into(),
+        None if !c.email_valid => "not mailable: invalid address".into(),
+        None => "mailable".into(),
+    };
+    let name = [c.first_name.as_deref(), c.last_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let revenue: f64 = p.orders.iter().map(|o| o.amount).sum::<f64>() + 0.0;
+    let purchases = p.orders.iter().filter(|o| !o.is_return).count();
+    let mut cards = vec![
+        card("orders", count(p.orders.len() as u64)),
+        card("purchases", count(purchases as u64)),
+        card("net revenue", money(revenue)),
+    ];
+    if let Some(x) = &p.prediction {
+        cards.push(card("P(alive)", pct(Some(x.p_alive))));
+        cards.push(card(
+            "expected purchases, 90 days",
+            format!("{:.2}", x.expected_purchases_90d),
+        ));
+        cards.push(card("CLV", x.clv.map(money).unwrap_or_else(|| "–".into())));
+    }
+    json!({
+        "id": c.id,
+        "key": p.key,
+        "erased": p.erased,
+        "email": c.email,
+        "name": name,
+        "consent": match c.subscribed { Some(true) => "opted in", Some(false) => "opted out", None => "unknown" },
+        "status": status,
+        "mailable": status == "mailable",
+        "signup": c.signup_date.map(|d| d.to_string()),
+        "locale": c.locale,
+        "attributes": c.attributes,
+        "cards": cards,
+        "prediction": p.prediction.as_ref().map(|x| json!({ "run": x.run_id, "as_of": x.as_of })),
+        "orders": p.orders.iter().map(|o| json!({
+            "date": o.ordered_at.format("%Y-%m-%d").to_string(),
+            "id": o.order_id,
+            "amount": money(o.amount),
+            "items": o.items,
+            "is_return": o.is_return,
+            "product": o.product,
+        })).collect::<Vec<_>>(),
+        "segments": p.segments.iter().map(|x| json!({
+            "run": x.run_id, "method": x.method, "as_of": x.as_of, "segment": x.segment,
+            "rfm": format!("{}{}{}", x.r, x.f, x.m),
+        })).collect::<Vec<_>>(),
+        "campaigns": p.campaigns.iter().map(|x| json!({
+            "id": x.campaign_id, "plan": x.plan_id, "plan_state": x.plan_state.map(|s| s.as_str()),
+            "goal": x.goal,
+            "role": if x.holdout { "held out" } else { "recipient" },
+            "send_state": x.send.as_ref().map(|s| s.state.as_str()).unwrap_or(if x.holdout { "–" } else { "not queued" }),
+            "sent_at": x.send.as_ref().and_then(|s| s.sent_at).map(datetime),
+        })).collect::<Vec<_>>(),
+        "events": p.events.iter().map(|e| json!({
+            "at": datetime(e.at), "campaign": e.campaign_id, "kind": e.kind.as_str(),
+            "url": e.url, "bot": e.bot,
+        })).collect::<Vec<_>>(),
+    })
 }

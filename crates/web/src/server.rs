@@ -158,6 +158,8 @@ pub fn dashboard_routes() -> Router<AppState> {
         .route("/plans", get(dashboard::plans))
         .route("/plans/{id}", get(dashboard::plan))
         .route("/plans/{id}/approve", post(dashboard::approve_plan))
+        .route("/customers", get(dashboard::customers))
+        .route("/customers/{id}", get(dashboard::customer))
         .route("/campaigns", get(dashboard::campaigns))
         .route("/campaigns/{id}", get(dashboard::campaign))
         .route(

@@ -26,6 +26,11 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("campaign.html", include_str!("../templates/campaign.html")),
     (
+        "customers.html",
+        include_str!("../templates/customers.html"),
+    ),
+    ("customer.html", include_str!("../templates/customer.html")),
+    (
         "report_body.html",
         include_str!("../templates/report_body.html"),
     ),
