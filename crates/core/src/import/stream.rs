@@ -238,7 +238,8 @@ impl<R: Read> Blocks<R> {
 
     /// The next block of about `target` bytes, or `None` at the end.
     fn next_block(&mut self, target: usize) -> std::io::Result<Option<Vec<u8>>> {
-        let mut want = target;
+        // The first read covers a byte-order mark whatever the block size.
+        let mut want = if self.first { target.max(3) } else { target };
         loop {
             while !self.eof && self.carry.len() < want {
                 let old = self.carry.len();
@@ -254,6 +255,8 @@ impl<R: Read> Blocks<R> {
                 self.first = false;
                 if self.carry.starts_with(b"\xEF\xBB\xBF") {
                     self.carry.drain(..3);
+                    // Read on: the mark is no block.
+                    continue;
                 }
             }
             if self.carry.is_empty() {
