@@ -275,6 +275,13 @@ pub(crate) mod test_support {
         name: String,
     }
 
+    impl PgDb {
+        /// The database's URL.
+        pub fn url(&self) -> String {
+            format!("{}/{}", self.base, self.name)
+        }
+    }
+
     impl Drop for PgDb {
         fn drop(&mut self) {
             let (base, name) = (self.base.clone(), self.name.clone());
@@ -311,6 +318,13 @@ pub(crate) mod test_support {
     /// (e.g. `postgres://postgres@127.0.0.1:5432`); `None` otherwise (after [`skip`], which
     /// panics when PostgreSQL is required). The database is dropped with the returned guard.
     pub async fn postgres() -> Option<(Store, PgDb)> {
+        let guard = postgres_database().await?;
+        let store = Store::open(&guard.url()).await.expect("open pg");
+        Some((store, guard))
+    }
+
+    /// A fresh, empty PostgreSQL database (no store opened on it yet), dropped with its guard.
+    pub async fn postgres_database() -> Option<PgDb> {
         let Some(base) = std::env::var("RETAIN_TEST_POSTGRES")
             .ok()
             .filter(|b| !b.is_empty())
@@ -331,14 +345,7 @@ pub(crate) mod test_support {
             .await
             .expect("create db");
         admin.close().await;
-        let guard = PgDb {
-            base: base.clone(),
-            name: name.clone(),
-        };
-        let store = Store::open(&format!("{base}/{name}"))
-            .await
-            .expect("open pg");
-        Some((store, guard))
+        Some(PgDb { base, name })
     }
 
     fn rand_suffix() -> u64 {

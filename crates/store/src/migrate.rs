@@ -334,3 +334,44 @@ mod upgrade_tests {
         assert!((revenue - 27.25).abs() < 1e-9);
     }
 }
+
+#[cfg(test)]
+mod concurrency_tests {
+    /// Two processes opening a fresh database at once both succeed: the migrations run under the
+    /// database's write lock, so the second finds them applied. (Two pools in one process stand
+    /// in for the two processes: each has its own connections.)
+    #[tokio::test]
+    async fn two_stores_opening_a_fresh_sqlite_file_at_once_both_succeed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = dir.path().join("fresh.db");
+        let (a, b) = tokio::join!(
+            crate::Store::open_sqlite(&db),
+            crate::Store::open_sqlite(&db)
+        );
+        let (a, b) = (a.expect("first"), b.expect("second"));
+        for store in [&a, &b] {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retain_migrations")
+                .fetch_one(store.pool())
+                .await
+                .expect("count");
+            assert_eq!(n as usize, super::MIGRATIONS.len());
+        }
+    }
+
+    #[tokio::test]
+    async fn two_stores_opening_a_fresh_postgres_database_at_once_both_succeed() {
+        let Some(db) = crate::test_support::postgres_database().await else {
+            return;
+        };
+        let url = db.url();
+        let (a, b) = tokio::join!(crate::Store::open(&url), crate::Store::open(&url));
+        let (a, b) = (a.expect("first"), b.expect("second"));
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM retain_migrations")
+            .fetch_one(a.pool())
+            .await
+            .expect("count");
+        assert_eq!(n as usize, super::MIGRATIONS.len());
+        b.close().await;
+        a.close().await;
+    }
+}

@@ -591,6 +591,10 @@ mod tests {
             p_alive_mean: 0.5,
             expected_purchases_90d_mean: 0.5,
             clv_mean: None,
+            model: "bgnbd".into(),
+            params: serde_json::json!({}),
+            selection: None,
+            interval_level: 0.9,
         };
         let p = |id: &str, p_alive: f64| StoredPrediction {
             customer_id: id.into(),
@@ -601,6 +605,12 @@ mod tests {
             p_alive,
             expected_purchases_90d: 0.7,
             clv: Some(123.0),
+            expected_purchases_90d_low: Some(0.5),
+            expected_purchases_90d_high: Some(0.9),
+            clv_low: Some(100.0),
+            clv_high: Some(150.0),
+            churn_risk: Some(if p_alive >= 0.7 { "low" } else { "high" }.into()),
+            next_order_date: None,
         };
         store
             .save_predictions(&run, &[p("ada", 0.83), p("bob", 0.2)])
