@@ -243,7 +243,8 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
     assert_eq!(other.status(), 303, "another client behind the same proxy");
 }
 
-/// A draft plan with one campaign that has been sent (so it can be paused).
+/// A draft plan with one campaign that is sending: one message sent, one still queued (so it can
+/// be paused; a campaign with nothing left to send shows as finished, without the button).
 async fn plan_and_campaign(store: &Store) -> (String, String) {
     let id = store
         .save_plan(&NewPlan {
@@ -271,6 +272,18 @@ async fn plan_and_campaign(store: &Store) -> (String, String) {
         .expect("plan");
     let campaign = format!("{id}-win_back-1");
     send_campaign(store, &campaign, &["c1@example.com"], 1_000).await;
+    store
+        .queue_sends(
+            &campaign,
+            &[retain_store::NewSend {
+                customer_id: "cust-c2".into(),
+                email: "c2@example.com".into(),
+                message_id: format!("<{campaign}-queued@shop.example>"),
+                suppressed: None,
+            }],
+        )
+        .await
+        .expect("queue");
     (id, campaign)
 }
 
