@@ -234,8 +234,9 @@ fn composer(
     opts: &MailOptions,
 ) -> Result<Composer> {
     let secret = load_secret(&ctx.dir).map_err(|e| fail(exit::PRECONDITION, e.to_string()))?;
-    let identity =
-        Identity::new(&config.sender.from, &config.sender.reply_to).map_err(mailer_error)?;
+    let identity = Identity::new(&config.sender.from, &config.sender.reply_to)
+        .and_then(|i| i.with_bounce_domain(&config.sending.bounce_domain))
+        .map_err(mailer_error)?;
     let templates = TemplateSet::load(
         &ctx.path("templates"),
         &campaign.template,

@@ -36,6 +36,20 @@ concurrency = 4
 # Public base URL of `retain serve` (open pixel, clicks, unsubscribe).
 base_url = "http://127.0.0.1:8080"
 
+[sending]
+# Bounces: with a domain here, every message's envelope sender (MAIL FROM, the Return-Path) is
+# bounces+<signed send id>@<bounce_domain>, so each bounce names its send. Route that domain's mail
+# to `retain bounces ingest -`. Empty: the envelope sender is the From address.
+bounce_domain = ""
+# Soft bounces (4.x.x) of one address suppress it after this many within soft_bounce_days.
+soft_bounce_limit = 3
+soft_bounce_days = 30
+# Guardrails: a campaign pauses itself when complaints reach complaint_rate_limit or hard bounces
+# hard_bounce_rate_limit of its delivered messages, once it has guardrail_min_delivered of them.
+complaint_rate_limit = 0.001
+hard_bounce_rate_limit = 0.02
+guardrail_min_delivered = 200
+
 [database]
 # Empty: the embedded SQLite file retain.db in this workspace.
 # PostgreSQL for a team or a fleet of senders: postgres://user@host/db
@@ -109,6 +123,36 @@ impl Default for Tracking {
     }
 }
 
+/// Bounce handling and deliverability guardrails (`[sending]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sending {
+    /// The domain of per-message return paths (`bounces+<token>@domain`); empty: none.
+    pub bounce_domain: String,
+    /// Soft bounces of one address within `soft_bounce_days` that suppress it.
+    pub soft_bounce_limit: u32,
+    pub soft_bounce_days: u32,
+    /// Complaints per delivered message at which a campaign pauses (0.001 = 0.1%).
+    pub complaint_rate_limit: f64,
+    /// Hard bounces per delivered message at which a campaign pauses (0.02 = 2%).
+    pub hard_bounce_rate_limit: f64,
+    /// Rates are judged only from this many delivered messages on.
+    pub guardrail_min_delivered: u32,
+}
+
+impl Default for Sending {
+    fn default() -> Self {
+        Self {
+            bounce_domain: String::new(),
+            soft_bounce_limit: 3,
+            soft_bounce_days: 30,
+            complaint_rate_limit: 0.001,
+            hard_bounce_rate_limit: 0.02,
+            guardrail_min_delivered: 200,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Database {
@@ -151,6 +195,7 @@ pub struct Config {
     pub sender: Sender,
     pub smtp: Smtp,
     pub tracking: Tracking,
+    pub sending: Sending,
     pub database: Database,
     pub planner: Planner,
     pub web: Web,
@@ -178,7 +223,7 @@ pub enum ConfigError {
 }
 
 const SECTIONS: &[&str] = &[
-    "company", "sender", "smtp", "tracking", "database", "planner", "web",
+    "company", "sender", "smtp", "tracking", "sending", "database", "planner", "web",
 ];
 
 fn is_secret(key: &str) -> bool {
@@ -367,6 +412,28 @@ mod tests {
         let e = Config::from_parts(Path::new("r.toml"), "[smtp]\nurll = \"x\"\n", env(&[]))
             .expect_err("typo");
         assert!(e.to_string().contains("urll"), "{e}");
+    }
+
+    #[test]
+    fn sending_keys_default_and_from_the_environment() {
+        let d = Config::from_parts(Path::new("r.toml"), DEFAULT_CONFIG, env(&[])).expect("default");
+        assert_eq!(d.sending, Sending::default());
+        assert_eq!(d.sending.soft_bounce_limit, 3);
+        let c = Config::from_parts(
+            Path::new("r.toml"),
+            DEFAULT_CONFIG,
+            env(&[
+                ("RETAIN_SENDING_BOUNCE_DOMAIN", "bounce.shop.example"),
+                ("RETAIN_SENDING_GUARDRAIL_MIN_DELIVERED", "10"),
+                ("RETAIN_SENDING_COMPLAINT_RATE_LIMIT", "0.003"),
+            ]),
+        )
+        .expect("parses");
+        assert_eq!(c.sending.bounce_domain, "bounce.shop.example");
+        assert_eq!(c.sending.guardrail_min_delivered, 10);
+        assert!((c.sending.complaint_rate_limit - 0.003).abs() < 1e-12);
+        // "sender" is not a prefix of "sending": the sender section is untouched.
+        assert_eq!(c.sender, d.sender);
     }
 
     #[test]

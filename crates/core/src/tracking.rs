@@ -5,6 +5,10 @@
 //! — never an email address or name — plus what the link does. Click tokens carry the target URL,
 //! so the HMAC proves the URL was in an email we sent: there is no open redirect. Tokens are
 //! `base64url(payload) "." base64url(HMAC-SHA256(secret, payload)[..16])`.
+//!
+//! Return paths (VERP) sign the send id too, in a form that survives mail systems that change the
+//! case of addresses: `bounces+<send id>-<base32(HMAC-SHA256(secret, "b:<id>")[..10])>@<domain>`
+//! ([`return_path`], [`send_id_of_return_path`]).
 
 use std::path::Path;
 
@@ -150,6 +154,89 @@ impl Token {
     }
 }
 
+/// The local-part prefix of return paths.
+pub const RETURN_PATH_PREFIX: &str = "bounces+";
+/// Bytes of the HMAC in a return-path token (80 bits, 16 base32 characters).
+const RETURN_PATH_MAC: usize = 10;
+const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+
+fn base32(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(5) * 8);
+    let (mut buf, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buf = (buf << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(char::from(BASE32[((buf >> bits) & 31) as usize]));
+        }
+    }
+    if bits > 0 {
+        out.push(char::from(BASE32[((buf << (5 - bits)) & 31) as usize]));
+    }
+    out
+}
+
+fn unbase32(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 5 / 8);
+    let (mut buf, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v = BASE32.iter().position(|&b| b == c.to_ascii_lowercase())? as u32;
+        buf = (buf << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((buf >> bits) & 0xff) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// The signed token of a send's return path: `<send id>-<base32 MAC>` (lowercase).
+pub fn return_path_token(secret: &[u8], send_id: i64) -> String {
+    let mac = mac(secret, format!("b:{send_id}").as_bytes());
+    format!("{send_id}-{}", base32(&mac[..RETURN_PATH_MAC]))
+}
+
+/// The send id a return-path token names, after checking its signature in constant time (case
+/// is ignored: some mail systems lowercase addresses).
+pub fn verify_return_path_token(secret: &[u8], token: &str) -> Result<i64, TokenError> {
+    let (id, sig) = token.split_once('-').ok_or(TokenError::Malformed)?;
+    let send_id: i64 = id.parse().map_err(|_| TokenError::Malformed)?;
+    // 16 characters carry exactly the 80 bits: no slack for appended characters.
+    if sig.len() != RETURN_PATH_MAC * 8 / 5 {
+        return Err(TokenError::Malformed);
+    }
+    let sig = unbase32(sig).ok_or(TokenError::Malformed)?;
+    if sig.len() != RETURN_PATH_MAC {
+        return Err(TokenError::Malformed);
+    }
+    let mut m = HmacSha256::new_from_slice(secret).map_err(|_| TokenError::BadSignature)?;
+    m.update(format!("b:{send_id}").as_bytes());
+    m.verify_truncated_left(&sig)
+        .map_err(|_| TokenError::BadSignature)?;
+    Ok(send_id)
+}
+
+/// The envelope sender of one send: `bounces+<token>@<domain>`.
+pub fn return_path(secret: &[u8], send_id: i64, domain: &str) -> String {
+    format!(
+        "{RETURN_PATH_PREFIX}{}@{}",
+        return_path_token(secret, send_id),
+        domain.trim().to_ascii_lowercase()
+    )
+}
+
+/// The send id named by a return-path address (`bounces+<token>@any domain`, optionally in angle
+/// brackets), when its signature is ours.
+pub fn send_id_of_return_path(secret: &[u8], address: &str) -> Option<i64> {
+    let a = address.trim().trim_start_matches('<').trim_end_matches('>');
+    let (local, _domain) = a.rsplit_once('@')?;
+    let local = local.to_ascii_lowercase();
+    let token = local.strip_prefix(RETURN_PATH_PREFIX)?;
+    verify_return_path_token(secret, token).ok()
+}
+
 /// Builds the tracking URLs of one send from `tracking.base_url`.
 #[derive(Debug, Clone)]
 pub struct Links<'a> {
@@ -241,6 +328,32 @@ mod tests {
         assert_eq!(Token::verify(SECRET, "..."), Err(TokenError::Malformed));
         let short = &sig[..sig.len() - 2];
         assert!(Token::verify(SECRET, &format!("{p}.{short}")).is_err());
+    }
+
+    #[test]
+    fn return_paths_round_trip_and_refuse_forgeries() {
+        for id in [0, 1, 42, 1_234_567, i64::MAX] {
+            let a = return_path(SECRET, id, "Bounce.Shop.Example");
+            assert!(a.starts_with("bounces+") && a.ends_with("@bounce.shop.example"), "{a}");
+            let local = a.split('@').next().expect("local");
+            assert!(local.len() <= 64, "{a}: an RFC 5321 local part has at most 64 octets");
+            assert_eq!(send_id_of_return_path(SECRET, &a), Some(id));
+            assert_eq!(send_id_of_return_path(SECRET, &a.to_uppercase()), Some(id));
+            assert_eq!(send_id_of_return_path(SECRET, &format!("<{a}>")), Some(id));
+        }
+        assert_eq!(base32(b"foobar"), "mzxw6ytboi");
+        assert_eq!(unbase32("mzxw6ytboi").as_deref(), Some(&b"foobar"[..]));
+        let a = return_path(SECRET, 7, "b.example");
+        // Another send id with this signature, another secret, a cut signature: refused.
+        assert_eq!(send_id_of_return_path(SECRET, &a.replacen("+7-", "+8-", 1)), None);
+        assert_eq!(send_id_of_return_path(b"another secret, also long enough", &a), None);
+        assert_eq!(send_id_of_return_path(SECRET, &a.replacen("@", "x@", 1)), None);
+        assert_eq!(send_id_of_return_path(SECRET, "news@shop.example"), None);
+        assert_eq!(send_id_of_return_path(SECRET, "bounces+x@b.example"), None);
+        assert_eq!(
+            verify_return_path_token(SECRET, "7-!!"),
+            Err(TokenError::Malformed)
+        );
     }
 
     #[test]

@@ -82,6 +82,11 @@ impl Composer {
             (Some(n), None) | (None, Some(n)) => Some(n.to_string()),
             (None, None) => None,
         };
+        let return_path = self
+            .identity
+            .bounce_domain
+            .as_deref()
+            .map(|d| retain_core::tracking::return_path(&self.secret, send_id, d));
         compose(
             &self.identity,
             &Addressing {
@@ -91,6 +96,7 @@ impl Composer {
                 to_email: email,
                 to_name: full_name.as_deref(),
                 unsubscribe_url: &unsubscribe,
+                return_path: return_path.as_deref(),
             },
             &rendered,
             self.dkim.as_ref(),

@@ -1,7 +1,9 @@
 //! Building the MIME message of one send: `multipart/alternative` (text, then HTML, UTF-8), our
 //! own Message-ID, Date, From/Reply-To from the configuration, RFC 8058 one-click unsubscribe
 //! (`List-Unsubscribe` with https and mailto, `List-Unsubscribe-Post`), the campaign id header
-//! and optional DKIM covering them. Every data value that reaches a header is validated or
+//! and optional DKIM covering them. The envelope sender is the From address, or the send's own
+//! signed return path (`bounces+<token>@<bounce domain>`, VERP) when the [`Identity`] has a bounce
+//! domain, so every bounce names its send. Every data value that reaches a header is validated or
 //! encoded: no header injection.
 
 use std::time::SystemTime;
@@ -31,6 +33,9 @@ pub struct Identity {
     pub reply_to: Option<Mailbox>,
     /// The From address's domain.
     pub domain: String,
+    /// `sending.bounce_domain`: per-message return paths at this domain; `None`: the envelope
+    /// sender is the From address.
+    pub bounce_domain: Option<String>,
 }
 
 fn header_err(field: &str, message: impl Into<String>) -> MailerError {
@@ -63,7 +68,32 @@ impl Identity {
             from,
             reply_to,
             domain,
+            bounce_domain: None,
         })
+    }
+
+    /// Per-message return paths at `domain` (empty: none). The domain must be a plain host name.
+    pub fn with_bounce_domain(mut self, domain: &str) -> Result<Self, MailerError> {
+        let d = domain.trim().to_ascii_lowercase();
+        if d.is_empty() {
+            self.bounce_domain = None;
+            return Ok(self);
+        }
+        let ok = d.contains('.')
+            && d.split('.').all(|l| {
+                !l.is_empty()
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            });
+        if !ok {
+            return Err(header_err(
+                "sending.bounce_domain",
+                format!("'{}' is not a domain name", domain.escape_debug()),
+            ));
+        }
+        self.bounce_domain = Some(d);
+        Ok(self)
     }
 
     /// A fresh, globally unique Message-ID at the sender's domain.
@@ -149,6 +179,8 @@ pub struct Addressing<'a> {
     pub to_email: &'a str,
     pub to_name: Option<&'a str>,
     pub unsubscribe_url: &'a str,
+    /// The envelope sender (MAIL FROM) when it is not the From address: the send's return path.
+    pub return_path: Option<&'a str>,
 }
 
 fn check_message_id(id: &str) -> Result<(), MailerError> {
@@ -267,7 +299,13 @@ pub fn compose(
     if let Some(r) = &identity.reply_to {
         b = b.reply_to(r.clone());
     }
-    let envelope = Envelope::new(Some(identity.from.email.clone()), vec![to_addr])
+    let mail_from = match a.return_path {
+        Some(rp) => rp.parse::<Address>().map_err(|e| {
+            header_err("envelope", format!("return path '{}': {e}", rp.escape_debug()))
+        })?,
+        None => identity.from.email.clone(),
+    };
+    let envelope = Envelope::new(Some(mail_from), vec![to_addr])
         .map_err(|e| header_err("envelope", e.to_string()))?;
     b = b.envelope(envelope.clone());
     let mut msg = b
@@ -308,6 +346,40 @@ mod tests {
             to_email: to,
             to_name: name,
             unsubscribe_url: "https://t.example.com/u/tok.en",
+            return_path: None,
+        }
+    }
+
+    #[test]
+    fn the_envelope_sender_is_the_return_path_when_one_is_given() {
+        let id = Identity::new("Shop <news@shop.example>", "").expect("id");
+        let m = compose(&id, &addr("bob@x.io", None), &rendered(), None, SystemTime::UNIX_EPOCH)
+            .expect("compose");
+        assert_eq!(
+            m.envelope.from().map(ToString::to_string).as_deref(),
+            Some("news@shop.example")
+        );
+        let rp = retain_core::tracking::return_path(b"0123456789abcdef", 42, "bounce.shop.example");
+        let mut a = addr("bob@x.io", None);
+        a.return_path = Some(&rp);
+        let m = compose(&id, &a, &rendered(), None, SystemTime::UNIX_EPOCH).expect("compose");
+        assert_eq!(m.envelope.from().map(ToString::to_string), Some(rp.clone()));
+        let raw = String::from_utf8(m.raw).expect("utf8");
+        assert!(raw.contains("From: Shop <news@shop.example>"), "the From header stays");
+        assert!(!raw.contains(&rp), "the return path is only in the envelope");
+        a.return_path = Some("bad\r\nRCPT TO:<x@y>");
+        assert!(compose(&id, &a, &rendered(), None, SystemTime::UNIX_EPOCH).is_err());
+        assert_eq!(
+            id.clone()
+                .with_bounce_domain(" Bounce.Shop.Example ")
+                .expect("ok")
+                .bounce_domain
+                .as_deref(),
+            Some("bounce.shop.example")
+        );
+        assert!(id.clone().with_bounce_domain("").expect("none").bounce_domain.is_none());
+        for bad in ["bounce", "a..b", "-a.b", "a b.c", "x@y.z"] {
+            assert!(id.clone().with_bounce_domain(bad).is_err(), "{bad}");
         }
     }
 
