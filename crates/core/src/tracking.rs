@@ -334,9 +334,15 @@ mod tests {
     fn return_paths_round_trip_and_refuse_forgeries() {
         for id in [0, 1, 42, 1_234_567, i64::MAX] {
             let a = return_path(SECRET, id, "Bounce.Shop.Example");
-            assert!(a.starts_with("bounces+") && a.ends_with("@bounce.shop.example"), "{a}");
+            assert!(
+                a.starts_with("bounces+") && a.ends_with("@bounce.shop.example"),
+                "{a}"
+            );
             let local = a.split('@').next().expect("local");
-            assert!(local.len() <= 64, "{a}: an RFC 5321 local part has at most 64 octets");
+            assert!(
+                local.len() <= 64,
+                "{a}: an RFC 5321 local part has at most 64 octets"
+            );
             assert_eq!(send_id_of_return_path(SECRET, &a), Some(id));
             assert_eq!(send_id_of_return_path(SECRET, &a.to_uppercase()), Some(id));
             assert_eq!(send_id_of_return_path(SECRET, &format!("<{a}>")), Some(id));
@@ -345,9 +351,18 @@ mod tests {
         assert_eq!(unbase32("mzxw6ytboi").as_deref(), Some(&b"foobar"[..]));
         let a = return_path(SECRET, 7, "b.example");
         // Another send id with this signature, another secret, a cut signature: refused.
-        assert_eq!(send_id_of_return_path(SECRET, &a.replacen("+7-", "+8-", 1)), None);
-        assert_eq!(send_id_of_return_path(b"another secret, also long enough", &a), None);
-        assert_eq!(send_id_of_return_path(SECRET, &a.replacen("@", "x@", 1)), None);
+        assert_eq!(
+            send_id_of_return_path(SECRET, &a.replacen("+7-", "+8-", 1)),
+            None
+        );
+        assert_eq!(
+            send_id_of_return_path(b"another secret, also long enough", &a),
+            None
+        );
+        assert_eq!(
+            send_id_of_return_path(SECRET, &a.replacen("@", "x@", 1)),
+            None
+        );
         assert_eq!(send_id_of_return_path(SECRET, "news@shop.example"), None);
         assert_eq!(send_id_of_return_path(SECRET, "bounces+x@b.example"), None);
         assert_eq!(

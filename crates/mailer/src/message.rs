@@ -301,7 +301,10 @@ pub fn compose(
     }
     let mail_from = match a.return_path {
         Some(rp) => rp.parse::<Address>().map_err(|e| {
-            header_err("envelope", format!("return path '{}': {e}", rp.escape_debug()))
+            header_err(
+                "envelope",
+                format!("return path '{}': {e}", rp.escape_debug()),
+            )
         })?,
         None => identity.from.email.clone(),
     };
@@ -353,8 +356,14 @@ mod tests {
     #[test]
     fn the_envelope_sender_is_the_return_path_when_one_is_given() {
         let id = Identity::new("Shop <news@shop.example>", "").expect("id");
-        let m = compose(&id, &addr("bob@x.io", None), &rendered(), None, SystemTime::UNIX_EPOCH)
-            .expect("compose");
+        let m = compose(
+            &id,
+            &addr("bob@x.io", None),
+            &rendered(),
+            None,
+            SystemTime::UNIX_EPOCH,
+        )
+        .expect("compose");
         assert_eq!(
             m.envelope.from().map(ToString::to_string).as_deref(),
             Some("news@shop.example")
@@ -365,8 +374,14 @@ mod tests {
         let m = compose(&id, &a, &rendered(), None, SystemTime::UNIX_EPOCH).expect("compose");
         assert_eq!(m.envelope.from().map(ToString::to_string), Some(rp.clone()));
         let raw = String::from_utf8(m.raw).expect("utf8");
-        assert!(raw.contains("From: Shop <news@shop.example>"), "the From header stays");
-        assert!(!raw.contains(&rp), "the return path is only in the envelope");
+        assert!(
+            raw.contains("From: Shop <news@shop.example>"),
+            "the From header stays"
+        );
+        assert!(
+            !raw.contains(&rp),
+            "the return path is only in the envelope"
+        );
         a.return_path = Some("bad\r\nRCPT TO:<x@y>");
         assert!(compose(&id, &a, &rendered(), None, SystemTime::UNIX_EPOCH).is_err());
         assert_eq!(
@@ -377,7 +392,12 @@ mod tests {
                 .as_deref(),
             Some("bounce.shop.example")
         );
-        assert!(id.clone().with_bounce_domain("").expect("none").bounce_domain.is_none());
+        assert!(id
+            .clone()
+            .with_bounce_domain("")
+            .expect("none")
+            .bounce_domain
+            .is_none());
         for bad in ["bounce", "a..b", "-a.b", "a b.c", "x@y.z"] {
             assert!(id.clone().with_bounce_domain(bad).is_err(), "{bad}");
         }

@@ -7,6 +7,7 @@
 //! transaction, so a failed import or send leaves nothing half-written.
 
 mod customers;
+mod deliverability;
 mod events;
 mod import;
 mod migrate;
@@ -28,6 +29,10 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use customers::CustomerRow;
+pub use deliverability::{
+    email_domain, CampaignDeliverability, DeliverabilityCounts, DeliverabilityEvent,
+    DeliverabilityKind, NewDeliverabilityEvent,
+};
 pub use events::{EventKind, EventRecord, NewEvent};
 pub use import::OrdersImported;
 pub use orders::ImportRecord;

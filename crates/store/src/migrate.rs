@@ -67,6 +67,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0010_prediction_intervals.sql"),
         include_str!("../migrations/postgres/0010_prediction_intervals.sql"),
     ),
+    (
+        11,
+        "deliverability",
+        include_str!("../migrations/sqlite/0011_deliverability.sql"),
+        include_str!("../migrations/postgres/0011_deliverability.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction

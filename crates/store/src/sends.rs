@@ -783,7 +783,9 @@ impl Store {
     }
 
     /// Pauses, resumes or cancels a campaign's sending. A cancelled campaign stays cancelled:
-    /// changing it is a [`StoreError::Conflict`].
+    /// changing it is a [`StoreError::Conflict`]. Resuming a campaign the guardrail paused
+    /// clears its reason and overrides the guardrail for it
+    /// ([`Store::pause_send_campaign_for`]).
     pub async fn set_send_campaign_state(
         &self,
         campaign_id: &str,
@@ -801,7 +803,10 @@ impl Store {
         }
         sqlx::query(
             "INSERT INTO send_campaigns (campaign_id, state, updated_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+             ON CONFLICT (campaign_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at, \
+             guardrail_override = CASE WHEN excluded.state = 'active' AND send_campaigns.reason IS NOT NULL \
+                 THEN 1 ELSE send_campaigns.guardrail_override END, \
+             reason = CASE WHEN excluded.state = 'active' THEN NULL ELSE send_campaigns.reason END",
         )
         .bind(campaign_id)
         .bind(state.as_str())
