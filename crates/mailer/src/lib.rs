@@ -4,6 +4,7 @@
 //! the exactly-once send engine over the store's ledger ([`engine`]). [`testkit`] is an
 //! in-process SMTP server with fault injection, for tests and benchmarks.
 
+pub mod bounces;
 pub mod composer;
 pub mod context;
 pub mod engine;
