@@ -165,7 +165,11 @@ fn address_value(v: &str) -> Option<String> {
 }
 
 fn bracketed(id: &str) -> Option<String> {
-    let inner = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    let inner = id
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
     (!inner.is_empty()).then(|| format!("<{inner}>"))
 }
 
@@ -335,13 +339,11 @@ fn dsn_items(text: &str, report: &mut Report) -> Result<(), BounceError> {
             continue;
         }
         per_message = false;
-        let Some(recipient) = field(g, "final-recipient").or(field(g, "original-recipient"))
-        else {
+        let Some(recipient) = field(g, "final-recipient").or(field(g, "original-recipient")) else {
             continue;
         };
-        let recipient = address_value(recipient).ok_or_else(|| {
-            malformed(format!("Final-Recipient '{recipient}' is not an address"))
-        })?;
+        let recipient = address_value(recipient)
+            .ok_or_else(|| malformed(format!("Final-Recipient '{recipient}' is not an address")))?;
         let raw_status = field(g, "status").unwrap_or_default();
         let status = status_code(raw_status).ok_or_else(|| {
             malformed(format!(
@@ -435,7 +437,10 @@ mod tests {
         assert_eq!(i.recipient.as_deref(), Some("gone@mail.example"));
         assert_eq!(i.outcome, Outcome::HardBounce);
         assert_eq!(i.status, "5.1.1");
-        assert!(i.detail.as_deref().is_some_and(|d| d.contains("550")), "{i:?}");
+        assert!(
+            i.detail.as_deref().is_some_and(|d| d.contains("550")),
+            "{i:?}"
+        );
         assert_eq!(r.envelope_id.as_deref(), Some("retain-17"));
         assert_eq!(
             r.original.message_id.as_deref(),
@@ -515,8 +520,14 @@ mod tests {
 
     #[test]
     fn field_values() {
-        assert_eq!(address_value("rfc822; Bob@X.io").as_deref(), Some("bob@x.io"));
-        assert_eq!(address_value("<a@b.example>").as_deref(), Some("a@b.example"));
+        assert_eq!(
+            address_value("rfc822; Bob@X.io").as_deref(),
+            Some("bob@x.io")
+        );
+        assert_eq!(
+            address_value("<a@b.example>").as_deref(),
+            Some("a@b.example")
+        );
         assert_eq!(address_value("rfc822; not an address"), None);
         assert_eq!(status_code("5.1.1 (bad mailbox)").as_deref(), Some("5.1.1"));
         assert_eq!(status_code("550"), None);

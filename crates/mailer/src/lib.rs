@@ -1,12 +1,15 @@
 //! `retain-mailer`: email rendering and sending for retain — tera templates ([`templates`],
 //! [`context`]), MIME messages with one-click unsubscribe and optional DKIM ([`message`]),
 //! transports (SMTP via lettre, `.eml` files, a stub; [`transport`]), pacing ([`throttle`]) and
-//! the exactly-once send engine over the store's ledger ([`engine`]). [`testkit`] is an
+//! the exactly-once send engine over the store's ledger ([`engine`]). Bounce and complaint
+//! reports are read by [`bounces`] and acted on by [`deliverability`] (suppressions, the
+//! campaign guardrail). [`testkit`] is an
 //! in-process SMTP server with fault injection, for tests and benchmarks.
 
 pub mod bounces;
 pub mod composer;
 pub mod context;
+pub mod deliverability;
 pub mod engine;
 pub mod error;
 pub mod html_text;
@@ -18,6 +21,10 @@ pub mod transport;
 
 pub use composer::{sample_recipient, Composer};
 pub use context::{CampaignInfo, Offer, Recipient, Scores, Shared};
+pub use deliverability::{
+    check_guardrail, GuardrailCheck, GuardrailLimits, Ingest, IngestSettings, Ingested, ItemResult,
+    MatchedBy,
+};
 pub use engine::{
     dry_run, queue_campaign, send_campaign, DryRunReport, Member, Progress, QueueSummary,
     SendOptions, SendReport, StopReason,
