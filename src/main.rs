@@ -70,6 +70,9 @@ enum Command {
     /// Preview a campaign's email, or send a test copy.
     #[command(subcommand)]
     Mail(cmd::mail::Command),
+    /// Bounce (DSN) and complaint (ARF) reports: ingest a file, a maildir or an MTA pipe.
+    #[command(subcommand)]
+    Bounces(cmd::bounces::Command),
     /// Campaigns and their sending: list, show, pause, resume, cancel.
     #[command(subcommand)]
     Campaign(cmd::campaign::Command),
@@ -100,6 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(a) => cmd::report::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
         Command::Mail(c) => cmd::mail::run(&cmd::Context::open(&ws).await?, c).await,
+        Command::Bounces(c) => cmd::bounces::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Campaign(c) => cmd::campaign::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Customer(c) => {
             cmd::customer::run(&cmd::Context::open(&ws).await?, c, cli.quiet).await

@@ -1,5 +1,6 @@
 //! `retain campaign list|show|pause|resume|cancel`: the campaigns of all plans with where their
-//! sending stands, one campaign's ledger, and pausing, resuming or cancelling its sending (a
+//! sending stands, one campaign's ledger with its deliverability (complaint and bounce rates in
+//! total and per recipient domain, and why the guardrail paused it), and pausing, resuming or cancelling its sending (a
 //! running `retain send` stops after the messages in flight).
 
 use anyhow::Result;
@@ -17,7 +18,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
-    /// One campaign's recipients: state, attempts, last error (failed and unconfirmed first).
+    /// One campaign's deliverability (complaint and bounce rates, per recipient domain too; why it
+    /// paused itself) and recipients: state, attempts, last error (failed and unconfirmed first).
     Show {
         campaign: String,
         /// Only rows in this state (queued, sending, sent, failed, suppressed).
@@ -164,8 +166,95 @@ pub async fn run(ctx: &Context, cmd: Command) -> Result<()> {
                 SendState::Sent => 4,
             };
             rows.sort_by_key(|r| (rank(r.state), r.id));
+            let (send_state, paused_reason) =
+                ctx.store.send_campaign_state_and_reason(&campaign).await?;
+            let d = ctx.store.campaign_deliverability(&campaign).await?;
             if format == Format::Json {
-                return print_json(&rows);
+                #[derive(Serialize)]
+                struct Rates<'a> {
+                    #[serde(flatten)]
+                    counts: &'a retain_store::DeliverabilityCounts,
+                    complaint_rate: f64,
+                    hard_bounce_rate: f64,
+                    soft_bounce_rate: f64,
+                }
+                #[derive(Serialize)]
+                struct Domain<'a> {
+                    domain: &'a str,
+                    #[serde(flatten)]
+                    rates: Rates<'a>,
+                }
+                #[derive(Serialize)]
+                struct Show<'a> {
+                    campaign_id: &'a str,
+                    send_state: CampaignSendState,
+                    paused_reason: Option<String>,
+                    deliverability: Rates<'a>,
+                    domains: Vec<Domain<'a>>,
+                    sends: &'a [retain_store::SendRecord],
+                }
+                let rates = |c| Rates {
+                    counts: c,
+                    complaint_rate: c.complaint_rate(),
+                    hard_bounce_rate: c.hard_bounce_rate(),
+                    soft_bounce_rate: c.soft_bounce_rate(),
+                };
+                return print_json(&Show {
+                    campaign_id: &campaign,
+                    send_state,
+                    paused_reason,
+                    deliverability: rates(&d.total),
+                    domains: d
+                        .domains
+                        .iter()
+                        .map(|(domain, c)| Domain {
+                            domain,
+                            rates: rates(c),
+                        })
+                        .collect(),
+                    sends: &rows,
+                });
+            }
+            if format != Format::Csv {
+                let pct = |r: f64| format!("{:.2}%", r * 100.0);
+                println!("campaign {campaign}: {send_state}");
+                if let Some(why) = &paused_reason {
+                    println!("paused by the guardrail: {why}");
+                }
+                let c = &d.total;
+                println!(
+                    "{} delivered; complaints {} ({}), hard bounces {} ({}), soft bounces {} ({})",
+                    c.delivered,
+                    c.complaints,
+                    pct(c.complaint_rate()),
+                    c.hard_bounces,
+                    pct(c.hard_bounce_rate()),
+                    c.soft_bounces,
+                    pct(c.soft_bounce_rate())
+                );
+                if d.domains
+                    .iter()
+                    .any(|(_, c)| c.complaints + c.hard_bounces + c.soft_bounces > 0)
+                {
+                    let mut t = Table::new([
+                        "domain",
+                        "delivered",
+                        "complaints",
+                        "hard bounces",
+                        "soft bounces",
+                    ]);
+                    for (domain, c) in &d.domains {
+                        t.row([
+                            domain.clone(),
+                            c.delivered.to_string(),
+                            pct(c.complaint_rate()),
+                            pct(c.hard_bounce_rate()),
+                            pct(c.soft_bounce_rate()),
+                        ]);
+                    }
+                    print!("{}", t.render());
+                }
+                println!();
             }
             let mut t = Table::new([
                 "send",

@@ -1,6 +1,7 @@
 //! The commands of the CLI, one module each, and what they share: the workspace [`Context`],
 //! exit codes ([`Failure`]) and progress bars.
 
+pub mod bounces;
 pub mod campaign;
 pub mod customer;
 pub mod demo;
