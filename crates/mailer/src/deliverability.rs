@@ -297,6 +297,12 @@ impl<'a> Ingest<'a> {
                     }
                 }
             };
+            if !send.email.contains('@') {
+                // The customer was erased since: there is no address left to suppress.
+                result.action = "recorded; the recipient was erased, nothing to suppress".into();
+                items.push(result);
+                continue;
+            }
             if let Some((reason, source)) = suppression {
                 let added = self.store.suppress(&send.email, reason, &source).await?;
                 result.suppressed = added;

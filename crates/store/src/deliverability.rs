@@ -567,6 +567,59 @@ mod tests {
         assert_eq!(store.send_campaign_reason("manual").await.expect("r"), None);
     }
 
+    async fn erasure_scrubs_reports(store: Store) {
+        let c = retain_core::Customer {
+            id: "c9".into(),
+            email: Some("nine@mail.example".into()),
+            email_valid: true,
+            subscribed: Some(true),
+            ..Default::default()
+        };
+        store
+            .import_customers("c.csv", &[c], (1, 1, 0))
+            .await
+            .expect("customer");
+        store
+            .queue_sends(
+                "camp9",
+                &[NewSend {
+                    customer_id: "c9".into(),
+                    email: "nine@mail.example".into(),
+                    message_id: "<m9@shop.example>".into(),
+                    suppressed: None,
+                }],
+            )
+            .await
+            .expect("queue");
+        let s = store.send_of("camp9", "c9").await.expect("q").expect("row");
+        let mut e = ev(&s, DeliverabilityKind::HardBounce, "f9", 1);
+        e.detail = Some("550 5.1.1 <nine@mail.example>: unknown".into());
+        store.record_deliverability_event(&e).await.expect("rec");
+        store
+            .erase_customer("c9")
+            .await
+            .expect("erase")
+            .expect("erased");
+        let events = store.deliverability_events_of("camp9").await.expect("list");
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].email, "erased");
+        assert_eq!(events[0].detail, None);
+        assert_eq!(events[0].domain, "mail.example", "kept for the rates");
+    }
+
+    #[tokio::test]
+    async fn erasure_scrubs_reports_sqlite() {
+        let (store, _dir) = test_support::sqlite().await;
+        erasure_scrubs_reports(store).await;
+    }
+
+    #[tokio::test]
+    async fn erasure_scrubs_reports_postgres() {
+        if let Some((store, _db)) = test_support::postgres().await {
+            erasure_scrubs_reports(store).await;
+        }
+    }
+
     #[tokio::test]
     async fn deliverability_sqlite() {
         let (store, _dir) = test_support::sqlite().await;

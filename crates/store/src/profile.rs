@@ -423,6 +423,16 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
+        // Bounce and complaint reports keep their kind, status and domain (the campaign's rates),
+        // not the address or the diagnostic text that may quote it.
+        sqlx::query(
+            "UPDATE deliverability_events SET email = $1, detail = NULL WHERE send_id IN \
+             (SELECT id FROM sends WHERE customer_id = $2)",
+        )
+        .bind(ERASED_EMAIL)
+        .bind(old_id.as_str())
+        .execute(&mut *tx)
+        .await?;
         let sends_anonymised =
             sqlx::query("UPDATE sends SET customer_id = $1, email = $2 WHERE customer_id = $3")
                 .bind(new_id.as_str())
