@@ -4,7 +4,7 @@
 //! what `mail` and `campaign` share: loading a campaign with its audience and personalisation
 //! data and building its composer and transport.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -152,71 +152,45 @@ fn dkim_from_env(sender_domain: &str) -> Result<Option<Dkim>> {
 /// Loads a campaign, its audience and the data its templates use, and builds its composer.
 pub async fn load(ctx: &Context, campaign_id: &str, opts: &MailOptions) -> Result<Loaded> {
     let (campaign, plan_state) = find_campaign(ctx, campaign_id).await?;
-    let stored = ctx.store.plan_members(campaign_id).await?;
-    let ids: HashSet<&str> = stored.iter().map(|m| m.customer_id.as_str()).collect();
-    let customers = ctx.store.customers().await?;
-    let features: HashMap<String, retain_core::CustomerFeatures> =
-        match ctx.store.customer_features(None).await? {
-            Some((_, all)) => all
-                .into_iter()
-                .filter(|f| ids.contains(f.customer_id.as_str()))
-                .map(|f| (f.customer_id.clone(), f))
-                .collect(),
-            None => HashMap::new(),
-        };
-    let mut predictions: HashMap<String, retain_core::Prediction> = stored_predictions(ctx)
-        .await?
-        .into_iter()
-        .filter(|p| ids.contains(p.customer_id.as_str()))
-        .map(|p| (p.customer_id.clone(), p))
-        .collect();
-    // Each member's segment and RFM scores from the latest segmentation; without one, a
-    // campaign aimed at a single segment names it.
+    // Each member with their record, features, prediction and segment: one store call over the
+    // campaign's members, not the whole shop. Without a segmentation run, a campaign aimed at a
+    // single segment names it.
+    let audience = ctx.store.campaign_audience(campaign_id).await?;
     let segment = match campaign.segments.as_slice() {
         [one] => Some(one.clone()),
         _ => None,
     };
-    let mut assigned: HashMap<String, (String, Scores)> = HashMap::new();
-    if let Some(run) = ctx.store.latest_segment_run().await? {
-        let score = |v: i64| v.clamp(0, 255) as u8;
-        for a in ctx.store.segment_assignments(run.id).await? {
-            if ids.contains(a.customer_id.as_str()) {
-                let scores = Scores {
-                    r: score(a.r),
-                    f: score(a.f),
-                    m: score(a.m),
-                };
-                assigned.insert(a.customer_id, (a.segment, scores));
-            }
-        }
-    }
-    let mut features = features;
-    let recipients: HashMap<String, Recipient> = customers
-        .into_iter()
-        .filter(|c| ids.contains(c.id.as_str()))
-        .map(|c| {
-            let id = c.id.clone();
-            let (seg, scores) = match assigned.remove(&id) {
-                Some((s, sc)) => (Some(s), Some(sc)),
-                None => (segment.clone(), None),
-            };
-            let r = Recipient {
-                segment: seg,
-                scores,
-                features: features.remove(&id),
-                prediction: predictions.remove(&id),
-                customer: c,
-            };
-            (id, r)
-        })
-        .collect();
-    let members = stored
-        .iter()
-        .map(|m| Member {
+    let score = |v: i64| v.clamp(0, 255) as u8;
+    let mut members = Vec::with_capacity(audience.len());
+    let mut recipients: HashMap<String, Recipient> = HashMap::with_capacity(audience.len());
+    for m in audience {
+        members.push(Member {
             customer_id: m.customer_id.clone(),
             holdout: m.holdout,
-        })
-        .collect();
+        });
+        let Some(customer) = m.customer else { continue };
+        let (seg, scores) = match m.segment {
+            Some((s, r, f, mm)) => (
+                Some(s),
+                Some(Scores {
+                    r: score(r),
+                    f: score(f),
+                    m: score(mm),
+                }),
+            ),
+            None => (segment.clone(), None),
+        };
+        recipients.insert(
+            m.customer_id,
+            Recipient {
+                segment: seg,
+                scores,
+                features: m.features,
+                prediction: m.prediction,
+                customer,
+            },
+        );
+    }
     let composer = composer(ctx, &ctx.config, &campaign, opts)?;
     Ok(Loaded {
         campaign,
@@ -280,11 +254,6 @@ fn composer(
         secret,
         dkim,
     ))
-}
-
-/// The current CLV predictions, for `prediction.*` in templates (none before `retain predict`).
-async fn stored_predictions(ctx: &Context) -> Result<Vec<retain_core::Prediction>> {
-    Ok(ctx.store.predictions().await?)
 }
 
 /// The goal's name from the workspace's goals.toml (the id when it cannot be found).

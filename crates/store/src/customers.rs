@@ -125,17 +125,22 @@ async fn load_attributes(
 }
 
 pub(crate) fn customer_from_row(r: &AnyRow) -> Result<Customer> {
-    let attrs: String = r.try_get(8)?;
-    let signup: Option<String> = r.try_get(6)?;
+    customer_from_row_at(r, 0)
+}
+
+/// A customer from the [`COLS`] columns of a row, starting at column `at`.
+pub(crate) fn customer_from_row_at(r: &AnyRow, at: usize) -> Result<Customer> {
+    let attrs: String = r.try_get(at + 8)?;
+    let signup: Option<String> = r.try_get(at + 6)?;
     Ok(Customer {
-        id: r.try_get(0)?,
-        email: r.try_get(1)?,
-        email_valid: r.try_get::<i64, _>(2)? != 0,
-        first_name: r.try_get(3)?,
-        last_name: r.try_get(4)?,
-        subscribed: r.try_get::<Option<i64>, _>(5)?.map(|v| v != 0),
+        id: r.try_get(at)?,
+        email: r.try_get(at + 1)?,
+        email_valid: r.try_get::<i64, _>(at + 2)? != 0,
+        first_name: r.try_get(at + 3)?,
+        last_name: r.try_get(at + 4)?,
+        subscribed: r.try_get::<Option<i64>, _>(at + 5)?.map(|v| v != 0),
         signup_date: signup.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok()),
-        locale: r.try_get(7)?,
+        locale: r.try_get(at + 7)?,
         attributes: serde_json::from_str(&attrs).unwrap_or_default(),
     })
 }

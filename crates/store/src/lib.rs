@@ -6,6 +6,7 @@
 //! under `migrations/`, applied in order by [`migrate`]. Writes that belong together run in one
 //! transaction, so a failed import or send leaves nothing half-written.
 
+mod audience;
 mod customers;
 mod deliverability;
 mod events;
@@ -28,6 +29,7 @@ use std::str::FromStr;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
+pub use audience::AudienceMember;
 pub use customers::CustomerRow;
 pub use deliverability::{
     email_domain, CampaignDeliverability, DeliverabilityCounts, DeliverabilityEvent,

@@ -190,7 +190,7 @@ fn agg_native(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<CustomerAggr
     })
 }
 
-fn agg_any(r: &sqlx::any::AnyRow, at: usize) -> Result<CustomerAggregate> {
+pub(crate) fn agg_any(r: &sqlx::any::AnyRow, at: usize) -> Result<CustomerAggregate> {
     let g = |i: usize| -> Result<i64> { Ok(r.try_get::<i64, _>(at + i)?) };
     Ok(CustomerAggregate {
         first_day: g(1)? as Day,
