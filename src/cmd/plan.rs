@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use chrono::NaiveDate;
 use clap::{Args as ClapArgs, Subcommand};
-use retain_core::{Customer, Prediction};
 use retain_planner::expr::Vocabulary;
 use retain_planner::{
     parse_goals, plan, Candidate, ConsentPolicy, Plan, PlanOptions, RfmScores, Stage, RFM_SEGMENTS,
@@ -154,24 +153,27 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         Err(e) => return Err(e).with_context(|| format!("reading {}", goals_path.display())),
     };
 
-    let Some((as_of, features)) = ctx.store.customer_features(a.as_of).await? else {
-        return Err(fail(
-            exit::PRECONDITION,
-            "no orders yet: import some with `retain import orders FILE`",
-        ));
-    };
-    let segments = load_segments(ctx).await?;
-    if segments.is_empty() {
-        return Err(fail(
-            exit::PRECONDITION,
-            "no segments yet: run `retain segment` first",
-        ));
-    }
     let bound = if a.cautious {
         PredictionBound::Low
     } else {
         PredictionBound::Point
     };
+    // Every segmented buyer with their record, features, prediction and last mailing: one
+    // store call, one row per customer.
+    let Some(pool) = ctx.store.plan_candidates(a.as_of, bound).await? else {
+        return Err(fail(
+            exit::PRECONDITION,
+            "no orders yet: import some with `retain import orders FILE`",
+        ));
+    };
+    if !pool.segmented {
+        return Err(fail(
+            exit::PRECONDITION,
+            "no segments yet: run `retain segment` first",
+        ));
+    }
+    let as_of = pool.as_of;
+    let unsegmented = pool.unsegmented;
     let mut cautious_note = None;
     if a.cautious {
         cautious_note = match ctx.store.latest_prediction_run().await? {
@@ -184,24 +186,12 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
             Some(_) => None,
         };
     }
-    let predictions: HashMap<String, Prediction> = ctx
-        .store
-        .predictions_at(bound)
-        .await?
-        .into_iter()
-        .map(|p| (p.customer_id.clone(), p))
-        .collect();
-    let stored_customers = ctx.store.customers().await?;
     let suppressions = ctx.store.suppression_list().await?;
-    let last_mailed = ctx.store.last_mailed_at().await?;
 
     // Names the rules may use.
     let mut segment_names: BTreeSet<String> = RFM_SEGMENTS.iter().map(|s| s.to_string()).collect();
-    segment_names.extend(segments.values().map(|s| s.0.clone()));
-    let attributes: BTreeSet<String> = stored_customers
-        .iter()
-        .flat_map(|c| c.attributes.keys().cloned())
-        .collect();
+    segment_names.extend(pool.candidates.iter().map(|c| c.segment.clone()));
+    let attributes = ctx.store.customer_attribute_names().await?;
     let vocab = Vocabulary {
         segments: Some(segment_names.into_iter().collect()),
         templates: workspace_templates(&ctx.path("templates")),
@@ -210,33 +200,27 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
     let goals = parse_goals(&goals_text, &goals_path.display().to_string(), &vocab)
         .map_err(|e| fail(exit::BAD_INPUT, e.to_string()))?;
 
-    // Buyers with a segment are the candidates (every buyer has a customer record: imports make
-    // one, with the first address their orders carry).
-    let by_id: HashMap<&str, &Customer> = stored_customers
+    let score = |x: i64| u8::try_from(x).ok().filter(|s| (1..=5).contains(s));
+    let candidates: Vec<Candidate> = pool
+        .candidates
         .iter()
-        .map(|c| (c.id.as_str(), c))
+        .map(|c| Candidate {
+            customer: &c.customer,
+            features: &c.features,
+            segment: c.segment.as_str(),
+            scores: match (score(c.scores.0), score(c.scores.1), score(c.scores.2)) {
+                (Some(r), Some(f), Some(m)) => Some(RfmScores { r, f, m }),
+                _ => None,
+            },
+            prediction: c.prediction.as_ref(),
+            suppression: c
+                .customer
+                .email
+                .as_deref()
+                .and_then(|e| suppressions.get(e)),
+            last_campaign_at: c.last_mailed_at,
+        })
         .collect();
-    let mut candidates = Vec::with_capacity(features.len());
-    let mut unsegmented = 0usize;
-    for f in &features {
-        let id = f.customer_id.as_str();
-        let Some((segment, scores)) = segments.get(id) else {
-            unsegmented += 1;
-            continue;
-        };
-        let customer = by_id.get(id).copied();
-        let Some(customer) = customer else { continue };
-        let suppression = customer.email.as_deref().and_then(|e| suppressions.get(e));
-        candidates.push(Candidate {
-            customer,
-            features: f,
-            segment: segment.as_str(),
-            scores: *scores,
-            prediction: predictions.get(id),
-            suppression,
-            last_campaign_at: last_mailed.get(id).copied(),
-        });
-    }
 
     let stage = a.stage.map(Stage::from);
     let budget = match (a.budget, a.marketing_budget) {
@@ -763,25 +747,4 @@ fn markdown(v: &Value) -> String {
         }
     }
     out
-}
-
-/// Each customer's segment and RFM scores from the latest segmentation.
-async fn load_segments(ctx: &Context) -> Result<HashMap<String, (String, Option<RfmScores>)>> {
-    let Some(run) = ctx.store.latest_segment_run().await? else {
-        return Ok(HashMap::new());
-    };
-    let score = |x: i64| u8::try_from(x).ok().filter(|s| (1..=5).contains(s));
-    Ok(ctx
-        .store
-        .segment_assignments(run.id)
-        .await?
-        .into_iter()
-        .map(|a| {
-            let scores = match (score(a.r), score(a.f), score(a.m)) {
-                (Some(r), Some(f), Some(m)) => Some(RfmScores { r, f, m }),
-                _ => None,
-            };
-            (a.customer_id, (a.segment, scores))
-        })
-        .collect())
 }

@@ -7,6 +7,7 @@
 //! transaction, so a failed import or send leaves nothing half-written.
 
 mod audience;
+mod candidates;
 mod customers;
 mod deliverability;
 mod events;
@@ -30,6 +31,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use audience::AudienceMember;
+pub use candidates::{PlanCandidate, PlanCandidates};
 pub use customers::CustomerRow;
 pub use deliverability::{
     email_domain, CampaignDeliverability, DeliverabilityCounts, DeliverabilityEvent,

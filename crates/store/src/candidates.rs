@@ -1,0 +1,288 @@
+//! The planner's candidates: every buyer of the newest segmentation with their customer record,
+//! features, segment and RFM scores, prediction and last mailing — joined in the database and
+//! merged with the features in id order, so `retain plan` holds one row per customer instead of
+//! several whole-shop maps.
+
+use chrono::NaiveDate;
+use retain_core::{Customer, CustomerFeatures, Prediction};
+
+use crate::predictions::PredictionBound;
+use crate::{Result, Store};
+
+/// One buyer the plan may target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanCandidate {
+    pub customer: Customer,
+    pub features: CustomerFeatures,
+    pub segment: String,
+    /// RFM scores (r, f, m) as stored with the assignment.
+    pub scores: (i64, i64, i64),
+    pub prediction: Option<Prediction>,
+    /// When the customer was last mailed by any campaign (Unix seconds).
+    pub last_mailed_at: Option<i64>,
+}
+
+/// What `retain plan` plans over.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanCandidates {
+    pub as_of: NaiveDate,
+    /// Whether any segmentation run exists.
+    pub segmented: bool,
+    pub candidates: Vec<PlanCandidate>,
+    /// Buyers with features but no segment in the newest run.
+    pub unsegmented: usize,
+}
+
+impl Store {
+    /// Every buyer of the newest segmentation run with what the planner needs, as of `as_of`
+    /// (default: the day after the last order); predictions at their point estimates or lower
+    /// bounds (`bound`). `None` without orders.
+    pub async fn plan_candidates(
+        &self,
+        as_of: Option<NaiveDate>,
+        bound: PredictionBound,
+    ) -> Result<Option<PlanCandidates>> {
+        let Some((as_of, features)) = self.customer_features(as_of).await? else {
+            return Ok(None);
+        };
+        let run: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM segment_runs")
+            .fetch_one(self.pool())
+            .await?;
+        let Some(run) = run else {
+            return Ok(Some(PlanCandidates {
+                as_of,
+                segmented: false,
+                unsegmented: features.len(),
+                candidates: Vec::new(),
+            }));
+        };
+        let (ep, clv) = match bound {
+            PredictionBound::Point => ("p.expected_purchases_90d", "p.clv"),
+            PredictionBound::Low => (
+                "COALESCE(p.expected_purchases_90d_low, p.expected_purchases_90d)",
+                "CASE WHEN p.clv IS NULL THEN NULL ELSE COALESCE(p.clv_low, p.clv) END",
+            ),
+        };
+        let customer_cols = crate::customers::COLS
+            .split(", ")
+            .map(|c| format!("c.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Columns: 0–3 segment and scores, 4–13 customer, 14–16 prediction, 17 last mailing.
+        let sql = format!(
+            "SELECT a.segment, a.r, a.f, a.m, {customer_cols}, p.p_alive, {ep}, {clv}, lm.at \
+             FROM segment_assignments a \
+             JOIN customers c ON c.id = a.customer_id \
+             LEFT JOIN predictions p ON p.customer_id = a.customer_id \
+             LEFT JOIN (SELECT customer_id, MAX(COALESCE(sent_at, sending_at)) AS at FROM sends \
+                        WHERE state IN ('sent', 'sending') GROUP BY customer_id) lm \
+               ON lm.customer_id = a.customer_id \
+             WHERE a.run_id = $1"
+        );
+        type Row = (
+            String,
+            (i64, i64, i64),
+            Customer,
+            Option<Prediction>,
+            Option<i64>,
+        );
+        let mut rows: Vec<Row> =
+            crate::collect_rows(sqlx::query(&sql).bind(run), self.pool(), |r| {
+                use sqlx::Row;
+                let customer = crate::customers::customer_from_row_at(r, 4)?;
+                let prediction = match r.try_get::<Option<f64>, _>(14)? {
+                    Some(p_alive) => Some(Prediction {
+                        customer_id: customer.id.clone(),
+                        p_alive,
+                        expected_purchases_90d: r.try_get(15)?,
+                        clv: r.try_get::<Option<f64>, _>(16)?.unwrap_or(f64::NAN),
+                    }),
+                    None => None,
+                };
+                Ok((
+                    r.try_get(0)?,
+                    (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?),
+                    customer,
+                    prediction,
+                    r.try_get(17)?,
+                ))
+            })
+            .await?;
+        // Both in customer id order (sorted here: text collation differs between backends).
+        rows.sort_by(|a, b| a.2.id.cmp(&b.2.id));
+        let mut rows = rows.into_iter().peekable();
+        let mut candidates = Vec::with_capacity(features.len());
+        let mut unsegmented = 0;
+        for f in features {
+            while rows
+                .peek()
+                .is_some_and(|r| r.2.id.as_str() < f.customer_id.as_str())
+            {
+                rows.next();
+            }
+            match rows.next_if(|r| r.2.id == f.customer_id) {
+                Some((segment, scores, customer, prediction, last_mailed_at)) => {
+                    candidates.push(PlanCandidate {
+                        customer,
+                        features: f,
+                        segment,
+                        scores,
+                        prediction,
+                        last_mailed_at,
+                    })
+                }
+                None => unsegmented += 1,
+            }
+        }
+        Ok(Some(PlanCandidates {
+            as_of,
+            segmented: true,
+            candidates,
+            unsegmented,
+        }))
+    }
+
+    /// The names of every customer attribute held (for the goals' rules).
+    pub async fn customer_attribute_names(&self) -> Result<std::collections::BTreeSet<String>> {
+        let names = crate::collect_rows(
+            sqlx::query("SELECT attributes FROM customers WHERE attributes <> '{}'"),
+            self.pool(),
+            |r| {
+                use sqlx::Row;
+                let a: String = r.try_get(0)?;
+                Ok(
+                    serde_json::from_str::<std::collections::BTreeMap<String, String>>(&a)
+                        .map(|m| m.into_keys().collect::<Vec<_>>())
+                        .unwrap_or_default(),
+                )
+            },
+        )
+        .await?;
+        Ok(names.into_iter().flatten().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::predictions::PredictionBound;
+    use crate::test_support;
+    use crate::{NewSegmentRun, SegmentAssignmentRow, Store};
+
+    fn order(c: &str, day: &str, amount: f64) -> retain_core::Order {
+        retain_core::Order {
+            order_id: format!("{c}-{day}"),
+            customer_id: c.into(),
+            ordered_at: chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                .expect("day")
+                .and_hms_opt(10, 0, 0)
+                .expect("time"),
+            amount,
+            items: 1,
+            is_return: false,
+            currency: None,
+            email: Some(format!("{c}@example.com")),
+            product: None,
+        }
+    }
+
+    async fn candidates(store: Store) {
+        let none = store
+            .plan_candidates(None, PredictionBound::Point)
+            .await
+            .expect("empty");
+        assert!(none.is_none(), "no orders, no candidates");
+        let orders = [
+            order("b", "2024-01-15", 5.0),
+            order("a", "2024-01-01", 10.0),
+            order("a", "2024-02-01", 30.0),
+            order("c", "2024-01-20", 7.0),
+            order("d", "2024-03-01", 9.0),
+        ];
+        store
+            .import_orders("o.csv", &orders, (5, 5, 0), &|_| {})
+            .await
+            .expect("orders");
+        let unsegmented = store
+            .plan_candidates(None, PredictionBound::Point)
+            .await
+            .expect("read")
+            .expect("orders");
+        assert!(!unsegmented.segmented);
+        assert_eq!(unsegmented.unsegmented, 4);
+        let run = NewSegmentRun {
+            method: "rfm".into(),
+            k: 2,
+            seed: 1,
+            as_of: None,
+            customers: 2,
+            params: "{}".into(),
+            k_scores: "[]".into(),
+            model: "{}".into(),
+        };
+        let assign = |c: &str, seg: &str, r: i64| SegmentAssignmentRow {
+            customer_id: c.into(),
+            cluster: 0,
+            segment: seg.into(),
+            r,
+            f: 2,
+            m: 3,
+        };
+        store
+            .save_segment_run(
+                &run,
+                &[],
+                &[assign("c", "Lost", 1), assign("a", "Loyal", 5)],
+            )
+            .await
+            .expect("segments");
+        let got = store
+            .plan_candidates(None, PredictionBound::Point)
+            .await
+            .expect("read")
+            .expect("orders");
+        assert!(got.segmented);
+        assert_eq!(got.as_of.to_string(), "2024-03-02");
+        let ids: Vec<&str> = got
+            .candidates
+            .iter()
+            .map(|c| c.customer.id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(got.unsegmented, 2, "b and d have orders but no segment");
+        let a = &got.candidates[0];
+        assert_eq!(a.features.customer_id, "a");
+        assert_eq!(a.features.frequency, 2);
+        assert_eq!((a.segment.as_str(), a.scores), ("Loyal", (5, 2, 3)));
+        assert_eq!(a.customer.email.as_deref(), Some("a@example.com"));
+        assert!(a.prediction.is_none() && a.last_mailed_at.is_none());
+        // An earlier date: c bought on 2024-01-20, so as of 2024-01-10 only a is a buyer.
+        let early = store
+            .plan_candidates(
+                chrono::NaiveDate::from_ymd_opt(2024, 1, 10),
+                PredictionBound::Low,
+            )
+            .await
+            .expect("read")
+            .expect("orders");
+        let ids: Vec<&str> = early
+            .candidates
+            .iter()
+            .map(|c| c.customer.id.as_str())
+            .collect();
+        assert_eq!(ids, ["a"]);
+        assert_eq!(early.candidates[0].features.frequency, 1);
+    }
+
+    #[tokio::test]
+    async fn plan_candidates_sqlite() {
+        let (store, _dir) = test_support::sqlite().await;
+        candidates(store).await;
+    }
+
+    #[tokio::test]
+    async fn plan_candidates_postgres() {
+        if let Some((store, _db)) = test_support::postgres().await {
+            candidates(store).await;
+        }
+    }
+}
