@@ -98,24 +98,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::test_support;
-    use crate::{NewPlan, NewPlanCampaign, NewSegmentRun, SegmentAssignmentRow, Store};
-
-    fn order(c: &str, day: &str, amount: f64) -> retain_core::Order {
-        retain_core::Order {
-            order_id: format!("{c}-{day}"),
-            customer_id: c.into(),
-            ordered_at: chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-                .expect("day")
-                .and_hms_opt(10, 0, 0)
-                .expect("time"),
-            amount,
-            items: 1,
-            is_return: false,
-            currency: None,
-            email: Some(format!("{c}@example.com")),
-            product: None,
-        }
-    }
+    use crate::test_support::order;
+    use crate::{NewPlan, NewPlanCampaign, Store};
 
     async fn audience(store: Store) {
         // Three buyers; a segmentation knows two of them; the campaign mails a and b and holds
@@ -131,32 +115,7 @@ mod tests {
             .import_orders("o.csv", &orders, (5, 5, 0), &|_| {})
             .await
             .expect("orders");
-        let run = NewSegmentRun {
-            method: "rfm".into(),
-            k: 2,
-            seed: 1,
-            as_of: None,
-            customers: 2,
-            params: "{}".into(),
-            k_scores: "[]".into(),
-            model: "{}".into(),
-        };
-        let assign = |c: &str, seg: &str, r: i64| SegmentAssignmentRow {
-            customer_id: c.into(),
-            cluster: 0,
-            segment: seg.into(),
-            r,
-            f: 2,
-            m: 3,
-        };
-        store
-            .save_segment_run(
-                &run,
-                &[],
-                &[assign("a", "Loyal", 5), assign("c", "Lost", 1)],
-            )
-            .await
-            .expect("segments");
+        test_support::segment_run(&store, &[("a", "Loyal", 5), ("c", "Lost", 1)]).await;
         let plan = store
             .save_plan(&NewPlan {
                 budget: 10.0,

@@ -166,24 +166,8 @@ impl Store {
 mod tests {
     use crate::predictions::PredictionBound;
     use crate::test_support;
-    use crate::{NewSegmentRun, SegmentAssignmentRow, Store};
-
-    fn order(c: &str, day: &str, amount: f64) -> retain_core::Order {
-        retain_core::Order {
-            order_id: format!("{c}-{day}"),
-            customer_id: c.into(),
-            ordered_at: chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
-                .expect("day")
-                .and_hms_opt(10, 0, 0)
-                .expect("time"),
-            amount,
-            items: 1,
-            is_return: false,
-            currency: None,
-            email: Some(format!("{c}@example.com")),
-            product: None,
-        }
-    }
+    use crate::test_support::order;
+    use crate::Store;
 
     async fn candidates(store: Store) {
         let none = store
@@ -209,32 +193,7 @@ mod tests {
             .expect("orders");
         assert!(!unsegmented.segmented);
         assert_eq!(unsegmented.unsegmented, 4);
-        let run = NewSegmentRun {
-            method: "rfm".into(),
-            k: 2,
-            seed: 1,
-            as_of: None,
-            customers: 2,
-            params: "{}".into(),
-            k_scores: "[]".into(),
-            model: "{}".into(),
-        };
-        let assign = |c: &str, seg: &str, r: i64| SegmentAssignmentRow {
-            customer_id: c.into(),
-            cluster: 0,
-            segment: seg.into(),
-            r,
-            f: 2,
-            m: 3,
-        };
-        store
-            .save_segment_run(
-                &run,
-                &[],
-                &[assign("c", "Lost", 1), assign("a", "Loyal", 5)],
-            )
-            .await
-            .expect("segments");
+        test_support::segment_run(&store, &[("a", "Loyal", 5), ("c", "Lost", 1)]).await;
         let got = store
             .plan_candidates(None, PredictionBound::Point)
             .await

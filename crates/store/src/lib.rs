@@ -257,6 +257,53 @@ pub(crate) mod test_support {
         (store, dir)
     }
 
+    /// An order of one item at 10:00 on `day` (`YYYY-MM-DD`), with the customer's address.
+    pub fn order(c: &str, day: &str, amount: f64) -> retain_core::Order {
+        retain_core::Order {
+            order_id: format!("{c}-{day}"),
+            customer_id: c.into(),
+            ordered_at: chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                .expect("day")
+                .and_hms_opt(10, 0, 0)
+                .expect("time"),
+            amount,
+            items: 1,
+            is_return: false,
+            currency: None,
+            email: Some(format!("{c}@example.com")),
+            product: None,
+        }
+    }
+
+    /// Stores an RFM segmentation run assigning `(customer, segment, r)` (f = 2, m = 3).
+    pub async fn segment_run(store: &Store, assigned: &[(&str, &str, i64)]) -> i64 {
+        let run = NewSegmentRun {
+            method: "rfm".into(),
+            k: 2,
+            seed: 1,
+            as_of: None,
+            customers: assigned.len() as i64,
+            params: "{}".into(),
+            k_scores: "[]".into(),
+            model: "{}".into(),
+        };
+        let rows: Vec<SegmentAssignmentRow> = assigned
+            .iter()
+            .map(|(c, seg, r)| SegmentAssignmentRow {
+                customer_id: c.to_string(),
+                cluster: 0,
+                segment: seg.to_string(),
+                r: *r,
+                f: 2,
+                m: 3,
+            })
+            .collect();
+        store
+            .save_segment_run(&run, &[], &rows)
+            .await
+            .expect("segments")
+    }
+
     /// Whether PostgreSQL must be there (`RETAIN_REQUIRE_POSTGRES=1`).
     pub fn postgres_required() -> bool {
         std::env::var("RETAIN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1")
