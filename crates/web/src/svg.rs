@@ -19,7 +19,8 @@ pub struct Series<'a> {
     pub values: Vec<f64>,
 }
 
-const W: f64 = 640.0;
+/// Chart width: the dashboard's content width (main is 1100 px wide), so charts use the page.
+const W: f64 = 1040.0;
 const H: f64 = 240.0;
 const LEFT: f64 = 56.0;
 const RIGHT: f64 = 12.0;
