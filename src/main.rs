@@ -73,6 +73,8 @@ enum Command {
     /// Bounce (DSN) and complaint (ARF) reports: ingest a file, a maildir or an MTA pipe.
     #[command(subcommand)]
     Bounces(cmd::bounces::Command),
+    /// Check the sending setup: From, DKIM and alignment, https unsubscribe links, TLS, bounces.
+    Doctor(cmd::doctor::Args),
     /// Campaigns and their sending: list, show, pause, resume, cancel.
     #[command(subcommand)]
     Campaign(cmd::campaign::Command),
@@ -104,6 +106,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
         Command::Mail(c) => cmd::mail::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Bounces(c) => cmd::bounces::run(&cmd::Context::open(&ws).await?, c).await,
+        Command::Doctor(a) => cmd::doctor::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Campaign(c) => cmd::campaign::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Customer(c) => {
             cmd::customer::run(&cmd::Context::open(&ws).await?, c, cli.quiet).await

@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod customer;
 pub mod demo;
 pub mod demo_data;
+pub mod doctor;
 pub mod import;
 pub mod init;
 pub mod mail;
