@@ -324,7 +324,7 @@ const MIN_MEASURED_RECIPIENTS: u64 = 1_000;
 /// Σ recipients over campaigns whose conversion window has closed — for goals with at least
 /// [`MIN_MEASURED_RECIPIENTS`] such recipients.
 async fn observed_uplift(ctx: &Context) -> Result<std::collections::BTreeMap<String, f64>> {
-    let reports = retain_web::results::sent_reports(&ctx.store).await?;
+    let reports = retain_results::results::sent_reports(&ctx.store).await?;
     let mut acc: std::collections::BTreeMap<String, (f64, u64)> = std::collections::BTreeMap::new();
     for r in &reports {
         let Some(incremental) = r.incremental_conversions.filter(|x| x.is_finite()) else {

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, Result};
 use clap::Args as ClapArgs;
-use retain_web::report::CampaignReport;
-use retain_web::results::{self, ResultsError};
+use retain_results::report::CampaignReport;
+use retain_results::results::{self, ResultsError};
 use retain_web::views::{self, Views};
 
 use super::{exit, fail, Context};

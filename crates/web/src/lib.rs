@@ -1,22 +1,20 @@
-//! `retain-web`: the HTTP side of retain, and campaign results.
+//! `retain-web`: the HTTP side of retain.
 //!
 //! - [`tracking`]: the public endpoints every campaign email links to (open pixel, click
 //!   redirect, view in browser, unsubscribe with RFC 8058 one-click), writing events through the
 //!   batched [`writer`].
-//! - [`report`] and [`stats`]: attribution of purchases to campaigns, uplift against the
-//!   holdout with confidence intervals, ROI — pure functions the CLI (`retain report`) calls
-//!   without HTTP; [`results`] loads their inputs from the store.
+//! - [`report`], [`stats`] and [`results`]: re-exported from `retain-results`, the crate that
+//!   owns campaign analysis (the dashboard shows it; it does not compute it).
 //! - [`dashboard`], [`views`], [`svg`]: the server-rendered dashboard behind a login ([`auth`],
 //!   throttled by [`throttle`]).
 //! - [`server`]: the router and the run loop of `retain serve`.
 
 pub mod auth;
+// The analysis lives in its own crate; its modules stay reachable under their old paths.
+pub use retain_results::{report, results, stats};
 pub mod dashboard;
-pub mod report;
-pub mod results;
 pub mod server;
 pub mod shop;
-pub mod stats;
 pub mod svg;
 pub mod throttle;
 pub mod tracking;

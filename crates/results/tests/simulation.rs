@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, Exp};
 use rand_xoshiro::Xoshiro256PlusPlus;
 use retain_core::Order;
-use retain_web::report::{compute, CampaignInput, Inputs, MemberInput, SendInput};
+use retain_results::report::{compute, CampaignInput, Inputs, MemberInput, SendInput};
 
 const T: i64 = 1_700_000_000;
 const DAY: i64 = 86_400;

@@ -1,0 +1,13 @@
+//! `retain-results`: what campaigns changed. Analysis, not HTTP: the CLI (`retain report`, the
+//! planner's measured uplift) and the dashboard both use it.
+//!
+//! - [`report`]: pure computation — intent-to-treat attribution of later orders within each
+//!   recipient's window, per campaign and per segment counts, rates and revenue, uplift against
+//!   the holdout with intervals, incremental conversions, revenue and ROI.
+//! - [`stats`]: the statistics underneath (Newcombe hybrid-score and Katz intervals, pooled z,
+//!   Welch).
+//! - [`results`]: loads one campaign's (or plan's) inputs from the store and runs [`report`].
+
+pub mod report;
+pub mod results;
+pub mod stats;
