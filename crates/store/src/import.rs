@@ -46,6 +46,18 @@ struct Written {
     revenue_minor: i64,
 }
 
+impl Written {
+    /// Counts one order of this import: a purchase or a return, and its net amount.
+    fn count(&mut self, f: &OrderFact) {
+        if f.is_return() {
+            self.returns += 1;
+        } else {
+            self.orders += 1;
+        }
+        self.revenue_minor += f.amount;
+    }
+}
+
 type Producer =
     std::thread::JoinHandle<std::result::Result<StreamSummary, retain_core::import::ImportError>>;
 
@@ -352,12 +364,7 @@ where
         let mut store_stats = |key: i64, facts: &[(OrderFact, bool)]| -> Result<()> {
             for (f, mine) in facts {
                 if *mine {
-                    if f.is_return() {
-                        written.returns += 1;
-                    } else {
-                        written.orders += 1;
-                    }
-                    written.revenue_minor += f.amount;
+                    written.count(f);
                 }
             }
             let plain: Vec<OrderFact> = facts.iter().map(|(f, _)| *f).collect();
@@ -684,9 +691,10 @@ where
         .fetch(&mut *tx);
         let mut cur: Option<i64> = None;
         let mut facts: Vec<OrderFact> = Vec::new();
+        let mut customers = 0u64;
         let mut fold = |key: Option<i64>, facts: &mut Vec<OrderFact>, out: &mut String| {
             if let Some(k) = key {
-                written.customers += 1;
+                customers += 1;
                 if let Some(a) = CustomerAggregate::fold(facts, None) {
                     let v = stats_values(k, &a);
                     let line: Vec<String> = v.iter().map(i64::to_string).collect();
@@ -708,16 +716,12 @@ where
                 cancelled: r.try_get::<i64, _>(3)? != 0,
             };
             if r.try_get::<i64, _>(4)? == import_id {
-                if f.is_return() {
-                    written.returns += 1;
-                } else {
-                    written.orders += 1;
-                }
-                written.revenue_minor += f.amount;
+                written.count(&f);
             }
             facts.push(f);
         }
         fold(cur, &mut facts, &mut stats);
+        written.customers = customers;
     }
     if !stats.is_empty() {
         let mut copy = (*tx)
