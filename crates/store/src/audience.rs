@@ -45,13 +45,13 @@ impl Store {
         // Columns: 0 member id, 1 holdout, 2–11 customer, 12–21 stats, 22–24 prediction,
         // 25–28 segment.
         let sql = format!(
-            "SELECT m.customer_id, m.holdout, {customer_cols}, {stats_cols}, \
+            "SELECT c.id, m.holdout, {customer_cols}, {stats_cols}, \
                     p.p_alive, p.expected_purchases_90d, p.clv, a.segment, a.r, a.f, a.m \
              FROM plan_members m \
-             LEFT JOIN customers c ON c.id = m.customer_id \
-             LEFT JOIN customer_stats s ON s.ckey = c.key \
-             LEFT JOIN predictions p ON p.customer_id = m.customer_id \
-             LEFT JOIN segment_assignments a ON a.run_id = $2 AND a.customer_id = m.customer_id \
+             JOIN customers c ON c.key = m.ckey \
+             LEFT JOIN customer_stats s ON s.ckey = m.ckey \
+             LEFT JOIN predictions p ON p.ckey = m.ckey \
+             LEFT JOIN segment_assignments a ON a.run_id = $2 AND a.ckey = m.ckey \
              WHERE m.campaign_id = $1"
         );
         let q = sqlx::query(&sql).bind(campaign_id).bind(run.unwrap_or(-1));

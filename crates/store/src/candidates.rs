@@ -72,11 +72,11 @@ impl Store {
         let sql = format!(
             "SELECT a.segment, a.r, a.f, a.m, {customer_cols}, p.p_alive, {ep}, {clv}, lm.at \
              FROM segment_assignments a \
-             JOIN customers c ON c.id = a.customer_id \
-             LEFT JOIN predictions p ON p.customer_id = a.customer_id \
+             JOIN customers c ON c.key = a.ckey \
+             LEFT JOIN predictions p ON p.ckey = a.ckey \
              LEFT JOIN (SELECT customer_id, MAX(COALESCE(sent_at, sending_at)) AS at FROM sends \
                         WHERE state IN ('sent', 'sending') GROUP BY customer_id) lm \
-               ON lm.customer_id = a.customer_id \
+               ON lm.customer_id = c.id \
              WHERE a.run_id = $1"
         );
         type Row = (

@@ -12,6 +12,7 @@ mod customers;
 mod deliverability;
 mod events;
 mod import;
+mod keyed;
 mod migrate;
 mod native;
 mod orders;
@@ -88,6 +89,8 @@ pub enum StoreError {
     Native(String),
     #[error(transparent)]
     Import(#[from] retain_core::import::ImportError),
+    #[error("no customer {0}: rows name customers by an id the store does not hold")]
+    UnknownCustomer(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -275,8 +278,26 @@ pub(crate) mod test_support {
         }
     }
 
-    /// Stores an RFM segmentation run assigning `(customer, segment, r)` (f = 2, m = 3).
+    /// Creates customers with these ids (no orders), for rows that name customers.
+    pub async fn customers(store: &Store, ids: &[&str]) {
+        let rows: Vec<retain_core::Customer> = ids
+            .iter()
+            .map(|id| retain_core::Customer {
+                id: id.to_string(),
+                ..retain_core::Customer::default()
+            })
+            .collect();
+        store
+            .import_customers("customers.csv", &rows, (0, 0, 0))
+            .await
+            .expect("customers");
+    }
+
+    /// Stores an RFM segmentation run assigning `(customer, segment, r)` (f = 2, m = 3);
+    /// creates the customers the store does not hold yet.
     pub async fn segment_run(store: &Store, assigned: &[(&str, &str, i64)]) -> i64 {
+        let ids: Vec<&str> = assigned.iter().map(|a| a.0).collect();
+        customers(store, &ids).await;
         let run = NewSegmentRun {
             method: "rfm".into(),
             k: 2,

@@ -73,6 +73,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_deliverability.sql"),
         include_str!("../migrations/postgres/0011_deliverability.sql"),
     ),
+    (
+        12,
+        "member_keys",
+        include_str!("../migrations/sqlite/0012_member_keys.sql"),
+        include_str!("../migrations/postgres/0012_member_keys.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction
@@ -266,7 +272,16 @@ mod upgrade_tests {
              INSERT INTO suppressions VALUES ('x@example.com', 'manual', 'test', 0);
              INSERT INTO prediction_runs VALUES (1, '2024-02-01', 'week', 12, 0.01, 2, 0.24, 4.4,
                  0.79, 2.4, -10.5, 1, 6.2, 3.7, 15.4, NULL, 0.8, 0.3, 30.0, 0);
-             INSERT INTO predictions VALUES ('c1', 1, 1.0, 4.0, 4.5, 12.5, 0.8, 0.3, 30.0);",
+             INSERT INTO predictions VALUES ('c1', 1, 1.0, 4.0, 4.5, 12.5, 0.8, 0.3, 30.0);
+             INSERT INTO segment_runs VALUES (1, 'rfm', 10, 42, '2024-02-02', 2, '{}', '[]', '{}', 0);
+             INSERT INTO segment_assignments VALUES (1, 'c1', 0, 'Champions', 5, 5, 5);
+             INSERT INTO segment_assignments VALUES (1, 'c2', 9, 'Hibernating', 1, 1, 2);
+             INSERT INTO plans VALUES ('p1', 1, 'approved', 100.0, 1.0, 2.0, 0.5, 7, '2024-02-02',
+                 NULL, '{}', 0, 0);
+             INSERT INTO plan_campaigns VALUES ('p1-winback-1', 'p1', 0, 'winback', 'winback',
+                 '[\"Hibernating\"]', 2.0, 1.0, 1, 1, '{}');
+             INSERT INTO plan_members VALUES ('p1-winback-1', 'c2', 0);
+             INSERT INTO plan_members VALUES ('p1-winback-1', 'c1', 1);",
         )
         .await
         .expect("old data");
@@ -317,6 +332,24 @@ mod upgrade_tests {
             .await
             .expect("read");
         assert_eq!((low[0].clv, low[0].expected_purchases_90d), (30.0, 0.3));
+        // Assignments and plan members moved to the customer key (version 12), including c2's,
+        // a customer only orders had named before version 7.
+        let assigned = store.segment_assignments(1).await.expect("assignments");
+        assert_eq!(
+            assigned
+                .iter()
+                .map(|a| (a.customer_id.as_str(), a.segment.as_str(), a.m))
+                .collect::<Vec<_>>(),
+            [("c1", "Champions", 5), ("c2", "Hibernating", 2)]
+        );
+        let members = store.plan_members("p1-winback-1").await.expect("members");
+        assert_eq!(
+            members
+                .iter()
+                .map(|m| (m.customer_id.as_str(), m.holdout))
+                .collect::<Vec<_>>(),
+            [("c2", false), ("c1", true)]
+        );
         // The file those orders came from, imported again: the same orders, nothing doubled.
         let csv = dir.path().join("old.csv");
         let mut f = std::fs::File::create(&csv).expect("csv");

@@ -7,6 +7,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::keyed::KeyedTable;
 use crate::{now, Result, Store, StoreError};
 
 /// Where a plan is in its life cycle.
@@ -125,8 +126,11 @@ const CAMPAIGN_COLS: &str =
     "campaign_id, plan_id, goal, template, segments, expected_value, cost, \
     recipients, holdout, details";
 
-/// Member rows per multi-row INSERT (3 parameters each).
-const BATCH: usize = 5000;
+/// Members, written by customer id and keyed by the customer key.
+const MEMBERS: KeyedTable = KeyedTable {
+    table: "plan_members",
+    cols: &[("campaign_id", "TEXT"), ("holdout", "BIGINT")],
+};
 
 impl Store {
     /// Stores a plan as a draft with its campaigns and members, in one transaction. Returns the
@@ -177,23 +181,25 @@ impl Store {
             .bind(c.details.as_str())
             .execute(&mut *tx)
             .await?;
-            let members: Vec<(&str, i64)> = c
+            let members: Vec<(&str, &str, i64)> = c
                 .recipients
                 .iter()
-                .map(|m| (m.as_str(), 0))
-                .chain(c.holdout.iter().map(|m| (m.as_str(), 1)))
+                .map(|m| (m.as_str(), campaign_id.as_str(), 0))
+                .chain(
+                    c.holdout
+                        .iter()
+                        .map(|m| (m.as_str(), campaign_id.as_str(), 1)),
+                )
                 .collect();
-            for chunk in members.chunks(BATCH) {
-                let sql = format!(
-                    "INSERT INTO plan_members (campaign_id, customer_id, holdout) VALUES {}",
-                    self.bulk_values(chunk.len(), 3)
-                );
-                let mut q = sqlx::query(&sql);
-                for (m, h) in chunk {
-                    q = q.bind(campaign_id.as_str()).bind(*m).bind(*h);
-                }
-                q.execute(&mut *tx).await?;
-            }
+            MEMBERS
+                .insert(
+                    &mut tx,
+                    self.backend(),
+                    &members,
+                    |m| m.0,
+                    |q, m| q.bind(m.1).bind(m.2),
+                )
+                .await?;
         }
         tx.commit().await?;
         Ok(id)
@@ -266,20 +272,20 @@ impl Store {
 
     /// A campaign's frozen members, recipients first, each group by customer id.
     pub async fn plan_members(&self, campaign_id: &str) -> Result<Vec<PlanMember>> {
-        let rows = sqlx::query(
-            "SELECT customer_id, holdout FROM plan_members WHERE campaign_id = $1 ORDER BY holdout, customer_id",
-        )
-        .bind(campaign_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PlanMember {
-                    customer_id: r.try_get(0)?,
-                    holdout: r.try_get::<i64, _>(1)? != 0,
-                })
+        let sql = "SELECT c.id, m.holdout FROM plan_members m JOIN customers c ON c.key = m.ckey \
+             WHERE m.campaign_id = $1";
+        let mut out = crate::collect_rows(sqlx::query(sql).bind(campaign_id), self.pool(), |r| {
+            Ok(PlanMember {
+                customer_id: r.try_get(0)?,
+                holdout: r.try_get::<i64, _>(1)? != 0,
             })
-            .collect()
+        })
+        .await?;
+        // Sorted here: text collation differs between the backends.
+        out.sort_unstable_by(|a, b| {
+            (a.holdout, a.customer_id.as_str()).cmp(&(b.holdout, b.customer_id.as_str()))
+        });
+        Ok(out)
     }
 
     /// Moves a draft plan to `to` (approved or discarded). Any other move is a conflict; an
@@ -381,6 +387,10 @@ mod tests {
     }
 
     async fn round_trip(store: &Store) {
+        let mut ids: Vec<String> = (0..12_000).map(|i| format!("c{i:05}")).collect();
+        ids.extend(["h1".to_string(), "h2".to_string()]);
+        let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+        crate::test_support::customers(store, &ids).await;
         let id = store.save_plan(&sample(12_000)).await.expect("save");
         let id2 = store.save_plan(&sample(3)).await.expect("save again");
         assert_ne!(id, id2);

@@ -7,8 +7,9 @@
 use retain_core::Prediction;
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
+use crate::keyed::KeyedTable;
 use crate::{now, Result, Store, StoreError};
 
 /// A prediction run as stored: what was fitted, on what, with which options.
@@ -77,7 +78,7 @@ pub struct NewPredictionRun {
 }
 
 /// One customer's stored prediction with the summary it was made from.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 pub struct StoredPrediction {
     pub customer_id: String,
     pub frequency: f64,
@@ -118,15 +119,31 @@ const RUN_COLS: &str = "id, as_of, period, horizon_months, discount, customers, 
     gg_reason, p_alive_mean, expected_purchases_90d_mean, clv_mean, created_at, model, params, \
     selection, interval_level";
 
-const PREDICTION_COLS: &str = "customer_id, run_id, frequency, recency, t, monetary, p_alive, \
-    expected_purchases_90d, clv, expected_purchases_90d_low, expected_purchases_90d_high, \
-    clv_low, clv_high, churn_risk, next_order_date";
+/// The per-customer columns read back into a [`StoredPrediction`] (the table's `p`).
+const PREDICTION_COLS: &str = "p.frequency, p.recency, p.t, p.monetary, p.p_alive, \
+    p.expected_purchases_90d, p.clv, p.expected_purchases_90d_low, \
+    p.expected_purchases_90d_high, p.clv_low, p.clv_high, p.churn_risk, p.next_order_date";
 
-/// Columns of [`PREDICTION_COLS`].
-const PREDICTION_WIDTH: usize = 15;
-
-/// Rows per multi-row INSERT (15 columns each stays under SQLite's 32,766 parameters).
-const BATCH: usize = 2000;
+/// Predictions, written by customer id and keyed by the customer key.
+const PREDICTIONS: KeyedTable = KeyedTable {
+    table: "predictions",
+    cols: &[
+        ("run_id", "BIGINT"),
+        ("frequency", "DOUBLE PRECISION"),
+        ("recency", "DOUBLE PRECISION"),
+        ("t", "DOUBLE PRECISION"),
+        ("monetary", "DOUBLE PRECISION"),
+        ("p_alive", "DOUBLE PRECISION"),
+        ("expected_purchases_90d", "DOUBLE PRECISION"),
+        ("clv", "DOUBLE PRECISION"),
+        ("expected_purchases_90d_low", "DOUBLE PRECISION"),
+        ("expected_purchases_90d_high", "DOUBLE PRECISION"),
+        ("clv_low", "DOUBLE PRECISION"),
+        ("clv_high", "DOUBLE PRECISION"),
+        ("churn_risk", "TEXT"),
+        ("next_order_date", "TEXT"),
+    ],
+};
 
 impl Store {
     /// Records a run and replaces the current predictions with `rows`, in one transaction.
@@ -177,34 +194,30 @@ impl Store {
         sqlx::query("DELETE FROM predictions")
             .execute(&mut *tx)
             .await?;
-        let full = insert_sql(&self.bulk_values(BATCH, PREDICTION_WIDTH));
-        for chunk in rows.chunks(BATCH) {
-            let sql = if chunk.len() == BATCH {
-                full.clone()
-            } else {
-                insert_sql(&self.bulk_values(chunk.len(), PREDICTION_WIDTH))
-            };
-            let mut q = sqlx::query(&sql);
-            for p in chunk {
-                q = q
-                    .bind(p.customer_id.as_str())
-                    .bind(id)
-                    .bind(p.frequency)
-                    .bind(p.recency)
-                    .bind(p.t)
-                    .bind(p.monetary)
-                    .bind(p.p_alive)
-                    .bind(p.expected_purchases_90d)
-                    .bind(p.clv)
-                    .bind(p.expected_purchases_90d_low)
-                    .bind(p.expected_purchases_90d_high)
-                    .bind(p.clv_low)
-                    .bind(p.clv_high)
-                    .bind(p.churn_risk.as_deref())
-                    .bind(p.next_order_date.as_deref());
-            }
-            q.execute(&mut *tx).await?;
-        }
+        PREDICTIONS
+            .insert(
+                &mut tx,
+                self.backend(),
+                rows,
+                |p| p.customer_id.as_str(),
+                |q, p| {
+                    q.bind(id)
+                        .bind(p.frequency)
+                        .bind(p.recency)
+                        .bind(p.t)
+                        .bind(p.monetary)
+                        .bind(p.p_alive)
+                        .bind(p.expected_purchases_90d)
+                        .bind(p.clv)
+                        .bind(p.expected_purchases_90d_low)
+                        .bind(p.expected_purchases_90d_high)
+                        .bind(p.clv_low)
+                        .bind(p.clv_high)
+                        .bind(p.churn_risk.as_deref())
+                        .bind(p.next_order_date.as_deref())
+                },
+            )
+            .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -221,31 +234,17 @@ impl Store {
 
     /// The current predictions with their summaries, by customer id.
     pub async fn stored_predictions(&self) -> Result<Vec<StoredPrediction>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {PREDICTION_COLS} FROM predictions ORDER BY customer_id"
-        ))
-        .fetch_all(self.pool())
+        let sql = format!(
+            "SELECT c.id AS customer_id, {PREDICTION_COLS} FROM predictions p \
+             JOIN customers c ON c.key = p.ckey"
+        );
+        let mut out = crate::collect_rows(sqlx::query(&sql), self.pool(), |r| {
+            Ok(StoredPrediction::from_row(r)?)
+        })
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(StoredPrediction {
-                    customer_id: r.try_get(0)?,
-                    frequency: r.try_get(2)?,
-                    recency: r.try_get(3)?,
-                    t: r.try_get(4)?,
-                    monetary: r.try_get(5)?,
-                    p_alive: r.try_get(6)?,
-                    expected_purchases_90d: r.try_get(7)?,
-                    clv: r.try_get(8)?,
-                    expected_purchases_90d_low: r.try_get(9)?,
-                    expected_purchases_90d_high: r.try_get(10)?,
-                    clv_low: r.try_get(11)?,
-                    clv_high: r.try_get(12)?,
-                    churn_risk: r.try_get(13)?,
-                    next_order_date: r.try_get(14)?,
-                })
-            })
-            .collect()
+        // Sorted here: text collation differs between the backends.
+        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        Ok(out)
     }
 
     /// The current predictions as the planner and the segmentation read them, by customer id;
@@ -259,17 +258,17 @@ impl Store {
     pub async fn predictions_at(&self, bound: PredictionBound) -> Result<Vec<Prediction>> {
         let sql = match bound {
             PredictionBound::Point => {
-                "SELECT customer_id, p_alive, expected_purchases_90d, clv FROM predictions \
-                 ORDER BY customer_id"
+                "SELECT c.id, p.p_alive, p.expected_purchases_90d, p.clv \
+                 FROM predictions p JOIN customers c ON c.key = p.ckey"
             }
             PredictionBound::Low => {
-                "SELECT customer_id, p_alive, \
-                 COALESCE(expected_purchases_90d_low, expected_purchases_90d), \
-                 CASE WHEN clv IS NULL THEN NULL ELSE COALESCE(clv_low, clv) END \
-                 FROM predictions ORDER BY customer_id"
+                "SELECT c.id, p.p_alive, \
+                 COALESCE(p.expected_purchases_90d_low, p.expected_purchases_90d), \
+                 CASE WHEN p.clv IS NULL THEN NULL ELSE COALESCE(p.clv_low, p.clv) END \
+                 FROM predictions p JOIN customers c ON c.key = p.ckey"
             }
         };
-        crate::collect_rows(sqlx::query(sql), self.pool(), |r| {
+        let mut out = crate::collect_rows(sqlx::query(sql), self.pool(), |r| {
             Ok(Prediction {
                 customer_id: r.try_get(0)?,
                 p_alive: r.try_get(1)?,
@@ -277,12 +276,11 @@ impl Store {
                 clv: r.try_get::<Option<f64>, _>(3)?.unwrap_or(f64::NAN),
             })
         })
-        .await
+        .await?;
+        // Sorted here: text collation differs between the backends.
+        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        Ok(out)
     }
-}
-
-fn insert_sql(values: &str) -> String {
-    format!("INSERT INTO predictions ({PREDICTION_COLS}) VALUES {values}")
 }
 
 fn run_from_row(r: &AnyRow) -> Result<PredictionRunRecord> {
@@ -382,6 +380,7 @@ mod tests {
 
     async fn round_trip(store: &Store) {
         assert_eq!(store.latest_prediction_run().await.expect("read"), None);
+        crate::test_support::customers(store, &["a", "b"]).await;
         let first = store
             .save_predictions(&run(true), &[row("b", Some(36.3)), row("a", Some(4.6))])
             .await
@@ -422,6 +421,8 @@ mod tests {
                 ..row(&format!("c{i:05}"), None)
             })
             .collect();
+        let ids: Vec<&str> = many.iter().map(|p| p.customer_id.as_str()).collect();
+        crate::test_support::customers(store, &ids).await;
         let second = store
             .save_predictions(&run(false), &many)
             .await

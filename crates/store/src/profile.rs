@@ -191,7 +191,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT a.run_id, r.method, r.as_of, r.created_at, a.segment, a.r, a.f, a.m \
              FROM segment_assignments a JOIN segment_runs r ON r.id = a.run_id \
-             WHERE a.customer_id = $1 ORDER BY a.run_id",
+             WHERE a.ckey = (SELECT key FROM customers WHERE id = $1) ORDER BY a.run_id",
         )
         .bind(id.as_str())
         .fetch_all(self.pool())
@@ -215,7 +215,8 @@ impl Store {
         let prediction = sqlx::query(
             "SELECT p.run_id, r.as_of, p.p_alive, p.expected_purchases_90d, p.clv, p.frequency, \
              p.recency, p.t, p.monetary \
-             FROM predictions p JOIN prediction_runs r ON r.id = p.run_id WHERE p.customer_id = $1",
+             FROM predictions p JOIN prediction_runs r ON r.id = p.run_id \
+             WHERE p.ckey = (SELECT key FROM customers WHERE id = $1)",
         )
         .bind(id.as_str())
         .fetch_optional(self.pool())
@@ -248,7 +249,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT m.campaign_id, m.holdout, c.plan_id, c.goal, c.template, p.state, p.seq \
              FROM plan_members m JOIN plan_campaigns c ON c.campaign_id = m.campaign_id \
-             JOIN plans p ON p.id = c.plan_id WHERE m.customer_id = $1",
+             JOIN plans p ON p.id = c.plan_id \
+             WHERE m.ckey = (SELECT key FROM customers WHERE id = $1)",
         )
         .bind(id.as_str())
         .fetch_all(self.pool())
@@ -441,15 +443,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        for table in ["segment_assignments", "predictions", "plan_members"] {
-            sqlx::query(&format!(
-                "UPDATE {table} SET customer_id = $1 WHERE customer_id = $2"
-            ))
-            .bind(new_id.as_str())
-            .bind(old_id.as_str())
-            .execute(&mut *tx)
-            .await?;
-        }
+        // Segment assignments, predictions and plan members follow the customer key.
         let orders_kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE ckey = $1")
             .bind(key)
             .fetch_one(&mut *tx)

@@ -7,9 +7,10 @@
 
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
-use crate::{now, values_clause, Backend, Result, Store, StoreError};
+use crate::keyed::KeyedTable;
+use crate::{now, values_clause, Result, Store, StoreError};
 
 /// A run to record (the store assigns `id` and `created_at`).
 #[derive(Debug, Clone, PartialEq)]
@@ -66,7 +67,7 @@ pub struct SegmentProfileRow {
 }
 
 /// Where one customer landed in a run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct SegmentAssignmentRow {
     pub customer_id: String,
     pub cluster: i64,
@@ -77,7 +78,7 @@ pub struct SegmentAssignmentRow {
 }
 
 /// An assignment with the customer's email, for exports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct SegmentExportRow {
     pub customer_id: String,
     /// From the customers file, else from the customer's orders.
@@ -93,8 +94,18 @@ const PROFILE_COLS: &str = "cluster, name, size, share, revenue, revenue_share, 
     recency_median, frequency_mean, frequency_median, monetary_mean, monetary_median, clv_mean, \
     p_alive_mean";
 
-/// Assignment rows per multi-row INSERT (7 columns each stays under SQLite's 32,766 parameters).
-const BATCH: usize = 4000;
+/// Assignments, written by customer id and keyed by the customer key.
+const ASSIGNMENTS: KeyedTable = KeyedTable {
+    table: "segment_assignments",
+    cols: &[
+        ("run_id", "BIGINT"),
+        ("cluster", "BIGINT"),
+        ("segment", "TEXT"),
+        ("r", "BIGINT"),
+        ("f", "BIGINT"),
+        ("m", "BIGINT"),
+    ],
+};
 
 impl Store {
     /// Records a run with its profiles and assignments in one transaction; returns the run id.
@@ -143,26 +154,22 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        let full = assignment_sql(self.backend(), BATCH);
-        for chunk in assignments.chunks(BATCH) {
-            let sql = if chunk.len() == BATCH {
-                full.clone()
-            } else {
-                assignment_sql(self.backend(), chunk.len())
-            };
-            let mut q = sqlx::query(&sql);
-            for a in chunk {
-                q = q
-                    .bind(id)
-                    .bind(a.customer_id.as_str())
-                    .bind(a.cluster)
-                    .bind(a.segment.as_str())
-                    .bind(a.r)
-                    .bind(a.f)
-                    .bind(a.m);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        ASSIGNMENTS
+            .insert(
+                &mut tx,
+                self.backend(),
+                assignments,
+                |a| a.customer_id.as_str(),
+                |q, a| {
+                    q.bind(id)
+                        .bind(a.cluster)
+                        .bind(a.segment.as_str())
+                        .bind(a.r)
+                        .bind(a.f)
+                        .bind(a.m)
+                },
+            )
+            .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -230,26 +237,12 @@ impl Store {
 
     /// The assignments of a run, by customer id.
     pub async fn segment_assignments(&self, run_id: i64) -> Result<Vec<SegmentAssignmentRow>> {
-        let rows = sqlx::query(
-            "SELECT customer_id, cluster, segment, r, f, m FROM segment_assignments \
-             WHERE run_id = $1",
-        )
-        .bind(run_id)
-        .fetch_all(self.pool())
+        let sql = "SELECT c.id AS customer_id, a.cluster, a.segment, a.r, a.f, a.m \
+             FROM segment_assignments a JOIN customers c ON c.key = a.ckey WHERE a.run_id = $1";
+        let mut out = crate::collect_rows(sqlx::query(sql).bind(run_id), self.pool(), |r| {
+            Ok(SegmentAssignmentRow::from_row(r)?)
+        })
         .await?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                Ok(SegmentAssignmentRow {
-                    customer_id: r.try_get(0)?,
-                    cluster: r.try_get(1)?,
-                    segment: r.try_get(2)?,
-                    r: r.try_get(3)?,
-                    f: r.try_get(4)?,
-                    m: r.try_get(5)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
         // Sorted here: text collation differs between the backends.
         out.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
         Ok(out)
@@ -258,32 +251,17 @@ impl Store {
     /// The assignments of a run with each customer's email (from the customers file, else the
     /// first address their orders carried: imports keep it on the customer), by customer id.
     pub async fn segment_export(&self, run_id: i64) -> Result<Vec<SegmentExportRow>> {
-        let sql = "SELECT a.customer_id, c.email, a.segment, a.r, a.f, a.m \
-             FROM segment_assignments a LEFT JOIN customers c ON c.id = a.customer_id \
+        let sql = "SELECT c.id AS customer_id, c.email, a.segment, a.r, a.f, a.m \
+             FROM segment_assignments a JOIN customers c ON c.key = a.ckey \
              WHERE a.run_id = $1";
         let mut out = crate::collect_rows(sqlx::query(sql).bind(run_id), self.pool(), |r| {
-            Ok(SegmentExportRow {
-                customer_id: r.try_get(0)?,
-                email: r.try_get(1)?,
-                segment: r.try_get(2)?,
-                r: r.try_get(3)?,
-                f: r.try_get(4)?,
-                m: r.try_get(5)?,
-            })
+            Ok(SegmentExportRow::from_row(r)?)
         })
         .await?;
         // Sorted here: text collation differs between the backends.
         out.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
         Ok(out)
     }
-}
-
-fn assignment_sql(backend: Backend, rows: usize) -> String {
-    let values = match backend {
-        Backend::Postgres => values_clause(rows, 7),
-        Backend::Sqlite => vec!["(?,?,?,?,?,?,?)"; rows].join(","),
-    };
-    format!("INSERT INTO segment_assignments (run_id, customer_id, cluster, segment, r, f, m) VALUES {values}")
 }
 
 fn run_from_row(r: &AnyRow) -> Result<SegmentRunRecord> {
@@ -356,6 +334,7 @@ mod tests {
 
     async fn round_trip(store: &Store) {
         assert_eq!(store.latest_segment_run().await.expect("read"), None);
+        crate::test_support::customers(store, &["a", "b", "c"]).await;
         let profiles = [
             profile(0, "Champions-like", 2, Some(40.0)),
             profile(1, "At Risk-like", 1, None),
@@ -394,6 +373,19 @@ mod tests {
         let many: Vec<SegmentAssignmentRow> = (0..9001)
             .map(|i| assignment(&format!("c{i:05}"), i % 3, "Hibernating"))
             .collect();
+        let ids: Vec<&str> = many.iter().map(|a| a.customer_id.as_str()).collect();
+        crate::test_support::customers(store, &ids).await;
+        // A run naming a customer the store does not hold is refused whole.
+        let mut unknown = many.clone();
+        unknown.push(assignment("nobody", 0, "Hibernating"));
+        match store
+            .save_segment_run(&new_run("rfm", 7), &[], &unknown)
+            .await
+        {
+            Err(StoreError::UnknownCustomer(id)) => assert_eq!(id, "nobody"),
+            other => panic!("expected an unknown customer, got {other:?}"),
+        }
+        assert_eq!(store.segment_runs().await.expect("runs").len(), 1);
         let second = store
             .save_segment_run(
                 &new_run("rfm", 7),
@@ -428,12 +420,10 @@ mod tests {
             .is_empty());
 
         // Exports carry emails from the customers table when known.
-        sqlx::query(
-            "INSERT INTO customers (id, email, updated_at) VALUES ('a', 'a@example.com', 0)",
-        )
-        .execute(store.pool())
-        .await
-        .expect("insert customer");
+        sqlx::query("UPDATE customers SET email = 'a@example.com' WHERE id = 'a'")
+            .execute(store.pool())
+            .await
+            .expect("insert customer");
         let export = store.segment_export(first).await.expect("export");
         assert_eq!(export.len(), 3);
         assert_eq!(export[0].email.as_deref(), Some("a@example.com"));
