@@ -96,13 +96,48 @@ pub struct Scaling {
     pub stds: Vec<f64>,
 }
 
-/// Predictions indexed by customer id.
-pub(crate) fn prediction_index(predictions: Option<&[Prediction]>) -> HashMap<&str, &Prediction> {
-    predictions
-        .unwrap_or_default()
-        .iter()
-        .map(|p| (p.customer_id.as_str(), p))
-        .collect()
+/// Each customer's prediction (by customer id), aligned with `customers`: `None` where there is
+/// none. Both lists come sorted by id from the store, so this is a merge; unsorted input falls
+/// back to a hash index.
+pub(crate) fn predictions_of<'a>(
+    customers: &[CustomerFeatures],
+    predictions: Option<&'a [Prediction]>,
+) -> Vec<Option<&'a Prediction>> {
+    let Some(predictions) = predictions.filter(|p| !p.is_empty()) else {
+        return vec![None; customers.len()];
+    };
+    let sorted = customers
+        .windows(2)
+        .all(|w| w[0].customer_id <= w[1].customer_id)
+        && predictions
+            .windows(2)
+            .all(|w| w[0].customer_id <= w[1].customer_id);
+    if sorted {
+        let mut next = predictions.iter().peekable();
+        customers
+            .iter()
+            .map(|c| {
+                while next
+                    .peek()
+                    .is_some_and(|p| p.customer_id.as_str() < c.customer_id.as_str())
+                {
+                    next.next();
+                }
+                next.peek()
+                    .copied()
+                    .filter(|p| p.customer_id == c.customer_id)
+            })
+            .collect()
+    } else {
+        let index: HashMap<&str, &Prediction> = predictions
+            .iter()
+            .map(|p| (p.customer_id.as_str(), p))
+            .collect();
+        customers
+            .iter()
+            .map(|c| index.get(c.customer_id.as_str()).copied())
+            .collect()
+    }
 }
 
 fn transformed(feature: Feature, c: &CustomerFeatures, p: Option<&Prediction>) -> Result<f64> {
@@ -125,10 +160,14 @@ fn log_matrix(
     customers: &[CustomerFeatures],
     predictions: Option<&[Prediction]>,
 ) -> Result<Vec<f64>> {
-    let index = prediction_index(predictions);
+    let needs = features.iter().any(|f| f.needs_prediction());
+    let of = if needs {
+        predictions_of(customers, predictions)
+    } else {
+        vec![None; customers.len()]
+    };
     let mut out = Vec::with_capacity(customers.len() * features.len());
-    for c in customers {
-        let p = index.get(c.customer_id.as_str()).copied();
+    for (c, &p) in customers.iter().zip(&of) {
         for &f in features {
             out.push(transformed(f, c, p)?);
         }
@@ -230,5 +269,60 @@ impl Scaling {
             .zip(self.means.iter().zip(&self.stds))
             .map(|(v, (m, s))| (v * s + m).exp_m1())
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn customer(id: &str) -> CustomerFeatures {
+        let day = chrono::NaiveDate::from_ymd_opt(2024, 1, 1).expect("date");
+        CustomerFeatures {
+            customer_id: id.into(),
+            first_order: day,
+            last_order: day,
+            recency_days: 1,
+            frequency: 1,
+            repeat_purchases: 0,
+            monetary_total: 1.0,
+            avg_order_value: 1.0,
+            tenure_days: 1,
+        }
+    }
+
+    fn prediction(id: &str, p_alive: f64) -> Prediction {
+        Prediction {
+            customer_id: id.into(),
+            p_alive,
+            expected_purchases_90d: 0.1,
+            clv: 1.0,
+        }
+    }
+
+    #[test]
+    fn predictions_align_with_customers_sorted_or_not() {
+        let customers: Vec<CustomerFeatures> = ["a", "b", "c", "d"].map(customer).to_vec();
+        let predictions = [
+            prediction("0", 0.0),
+            prediction("b", 0.2),
+            prediction("d", 0.4),
+            prediction("e", 0.5),
+        ];
+        let alive = |of: Vec<Option<&Prediction>>| -> Vec<Option<f64>> {
+            of.iter().map(|p| p.map(|p| p.p_alive)).collect()
+        };
+        let want = vec![None, Some(0.2), None, Some(0.4)];
+        assert_eq!(alive(predictions_of(&customers, Some(&predictions))), want);
+        let mut shuffled = predictions.to_vec();
+        shuffled.reverse();
+        assert_eq!(alive(predictions_of(&customers, Some(&shuffled))), want);
+        let mut reversed = customers.clone();
+        reversed.reverse();
+        assert_eq!(
+            alive(predictions_of(&reversed, Some(&predictions))),
+            vec![Some(0.4), None, Some(0.2), None]
+        );
+        assert_eq!(alive(predictions_of(&customers, None)), vec![None; 4]);
     }
 }

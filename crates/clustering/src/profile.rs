@@ -5,7 +5,7 @@
 use retain_core::{CustomerFeatures, Prediction};
 use serde::{Deserialize, Serialize};
 
-use crate::features::prediction_index;
+use crate::features::predictions_of;
 
 /// The profile of one segment of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -73,7 +73,7 @@ pub fn profile_segments(
     rfm_segment_of: Option<&[usize]>,
 ) -> Vec<SegmentProfile> {
     let s = names.len();
-    let index = prediction_index(predictions);
+    let of = predictions_of(customers, predictions);
     let mut members: Vec<Vec<usize>> = vec![Vec::new(); s];
     for (i, &seg) in segment_of.iter().enumerate().take(customers.len()) {
         if seg < s {
@@ -99,7 +99,7 @@ pub fn profile_segments(
             let revenue: f64 = mon.iter().sum();
             let preds: Vec<&Prediction> = m
                 .iter()
-                .filter_map(|&i| index.get(customers[i].customer_id.as_str()).copied())
+                .filter_map(|&i| of.get(i).copied().flatten())
                 .collect();
             // Non-finite values (e.g. no CLV when the spend model could not be fitted) are left
             // out of the means.

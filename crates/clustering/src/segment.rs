@@ -405,12 +405,8 @@ pub fn segment_with_progress(
     if customers.is_empty() {
         return Err(ClusteringError::NoCustomers);
     }
-    let mut ids = HashSet::with_capacity(customers.len());
-    if let Some(dup) = customers
-        .iter()
-        .find(|c| !ids.insert(c.customer_id.as_str()))
-    {
-        return Err(ClusteringError::DuplicateCustomer(dup.customer_id.clone()));
+    if let Some(dup) = duplicate_customer(customers) {
+        return Err(ClusteringError::DuplicateCustomer(dup.to_string()));
     }
     progress.update("scoring RFM", 0, 1);
     let (scores, boundaries) = score_customers(customers)?;
@@ -782,4 +778,28 @@ impl SegmentationRun {
             })
             .collect())
     }
+}
+
+/// The first customer id that appears twice, if any: adjacent ids when the customers come sorted
+/// by id (as the store gives them), a hash set otherwise.
+fn duplicate_customer(customers: &[CustomerFeatures]) -> Option<&str> {
+    let mut sorted = true;
+    for w in customers.windows(2) {
+        match w[0].customer_id.cmp(&w[1].customer_id) {
+            std::cmp::Ordering::Less => {}
+            std::cmp::Ordering::Equal => return Some(&w[1].customer_id),
+            std::cmp::Ordering::Greater => {
+                sorted = false;
+                break;
+            }
+        }
+    }
+    if sorted {
+        return None;
+    }
+    let mut ids = HashSet::with_capacity(customers.len());
+    customers
+        .iter()
+        .find(|c| !ids.insert(c.customer_id.as_str()))
+        .map(|c| c.customer_id.as_str())
 }

@@ -494,6 +494,12 @@ fn bad_input_is_a_typed_error() {
         run(&dup, &SegmentParams::default()),
         ClusteringError::DuplicateCustomer(cs[3].customer_id.clone())
     );
+    // The same in id order (the store's order: the adjacent-ids check).
+    dup.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    assert_eq!(
+        run(&dup, &SegmentParams::default()),
+        ClusteringError::DuplicateCustomer(cs[3].customer_id.clone())
+    );
     for k in [0, 1, 65] {
         assert!(matches!(
             run(&cs, &params(Method::Kmeans, KChoice::Fixed(k))),
