@@ -131,6 +131,22 @@ pub async fn app_with_options(store: Store, dir: tempfile::TempDir, opts: StateO
     }
 }
 
+/// Creates customers with these ids (plans and sends name customers the store holds).
+#[allow(dead_code)] // not every test file uses it
+pub async fn customers(store: &Store, ids: &[&str]) {
+    let rows: Vec<retain_core::Customer> = ids
+        .iter()
+        .map(|id| retain_core::Customer {
+            id: id.to_string(),
+            ..retain_core::Customer::default()
+        })
+        .collect();
+    store
+        .import_customers("customers.csv", &rows, (0, 0, 0))
+        .await
+        .expect("customers");
+}
+
 pub async fn store() -> (Store, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tmp");
     let store = Store::open_sqlite(&dir.path().join("t.db"))

@@ -60,6 +60,7 @@ async fn page(app: &App, cookie: &str, uri: &str) -> (u16, String, Option<String
 #[tokio::test]
 async fn customer_pages_and_a_finished_campaign() {
     let (store, dir) = store().await;
+    customers(&store, &["cust-ann", "cust-bob", "cust-dan"]).await;
     let plan = store
         .save_plan(&NewPlan {
             budget: 100.0,

@@ -106,6 +106,7 @@ async fn logged_in(app: &App, s: &Session) -> bool {
 
 /// A draft plan with one campaign; returns (plan id, campaign id).
 async fn draft_plan(store: &Store) -> (String, String) {
+    customers(store, &["c1", "c2", "c3"]).await;
     let id = store
         .save_plan(&NewPlan {
             budget: 100.0,

@@ -246,6 +246,7 @@ async fn forwarded_for_names_the_client_only_behind_a_trusted_proxy() {
 /// A draft plan with one campaign that is sending: one message sent, one still queued (so it can
 /// be paused; a campaign with nothing left to send shows as finished, without the button).
 async fn plan_and_campaign(store: &Store) -> (String, String) {
+    customers(store, &["c1", "c2", "c3"]).await;
     let id = store
         .save_plan(&NewPlan {
             budget: 100.0,
