@@ -29,6 +29,9 @@ use crate::results::{ResultsError, DEFAULT_WINDOW_DAYS};
 /// Share of a goal's campaigns held out of the fit for its evaluation.
 pub const HELD_OUT_SHARE: f64 = 0.3;
 
+/// Qini curves are kept and shown at this many steps (101 points).
+pub const CURVE_POINTS: usize = 100;
+
 /// Attributes numeric for at least this share of the members become features.
 const ATTRIBUTE_SHARE: f64 = 0.5;
 
@@ -208,7 +211,7 @@ pub async fn fit_goals(
         let mut notes = Vec::new();
         match split_by_campaign(examples.clone(), HELD_OUT_SHARE, options.seed) {
             Ok((train, held)) => match fit(&train, &schema, options) {
-                Ok(m) => summary.evaluation = Some(evaluate(&m, &held)),
+                Ok(m) => summary.evaluation = Some(evaluate(&m, &held).compact(CURVE_POINTS)),
                 Err(e) => notes.push(format!("not evaluated: {e}")),
             },
             Err(e) => notes.push(format!("not evaluated: {e}")),
@@ -313,7 +316,7 @@ pub async fn evaluate_goals(
             .collect();
         let since_fit = (!rows.is_empty()).then(|| {
             let examples = examples_of(&rows, &m.model.schema);
-            evaluate(&m.model, &examples)
+            evaluate(&m.model, &examples).compact(CURVE_POINTS)
         });
         out.push(GoalEvaluation {
             goal: m.goal,

@@ -202,6 +202,16 @@ pub struct Evaluation {
     pub uplift_at: Vec<UpliftAt>,
 }
 
+impl Evaluation {
+    /// The same evaluation with each Qini curve resampled at `n + 1` evenly spaced shares (for
+    /// storage and display: the full curve has a point per distinct score).
+    pub fn compact(mut self, n: usize) -> Self {
+        self.qini.points = self.qini.sampled(n);
+        self.qini_revenue.points = self.qini_revenue.sampled(n);
+        self
+    }
+}
+
 /// Evaluates `model` on `held_out` examples.
 pub fn evaluate(model: &UpliftModel, held_out: &[Example]) -> Evaluation {
     let effects: Vec<_> = held_out

@@ -133,6 +133,21 @@ pub struct Effect {
 }
 
 impl UpliftModel {
+    /// The predicted effects for one customer as the planner sees them (features today, the
+    /// stored prediction, the customer's attributes).
+    pub fn effect_of(
+        &self,
+        features: &retain_core::CustomerFeatures,
+        prediction: Option<&retain_core::Prediction>,
+        attributes: &std::collections::BTreeMap<String, String>,
+    ) -> Effect {
+        self.predict(
+            &self
+                .schema
+                .vector(Some(features), prediction, Some(attributes)),
+        )
+    }
+
     pub fn predict(&self, x: &[f64]) -> Effect {
         Effect {
             conversion: self.conversion.effect(x).clamp(-1.0, 1.0),
