@@ -304,8 +304,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
                 .iter()
                 .map(|c| {
                     m.model
-                        .effect_of(c.features, c.prediction, &c.customer.attributes)
-                        .conversion
+                        .conversion_effect_of(c.features, c.prediction, &c.customer.attributes)
                 })
                 .collect();
             options.uplift.insert(m.goal.clone(), effects);

@@ -28,6 +28,8 @@ the model is measured on them: the Qini coefficient (area between the Qini curve
 targeting; 0 = no better than random) and uplift@k (treated minus control conversion rate
 among the top k% by predicted uplift). The stored model is then refitted on all campaigns.
 A goal needs at least two campaigns to be evaluated and 20 members in each arm to be fitted.
+A campaign whose attribution window is still open counts the purchases made so far (in both
+arms alike): fit again once the windows have closed.
 
 Learners: x (default; X-learner, borrows the large mailed arm to estimate the effect on the
 small holdout side) or t (T-learner: one outcome model per arm), both over gradient-boosted

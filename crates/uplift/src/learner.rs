@@ -148,6 +148,20 @@ impl UpliftModel {
         )
     }
 
+    /// The predicted conversion effect only (what the planner ranks by; half the work of
+    /// [`Self::effect_of`]).
+    pub fn conversion_effect_of(
+        &self,
+        features: &retain_core::CustomerFeatures,
+        prediction: Option<&retain_core::Prediction>,
+        attributes: &std::collections::BTreeMap<String, String>,
+    ) -> f64 {
+        let x = self
+            .schema
+            .vector(Some(features), prediction, Some(attributes));
+        self.conversion.effect(&x).clamp(-1.0, 1.0)
+    }
+
     pub fn predict(&self, x: &[f64]) -> Effect {
         Effect {
             conversion: self.conversion.effect(x).clamp(-1.0, 1.0),
