@@ -31,9 +31,10 @@ A goal needs at least two campaigns to be evaluated and 20 members in each arm t
 A campaign whose attribution window is still open counts the purchases made so far (in both
 arms alike): fit again once the windows have closed.
 
-Learners: x (default; X-learner, borrows the large mailed arm to estimate the effect on the
-small holdout side) or t (T-learner: one outcome model per arm), both over gradient-boosted
-trees. The same data and --seed give the same model.")]
+Learners: t (default; T-learner: one outcome model per arm) or x (X-learner: borrows the large
+mailed arm to estimate the effect on the small holdout side), both over gradient-boosted trees;
+compare them with `--learner` on your own campaigns. The same data and --seed give the same
+model.")]
     Fit(FitArgs),
     /// The stored models' evaluations: at fit time, and again on campaigns sent since.
     #[command(after_help = "Examples:
@@ -52,7 +53,7 @@ pub struct FitArgs {
     #[arg(long)]
     pub goal: Option<String>,
     /// t or x.
-    #[arg(long, default_value = "x", value_parser = parse_learner)]
+    #[arg(long, default_value = "t", value_parser = parse_learner)]
     pub learner: LearnerKind,
     /// Seed of the held-out campaign draw and the trees' row sampling.
     #[arg(long, default_value_t = 0)]

@@ -33,8 +33,8 @@ pub struct Example {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LearnerKind {
-    T,
     #[default]
+    T,
     X,
 }
 
@@ -68,7 +68,7 @@ pub struct FitOptions {
 impl Default for FitOptions {
     fn default() -> Self {
         Self {
-            learner: LearnerKind::X,
+            learner: LearnerKind::T,
             seed: 0,
             params: Params::default(),
             min_per_arm: 20,
