@@ -58,6 +58,9 @@ enum Command {
     Rfm(cmd::rfm::Args),
     /// Customers, revenue, retention, churn, new vs returning, cohorts.
     Stats(cmd::stats::Args),
+    /// Uplift models: learn from past campaigns whom a goal's email moves; evaluate them.
+    #[command(subcommand)]
+    Uplift(cmd::uplift::Command),
     /// Manage the suppression list (never mailed).
     #[command(subcommand)]
     Suppress(cmd::suppress::Command),
@@ -100,6 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Plan(a) => cmd::plan::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
         Command::Rfm(a) => cmd::rfm::run(a, cli.quiet),
         Command::Stats(a) => cmd::stats::run(&cmd::Context::open(&ws).await?, a).await,
+        Command::Uplift(c) => cmd::uplift::run(&cmd::Context::open(&ws).await?, c, cli.quiet).await,
         Command::Suppress(c) => cmd::suppress::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Serve(a) => cmd::serve::run(&ws, a, cli.quiet).await,
         Command::Report(a) => cmd::report::run(&cmd::Context::open(&ws).await?, a).await,

@@ -19,6 +19,7 @@ pub mod send;
 pub mod serve;
 pub mod stats;
 pub mod suppress;
+pub mod uplift;
 
 use std::path::{Path, PathBuf};
 

@@ -34,7 +34,14 @@ invalid address, mailed within the frequency cap) are left out and counted. A sh
 campaign is held out to measure its effect. The plan is stored as a draft: review it with
 `plan show`, then `plan approve` it (its campaigns may then be sent) or `plan discard` it.
 --cautious reads the lower bound of each customer's CLV and expected purchases interval (see
-`retain predict`) wherever the plan reads them, goal rules included."
+`retain predict`) wherever the plan reads them, goal rules included.
+
+Targeting (--target): by default a goal with a stored uplift model (`retain uplift fit`) ranks
+its customers by their own predicted uplift × value − cost — the customers the email moves, not
+those who would buy anyway — and the others by response rate × value − cost; `--target prior`
+ignores the models, `--target uplift` fails when there is none. Budget, caps, consent and the
+random holdout are the same either way.
+  retain plan --budget 500 --target prior"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -90,8 +97,20 @@ pub struct CreateArgs {
     /// parameter estimates.
     #[arg(long)]
     pub cautious: bool,
+    /// How a goal ranks its customers: `auto` by predicted uplift × value where `retain uplift
+    /// fit` stored a model for the goal, else by response rate × value; `uplift` the same but an
+    /// error when no goal has a model; `prior` response rate × value, models ignored.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub target: TargetArg,
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TargetArg {
+    Auto,
+    Uplift,
+    Prior,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -266,7 +285,42 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
             ))
         }
     }
+    let uplift_note = if a.target == TargetArg::Prior {
+        None
+    } else {
+        let models = retain_results::uplift::stored_models(&ctx.store).await?;
+        let used: Vec<_> = models
+            .iter()
+            .filter(|m| goals.iter().any(|g| g.id == m.goal))
+            .collect();
+        if used.is_empty() && a.target == TargetArg::Uplift {
+            return Err(fail(
+                exit::PRECONDITION,
+                "--target uplift: no uplift model for any goal of this catalogue: run `retain uplift fit` first",
+            ));
+        }
+        for m in &used {
+            let effects: Vec<f64> = candidates
+                .iter()
+                .map(|c| {
+                    m.model
+                        .conversion_effect_of(c.features, c.prediction, &c.customer.attributes)
+                })
+                .collect();
+            options.uplift.insert(m.goal.clone(), effects);
+        }
+        (!used.is_empty()).then(|| {
+            format!(
+                "ranked by predicted uplift × value (stored uplift models): {}",
+                used.iter()
+                    .map(|m| format!("{} ({}-learner, {} members)", m.goal, m.learner, m.examples))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })
+    };
     let mut planned = plan(&goals, &candidates, &options).map_err(|e| fail(2, e.to_string()))?;
+    planned.warnings.extend(uplift_note);
     planned.warnings.extend(measured_note);
     planned.warnings.extend(cautious_note);
     if unsegmented > 0 {
@@ -277,6 +331,11 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
 
     let mut document = plan_document(&planned, budget)?;
     document["cautious"] = json!(a.cautious);
+    document["target"] = json!(match a.target {
+        TargetArg::Prior => "prior",
+        _ if options.uplift.is_empty() => "prior",
+        _ => "uplift",
+    });
     let new_plan = NewPlan {
         budget: if budget == UNLIMITED { -1.0 } else { budget },
         used: planned.budget.used,

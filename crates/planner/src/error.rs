@@ -61,4 +61,10 @@ pub enum PlanError {
     UnknownStage(String),
     #[error("eligibility rule of goal `{goal}`: {message}")]
     Rule { goal: String, message: String },
+    #[error("predicted uplift for goal `{goal}` has {found} values for {expected} candidates")]
+    UpliftLength {
+        goal: String,
+        expected: usize,
+        found: usize,
+    },
 }

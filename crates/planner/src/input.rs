@@ -221,6 +221,12 @@ pub struct PlanOptions {
     pub stage: Option<Stage>,
     /// The whole marketing budget (acquisition + retention), for the balance.
     pub marketing_budget: Option<f64>,
+    /// Predicted uplift by goal id: per candidate (in the order of the candidates handed to
+    /// [`crate::plan()`]), the change of the conversion probability that mailing them causes,
+    /// as an uplift model estimates it. A goal listed here ranks its customers by
+    /// `uplift × value − cost` instead of `response rate × value − cost`; a non-finite entry
+    /// counts as no effect.
+    pub uplift: BTreeMap<String, Vec<f64>>,
 }
 
 impl PlanOptions {
@@ -236,6 +242,7 @@ impl PlanOptions {
             observed_rates: BTreeMap::new(),
             stage: None,
             marketing_budget: None,
+            uplift: BTreeMap::new(),
         }
     }
 

@@ -198,6 +198,9 @@ struct Group {
     aov: Curve,
     /// Goal index of each option, in option order.
     options: Vec<usize>,
+    /// For goals ranked by predicted uplift: (goal index, members by decreasing
+    /// uplift × value, those values).
+    by_uplift: Vec<(usize, Vec<u32>, Curve)>,
 }
 
 /// Plans campaigns for `candidates` from `goals` under `options`.
@@ -232,6 +235,25 @@ pub fn plan(
             Some(&r) => (r, "observed"),
             None => (g.response_prior, "prior"),
         })
+        .collect();
+    // Goals ranked by predicted uplift instead of a response rate.
+    for (goal, u) in &options.uplift {
+        if u.len() != candidates.len() {
+            return Err(PlanError::UpliftLength {
+                goal: goal.clone(),
+                expected: candidates.len(),
+                found: u.len(),
+            });
+        }
+        if !goals.iter().any(|g| &g.id == goal) {
+            warnings.push(format!(
+                "predicted uplift for unknown goal `{goal}` ignored"
+            ));
+        }
+    }
+    let uplift_of: Vec<Option<&[f64]>> = goals
+        .iter()
+        .map(|g| options.uplift.get(&g.id).map(Vec::as_slice))
         .collect();
 
     // Exclusions.
@@ -391,6 +413,31 @@ pub fn plan(
             } else {
                 (Vec::new(), Curve::from_sorted(Vec::new()))
             };
+            let by_uplift = options
+                .iter()
+                .filter_map(|&j| {
+                    let u = uplift_of[j]?;
+                    let mut m: Vec<(f64, u32)> = members
+                        .iter()
+                        .map(|e| {
+                            let v = match goals[j].value {
+                                ValueBasis::Clv => e.clv,
+                                ValueBasis::AvgOrderValue => e.aov,
+                            };
+                            (
+                                finite_or_zero(finite_or_zero(u[e.index as usize]) * v),
+                                e.index,
+                            )
+                        })
+                        .collect();
+                    m.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                    Some((
+                        j,
+                        m.iter().map(|e| e.1).collect(),
+                        Curve::from_sorted(m.iter().map(|e| e.0).collect()),
+                    ))
+                })
+                .collect();
             Group {
                 segment: members[0].segment,
                 by_clv,
@@ -398,6 +445,7 @@ pub fn plan(
                 clv,
                 aov,
                 options,
+                by_uplift,
             }
         })
         .collect();
@@ -406,8 +454,10 @@ pub fn plan(
     let specs: Vec<GoalSpec> = goals
         .iter()
         .zip(&rates)
-        .map(|(g, &(rate, _))| GoalSpec {
-            rate,
+        .zip(&uplift_of)
+        .map(|((g, &(rate, _)), u)| GoalSpec {
+            // Under uplift the members' values already carry their own effect.
+            rate: if u.is_some() { 1.0 } else { rate },
             cost: g.cost_per_recipient,
             cap: g
                 .audience_cap
@@ -424,11 +474,7 @@ pub fn plan(
                     .iter()
                     .map(|&j| OptionSpec {
                         goal: j,
-                        curve: if goals[j].value == ValueBasis::Clv {
-                            &g.clv
-                        } else {
-                            &g.aov
-                        },
+                        curve: g.curve_for(j, goals[j].value),
                     })
                     .collect()
             })
@@ -507,17 +553,26 @@ pub fn plan(
             continue;
         }
         let campaign_id = format!("{}-1", goal.id);
-        let (rate, source) = rates[j];
+        let (prior_rate, prior_source) = rates[j];
+        let uplift = uplift_of[j];
+        let source = if uplift.is_some() {
+            "uplift"
+        } else {
+            prior_source
+        };
+        // A member's response rate: the goal's, or their own predicted uplift.
+        let rate_of = |i: u32| -> f64 {
+            match uplift {
+                Some(u) => finite_or_zero(u[i as usize]),
+                None => prior_rate,
+            }
+        };
         let basis = goal.value;
         // Strata by segment (in segment-name order).
         let mut strata: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
         for &h in &chosen {
             let g = &groups[h];
-            let order = if basis == ValueBasis::Clv {
-                &g.by_clv
-            } else {
-                &g.by_aov
-            };
+            let order = g.order_for(j, basis);
             strata
                 .entry(g.segment)
                 .or_default()
@@ -575,8 +630,15 @@ pub fn plan(
         let cost_per = goal.cost_per_recipient;
         let expected_value: f64 = audience_idx
             .iter()
-            .map(|&i| rate * value_of(i) - cost_per)
+            .map(|&i| rate_of(i) * value_of(i) - cost_per)
             .sum();
+        // The campaign's rate: the goal's, or the audience's mean predicted uplift.
+        let rate = match uplift {
+            Some(_) if !audience_idx.is_empty() => {
+                audience_idx.iter().map(|&i| rate_of(i)).sum::<f64>() / audience_idx.len() as f64
+            }
+            _ => prior_rate,
+        };
         let cost = cost_per * audience_idx.len() as f64;
         if options.consent == ConsentPolicy::AllowUnknown {
             unknown_consent += audience_idx
@@ -592,11 +654,7 @@ pub fn plan(
             let Some(o) = solution.chosen[h] else {
                 continue;
             };
-            let order = if basis == ValueBasis::Clv {
-                &g.by_clv
-            } else {
-                &g.by_aov
-            };
+            let order = g.order_for(j, basis);
             let sel = &order[..solution.selected[h]];
             let aud: Vec<u32> = sel
                 .iter()
@@ -609,7 +667,15 @@ pub fn plan(
             } else {
                 aud.iter().map(|&i| value_of(i)).sum::<f64>() / n_aud as f64
             };
-            let part_ev = n_aud as f64 * (rate * mean_value - cost_per);
+            let part_ev: f64 = aud
+                .iter()
+                .map(|&i| rate_of(i) * value_of(i) - cost_per)
+                .sum();
+            let rate = if uplift.is_some() && n_aud > 0 {
+                aud.iter().map(|&i| rate_of(i)).sum::<f64>() / n_aud as f64
+            } else {
+                rate
+            };
             let alternatives: Vec<AlternativeScore> = solution.alternatives[h]
                 .iter()
                 .map(|a| {
@@ -629,7 +695,7 @@ pub fn plan(
             let below = g.by_clv.len() - solution.positive[h][o];
             let over = solution.positive[h][o] - selected;
             let mut text = format!(
-                "{} \"{seg_name}\" customers eligible by `{}`; {n_aud} mailed, {} held out{}: {n_aud} × {rate:.4} ({source}) × {mean_value:.2} ({}) − {n_aud} × {cost_per:.4} = {part_ev:.2}",
+                "{} \"{seg_name}\" customers eligible by `{}`; {n_aud} mailed, {} held out{}: {} × {mean_value:.2} ({}) − {n_aud} × {cost_per:.4} = {part_ev:.2}",
                 g.by_clv.len(),
                 goal.rule_text.trim(),
                 selected - n_aud,
@@ -638,6 +704,11 @@ pub fn plan(
                     (b, 0) => format!(", {b} worth less than the cost"),
                     (0, v) => format!(", {v} over the budget or cap"),
                     (b, v) => format!(", {b} worth less than the cost, {v} over the budget or cap"),
+                },
+                if uplift.is_some() {
+                    format!("Σ own predicted uplift (mean {rate:.4}) × value, about {n_aud} × {rate:.4}")
+                } else {
+                    format!("{n_aud} × {rate:.4} ({source})")
                 },
                 basis.as_str(),
             );
@@ -793,6 +864,30 @@ fn ids_of(candidates: &[Candidate<'_>], indices: &[u32]) -> Vec<String> {
         .par_iter()
         .map(|&i| candidates[i as usize].customer.id.clone())
         .collect()
+}
+
+impl Group {
+    /// The members' values under goal `j` (value basis `basis`).
+    fn curve_for(&self, j: usize, basis: ValueBasis) -> &Curve {
+        if let Some((_, _, c)) = self.by_uplift.iter().find(|(g, _, _)| *g == j) {
+            return c;
+        }
+        match basis {
+            ValueBasis::Clv => &self.clv,
+            ValueBasis::AvgOrderValue => &self.aov,
+        }
+    }
+
+    /// The members in the order goal `j` selects them.
+    fn order_for(&self, j: usize, basis: ValueBasis) -> &[u32] {
+        if let Some((_, o, _)) = self.by_uplift.iter().find(|(g, _, _)| *g == j) {
+            return o;
+        }
+        match basis {
+            ValueBasis::Clv => &self.by_clv,
+            ValueBasis::AvgOrderValue => &self.by_aov,
+        }
+    }
 }
 
 fn finite_or_zero(v: f64) -> f64 {

@@ -7,7 +7,11 @@
 //! - [`stats`]: the statistics underneath (Newcombe hybrid-score and Katz intervals, pooled z,
 //!   Welch).
 //! - [`results`]: loads one campaign's (or plan's) inputs from the store and runs [`report`].
+//! - [`uplift`]: past campaigns as training data for the uplift learner (`retain-uplift`):
+//!   features at each plan's date and outcomes by the same attribution rule as the reports;
+//!   fitting, storing and evaluating a model per goal.
 
 pub mod report;
 pub mod results;
 pub mod stats;
+pub mod uplift;

@@ -236,8 +236,41 @@ fn purchases_by_customer(orders: &[Order]) -> HashMap<&str, Vec<(i64, f64)>> {
     m
 }
 
+/// The campaign's start: its first accepted send (None: nothing sent yet).
+pub fn first_send(sends: &[SendInput]) -> Option<i64> {
+    sends
+        .iter()
+        .filter(|s| s.state == "sent")
+        .filter_map(|s| s.sent_at)
+        .min()
+}
+
+/// The attribution rule, for one member: (converted, revenue) from their purchases
+/// (`(Unix seconds, amount)` sorted by time, returns left out). A recipient's window opens when
+/// their email was sent (`sent_at`; never sent: the campaign's start), a holdout member's at the
+/// campaign's start (`started_at`); it lasts `window_days`. Nothing is attributed before the
+/// campaign started. Reports and the uplift learner's training data both use it.
+pub fn attribute(
+    purchases: Option<&[(i64, f64)]>,
+    holdout: bool,
+    sent_at: Option<i64>,
+    started_at: Option<i64>,
+    window_days: i64,
+) -> (bool, f64) {
+    let window = window_days.max(0) * DAY;
+    let from = if holdout {
+        started_at
+    } else {
+        sent_at.or(started_at)
+    };
+    match from {
+        Some(f) => in_window(purchases, f, f + window),
+        None => (false, 0.0),
+    }
+}
+
 /// (any purchase, revenue) in `[from, to)`.
-fn in_window(p: Option<&Vec<(i64, f64)>>, from: i64, to: i64) -> (bool, f64) {
+fn in_window(p: Option<&[(i64, f64)]>, from: i64, to: i64) -> (bool, f64) {
     let Some(p) = p else { return (false, 0.0) };
     let start = p.partition_point(|(t, _)| *t < from);
     let mut any = false;
@@ -351,12 +384,7 @@ pub fn compute(inp: Inputs<'_>) -> CampaignReport {
         .collect();
     let sent_at_of: HashMap<i64, Option<i64>> =
         inp.sends.iter().map(|s| (s.id, s.sent_at)).collect();
-    let started_at = inp
-        .sends
-        .iter()
-        .filter(|s| s.state == "sent")
-        .filter_map(|s| s.sent_at)
-        .min();
+    let started_at = first_send(inp.sends);
     let last_sent = inp.sends.iter().filter_map(|s| s.sent_at).max();
     // Per send: (human open, human click, bot open, unsubscribe).
     let mut eng: HashMap<i64, (bool, bool, bool, bool)> = HashMap::new();
@@ -385,16 +413,15 @@ pub fn compute(inp: Inputs<'_>) -> CampaignReport {
         .map(|m| {
             let send = send_of.get(m.customer_id.as_str()).copied();
             let p = purchases.get(m.customer_id.as_str());
-            let from = if m.holdout {
-                started_at
-            } else {
-                send.and_then(|s| s.sent_at).or(started_at)
-            };
-            let (converted, revenue) = match from {
-                Some(f) => in_window(p, f, f + window),
-                None => (false, 0.0),
-            };
-            let active_before = started_at.is_some_and(|s| in_window(p, s - window, s).0);
+            let (converted, revenue) = attribute(
+                p.map(Vec::as_slice),
+                m.holdout,
+                send.and_then(|s| s.sent_at),
+                started_at,
+                inp.campaign.window_days,
+            );
+            let active_before =
+                started_at.is_some_and(|s| in_window(p.map(Vec::as_slice), s - window, s).0);
             let (opened, clicked, bot_open, unsubscribed) = send
                 .and_then(|s| eng.get(&s.id))
                 .copied()

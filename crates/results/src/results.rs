@@ -18,6 +18,8 @@ pub enum ResultsError {
     UnknownCampaign(String),
     #[error("no plan '{0}'")]
     UnknownPlan(String),
+    #[error("uplift model: {0}")]
+    Model(String),
 }
 
 fn now() -> i64 {

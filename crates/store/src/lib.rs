@@ -23,6 +23,7 @@ mod segments;
 mod sends;
 mod stats;
 mod suppressions;
+mod uplift;
 mod web_sessions;
 
 use std::path::Path;
@@ -56,6 +57,7 @@ pub use sends::{
 };
 pub use stats::CustomerStats;
 pub use suppressions::{Suppression, SuppressionList};
+pub use uplift::{UpliftCampaign, UpliftMemberRow, UpliftModelRecord};
 pub use web_sessions::WebSessionRecord;
 
 /// Which database a [`Store`] talks to.

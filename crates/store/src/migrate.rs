@@ -79,6 +79,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0012_member_keys.sql"),
         include_str!("../migrations/postgres/0012_member_keys.sql"),
     ),
+    (
+        14,
+        "uplift_models",
+        include_str!("../migrations/sqlite/0014_uplift_models.sql"),
+        include_str!("../migrations/postgres/0014_uplift_models.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction
