@@ -20,6 +20,7 @@ mod predictions;
 mod profile;
 mod segments;
 mod sends;
+mod sequences;
 mod stats;
 mod suppressions;
 mod web_sessions;
@@ -53,6 +54,7 @@ pub use sends::{
     CampaignSendState, Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure,
     SendLease, SendRecord, SendState,
 };
+pub use sequences::{step_ledger_id, RecipientActivity, StepRecord, VariantAssignment};
 pub use stats::CustomerStats;
 pub use suppressions::{Suppression, SuppressionList};
 pub use web_sessions::WebSessionRecord;
