@@ -7,6 +7,7 @@ pub mod customer;
 pub mod demo;
 pub mod demo_data;
 pub mod doctor;
+pub mod followups;
 pub mod import;
 pub mod init;
 pub mod mail;
