@@ -6,6 +6,7 @@ pub mod campaign;
 pub mod customer;
 pub mod demo;
 pub mod demo_data;
+pub mod demo_results;
 pub mod doctor;
 pub mod followups;
 pub mod import;
