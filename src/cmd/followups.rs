@@ -121,8 +121,14 @@ async fn run_due(
 ) -> Result<()> {
     let identity = Identity::new(&ctx.config.sender.from, &ctx.config.sender.reply_to)
         .map_err(mailer_error)?;
+    // `RETAIN_TEST_NOW` (Unix seconds): the time this run takes as now, so an end-to-end test
+    // can reach a step's day without waiting for it.
+    let now = std::env::var("RETAIN_TEST_NOW")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| chrono::Utc::now().timestamp());
     let opts = FollowupOptions {
-        now: chrono::Utc::now().timestamp(),
+        now,
         frequency_cap_days: ctx.config.planner.frequency_cap_days,
         consent: ConsentCheck { require_opt_in },
         dry_run,
