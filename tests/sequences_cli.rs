@@ -198,7 +198,11 @@ async fn variants_and_a_follow_up_step_reach_the_smtp_server_once() {
             .and_then(|(_, rest)| rest.split('@').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{to}"));
-        let want = if i % 2 == 0 { "Variant A subject" } else { "Variant B subject" };
+        let want = if i % 2 == 0 {
+            "Variant A subject"
+        } else {
+            "Variant B subject"
+        };
         assert_eq!(subject, want, "{to}");
     }
 
@@ -241,7 +245,9 @@ async fn variants_and_a_follow_up_step_reach_the_smtp_server_once() {
         .collect();
     assert_eq!(reminders.len(), 7, "{all:?}");
     assert!(!reminders.iter().any(|to| to.contains("c3@")));
-    assert!(!all.iter().any(|(to, _)| to.contains("c8@") || to.contains("c9@")));
+    assert!(!all
+        .iter()
+        .any(|(to, _)| to.contains("c8@") || to.contains("c9@")));
 
     // The report shows the variants and the step's funnel.
     let out = retain(&ws)
@@ -250,7 +256,10 @@ async fn variants_and_a_follow_up_step_reach_the_smtp_server_once() {
         .expect("report");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
     let seq = &r["sequence"];
-    assert_eq!(seq["variant_test"]["variants"][0]["result"]["recipients"], 4);
+    assert_eq!(
+        seq["variant_test"]["variants"][0]["result"]["recipients"],
+        4
+    );
     assert_eq!(seq["steps"][0]["sent"], 7, "{seq}");
     store.close().await;
 }

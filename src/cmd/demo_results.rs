@@ -150,7 +150,12 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
 
     // Opens and clicks, through the tracking handlers.
     let secret = load_secret(&ctx.dir).context("the workspace's secret key")?;
-    let base = ctx.config.tracking.base_url.trim_end_matches('/').to_string();
+    let base = ctx
+        .config
+        .tracking
+        .base_url
+        .trim_end_matches('/')
+        .to_string();
     let path_of = |url: String| url.strip_prefix(&base).map(str::to_string).unwrap_or(url);
     let mut visits: Vec<retain_web::replay::Visit> = Vec::new();
     for &(send_id, at) in &sim.opens {
@@ -199,8 +204,7 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
         });
     }
     let program = program_of(ctx)?;
-    let report =
-        retain_results::program::program_report(&ctx.store, &program, start, None).await?;
+    let report = retain_results::program::program_report(&ctx.store, &program, start, None).await?;
     let control = retain_planner::GlobalControl::of(&program, start);
     let programme_customers = people
         .iter()

@@ -41,10 +41,7 @@ running it again sends only what is still queued.")]
     /// Approve a created step of a goal with `approve = "each_step"`.
     #[command(after_help = "Example:
   retain followups approve p1-win_back-1 1")]
-    Approve {
-        campaign: String,
-        step: i64,
-    },
+    Approve { campaign: String, step: i64 },
     /// The steps created so far for a campaign.
     List {
         campaign: String,
@@ -149,10 +146,21 @@ async fn run_due(
         println!(
             "{} follow-up steps {}:",
             due.len(),
-            if dry_run { "due (dry run: nothing written)" } else { "created" }
+            if dry_run {
+                "due (dry run: nothing written)"
+            } else {
+                "created"
+            }
         );
         let mut t = Table::new([
-            "campaign", "step", "template", "when", "recipients", "matched", "queued", "held back",
+            "campaign",
+            "step",
+            "template",
+            "when",
+            "recipients",
+            "matched",
+            "queued",
+            "held back",
             "approved",
         ]);
         for d in &due {

@@ -9,7 +9,8 @@ use chrono::NaiveDate;
 use clap::{Args as ClapArgs, Subcommand};
 use retain_planner::expr::Vocabulary;
 use retain_planner::{
-    parse_catalogue, plan, Candidate, ConsentPolicy, Plan, PlanOptions, RfmScores, Stage, RFM_SEGMENTS,
+    parse_catalogue, plan, Candidate, ConsentPolicy, Plan, PlanOptions, RfmScores, Stage,
+    RFM_SEGMENTS,
 };
 use retain_store::{
     NewPlan, NewPlanCampaign, PlanState, PredictionBound, StoreError, VariantAssignment,
@@ -413,7 +414,10 @@ fn plan_document(p: &Plan, budget: f64) -> Result<Value> {
                 // Variants keep their id, template and size; their members are stored apart.
                 if let Some(vs) = o.get_mut("variants").and_then(Value::as_array_mut) {
                     for v in vs {
-                        let n = v.get("recipients").and_then(Value::as_array).map_or(0, Vec::len);
+                        let n = v
+                            .get("recipients")
+                            .and_then(Value::as_array)
+                            .map_or(0, Vec::len);
                         v["recipients"] = json!(n);
                     }
                 }

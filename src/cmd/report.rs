@@ -240,7 +240,9 @@ fn render_sequence(seq: &retain_results::sequence::SequenceReport) -> String {
             seq.sequence_window_days,
             views::pp(g.uplift.absolute),
             ci(g.uplift.ci95),
-            g.incremental_revenue.map(money).unwrap_or_else(|| "–".into())
+            g.incremental_revenue
+                .map(money)
+                .unwrap_or_else(|| "–".into())
         ));
     }
     out
@@ -261,7 +263,9 @@ fn render_program(r: &retain_results::program::ProgramReport) -> String {
             count(g.customers),
             count(g.buyers),
             money(g.revenue),
-            g.revenue_per_customer.map(money).unwrap_or_else(|| "–".into()),
+            g.revenue_per_customer
+                .map(money)
+                .unwrap_or_else(|| "–".into()),
         ]);
     }
     out.push_str(&t.render());
@@ -285,8 +289,8 @@ fn render_program(r: &retain_results::program::ProgramReport) -> String {
 /// `retain report --program`.
 async fn program(ctx: &Context, args: &Args) -> Result<()> {
     let path = ctx.path("goals.toml");
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let vocab = retain_planner::Vocabulary {
         segments: None,
         templates: None,
@@ -295,11 +299,13 @@ async fn program(ctx: &Context, args: &Args) -> Result<()> {
     let catalogue = retain_planner::parse_catalogue(&text, &path.display().to_string(), &vocab)
         .map_err(|e| fail(exit::BAD_INPUT, e.to_string()))?;
     let at = match args.period_of {
-        Some(d) => d.and_hms_opt(12, 0, 0).map_or(0, |t| t.and_utc().timestamp()),
+        Some(d) => d
+            .and_hms_opt(12, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp()),
         None => chrono::Utc::now().timestamp(),
     };
-    let r = retain_results::program::program_report(&ctx.store, &catalogue.program, at, None)
-        .await?;
+    let r =
+        retain_results::program::program_report(&ctx.store, &catalogue.program, at, None).await?;
     let text = match args.format {
         Format::Json => format!("{}\n", serde_json::to_string_pretty(&r)?),
         _ => render_program(&r),

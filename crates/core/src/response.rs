@@ -70,7 +70,7 @@ pub struct Simulated {
     pub true_incremental_revenue: Vec<f64>,
 }
 
-/// Base purchase probability in a 30-day window.
+/// Base purchase probability in the weeks after the send (one window).
 pub fn base_rate(recency_days: f64, frequency: u32) -> f64 {
     let r = (-recency_days.max(0.0) / 300.0).exp();
     (0.02 + 0.06 * r + 0.01 * f64::from(frequency.min(6))).min(0.5)
@@ -98,9 +98,13 @@ pub fn simulate(spec: &ResponseSpec, people: &[Person]) -> Simulated {
     let mut recipients = vec![0u64; spec.campaigns.len()];
     let day = 86_400.0;
     for (n, p) in people.iter().enumerate() {
-        let campaign = p.campaign.and_then(|c| spec.campaigns.get(c).map(|t| (c, t)));
+        let campaign = p
+            .campaign
+            .and_then(|c| spec.campaigns.get(c).map(|t| (c, t)));
         let window = campaign.map_or(spec.window_days, |(_, t)| t.window_days) as f64;
-        let base = (base_rate(p.recency_days, p.frequency) * window / 30.0).min(0.6);
+        // The same base chance for everyone, whatever their window: membership alone must not
+        // change what a customer would have bought without the email.
+        let base = base_rate(p.recency_days, p.frequency);
         let mut added = 0.0;
         if let Some((c, truth)) = campaign {
             if !p.holdout {
@@ -120,8 +124,7 @@ pub fn simulate(spec: &ResponseSpec, people: &[Person]) -> Simulated {
                 let at = sent_at + (rng.gen_range(1.0..72.0) * 3600.0) as i64;
                 out.opens.push((send_id, at));
                 if rng.gen::<f64>() < if buys { 0.5 } else { 0.12 } {
-                    out.clicks
-                        .push((send_id, at + rng.gen_range(5..600)));
+                    out.clicks.push((send_id, at + rng.gen_range(5..600)));
                 }
             }
         }

@@ -140,9 +140,7 @@ pub async fn create_due_steps(
             }
         }
     }
-    out.sort_by(|a, b| {
-        (a.campaign_id.as_str(), a.step).cmp(&(b.campaign_id.as_str(), b.step))
-    });
+    out.sort_by(|a, b| (a.campaign_id.as_str(), a.step).cmp(&(b.campaign_id.as_str(), b.step)));
     Ok(out)
 }
 

@@ -131,7 +131,10 @@ fn tokenize(text: &str) -> Result<Vec<Token>, StepRuleError> {
             }
             out.push(Token {
                 start,
-                text: chars[start..i].iter().collect::<String>().to_ascii_lowercase(),
+                text: chars[start..i]
+                    .iter()
+                    .collect::<String>()
+                    .to_ascii_lowercase(),
             });
         } else {
             return Err(StepRuleError {
@@ -195,13 +198,15 @@ impl Parser {
                 self.at += 1;
                 Ok(inner)
             }
-            word => Event::parse(word).map(StepRule::Event).ok_or(StepRuleError {
-                start: t.start,
-                message: format!(
-                    "unknown event `{word}`; known events: {}",
-                    EVENTS.join(", ")
-                ),
-            }),
+            word => Event::parse(word)
+                .map(StepRule::Event)
+                .ok_or(StepRuleError {
+                    start: t.start,
+                    message: format!(
+                        "unknown event `{word}`; known events: {}",
+                        EVENTS.join(", ")
+                    ),
+                }),
         }
     }
 }

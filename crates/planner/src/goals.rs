@@ -376,7 +376,9 @@ pub fn parse_catalogue(
             {
                 return Err(at(
                     v.id.span().start,
-                    ctx(&format!("variant id \"{vid}\": expected snake_case (a-z, 0-9, _)")),
+                    ctx(&format!(
+                        "variant id \"{vid}\": expected snake_case (a-z, 0-9, _)"
+                    )),
                 ));
             }
             if variants.iter().any(|o| o.id == vid) {

@@ -31,12 +31,14 @@ pub mod variants;
 
 pub use error::{GoalsError, PlanError, Position};
 pub use expr::{parse as parse_rule, Expr, Vocabulary};
-pub use goals::{parse_catalogue, parse_goals, Approval, Catalogue, Goal, Step, ValueBasis, Variant};
-pub use program::{ControlPeriod, GlobalControl, Program};
+pub use goals::{
+    parse_catalogue, parse_goals, Approval, Catalogue, Goal, Step, ValueBasis, Variant,
+};
 pub use input::{
     Candidate, ConsentPolicy, ExclusionReason, PlanOptions, RfmScores, Stage, UNLIMITED_BUDGET,
 };
 pub use plan::{plan, Campaign, Plan};
+pub use program::{ControlPeriod, GlobalControl, Program};
 
 /// The ten named RFM segments, as the segmentation names them.
 pub const RFM_SEGMENTS: [&str; 10] = [

@@ -17,10 +17,10 @@ use crate::balance::{balance, Balance};
 use crate::error::PlanError;
 use crate::expr::Compiled;
 use crate::goals::{Approval, Goal, Step, ValueBasis};
-use crate::variants::{self, VariantPower};
 use crate::holdout::{self, PowerEstimate, DEFAULT_BASELINE_RATE};
 use crate::input::{Candidate, ConsentPolicy, ExclusionReason, PlanOptions};
 use crate::optimise::{self, Curve, GoalSpec, OptionSpec, Problem};
+use crate::variants::{self, VariantPower};
 
 /// Most goals one plan can weigh (eligibility is kept as a 64-bit set).
 pub const MAX_GOALS: usize = 64;

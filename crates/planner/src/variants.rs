@@ -155,12 +155,20 @@ mod tests {
         for &v in &a {
             counts[v as usize] += 1;
         }
-        assert!(counts.iter().all(|&c| (333..=334).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (333..=334).contains(&c)),
+            "{counts:?}"
+        );
         // Not a fixed pattern: another seed gives another assignment.
         let b = split(1001, 3, 10);
         assert!(a.iter().zip(&b).filter(|(x, y)| x != y).count() > 500);
         // Not dealt in input order.
-        assert!(a.windows(3).filter(|w| w[0] != w[1] && w[1] != w[2]).count() < 900);
+        assert!(
+            a.windows(3)
+                .filter(|w| w[0] != w[1] && w[1] != w[2])
+                .count()
+                < 900
+        );
     }
 
     #[test]

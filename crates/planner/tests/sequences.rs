@@ -133,7 +133,11 @@ fn control_variants_and_steps_flow_into_the_plan() {
         .collect();
     // The control is excluded and counted, and no campaign member is in it.
     assert_eq!(p.excluded.get("global_control"), Some(&in_control.len()));
-    assert!((in_control.len() as f64 - 600.0).abs() < 120.0, "{}", in_control.len());
+    assert!(
+        (in_control.len() as f64 - 600.0).abs() < 120.0,
+        "{}",
+        in_control.len()
+    );
     let c = &p.campaigns[0];
     assert!(c
         .audience
@@ -170,7 +174,10 @@ fn control_variants_and_steps_flow_into_the_plan() {
     assert_eq!(again.campaigns[0].variants, c.variants);
     options.seed = 12;
     let other = plan(&cat.goals, &cands, &options).expect("plans");
-    assert_ne!(other.campaigns[0].variants[0].recipients, c.variants[0].recipients);
+    assert_ne!(
+        other.campaigns[0].variants[0].recipients,
+        c.variants[0].recipients
+    );
     // The test's sample size was fixed now.
     let vp = c.variant_power.as_ref().expect("power");
     assert_eq!(vp.variants, 2);

@@ -206,9 +206,8 @@ async fn sequence_of(
             .get("steps")
             .and_then(serde_json::Value::as_array)
             .and_then(|a| {
-                a.iter().find(|s| {
-                    s.get("number").and_then(serde_json::Value::as_i64) == Some(step)
-                })
+                a.iter()
+                    .find(|s| s.get("number").and_then(serde_json::Value::as_i64) == Some(step))
             })
             .and_then(|s| s.get("after_days").and_then(serde_json::Value::as_i64))
             .unwrap_or(0)

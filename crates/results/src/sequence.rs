@@ -272,3 +272,123 @@ fn variant_test(inp: &SequenceInputs<'_>) -> VariantTest {
         verdict,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_700_000_000;
+    const DAY: i64 = 86_400;
+
+    fn campaign() -> CampaignInput {
+        CampaignInput {
+            campaign_id: "p1-x-1".into(),
+            plan_id: "p1".into(),
+            goal: "x".into(),
+            goal_name: "X".into(),
+            window_days: 30,
+            cost_per_recipient: 0.0,
+        }
+    }
+
+    /// 1000 recipients per variant (a converts `ra` of them, b `rb`), 400 holdout (10% convert).
+    fn world(
+        ra: usize,
+        rb: usize,
+    ) -> (
+        Vec<MemberInput>,
+        Vec<SendInput>,
+        Vec<Order>,
+        HashMap<String, (String, String)>,
+    ) {
+        let (mut members, mut sends, mut orders, mut variants) =
+            (vec![], vec![], vec![], HashMap::new());
+        let order = |id: &str| Order {
+            order_id: format!("o-{id}"),
+            customer_id: id.to_string(),
+            ordered_at: chrono::DateTime::from_timestamp(T0 + 2 * DAY, 0)
+                .expect("ts")
+                .naive_utc(),
+            amount: 10.0,
+            items: 1,
+            is_return: false,
+            currency: None,
+            email: None,
+            product: None,
+        };
+        for i in 0..2000 {
+            let id = format!("r{i}");
+            let (v, converts) = if i < 1000 { ("a", i < ra) } else { ("b", i - 1000 < rb) };
+            members.push(MemberInput {
+                customer_id: id.clone(),
+                holdout: false,
+                segment: "all".into(),
+            });
+            sends.push(SendInput {
+                id: i as i64,
+                customer_id: id.clone(),
+                state: "sent".into(),
+                sent_at: Some(T0),
+            });
+            if converts {
+                orders.push(order(&id));
+            }
+            variants.insert(id, (v.to_string(), format!("t_{v}")));
+        }
+        for i in 0..400 {
+            let id = format!("h{i}");
+            members.push(MemberInput {
+                customer_id: id.clone(),
+                holdout: true,
+                segment: "all".into(),
+            });
+            if i < 40 {
+                orders.push(order(&id));
+            }
+        }
+        (members, sends, orders, variants)
+    }
+
+    fn test_of(ra: usize, rb: usize, now: i64, required: Option<u64>) -> VariantTest {
+        let (members, sends, orders, variants) = world(ra, rb);
+        let c = campaign();
+        compute(&SequenceInputs {
+            campaign: &c,
+            members: &members,
+            sends: &sends,
+            events: &[],
+            orders: &orders,
+            now,
+            variants: &variants,
+            required_per_variant: required,
+            steps: &[],
+        })
+        .and_then(|s| s.variant_test)
+        .expect("a test")
+    }
+
+    #[test]
+    fn a_winner_only_when_complete_and_significant() {
+        let closed = T0 + 31 * DAY;
+        // 20% against 10% of 1000 each: z ≈ 6, far past 0.05.
+        let t = test_of(200, 100, closed, Some(500));
+        assert_eq!(t.winner.as_deref(), Some("a"), "{}", t.verdict);
+        assert_eq!(t.variants[0].result.recipients, 1000);
+        // Each variant against the whole holdout (10%).
+        let a = &t.variants[0].result.uplift;
+        assert!((a.absolute.expect("uplift") - 0.10).abs() < 1e-9);
+        let d = t.comparisons[0].diff.as_ref().expect("diff");
+        assert!((d.absolute - 0.10).abs() < 1e-9);
+        // The window still open: no verdict yet, however clear the data.
+        assert_eq!(test_of(200, 100, T0 + 5 * DAY, Some(500)).winner, None);
+        // Smaller than the planned sample: no winner.
+        assert_eq!(test_of(200, 100, closed, Some(5000)).winner, None);
+        // No real difference: no winner.
+        assert_eq!(test_of(105, 100, closed, Some(500)).winner, None);
+        // b wins when it is the better one.
+        assert_eq!(
+            test_of(100, 200, closed, Some(500)).winner.as_deref(),
+            Some("b")
+        );
+    }
+}

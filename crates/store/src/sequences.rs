@@ -408,7 +408,11 @@ mod tests {
                 act.iter()
                     .map(|a| (a.customer_id.as_str(), a.opened, a.unsubscribed))
                     .collect::<Vec<_>>(),
-                vec![("c0", true, false), ("c1", false, false), ("c2", false, true)]
+                vec![
+                    ("c0", true, false),
+                    ("c1", false, false),
+                    ("c2", false, true)
+                ]
             );
             assert!(act.iter().all(|a| a.sent_at == 1_000));
             // Another campaign mailed c1 recently: the cap holds it back; the own step does not.
