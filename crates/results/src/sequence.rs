@@ -318,7 +318,11 @@ mod tests {
         };
         for i in 0..2000 {
             let id = format!("r{i}");
-            let (v, converts) = if i < 1000 { ("a", i < ra) } else { ("b", i - 1000 < rb) };
+            let (v, converts) = if i < 1000 {
+                ("a", i < ra)
+            } else {
+                ("b", i - 1000 < rb)
+            };
             members.push(MemberInput {
                 customer_id: id.clone(),
                 holdout: false,

@@ -437,4 +437,40 @@ mod tests {
         })
         .await;
     }
+
+    #[tokio::test]
+    async fn period_revenue_is_folded_per_customer() {
+        on_both(|store| async move {
+            use crate::test_support::order;
+            let orders = [
+                order("a", "2024-01-01", 10.0),
+                order("a", "2024-02-10", 30.5),
+                order("b", "2024-02-15", 5.0),
+                order("c", "2023-12-31", 7.0),
+            ];
+            store
+                .import_orders("o.csv", &orders, (4, 4, 0), &|_| {})
+                .await
+                .expect("orders");
+            // [2024-01-15, 2024-03-01): a's second order and b's; c has none in it.
+            let from = 1_705_276_800;
+            let to = 1_709_251_200;
+            let mut rows = store
+                .fold_period_revenue(from, to, Vec::new(), |v, id, minor, n| {
+                    v.push((id.to_string(), minor, n))
+                })
+                .await
+                .expect("fold");
+            rows.sort();
+            assert_eq!(
+                rows,
+                vec![
+                    ("a".to_string(), 3050, 1),
+                    ("b".to_string(), 500, 1),
+                    ("c".to_string(), 0, 0)
+                ]
+            );
+        })
+        .await;
+    }
 }
