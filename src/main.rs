@@ -70,6 +70,9 @@ enum Command {
     Report(cmd::report::Args),
     /// Send an approved campaign's emails, exactly once per recipient.
     Send(cmd::send::Args),
+    /// Follow-up steps of sent campaigns: create the due ones and send them.
+    #[command(subcommand)]
+    Followups(cmd::followups::Command),
     /// Preview a campaign's email, or send a test copy.
     #[command(subcommand)]
     Mail(cmd::mail::Command),
@@ -108,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => cmd::serve::run(&ws, a, cli.quiet).await,
         Command::Report(a) => cmd::report::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
+        Command::Followups(c) => cmd::followups::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Mail(c) => cmd::mail::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Bounces(c) => cmd::bounces::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Doctor(a) => cmd::doctor::run(&cmd::Context::open(&ws).await?, a).await,

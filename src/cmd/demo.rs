@@ -18,8 +18,8 @@ pub struct Args {
     /// Workspace directory (created if missing; an existing demo workspace is reused).
     #[arg(default_value = "retain-demo")]
     pub dir: PathBuf,
-    /// Customers in the generated shop.
-    #[arg(long, default_value_t = 2000)]
+    /// Customers in the generated shop (enough for campaigns whose uplift can be measured).
+    #[arg(long, default_value_t = 20000)]
     pub customers: u64,
     /// Random seed of the generated shop.
     #[arg(long, default_value_t = 42)]
@@ -129,8 +129,16 @@ pub async fn run(args: Args) -> Result<()> {
 
     step(8, "Send (to the workspace outbox, no server needed)");
     super::send::demo_step(&ctx).await?;
+    step(
+        9,
+        "The weeks after the send (simulated orders, opens and clicks with a known true uplift)",
+    );
+    match super::demo_results::run(&ctx, args.seed).await? {
+        Some(r) => print!("{}", super::demo_results::render(&r)),
+        None => println!("  skipped: no approved plan"),
+    }
     // STEP report (web/results): the campaign report.
-    step(9, "Campaign report");
+    step(10, "Campaign report");
     super::report::demo_step(&ctx).await?;
 
     println!(

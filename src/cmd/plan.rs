@@ -9,9 +9,12 @@ use chrono::NaiveDate;
 use clap::{Args as ClapArgs, Subcommand};
 use retain_planner::expr::Vocabulary;
 use retain_planner::{
-    parse_goals, plan, Candidate, ConsentPolicy, Plan, PlanOptions, RfmScores, Stage, RFM_SEGMENTS,
+    parse_catalogue, plan, Candidate, ConsentPolicy, Plan, PlanOptions, RfmScores, Stage,
+    RFM_SEGMENTS,
 };
-use retain_store::{NewPlan, NewPlanCampaign, PlanState, PredictionBound, StoreError};
+use retain_store::{
+    NewPlan, NewPlanCampaign, PlanState, PredictionBound, StoreError, VariantAssignment,
+};
 use serde_json::{json, Value};
 
 use super::{exit, fail, Context};
@@ -216,8 +219,9 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         templates: workspace_templates(&ctx.path("templates")),
         attributes: Some(attributes.into_iter().collect()),
     };
-    let goals = parse_goals(&goals_text, &goals_path.display().to_string(), &vocab)
+    let catalogue = parse_catalogue(&goals_text, &goals_path.display().to_string(), &vocab)
         .map_err(|e| fail(exit::BAD_INPUT, e.to_string()))?;
+    let goals = catalogue.goals;
 
     let score = |x: i64| u8::try_from(x).ok().filter(|s| (1..=5).contains(s));
     let candidates: Vec<Candidate> = pool
@@ -260,6 +264,10 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
     };
     options.stage = stage;
     options.marketing_budget = a.marketing_budget;
+    options.control = Some(retain_planner::GlobalControl::of(
+        &catalogue.program,
+        options.now,
+    ));
     let mut measured_note = None;
     match observed_uplift(ctx).await {
         Ok(rates) => {
@@ -361,9 +369,28 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
             })
             .collect(),
     };
+    let variants: Vec<(String, Vec<VariantAssignment>)> = planned
+        .campaigns
+        .iter()
+        .filter(|c| !c.variants.is_empty())
+        .map(|c| {
+            let rows = c
+                .variants
+                .iter()
+                .flat_map(|v| {
+                    v.recipients.iter().map(|id| VariantAssignment {
+                        customer_id: id.clone(),
+                        variant: v.id.clone(),
+                        template: v.template.clone(),
+                    })
+                })
+                .collect();
+            (c.campaign_id.clone(), rows)
+        })
+        .collect();
     let id = ctx
         .store
-        .save_plan(&new_plan)
+        .save_plan_with_variants(&new_plan, &variants)
         .await
         .context("storing the plan")?;
     let view = view_of(&id, PlanState::Draft, document, |local| {
@@ -443,6 +470,16 @@ fn plan_document(p: &Plan, budget: f64) -> Result<Value> {
             if let Some(o) = c.as_object_mut() {
                 o.remove("audience");
                 o.remove("holdout");
+                // Variants keep their id, template and size; their members are stored apart.
+                if let Some(vs) = o.get_mut("variants").and_then(Value::as_array_mut) {
+                    for v in vs {
+                        let n = v
+                            .get("recipients")
+                            .and_then(Value::as_array)
+                            .map_or(0, Vec::len);
+                        v["recipients"] = json!(n);
+                    }
+                }
             }
         }
     }
@@ -460,6 +497,12 @@ fn campaign_details(c: &retain_planner::Campaign) -> Value {
         "window_days": c.window_days,
         "power": c.power,
         "rationale": c.rationale,
+        "variants": c.variants.iter().map(|v| json!({
+            "id": v.id, "template": v.template, "recipients": v.recipients.len(),
+        })).collect::<Vec<_>>(),
+        "variant_power": c.variant_power,
+        "steps": c.steps,
+        "approve": c.approve,
     })
 }
 
@@ -666,6 +709,9 @@ fn table(v: &Value) -> String {
         }
         out.push('\n');
         out.push_str(&t.render());
+        for c in &campaigns {
+            out.push_str(&sequence_lines(c));
+        }
     }
     if let Some(ex) = v
         .get("excluded")
@@ -695,6 +741,63 @@ fn table(v: &Value) -> String {
             "\nDraft. Details: retain plan show {id} --format markdown · approve: retain plan approve {id} · discard: retain plan discard {id}\n",
             id = text(v, "plan_id")
         ));
+    }
+    out
+}
+
+/// A campaign's A/B test (sizes and the power fixed now) and follow-up steps, one line each.
+fn sequence_lines(c: &Value) -> String {
+    let mut out = String::new();
+    let id = text(c, "campaign_id");
+    if let Some(vs) = c
+        .get("variants")
+        .and_then(Value::as_array)
+        .filter(|v| !v.is_empty())
+    {
+        let arms: Vec<String> = vs
+            .iter()
+            .map(|v| {
+                format!(
+                    "{} ({}, {})",
+                    text(v, "id"),
+                    text(v, "template"),
+                    count(v.get("recipients").and_then(Value::as_i64).unwrap_or(0))
+                )
+            })
+            .collect();
+        out.push_str(&format!("\n{id}: A/B test of {}\n", arms.join(" vs ")));
+        let p = &c["variant_power"];
+        out.push_str(&format!(
+            "  fixed-horizon test: {} per variant, α {:.4} per pair (Bonferroni); a {:.2}-point difference is detected with power {:.2}{}\n",
+            count(p.get("per_variant").and_then(Value::as_i64).unwrap_or(0)),
+            num(p, "alpha_per_pair"),
+            num(p, "min_difference") * 100.0,
+            num(p, "power"),
+            match p.get("required_per_variant").and_then(Value::as_i64) {
+                Some(n) if p.get("adequate").and_then(Value::as_bool) != Some(true) =>
+                    format!(" (needs {} per variant for 0.80)", count(n)),
+                _ => String::new(),
+            }
+        ));
+    }
+    if let Some(steps) = c
+        .get("steps")
+        .and_then(Value::as_array)
+        .filter(|v| !v.is_empty())
+    {
+        out.push_str(&format!(
+            "\n{id}: follow-ups (approval: {})\n",
+            text(c, "approve").replace('_', " ")
+        ));
+        for s in steps {
+            out.push_str(&format!(
+                "  step {}: day {}, when {}, template {}\n",
+                s.get("number").and_then(Value::as_u64).unwrap_or(0),
+                s.get("after_days").and_then(Value::as_u64).unwrap_or(0),
+                text(s, "when_text"),
+                text(s, "template")
+            ));
+        }
     }
     out
 }

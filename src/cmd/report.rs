@@ -18,6 +18,7 @@ use crate::output::{count, money, pct, Format, Table};
   retain report winback-2024-06
   retain report --plan plan-7 --format json | jq '.[].uplift'
   retain report winback-2024-06 --format html --output report.html
+  retain report --program                     # every campaign together against the global control
 
 Conversions are purchases (not returns) within the goal's window after each recipient's send;
 the holdout's purchases in the same window from the campaign's first send are the counterfactual.
@@ -26,8 +27,15 @@ two proportions) and a pooled z-test; revenue per person uses Welch's t. ROI = (
 revenue - cost) / cost with cost = cost_per_recipient x sent.")]
 pub struct Args {
     /// The campaign to report on.
-    #[arg(required_unless_present = "plan", conflicts_with = "plan")]
+    #[arg(required_unless_present_any = ["plan", "program"], conflicts_with_all = ["plan", "program"])]
     pub campaign: Option<String>,
+    /// The whole programme against the global control group ([program] in goals.toml): revenue
+    /// per customer in the current control period, with Welch's 95% interval.
+    #[arg(long, conflicts_with = "plan")]
+    pub program: bool,
+    /// With --program: the control period holding this day (YYYY-MM-DD; default today).
+    #[arg(long, requires = "program", value_name = "DATE")]
+    pub period_of: Option<chrono::NaiveDate>,
     /// Report on every campaign of this plan instead.
     #[arg(long)]
     pub plan: Option<String>,
@@ -135,6 +143,9 @@ pub fn render_text(r: &CampaignReport) -> String {
     ));
     out.push_str(&views::verdict(r));
     out.push('\n');
+    if let Some(seq) = &r.sequence {
+        out.push_str(&render_sequence(seq));
+    }
     if !r.segments.is_empty() {
         let mut s = Table::new([
             "segment",
@@ -160,6 +171,153 @@ pub fn render_text(r: &CampaignReport) -> String {
         out.push_str(&s.render());
     }
     out
+}
+
+/// A campaign's A/B test, its follow-up steps' funnels and the whole sequence's uplift.
+fn render_sequence(seq: &retain_results::sequence::SequenceReport) -> String {
+    let mut out = String::new();
+    if let Some(test) = &seq.variant_test {
+        let mut t = Table::new([
+            "variant",
+            "template",
+            "recipients",
+            "opens",
+            "clicks",
+            "conversion",
+            "uplift vs holdout",
+            "95% CI",
+        ]);
+        for v in &test.variants {
+            t.row([
+                v.variant.clone(),
+                v.template.clone(),
+                count(v.result.recipients),
+                count(v.result.opens_unique),
+                count(v.result.clicks_unique),
+                views::pct(v.result.conversion_rate),
+                views::pp(v.result.uplift.absolute),
+                ci(v.result.uplift.ci95),
+            ]);
+        }
+        out.push_str(&format!("\nA/B test ({})\n", test.method));
+        out.push_str(&t.render());
+        for c in &test.comparisons {
+            if let Some(d) = &c.diff {
+                out.push_str(&format!(
+                    "  {} − {}: {} (95% CI {}), p = {:.3}{}\n",
+                    c.a,
+                    c.b,
+                    views::pp(Some(d.absolute)),
+                    ci(Some(d.ci95)),
+                    d.p_value,
+                    if c.significant { ", significant" } else { "" }
+                ));
+            }
+        }
+        if let Some(n) = test.required_per_variant {
+            out.push_str(&format!("  planned sample: {} per variant\n", count(n)));
+        }
+        out.push_str(&format!("  {}\n", test.verdict));
+    }
+    if !seq.steps.is_empty() {
+        let mut t = Table::new(["step", "template", "sent", "opened", "clicked", "converted"]);
+        for s in &seq.steps {
+            t.row([
+                s.step.to_string(),
+                s.template.clone(),
+                count(s.sent),
+                count(s.opened),
+                count(s.clicked),
+                count(s.converted),
+            ]);
+        }
+        out.push_str("\nFollow-up steps\n");
+        out.push_str(&t.render());
+    }
+    if let Some(g) = &seq.sequence {
+        out.push_str(&format!(
+            "Whole sequence ({} days): uplift {} (95% CI {}), incremental revenue {}\n",
+            seq.sequence_window_days,
+            views::pp(g.uplift.absolute),
+            ci(g.uplift.ci95),
+            g.incremental_revenue
+                .map(money)
+                .unwrap_or_else(|| "–".into())
+        ));
+    }
+    out
+}
+
+/// The programme report as text.
+fn render_program(r: &retain_results::program::ProgramReport) -> String {
+    let mut out = format!(
+        "Programme, control period {} ({} customers, global control share {})\n",
+        r.period,
+        count(r.customers),
+        pct(r.control_share)
+    );
+    let mut t = Table::new(["", "customers", "buyers", "revenue", "revenue per customer"]);
+    for (name, g) in [("programme", &r.programme), ("global control", &r.control)] {
+        t.row([
+            name.to_string(),
+            count(g.customers),
+            count(g.buyers),
+            money(g.revenue),
+            g.revenue_per_customer
+                .map(money)
+                .unwrap_or_else(|| "–".into()),
+        ]);
+    }
+    out.push_str(&t.render());
+    match &r.incremental_per_customer {
+        Some(d) => out.push_str(&format!(
+            "Incremental revenue per customer {} (95% CI {} to {}), p = {:.3}; over the programme's customers {}\n",
+            money(d.absolute),
+            money(d.ci95[0]),
+            money(d.ci95[1]),
+            d.p_value,
+            r.incremental_revenue.map(money).unwrap_or_else(|| "–".into())
+        )),
+        None => out.push_str("Incremental revenue per customer: –\n"),
+    }
+    if let Some(n) = &r.note {
+        out.push_str(&format!("Note: {n}\n"));
+    }
+    out
+}
+
+/// `retain report --program`.
+async fn program(ctx: &Context, args: &Args) -> Result<()> {
+    let path = ctx.path("goals.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let vocab = retain_planner::Vocabulary {
+        segments: None,
+        templates: None,
+        attributes: None,
+    };
+    let catalogue = retain_planner::parse_catalogue(&text, &path.display().to_string(), &vocab)
+        .map_err(|e| fail(exit::BAD_INPUT, e.to_string()))?;
+    let at = match args.period_of {
+        Some(d) => d
+            .and_hms_opt(12, 0, 0)
+            .map_or(0, |t| t.and_utc().timestamp()),
+        None => chrono::Utc::now().timestamp(),
+    };
+    let r =
+        retain_results::program::program_report(&ctx.store, &catalogue.program, at, None).await?;
+    let text = match args.format {
+        Format::Json => format!("{}\n", serde_json::to_string_pretty(&r)?),
+        _ => render_program(&r),
+    };
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("wrote {}", path.display());
+        }
+        None => print!("{text}"),
+    }
+    Ok(())
 }
 
 /// One CSV row per campaign and segment (segment `all` for the campaign as a whole), header
@@ -269,6 +427,9 @@ fn csv_string(rows: &[Vec<String>]) -> Result<String> {
 }
 
 pub async fn run(ctx: &Context, args: Args) -> Result<()> {
+    if args.program {
+        return program(ctx, &args).await;
+    }
     let (reports, single) = match (&args.campaign, &args.plan) {
         (Some(c), _) => (
             vec![results::campaign_report(&ctx.store, c, None)

@@ -192,6 +192,7 @@ pub async fn load(ctx: &Context, campaign_id: &str, opts: &MailOptions) -> Resul
         );
     }
     let composer = composer(ctx, &ctx.config, &campaign, opts)?;
+    let composer = with_variants(ctx, composer, campaign_id).await?;
     Ok(Loaded {
         campaign,
         plan_state,
@@ -254,6 +255,88 @@ fn composer(
         secret,
         dkim,
     ))
+}
+
+/// Adds the campaign's A/B variants (each recipient's template, drawn when the plan was made) to
+/// its composer; a campaign without variants is returned as it is.
+async fn with_variants(ctx: &Context, composer: Composer, campaign_id: &str) -> Result<Composer> {
+    let rows = ctx.store.campaign_variants(campaign_id).await?;
+    if rows.is_empty() {
+        return Ok(composer);
+    }
+    let secret = load_secret(&ctx.dir).map_err(|e| fail(exit::PRECONDITION, e.to_string()))?;
+    let mut sets = HashMap::new();
+    let mut assignment = HashMap::with_capacity(rows.len());
+    for r in rows {
+        if !sets.contains_key(&r.template) {
+            let set = TemplateSet::load(
+                &ctx.path("templates"),
+                &r.template,
+                &ctx.config.tracking.base_url,
+                &secret,
+            )
+            .map_err(mailer_error)?;
+            sets.insert(r.template.clone(), set);
+        }
+        assignment.insert(r.customer_id, r.template);
+    }
+    Ok(composer.with_variants(sets, assignment))
+}
+
+/// Sends the queued rows of a follow-up step (its own ledger id, its own template) through the
+/// same engine as `retain send`.
+pub async fn send_step(
+    ctx: &Context,
+    step: &retain_store::StepRecord,
+    transport: Option<TransportKind>,
+) -> Result<SendReport> {
+    let mail = MailOptions {
+        discount: None,
+        code_prefix: None,
+        shop_url: None,
+    };
+    let loaded = load(ctx, &step.campaign_id, &mail).await?;
+    let record = PlanCampaignRecord {
+        campaign_id: step.ledger_id.clone(),
+        template: step.template.clone(),
+        ..loaded.campaign.clone()
+    };
+    let composer = Arc::new(composer(ctx, &ctx.config, &record, &mail)?);
+    let kind = transport_kind(&ctx.config, transport);
+    let opts = SendOptions {
+        rate: match kind {
+            TransportKind::Smtp => ctx.config.smtp.rate,
+            TransportKind::File => 0.0,
+        },
+        concurrency: (ctx.config.smtp.concurrency).clamp(1, 256) as usize,
+        ..Default::default()
+    };
+    let recipients = Arc::new(loaded.recipients);
+    let (progress, stop) = (
+        Arc::new(Progress::default()),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let result = match kind {
+        TransportKind::Smtp => {
+            let settings = smtp_settings(&ctx.config)?;
+            let t = Arc::new(SmtpTransport::new(settings, opts.concurrency));
+            retain_mailer::send_campaign(
+                &ctx.store, composer, t, recipients, &opts, progress, stop, 0,
+            )
+            .await
+        }
+        TransportKind::File => {
+            let t = Arc::new(
+                FileTransport::new(&outbox(&ctx.dir, &step.ledger_id))
+                    .map_err(|e| fail(exit::FAILURE, e.to_string()))?,
+            );
+            retain_mailer::send_campaign(
+                &ctx.store, composer, t, recipients, &opts, progress, stop, 0,
+            )
+            .await
+        }
+    };
+    result.map_err(mailer_error)
 }
 
 /// The goal's name from the workspace's goals.toml (the id when it cannot be found).

@@ -3,7 +3,7 @@
 //! This crate owns the types every other crate speaks ([`model`]), reading order and customer CSVs
 //! ([`import`]), per-customer features such as recency/frequency/monetary ([`features`]), shop-level
 //! retention metrics and cohorts ([`metrics`]), workspace configuration ([`config`]), signed
-//! tracking tokens ([`tracking`]) and the seeded demo-data generator ([`demo`]). It does no I/O beyond reading the files it is handed.
+//! tracking tokens ([`tracking`]) the seeded demo-data generator ([`demo`]) and the simulation of the weeks after a send ([`response`]). It does no I/O beyond reading the files it is handed.
 
 pub mod config;
 pub mod dates;
@@ -12,6 +12,7 @@ pub mod features;
 pub mod import;
 pub mod metrics;
 pub mod model;
+pub mod response;
 pub mod tracking;
 
 pub use model::*;

@@ -21,6 +21,10 @@ pub struct Composer {
     shared: Shared,
     secret: Vec<u8>,
     dkim: Option<Dkim>,
+    /// A/B variants: the template sets by template name, and each recipient's template (by
+    /// customer id), resolved when the plan was made. Recipients not listed get `templates`.
+    variant_sets: std::collections::HashMap<String, TemplateSet>,
+    variant_of: std::collections::HashMap<String, String>,
 }
 
 impl Composer {
@@ -37,7 +41,28 @@ impl Composer {
             shared,
             secret,
             dkim,
+            variant_sets: Default::default(),
+            variant_of: Default::default(),
         }
+    }
+
+    /// Adds A/B variants: `sets` by template name, `assignment` from customer id to template.
+    pub fn with_variants(
+        mut self,
+        sets: std::collections::HashMap<String, TemplateSet>,
+        assignment: std::collections::HashMap<String, String>,
+    ) -> Self {
+        self.variant_sets = sets;
+        self.variant_of = assignment;
+        self
+    }
+
+    /// The template set of a recipient: their variant's, or the campaign's.
+    fn templates_for(&self, customer_id: &str) -> &TemplateSet {
+        self.variant_of
+            .get(customer_id)
+            .and_then(|t| self.variant_sets.get(t))
+            .unwrap_or(&self.templates)
     }
 
     pub fn identity(&self) -> &Identity {
@@ -56,7 +81,7 @@ impl Composer {
         r: &Recipient,
     ) -> Result<Rendered, MailerError> {
         let ctx = context::build(&self.shared, &self.secret, send_id, email, r);
-        self.templates.render(&ctx)
+        self.templates_for(&r.customer.id).render(&ctx)
     }
 
     /// Renders and builds the message of one send.
@@ -115,6 +140,16 @@ impl Composer {
             "sample@example.com",
             &sample,
         )?;
+        // Every variant's templates too.
+        let mut names: Vec<&String> = self.variant_sets.keys().collect();
+        names.sort_unstable();
+        for name in names {
+            let mut r = sample.clone();
+            if let Some((id, _)) = self.variant_of.iter().find(|(_, t)| *t == name) {
+                r.customer.id = id.clone();
+                self.render(0, "sample@example.com", &r)?;
+            }
+        }
         if let Some((email, r)) = real {
             self.compose(0, &self.identity.new_message_id(), email, r)?;
         }

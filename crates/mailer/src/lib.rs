@@ -13,6 +13,7 @@ pub mod deliverability;
 pub mod doctor;
 pub mod engine;
 pub mod error;
+pub mod followups;
 pub mod html_text;
 pub mod message;
 pub mod templates;
@@ -31,6 +32,7 @@ pub use engine::{
     SendOptions, SendReport, StopReason,
 };
 pub use error::MailerError;
+pub use followups::{create_due_steps, DueStep, FollowupOptions};
 pub use message::{Dkim, Identity, OutgoingMessage};
 pub use templates::{Rendered, TemplateSet};
 pub use transport::{

@@ -53,6 +53,8 @@ pub enum PlanError {
     InvalidMarketingBudget(f64),
     #[error("holdout fraction must be 0 (no control group) or between 0.01 and 0.5, got {0}")]
     InvalidHoldout(f64),
+    #[error("global control share must be between 0 and 0.5, got {0}")]
+    InvalidControlShare(f64),
     #[error("frequency cap must be at least 1 day, got {0}")]
     InvalidFrequencyCap(u32),
     #[error("observed response rate for goal `{goal}` must be a probability between 0 and 1, got {rate}")]

@@ -17,6 +17,26 @@
 //! priority = 1                          # optional, lower wins ties (default 100)
 //! audience_cap = 20000                  # optional, most recipients for the goal
 //! baseline_rate = 0.05                  # optional, purchase rate without the email (power estimate)
+//! approve = "sequence"                  # optional: approving the plan approves every step, or
+//!                                       # "each_step": each follow-up step is approved on its own
+//! min_difference = 0.01                 # optional: variant difference the A/B test must detect
+//!
+//! [[goal.variants]]                     # optional, 2–4: A/B variants, each its own template
+//! id = "a"
+//! template = "win_back"
+//! [[goal.variants]]
+//! id = "b"
+//! template = "win_back_short"
+//!
+//! [[goal.steps]]                        # optional follow-ups to the same recipients
+//! after_days = 7
+//! when = "not converted and not unsubscribed"
+//! template = "win_back_reminder"
+//!
+//! [program]                             # optional, the whole programme
+//! control_share = 0.05                  # global control group: no campaign mails it
+//! control_period = "quarter"            # redrawn every month | quarter | year
+//! control_seed = 0
 //! ```
 
 use std::ops::Range;
@@ -26,6 +46,9 @@ use toml::Spanned;
 
 use crate::error::{GoalsError, Position};
 use crate::expr::{parse, Expr, Vocabulary};
+use crate::followup::{parse_step_rule, StepRule};
+use crate::program::{ControlPeriod, Program};
+use crate::variants::MAX_VARIANTS;
 
 /// What a converted recipient is worth to a goal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,8 +94,62 @@ pub struct Goal {
     pub value: ValueBasis,
     /// Purchase rate within the window without the email, for the power estimate.
     pub baseline_rate: Option<f64>,
+    /// A/B variants (empty: one template, no test).
+    pub variants: Vec<Variant>,
+    /// Absolute conversion-rate difference between variants the test is sized to detect
+    /// (default: half the response rate).
+    pub min_difference: Option<f64>,
+    /// Follow-up steps, in order of `after_days`.
+    pub steps: Vec<Step>,
+    pub approve: Approval,
     /// Where the goal's `id` sits in the file.
     pub position: Position,
+}
+
+/// One A/B variant of a goal's email.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Variant {
+    pub id: String,
+    pub template: String,
+}
+
+/// A follow-up email to a campaign's recipients some days after the first one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Step {
+    /// 1-based position in the sequence (the first email is step 0).
+    pub number: u32,
+    pub after_days: u32,
+    pub when_text: String,
+    #[serde(skip)]
+    pub when: StepRule,
+    pub template: String,
+}
+
+/// What approving a plan approves of a goal's follow-up steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// The whole sequence: the steps go out when due without another approval.
+    #[default]
+    Sequence,
+    /// Each step waits for its own approval (`retain followups approve`).
+    EachStep,
+}
+
+impl Approval {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sequence => "sequence",
+            Self::EachStep => "each_step",
+        }
+    }
+}
+
+/// A whole goals file: the goals and the `[program]` settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Catalogue {
+    pub goals: Vec<Goal>,
+    pub program: Program,
 }
 
 #[derive(Deserialize)]
@@ -83,6 +160,30 @@ struct RawFile {
     version: Option<u32>,
     #[serde(default)]
     goal: Vec<RawGoal>,
+    program: Option<RawProgram>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProgram {
+    control_share: Option<Spanned<f64>>,
+    control_period: Option<Spanned<String>>,
+    control_seed: Option<Spanned<i64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariant {
+    id: Spanned<String>,
+    template: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    after_days: Spanned<i64>,
+    when: Spanned<String>,
+    template: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -102,11 +203,27 @@ struct RawGoal {
     priority: Option<i64>,
     audience_cap: Option<Spanned<i64>>,
     baseline_rate: Option<Spanned<f64>>,
+    #[serde(default)]
+    variants: Vec<RawVariant>,
+    #[serde(default)]
+    steps: Vec<RawStep>,
+    approve: Option<Spanned<String>>,
+    min_difference: Option<Spanned<f64>>,
+    test_share: Option<Spanned<f64>>,
 }
 
 /// Parses a goals file. `file` names it in messages; `vocab` lists the known segments, templates
 /// and customer attributes (`None` lists are not checked).
 pub fn parse_goals(text: &str, file: &str, vocab: &Vocabulary) -> Result<Vec<Goal>, GoalsError> {
+    parse_catalogue(text, file, vocab).map(|c| c.goals)
+}
+
+/// Parses a goals file with its `[program]` settings (see [`parse_goals`]).
+pub fn parse_catalogue(
+    text: &str,
+    file: &str,
+    vocab: &Vocabulary,
+) -> Result<Catalogue, GoalsError> {
     let at = |offset: usize, message: String| GoalsError {
         file: file.to_string(),
         position: Position::of_byte(text, offset),
@@ -157,20 +274,26 @@ pub fn parse_goals(text: &str, file: &str, vocab: &Vocabulary) -> Result<Vec<Goa
             Some(t) => (t.get_ref().clone(), t.span().start),
             None => (id.clone(), id_at),
         };
-        if let Some(known) = &vocab.templates {
-            if !known.iter().any(|k| k == &template) {
-                let list = if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                };
-                return Err(at(
-                    template_at,
-                    ctx(&format!(
-                        "unknown template \"{template}\"; known templates: {list}"
-                    )),
-                ));
+        let check_template = |template: &str, template_at: usize| -> Result<(), GoalsError> {
+            if let Some(known) = &vocab.templates {
+                if !known.iter().any(|k| k == template) {
+                    let list = if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    };
+                    return Err(at(
+                        template_at,
+                        ctx(&format!(
+                            "unknown template \"{template}\"; known templates: {list}"
+                        )),
+                    ));
+                }
             }
+            Ok(())
+        };
+        if g.variants.is_empty() {
+            check_template(&template, template_at)?;
         }
         if let Some(obj) = &g.objective {
             if obj.get_ref() != "purchase" {
@@ -243,7 +366,121 @@ pub fn parse_goals(text: &str, file: &str, vocab: &Vocabulary) -> Result<Vec<Goa
                 ));
             }
         };
+        let mut variants: Vec<Variant> = Vec::new();
+        for v in &g.variants {
+            let vid = v.id.get_ref().clone();
+            if vid.is_empty()
+                || !vid
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(at(
+                    v.id.span().start,
+                    ctx(&format!(
+                        "variant id \"{vid}\": expected snake_case (a-z, 0-9, _)"
+                    )),
+                ));
+            }
+            if variants.iter().any(|o| o.id == vid) {
+                return Err(at(
+                    v.id.span().start,
+                    ctx(&format!("duplicate variant id \"{vid}\"")),
+                ));
+            }
+            check_template(v.template.get_ref(), v.template.span().start)?;
+            variants.push(Variant {
+                id: vid,
+                template: v.template.get_ref().clone(),
+            });
+        }
+        if !variants.is_empty() && !(2..=MAX_VARIANTS).contains(&variants.len()) {
+            let first = g.variants.first().map_or(id_at, |v| v.id.span().start);
+            return Err(at(
+                first,
+                ctx(&format!(
+                    "{} variant: expected 2 to {MAX_VARIANTS} variants (or none)",
+                    variants.len()
+                )),
+            ));
+        }
+        if let Some(t) = &g.test_share {
+            return Err(at(
+                t.span().start,
+                ctx("test_share: testing on a share and sending the winner to the rest is not supported yet; remove it to test on the whole audience"),
+            ));
+        }
+        let min_difference = match &g.min_difference {
+            None => None,
+            Some(d) if *d.get_ref() > 0.0 && *d.get_ref() < 1.0 => Some(*d.get_ref()),
+            Some(d) => {
+                return Err(at(
+                    d.span().start,
+                    ctx(&format!(
+                        "min_difference {}: expected a difference above 0 and below 1",
+                        d.get_ref()
+                    )),
+                ));
+            }
+        };
+        if min_difference.is_some() && variants.is_empty() {
+            let d = g.min_difference.as_ref().map_or(id_at, |d| d.span().start);
+            return Err(at(d, ctx("min_difference needs `[[goal.variants]]`")));
+        }
+        let mut steps: Vec<Step> = Vec::new();
+        for s in &g.steps {
+            let days = *s.after_days.get_ref();
+            if !(1..=365).contains(&days) {
+                return Err(at(
+                    s.after_days.span().start,
+                    ctx(&format!("step after_days {days}: expected 1 to 365 days")),
+                ));
+            }
+            if let Some(prev) = steps.last() {
+                if i64::from(prev.after_days) >= days {
+                    return Err(at(
+                        s.after_days.span().start,
+                        ctx(&format!(
+                            "step after_days {days}: steps must come in increasing after_days (the previous one is {})",
+                            prev.after_days
+                        )),
+                    ));
+                }
+            }
+            let text_when = s.when.get_ref().clone();
+            let when = parse_step_rule(&text_when).map_err(|e| {
+                let offset = rule_offset(text, s.when.span(), &text_when, e.start);
+                at(offset, ctx(&format!("step when: {}", e.message)))
+            })?;
+            check_template(s.template.get_ref(), s.template.span().start)?;
+            steps.push(Step {
+                number: steps.len() as u32 + 1,
+                after_days: days as u32,
+                when_text: text_when,
+                when,
+                template: s.template.get_ref().clone(),
+            });
+        }
+        let approve = match &g.approve {
+            None => Approval::Sequence,
+            Some(a) => match a.get_ref().as_str() {
+                "sequence" => Approval::Sequence,
+                "each_step" => Approval::EachStep,
+                other => {
+                    return Err(at(
+                        a.span().start,
+                        ctx(&format!(
+                            "approve \"{other}\": expected \"sequence\" or \"each_step\""
+                        )),
+                    ));
+                }
+            },
+        };
+        let template = variants.first().map_or(template, |v| v.template.clone());
         goals.push(Goal {
+            variants,
+            min_difference,
+            steps,
+            approve,
             name: g.name,
             description: g.description,
             rule_text,
@@ -260,7 +497,38 @@ pub fn parse_goals(text: &str, file: &str, vocab: &Vocabulary) -> Result<Vec<Goa
             id,
         });
     }
-    Ok(goals)
+    let program = match raw.program {
+        None => Program::default(),
+        Some(p) => {
+            let mut program = Program::default();
+            if let Some(share) = p.control_share {
+                let v = *share.get_ref();
+                if !(0.0..=0.5).contains(&v) {
+                    return Err(at(
+                        share.span().start,
+                        format!("[program] control_share {v}: expected a share from 0 to 0.5"),
+                    ));
+                }
+                program.control_share = v;
+            }
+            if let Some(period) = p.control_period {
+                program.control_period = ControlPeriod::parse(period.get_ref()).ok_or_else(|| {
+                    at(
+                        period.span().start,
+                        format!(
+                            "[program] control_period \"{}\": expected \"month\", \"quarter\" or \"year\"",
+                            period.get_ref()
+                        ),
+                    )
+                })?;
+            }
+            if let Some(seed) = p.control_seed {
+                program.control_seed = *seed.get_ref() as u64;
+            }
+            program
+        }
+    };
+    Ok(Catalogue { goals, program })
 }
 
 /// Byte offset in the file of character `char_index` of the decoded string whose TOML token

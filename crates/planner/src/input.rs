@@ -105,6 +105,8 @@ pub enum ConsentPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExclusionReason {
+    /// In the programme's global control group this period: no campaign mails them.
+    GlobalControl,
     /// Opted out, or on the suppression list as unsubscribed, complaint or manual.
     UnsubscribedOrSuppressed,
     /// On the suppression list after a hard bounce.
@@ -120,6 +122,7 @@ pub enum ExclusionReason {
 impl ExclusionReason {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::GlobalControl => "global_control",
             Self::UnsubscribedOrSuppressed => "unsubscribed_or_suppressed",
             Self::Bounced => "bounced",
             Self::NoConsent => "no_consent",
@@ -130,6 +133,13 @@ impl ExclusionReason {
 
     /// Why `c` may not be mailed under `options`, if it may not.
     pub fn of(c: &Candidate<'_>, options: &PlanOptions) -> Option<Self> {
+        if options
+            .control
+            .as_ref()
+            .is_some_and(|g| g.contains(&c.customer.id))
+        {
+            return Some(Self::GlobalControl);
+        }
         match c.suppression {
             Some(SuppressionReason::HardBounce) => return Some(Self::Bounced),
             Some(_) => return Some(Self::UnsubscribedOrSuppressed),
@@ -227,6 +237,8 @@ pub struct PlanOptions {
     /// `uplift × value − cost` instead of `response rate × value − cost`; a non-finite entry
     /// counts as no effect.
     pub uplift: BTreeMap<String, Vec<f64>>,
+    /// The programme's global control group: its members are excluded from every campaign.
+    pub control: Option<crate::program::GlobalControl>,
 }
 
 impl PlanOptions {
@@ -243,6 +255,7 @@ impl PlanOptions {
             stage: None,
             marketing_budget: None,
             uplift: BTreeMap::new(),
+            control: None,
         }
     }
 
@@ -258,6 +271,11 @@ impl PlanOptions {
         }
         if !(self.holdout_fraction == 0.0 || (0.01..=0.5).contains(&self.holdout_fraction)) {
             return Err(PlanError::InvalidHoldout(self.holdout_fraction));
+        }
+        if let Some(c) = &self.control {
+            if !(0.0..=0.5).contains(&c.share) {
+                return Err(PlanError::InvalidControlShare(c.share));
+            }
         }
         if self.frequency_cap_days == 0 {
             return Err(PlanError::InvalidFrequencyCap(0));

@@ -16,10 +16,11 @@ use serde::Serialize;
 use crate::balance::{balance, Balance};
 use crate::error::PlanError;
 use crate::expr::Compiled;
-use crate::goals::{Goal, ValueBasis};
+use crate::goals::{Approval, Goal, Step, ValueBasis};
 use crate::holdout::{self, PowerEstimate, DEFAULT_BASELINE_RATE};
 use crate::input::{Candidate, ConsentPolicy, ExclusionReason, PlanOptions};
 use crate::optimise::{self, Curve, GoalSpec, OptionSpec, Problem};
+use crate::variants::{self, VariantPower};
 
 /// Most goals one plan can weigh (eligibility is kept as a 64-bit set).
 pub const MAX_GOALS: usize = 64;
@@ -47,6 +48,23 @@ pub struct Campaign {
     pub window_days: u32,
     pub power: PowerEstimate,
     pub rationale: Rationale,
+    /// A/B variants with their recipients (empty: no test; every recipient gets `template`).
+    pub variants: Vec<CampaignVariant>,
+    /// The variant test's sample size and power, fixed now.
+    pub variant_power: Option<VariantPower>,
+    /// Follow-up steps to the recipients (never the holdout).
+    pub steps: Vec<Step>,
+    /// What approving the plan approves of the steps.
+    pub approve: Approval,
+}
+
+/// One variant of a campaign and the recipients drawn for it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignVariant {
+    pub id: String,
+    pub template: String,
+    /// Customer ids, a subset of the campaign's audience.
+    pub recipients: Vec<String>,
 }
 
 /// Why a campaign looks the way it does.
@@ -580,6 +598,9 @@ pub fn plan(
         }
         let mut audience_idx: Vec<u32> = Vec::new();
         let mut holdout_idx: Vec<u32> = Vec::new();
+        // Variant of each audience member, stratified like the holdout.
+        let k = goal.variants.len();
+        let mut variant_idx: Vec<Vec<u32>> = vec![Vec::new(); k];
         let mut segments = Vec::new();
         let mut stratum_sizes = Vec::new();
         for (seg, mut members) in strata {
@@ -590,6 +611,16 @@ pub fn plan(
             } else {
                 holdout::split(&members, f, seed)
             };
+            if k >= 2 {
+                let vseed = holdout::stratum_seed(
+                    options.seed ^ 0x5641_5249_414e_5453,
+                    &campaign_id,
+                    names[seg as usize],
+                );
+                for (&i, v) in a.iter().zip(variants::split(a.len(), k, vseed)) {
+                    variant_idx[usize::from(v)].push(i);
+                }
+            }
             audience_idx.extend(a);
             holdout_idx.extend(h);
             segments.push(names[seg as usize].to_string());
@@ -761,6 +792,38 @@ pub fn plan(
                 }
             ));
         }
+        let variant_power = (k >= 2).then(|| {
+            let smallest = variant_idx.iter().map(Vec::len).min().unwrap_or(0);
+            let min_difference = goal.min_difference.unwrap_or(rate / 2.0);
+            let vp = variants::power(k, smallest, baseline + rate, min_difference);
+            if !vp.adequate {
+                underpowered.push(format!(
+                    "campaign {campaign_id}: {k} variants of {smallest} recipients cannot reliably detect a {:.2}-point difference (power {:.2} < 0.80){}",
+                    min_difference * 100.0,
+                    vp.power,
+                    match vp.required_per_variant {
+                        Some(n) => format!("; it needs {n} recipients per variant"),
+                        None => String::new(),
+                    }
+                ));
+            }
+            vp
+        });
+        let campaign_variants: Vec<CampaignVariant> = goal
+            .variants
+            .iter()
+            .zip(&variant_idx)
+            .filter(|_| k >= 2)
+            .map(|(v, idx)| {
+                let mut idx = idx.clone();
+                idx.sort_unstable();
+                CampaignVariant {
+                    id: v.id.clone(),
+                    template: v.template.clone(),
+                    recipients: ids_of(candidates, &idx),
+                }
+            })
+            .collect();
         let summary = format!(
             "{} to {} customers in {} ({} held out): expected incremental value {:.2} for {:.2}",
             goal.name,
@@ -785,6 +848,10 @@ pub fn plan(
             window_days: goal.window_days,
             power,
             rationale: Rationale { summary, parts },
+            variants: campaign_variants,
+            variant_power,
+            steps: goal.steps.clone(),
+            approve: goal.approve,
         });
     }
     campaigns.sort_by(|a, b| {

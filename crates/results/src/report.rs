@@ -205,6 +205,40 @@ pub struct CampaignReport {
     pub segments: Vec<SegmentResult>,
     pub timeline: Vec<TimelinePoint>,
     pub retention: Vec<RetentionRow>,
+    /// A/B variants, follow-up steps and the whole sequence's uplift (None: neither).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<crate::sequence::SequenceReport>,
+}
+
+impl CampaignReport {
+    /// The campaign's totals as one group.
+    pub fn overall(&self) -> GroupResult {
+        GroupResult {
+            recipients: self.recipients,
+            sent: self.sent,
+            delivered: self.delivered,
+            failed: self.failed,
+            suppressed: self.suppressed,
+            opens_unique: self.opens_unique,
+            clicks_unique: self.clicks_unique,
+            bot_opens: self.bot_opens,
+            unsubscribes: self.unsubscribes,
+            open_rate: self.open_rate,
+            click_rate: self.click_rate,
+            unsubscribe_rate: self.unsubscribe_rate,
+            conversions: self.conversions,
+            conversion_rate: self.conversion_rate,
+            revenue: self.revenue,
+            revenue_per_recipient: self.revenue_per_recipient,
+            holdout: self.holdout.clone(),
+            uplift: self.uplift.clone(),
+            revenue_uplift: self.revenue_uplift.clone(),
+            incremental_conversions: self.incremental_conversions,
+            incremental_revenue: self.incremental_revenue,
+            sample_note: self.sample_note.clone(),
+            significant: self.significant,
+        }
+    }
 }
 
 /// Per-member outcome, computed once and grouped many ways.
@@ -514,6 +548,7 @@ pub fn compute(inp: Inputs<'_>) -> CampaignReport {
         segments,
         timeline,
         retention,
+        sequence: None,
     }
 }
 

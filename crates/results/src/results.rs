@@ -30,6 +30,8 @@ fn now() -> i64 {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CampaignMeta {
     pub input: CampaignInput,
+    /// The campaign's details JSON as the planner wrote it (variants' power, steps…).
+    pub details: serde_json::Value,
     pub template: String,
     pub segments: Vec<String>,
     pub plan_state: String,
@@ -51,6 +53,7 @@ fn meta_of(c: &retain_store::PlanCampaignRecord, state: retain_store::PlanState)
         .and_then(serde_json::Value::as_i64)
         .unwrap_or(DEFAULT_WINDOW_DAYS);
     CampaignMeta {
+        details: details.clone(),
         input: CampaignInput {
             campaign_id: c.campaign_id.clone(),
             plan_id: c.plan_id.clone(),
@@ -171,13 +174,94 @@ async fn report_of(
             &owned
         }
     };
-    Ok(report::compute(Inputs {
+    let mut rep = report::compute(Inputs {
         campaign: &meta.input,
         members: &members,
         sends: &sends,
         events: &events,
         orders,
         now: now(),
+    });
+    rep.sequence = sequence_of(store, meta, &members, &sends, &events, orders).await?;
+    Ok(rep)
+}
+
+/// The campaign's variants and steps (see [`crate::sequence`]), when it has any.
+async fn sequence_of(
+    store: &Store,
+    meta: &CampaignMeta,
+    members: &[MemberInput],
+    sends: &[SendInput],
+    events: &[retain_store::EventRecord],
+    orders: &[Order],
+) -> Result<Option<crate::sequence::SequenceReport>, ResultsError> {
+    let campaign_id = meta.input.campaign_id.as_str();
+    let variants: HashMap<String, (String, String)> = store
+        .campaign_variants(campaign_id)
+        .await?
+        .into_iter()
+        .map(|v| (v.customer_id, (v.variant, v.template)))
+        .collect();
+    let records = store.campaign_steps(campaign_id).await?;
+    let after_days = |step: i64| -> i64 {
+        meta.details
+            .get("steps")
+            .and_then(serde_json::Value::as_array)
+            .and_then(|a| {
+                a.iter()
+                    .find(|s| s.get("number").and_then(serde_json::Value::as_i64) == Some(step))
+            })
+            .and_then(|s| s.get("after_days").and_then(serde_json::Value::as_i64))
+            .unwrap_or(0)
+    };
+    let mut step_data = Vec::new();
+    for r in &records {
+        let s: Vec<SendInput> = store
+            .sends_of(&r.ledger_id)
+            .await?
+            .into_iter()
+            .map(|s| SendInput {
+                id: s.id,
+                customer_id: s.customer_id,
+                state: s.state.as_str().to_string(),
+                sent_at: s.sent_at,
+            })
+            .collect();
+        let ids: Vec<i64> = s.iter().map(|x| x.id).collect();
+        let e = store.events_of_sends(&ids).await?;
+        step_data.push((r, s, e));
+    }
+    // Events of the whole sequence count for its uplift's engagement figures.
+    let mut all_events = events.to_vec();
+    for (_, _, e) in &step_data {
+        all_events.extend(e.iter().cloned());
+    }
+    let steps: Vec<crate::sequence::StepInput> = step_data
+        .iter()
+        .map(|(r, s, e)| crate::sequence::StepInput {
+            step: r.step,
+            ledger_id: &r.ledger_id,
+            template: &r.template,
+            after_days: after_days(r.step),
+            sends: s,
+            events: e,
+        })
+        .collect();
+    let required = meta
+        .details
+        .get("variant_power")
+        .and_then(|p| p.get("required_per_variant"))
+        .and_then(serde_json::Value::as_u64);
+    Ok(crate::sequence::compute(&crate::sequence::SequenceInputs {
+        campaign: &meta.input,
+        members,
+        sends,
+        events: &all_events,
+        orders,
+        now: now(),
+        variants: &variants,
+        required_per_variant: required,
+        steps: &steps,
     }))
 }
 

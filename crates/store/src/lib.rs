@@ -21,6 +21,7 @@ mod predictions;
 mod profile;
 mod segments;
 mod sends;
+mod sequences;
 mod stats;
 mod suppressions;
 mod uplift;
@@ -55,6 +56,7 @@ pub use sends::{
     CampaignSendState, Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure,
     SendLease, SendRecord, SendState,
 };
+pub use sequences::{step_ledger_id, RecipientActivity, StepRecord, VariantAssignment};
 pub use stats::CustomerStats;
 pub use suppressions::{Suppression, SuppressionList};
 pub use uplift::{UpliftCampaign, UpliftMemberRow, UpliftModelRecord};

@@ -85,6 +85,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0014_uplift_models.sql"),
         include_str!("../migrations/postgres/0014_uplift_models.sql"),
     ),
+    (
+        15,
+        "sequences",
+        include_str!("../migrations/sqlite/0015_sequences.sql"),
+        include_str!("../migrations/postgres/0015_sequences.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction

@@ -137,6 +137,18 @@ impl Store {
     /// plan id (`p1`, `p2`, …).
     pub async fn save_plan(&self, plan: &NewPlan) -> Result<String> {
         let mut tx = self.pool().begin().await?;
+        let id = self.save_plan_in(&mut tx, plan).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// [`Store::save_plan`] inside the caller's transaction.
+    pub(crate) async fn save_plan_in(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        plan: &NewPlan,
+    ) -> Result<String> {
+        let tx = &mut **tx;
         let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM plans")
             .fetch_one(&mut *tx)
             .await?;
@@ -193,7 +205,7 @@ impl Store {
                 .collect();
             MEMBERS
                 .insert(
-                    &mut tx,
+                    &mut *tx,
                     self.backend(),
                     &members,
                     |m| m.0,
@@ -201,7 +213,6 @@ impl Store {
                 )
                 .await?;
         }
-        tx.commit().await?;
         Ok(id)
     }
 

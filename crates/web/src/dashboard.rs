@@ -957,8 +957,48 @@ pub async fn campaign(
             "can_pause": state == S::Active && !counts.finished(),
             "can_resume": state == S::Paused,
             "r": ReportView::of(&r),
+            "seq": sequence_view(&r),
         }),
     )
+}
+
+/// A campaign's A/B test and follow-up steps as the campaign page shows them (null: neither).
+fn sequence_view(r: &crate::report::CampaignReport) -> serde_json::Value {
+    let Some(seq) = &r.sequence else {
+        return serde_json::Value::Null;
+    };
+    let ci = |c: Option<[f64; 2]>| match c {
+        Some([a, b]) => format!("{} to {}", views::pp(Some(a)), views::pp(Some(b))),
+        None => "–".into(),
+    };
+    let test = seq.variant_test.as_ref().map(|t| {
+        json!({
+            "method": t.method,
+            "verdict": t.verdict,
+            "variants": t.variants.iter().map(|v| json!({
+                "id": v.variant, "template": v.template, "recipients": v.result.recipients,
+                "opens": v.result.opens_unique, "clicks": v.result.clicks_unique,
+                "conversion": views::pct(v.result.conversion_rate),
+                "uplift": views::pp(v.result.uplift.absolute), "ci": ci(v.result.uplift.ci95),
+            })).collect::<Vec<_>>(),
+            "pairs": t.comparisons.iter().filter_map(|c| c.diff.as_ref().map(|d| json!({
+                "a": c.a, "b": c.b, "diff": views::pp(Some(d.absolute)), "ci": ci(Some(d.ci95)),
+                "p": format!("{:.3}", d.p_value), "significant": c.significant,
+            }))).collect::<Vec<_>>(),
+        })
+    });
+    json!({
+        "test": test,
+        "steps": seq.steps.iter().map(|s| json!({
+            "step": s.step, "template": s.template, "sent": s.sent, "opened": s.opened,
+            "clicked": s.clicked, "converted": s.converted,
+        })).collect::<Vec<_>>(),
+        "sequence": seq.sequence.as_ref().map(|g| json!({
+            "days": seq.sequence_window_days,
+            "uplift": views::pp(g.uplift.absolute),
+            "ci": ci(g.uplift.ci95),
+        })),
+    })
 }
 
 /// What the dashboard says about a campaign's sending: `finished` once no row is queued or

@@ -13,6 +13,7 @@ pub mod auth;
 // The analysis lives in its own crate; its modules stay reachable under their old paths.
 pub use retain_results::{report, results, stats};
 pub mod dashboard;
+pub mod replay;
 pub mod server;
 pub mod shop;
 pub mod svg;

@@ -1,0 +1,264 @@
+//! Follow-up steps of sent campaigns: [`create_due_steps`] finds the steps of approved
+//! campaigns whose day has come, picks the recipients their `when` rule matches (from what each
+//! did since the first email), and queues them in the send ledger under the step's own ledger
+//! id (`<campaign>.s<step>`), where the send engine sends them like any campaign: once each.
+//!
+//! Only the campaign's recipients who were sent the first email can get a step (the holdout never
+//! does); suppression, consent and address validity are checked when the step is queued (and
+//! again by the engine at claim time), and the frequency cap holds back anyone another campaign
+//! mailed within it (the sequence's own emails do not count).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use retain_planner::followup::{parse_step_rule, Activity};
+use retain_store::{step_ledger_id, ConsentCheck, NewSend, PlanState, Store};
+use serde::Serialize;
+
+use crate::context::Recipient;
+use crate::engine::queue_time_exclusion;
+use crate::error::MailerError;
+use crate::message::Identity;
+
+/// What the follow-up run may do.
+#[derive(Debug, Clone)]
+pub struct FollowupOptions {
+    /// Unix seconds: which steps are due, and the frequency cap's reference.
+    pub now: i64,
+    pub frequency_cap_days: u32,
+    pub consent: ConsentCheck,
+    /// Decide and count, write nothing.
+    pub dry_run: bool,
+}
+
+/// One step that was due (created now, or found when `dry_run`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DueStep {
+    pub campaign_id: String,
+    pub step: u32,
+    pub ledger_id: String,
+    pub template: String,
+    pub when: String,
+    /// Recipients of the first email considered.
+    pub considered: u64,
+    /// Of those, matched by the rule.
+    pub matched: u64,
+    /// Of the matched, queued to be sent.
+    pub queued: u64,
+    /// Matched but not queued, by reason (frequency cap, suppressed, unsubscribed…).
+    pub excluded: BTreeMap<String, u64>,
+    /// `false` when the goal approves each step and this one waits for its approval.
+    pub approved: bool,
+}
+
+/// A step as the planner stored it in the campaign's details.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct StoredStep {
+    number: u32,
+    after_days: u32,
+    when_text: String,
+    template: String,
+}
+
+/// Creates the due steps of every approved campaign (see the module docs) and returns them;
+/// steps created before are left alone, so running it again (or from two processes) adds
+/// nothing. `identity` gives the queued rows their Message-IDs.
+pub async fn create_due_steps(
+    store: &Store,
+    identity: &Identity,
+    opts: &FollowupOptions,
+) -> Result<Vec<DueStep>, MailerError> {
+    let mut out = Vec::new();
+    let suppressions = store.suppression_list().await?;
+    for plan in store.plans().await? {
+        if plan.state != PlanState::Approved {
+            continue;
+        }
+        for c in &plan.campaigns {
+            let details: serde_json::Value = serde_json::from_str(&c.details).unwrap_or_default();
+            let steps: Vec<StoredStep> = details
+                .get("steps")
+                .cloned()
+                .and_then(|s| serde_json::from_value(s).ok())
+                .unwrap_or_default();
+            if steps.is_empty() {
+                continue;
+            }
+            if store.send_campaign_state(&c.campaign_id).await?
+                == retain_store::CampaignSendState::Cancelled
+            {
+                continue;
+            }
+            let each_step = details.get("approve").and_then(|a| a.as_str()) == Some("each_step");
+            let window_days = details
+                .get("window_days")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(30);
+            let created: HashSet<i64> = store
+                .campaign_steps(&c.campaign_id)
+                .await?
+                .iter()
+                .map(|s| s.step)
+                .collect();
+            let activity = store.recipient_activity(&c.campaign_id).await?;
+            let Some(first_sent) = activity.iter().map(|a| a.sent_at).min() else {
+                continue; // not sent yet
+            };
+            for step in &steps {
+                if created.contains(&i64::from(step.number)) {
+                    continue;
+                }
+                // Steps go in order: a later one waits for the earlier one.
+                if step.number > 1 && !created.contains(&i64::from(step.number - 1)) {
+                    break;
+                }
+                if !retain_planner::followup::is_due(first_sent, step.after_days, opts.now) {
+                    break;
+                }
+                let rule = parse_step_rule(&step.when_text).map_err(|e| {
+                    MailerError::Config(format!(
+                        "campaign {}: step {} rule `{}`: {}",
+                        c.campaign_id, step.number, step.when_text, e.message
+                    ))
+                })?;
+                let due = queue_step(
+                    store,
+                    identity,
+                    &suppressions,
+                    opts,
+                    &c.campaign_id,
+                    step,
+                    &rule,
+                    &activity,
+                    window_days,
+                    !each_step,
+                )
+                .await?;
+                out.push(due);
+                if opts.dry_run {
+                    break;
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| (a.campaign_id.as_str(), a.step).cmp(&(b.campaign_id.as_str(), b.step)));
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn queue_step(
+    store: &Store,
+    identity: &Identity,
+    suppressions: &retain_store::SuppressionList,
+    opts: &FollowupOptions,
+    campaign_id: &str,
+    step: &StoredStep,
+    rule: &retain_planner::followup::StepRule,
+    activity: &[retain_store::RecipientActivity],
+    window_days: i64,
+    approved: bool,
+) -> Result<DueStep, MailerError> {
+    // Conversions: a purchase (not a return) from the first email until now, within the window.
+    let ids: Vec<&str> = activity.iter().map(|a| a.customer_id.as_str()).collect();
+    let mut bought: HashMap<&str, Vec<i64>> = HashMap::new();
+    let orders = store.orders_of_customers(&ids).await?;
+    for o in orders.iter().filter(|o| !o.is_return) {
+        if let Some(id) = ids.iter().find(|i| **i == o.customer_id) {
+            bought
+                .entry(id)
+                .or_default()
+                .push(o.ordered_at.and_utc().timestamp());
+        }
+    }
+    let window = window_days.max(0) * 86_400;
+    let capped: HashSet<String> = store
+        .mailed_outside_sequence(
+            campaign_id,
+            opts.now - i64::from(opts.frequency_cap_days) * 86_400,
+        )
+        .await?
+        .into_iter()
+        .collect();
+    let audience: HashMap<String, retain_core::Customer> = store
+        .campaign_audience(campaign_id)
+        .await?
+        .into_iter()
+        .filter_map(|m| m.customer.map(|c| (m.customer_id, c)))
+        .collect();
+    let mut excluded: BTreeMap<String, u64> = BTreeMap::new();
+    let mut rows = Vec::new();
+    let mut matched = 0;
+    for a in activity {
+        let converted = bought.get(a.customer_id.as_str()).is_some_and(|ts| {
+            ts.iter()
+                .any(|&t| t >= a.sent_at && t < (a.sent_at + window).min(opts.now + 1))
+        });
+        let act = Activity {
+            opened: a.opened,
+            clicked: a.clicked,
+            converted,
+            unsubscribed: a.unsubscribed,
+            bounced: a.bounced,
+        };
+        if !rule.matches(&act) {
+            continue;
+        }
+        matched += 1;
+        if capped.contains(&a.customer_id) {
+            *excluded.entry("frequency cap".into()).or_default() += 1;
+            continue;
+        }
+        let r = audience.get(&a.customer_id).map(|c| Recipient {
+            customer: c.clone(),
+            ..Default::default()
+        });
+        if let Some(why) = queue_time_exclusion(r.as_ref(), suppressions, opts.consent) {
+            *excluded.entry(why).or_default() += 1;
+            continue;
+        }
+        let email = r
+            .as_ref()
+            .and_then(|r| r.customer.email.as_deref())
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string();
+        rows.push(NewSend {
+            customer_id: a.customer_id.clone(),
+            email,
+            message_id: identity.new_message_id(),
+            suppressed: None,
+        });
+    }
+    let ledger_id = step_ledger_id(campaign_id, i64::from(step.number));
+    let queued = rows.len() as u64;
+    if !opts.dry_run {
+        // Queued first, then recorded: a crash in between queues again (idempotent), never
+        // leaves a recorded step without its rows.
+        store.queue_sends(&ledger_id, &rows).await?;
+        if !approved {
+            store
+                .set_send_campaign_state(&ledger_id, retain_store::CampaignSendState::Paused)
+                .await?;
+        }
+        store
+            .create_step(
+                campaign_id,
+                i64::from(step.number),
+                &step.template,
+                approved,
+                matched as i64,
+            )
+            .await?;
+    }
+    Ok(DueStep {
+        campaign_id: campaign_id.to_string(),
+        step: step.number,
+        ledger_id,
+        template: step.template.clone(),
+        when: step.when_text.clone(),
+        considered: activity.len() as u64,
+        matched,
+        queued,
+        excluded,
+        approved,
+    })
+}
