@@ -174,6 +174,13 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
                 })?,
         ),
     };
+    let webhooks =
+        retain_web::webhooks::Webhooks::new(&retain_core::config::Config::webhook_secrets(), None)
+            .map_err(|e| fail(exit::PRECONDITION, e))?;
+    let enabled = webhooks.enabled();
+    if !enabled.is_empty() {
+        eprintln!("retain serve: provider webhooks at {}", enabled.join(", "));
+    }
     let opts = StateOptions {
         config: ctx.config.clone(),
         secret,
@@ -181,6 +188,7 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
         viewer_token,
         view_renderer: Some(view_renderer(&ctx)),
         login_limits: LoginLimits::default(),
+        webhooks,
     };
     let writer = WriterConfig {
         flush_every: Duration::from_millis(args.flush_ms.max(1)),
