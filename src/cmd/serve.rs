@@ -177,10 +177,7 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
     let webhooks =
         retain_web::webhooks::Webhooks::new(&retain_core::config::Config::webhook_secrets(), None)
             .map_err(|e| fail(exit::PRECONDITION, e))?;
-    let enabled = webhooks.enabled();
-    if !enabled.is_empty() {
-        eprintln!("retain serve: provider webhooks at {}", enabled.join(", "));
-    }
+    let enabled = webhooks.enabled().join(", ");
     let opts = StateOptions {
         config: ctx.config.clone(),
         secret,
@@ -210,6 +207,9 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
                 eprintln!("retain serve: listening on http://{addr} (tracking links use {base_url})");
                 if let Some(d) = bound.dashboard {
                     eprintln!("retain serve: dashboard on http://{d} (only /o/ /c/ /v/ /u/ on http://{addr})");
+                }
+                if !enabled.is_empty() {
+                    eprintln!("retain serve: provider webhooks at {enabled}");
                 }
                 if !login {
                     eprintln!(
