@@ -10,6 +10,7 @@ pub mod bounces;
 pub mod composer;
 pub mod context;
 pub mod deliverability;
+pub mod dns_auth;
 pub mod doctor;
 pub mod engine;
 pub mod error;
