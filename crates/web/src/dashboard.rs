@@ -943,6 +943,10 @@ pub async fn campaign(
         (Ok(s), Ok(c)) => (s, c),
         (Err(e), _) | (_, Err(e)) => return internal(e),
     };
+    let deliverability = match deliverability_view(&st, &id).await {
+        Ok(d) => d,
+        Err(e) => return internal(e),
+    };
     use retain_store::CampaignSendState as S;
     render(
         &st,
@@ -957,8 +961,51 @@ pub async fn campaign(
             "can_pause": state == S::Active && !counts.finished(),
             "can_resume": state == S::Paused,
             "r": ReportView::of(&r),
+            "d": deliverability,
         }),
     )
+}
+
+/// One row of the deliverability table: counts and rates per delivered message.
+fn deliverability_row(name: &str, c: &retain_store::DeliverabilityCounts) -> serde_json::Value {
+    let rate = |r: f64| format!("{:.2}%", r * 100.0);
+    json!({
+        "name": name,
+        "delivered": c.delivered,
+        "hard": c.hard_bounces,
+        "hard_rate": rate(c.hard_bounce_rate()),
+        "soft": c.soft_bounces,
+        "soft_rate": rate(c.soft_bounce_rate()),
+        "blocks": c.blocks,
+        "block_rate": rate(c.block_rate()),
+        "complaints": c.complaints,
+        "complaint_rate": rate(c.complaint_rate()),
+    })
+}
+
+/// A campaign's deliverability for its page: totals and per recipient domain, the guardrail's
+/// limits and, when the guardrail paused it, why.
+async fn deliverability_view(
+    st: &AppState,
+    id: &str,
+) -> Result<serde_json::Value, retain_store::StoreError> {
+    let d = st.store.campaign_deliverability(id).await?;
+    let reason = st.store.send_campaign_reason(id).await?;
+    let s = &st.config.sending;
+    let pct = |r: f64| format!("{}%", (r * 10_000.0).round() / 100.0);
+    let domains: Vec<serde_json::Value> = d
+        .domains
+        .iter()
+        .map(|(name, c)| deliverability_row(if name.is_empty() { "(none)" } else { name }, c))
+        .collect();
+    Ok(json!({
+        "total": deliverability_row("all recipients", &d.total),
+        "domains": domains,
+        "complaint_limit": pct(s.complaint_rate_limit),
+        "hard_bounce_limit": pct(s.hard_bounce_rate_limit),
+        "min_delivered": s.guardrail_min_delivered,
+        "paused_reason": reason,
+    }))
 }
 
 /// What the dashboard says about a campaign's sending: `finished` once no row is queued or
