@@ -174,8 +174,10 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
                 })?,
         ),
     };
+    // Fetches SNS signing certificates that are not pinned (and confirms SNS subscriptions).
+    let fetch = retain_web::webhooks::fetch::https_fetcher(Duration::from_secs(10)).ok();
     let webhooks =
-        retain_web::webhooks::Webhooks::new(&retain_core::config::Config::webhook_secrets(), None)
+        retain_web::webhooks::Webhooks::new(&retain_core::config::Config::webhook_secrets(), fetch)
             .map_err(|e| fail(exit::PRECONDITION, e))?;
     let enabled = webhooks.enabled().join(", ");
     let opts = StateOptions {

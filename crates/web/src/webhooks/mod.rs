@@ -8,6 +8,7 @@
 //! [`retain_core::config::WebhookSecrets`]) answers 404.
 
 pub mod events;
+pub mod fetch;
 pub mod verify;
 
 use std::collections::HashMap;
