@@ -292,11 +292,17 @@ pub async fn ses(State(st): State<AppState>, body: Bytes) -> Response {
                         );
                         (StatusCode::OK, "subscription confirmed\n").into_response()
                     }
-                    Err(e) => (
-                        StatusCode::BAD_GATEWAY,
-                        format!("cannot confirm the subscription: {e}\n"),
-                    )
-                        .into_response(),
+                    Err(e) => {
+                        eprintln!(
+                            "retain serve: cannot confirm the SNS subscription to {} ({e}); open {url}",
+                            msg.topic_arn
+                        );
+                        (
+                            StatusCode::BAD_GATEWAY,
+                            format!("cannot confirm the subscription: {e}\n"),
+                        )
+                            .into_response()
+                    }
                 },
                 None => {
                     eprintln!(
