@@ -887,8 +887,21 @@ pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Respon
                 });
             }
         }
+        let (d, paused_reason) = match (
+            st.store
+                .campaign_deliverability_totals(&c.input.campaign_id)
+                .await,
+            st.store.send_campaign_reason(&c.input.campaign_id).await,
+        ) {
+            (Ok(d), Ok(r)) => (d, r),
+            (Err(e), _) | (_, Err(e)) => return internal(e),
+        };
+        let rate = |r: f64| format!("{:.2}%", r * 100.0);
         rows.push(json!({
             "id": c.input.campaign_id, "goal_name": c.input.goal_name, "plan": c.input.plan_id,
+            "bounces": format!("{} ({})", d.hard_bounces + d.blocks, rate(d.hard_bounce_rate() + d.block_rate())),
+            "complaints": format!("{} ({})", d.complaints, rate(d.complaint_rate())),
+            "paused_reason": paused_reason,
             "send_state": sending_label(
                 states.get(&c.input.campaign_id).copied(),
                 counts.get(&c.input.campaign_id).copied().unwrap_or_default(),

@@ -441,6 +441,17 @@ async fn the_campaign_page_shows_deliverability_and_the_guardrail() {
         .expect("pause");
     let (_, html) = page(&app, &s).await;
     assert!(html.contains(r#"id="guardrail-paused""#), "{html}");
+    // The campaigns list: bounces with blocks, complaints, and the guardrail's mark.
+    let req = axum::http::Request::get("/campaigns")
+        .header("cookie", s.cookie())
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let (_, list) = request(&app.router, req).await;
+    assert!(
+        list.contains("<td class=\"n\">2 (50.00%)</td><td class=\"n\">1 (25.00%)</td>"),
+        "{list}"
+    );
+    assert!(list.contains("(guardrail)"), "{list}");
     assert!(
         html.contains("complaint rate 25.00% (1 of 4 delivered)"),
         "{html}"
