@@ -452,6 +452,11 @@ pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
         resend_unconfirmed: args.resend_unconfirmed,
         retry_failed: args.retry_failed,
         consent: check,
+        guardrail: Some(retain_mailer::GuardrailLimits {
+            complaint_rate: ctx.config.sending.complaint_rate_limit,
+            hard_bounce_rate: ctx.config.sending.hard_bounce_rate_limit,
+            min_delivered: i64::from(ctx.config.sending.guardrail_min_delivered),
+        }),
         ..Default::default()
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -545,10 +550,21 @@ pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
     bar.finish_and_clear();
     let rep = result.map_err(mailer_error)?;
     print_report(&rep, args.format, quiet)?;
-    if let Some(StopReason::TransportFailed(why)) = &rep.stopped {
-        return Err(fail(exit::FAILURE, format!("sending stopped: {why}")));
+    match &rep.stopped {
+        Some(StopReason::TransportFailed(why)) => {
+            Err(fail(exit::FAILURE, format!("sending stopped: {why}")))
+        }
+        // Paused mid-send (by its operator or by the guardrail): the same code as sending a
+        // paused campaign.
+        Some(StopReason::Paused) => Err(fail(
+            exit::PRECONDITION,
+            match &rep.pause_reason {
+                Some(why) => format!("campaign {} paused itself: {why}", rep.campaign_id),
+                None => format!("campaign {} was paused", rep.campaign_id),
+            },
+        )),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// For `retain demo`'s send step: sends an approved campaign to `.eml` files in

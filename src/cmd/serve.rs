@@ -30,7 +30,15 @@ a read-only login (every page, no approve/pause/resume) uses web.viewer_password
 RETAIN_WEB_VIEWER_TOKEN. Failed logins are throttled (5 per client per 15 minutes, 100 overall
 per minute: HTTP 429). Behind a reverse proxy set web.trusted_proxy = true so X-Forwarded-For
 names the client and X-Forwarded-Proto: https makes the cookies Secure.
-tracking.base_url must be the public address of this server, as emails link to it.")]
+tracking.base_url must be the public address of this server, as emails link to it.
+
+Provider webhooks (bounces and complaints), each on when its settings are in the environment:
+  POST /webhooks/ses        RETAIN_WEBHOOK_SES=1 or RETAIN_WEBHOOK_SES_CERT (pinned PEM or path),
+                            optional RETAIN_WEBHOOK_SES_TOPIC_ARN
+  POST /webhooks/sendgrid   RETAIN_WEBHOOK_SENDGRID_PUBLIC_KEY
+  POST /webhooks/mailgun    RETAIN_WEBHOOK_MAILGUN_SIGNING_KEY
+  POST /webhooks/postmark   RETAIN_WEBHOOK_POSTMARK_USER and RETAIN_WEBHOOK_POSTMARK_PASSWORD
+A request whose signature or credentials do not verify is refused (401/403) and records nothing.")]
 pub struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -174,6 +182,12 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
                 })?,
         ),
     };
+    // Fetches SNS signing certificates that are not pinned (and confirms SNS subscriptions).
+    let fetch = retain_web::webhooks::fetch::https_fetcher(Duration::from_secs(10)).ok();
+    let webhooks =
+        retain_web::webhooks::Webhooks::new(&retain_core::config::Config::webhook_secrets(), fetch)
+            .map_err(|e| fail(exit::PRECONDITION, e))?;
+    let enabled = webhooks.enabled().join(", ");
     let opts = StateOptions {
         config: ctx.config.clone(),
         secret,
@@ -181,6 +195,7 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
         viewer_token,
         view_renderer: Some(view_renderer(&ctx)),
         login_limits: LoginLimits::default(),
+        webhooks,
     };
     let writer = WriterConfig {
         flush_every: Duration::from_millis(args.flush_ms.max(1)),
@@ -202,6 +217,9 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
                 eprintln!("retain serve: listening on http://{addr} (tracking links use {base_url})");
                 if let Some(d) = bound.dashboard {
                     eprintln!("retain serve: dashboard on http://{d} (only /o/ /c/ /v/ /u/ on http://{addr})");
+                }
+                if !enabled.is_empty() {
+                    eprintln!("retain serve: provider webhooks at {enabled}");
                 }
                 if !login {
                     eprintln!(

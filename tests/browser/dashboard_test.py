@@ -128,6 +128,18 @@ def main():
                 check(f"campaign page shows {needle!r}", needle in html)
             svgs = b.eval("document.querySelectorAll('svg').length")
             check("campaign page draws funnel, uplift and timeline", svgs >= 3, str(svgs))
+            # Deliverability: totals and per-domain rows, the guardrail's limits and its pause.
+            rows = b.eval("document.querySelectorAll('#deliverability-table tbody tr').length")
+            check("deliverability table has a total and per-domain rows", rows >= 2, str(rows))
+            total = b.eval("document.querySelector('#deliverability-table tr.total') ? "
+                           "document.querySelector('#deliverability-table tr.total').innerText : ''")
+            check("deliverability total counts the fixture's reports",
+                  "2 (" in total and "1 (" in total, total)
+            reason = b.eval("document.querySelector('#guardrail-paused') ? "
+                            "document.querySelector('#guardrail-paused').innerText : ''")
+            check("the guardrail's pause and its reason are shown", "0.10% limit" in reason, reason)
+            check("the guardrail's thresholds are shown",
+                  "0.1%" in html and "2%" in html and 'id="guardrail-limits"' in html)
             b.screenshot(os.path.join(shots, "07-campaign.png"))
             b.goto(f"{base}/campaigns/{campaign}/report.html")
             html = b.html()

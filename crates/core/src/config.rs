@@ -341,11 +341,74 @@ impl Config {
             .map_err(|e: toml::de::Error| parse_err(e.to_string()))
     }
 
+    /// The provider webhooks' keys and credentials, from the environment only.
+    pub fn webhook_secrets() -> WebhookSecrets {
+        WebhookSecrets::from_vars(std::env::vars())
+    }
+
     /// The SMTP password, from `RETAIN_SMTP_PASSWORD` only.
     pub fn smtp_password() -> Option<String> {
         std::env::var("RETAIN_SMTP_PASSWORD")
             .ok()
             .filter(|s| !s.is_empty())
+    }
+}
+
+/// What `retain serve` verifies provider webhooks with, read from the environment only (never
+/// from `retain.toml`, never printed). An endpoint whose settings are missing answers 404.
+#[derive(Clone, Default, PartialEq)]
+pub struct WebhookSecrets {
+    /// `RETAIN_WEBHOOK_SES_CERT`: a pinned SNS signing certificate (PEM text, or the path of a
+    /// PEM file), used instead of fetching the message's SigningCertURL.
+    pub ses_cert: Option<String>,
+    /// `RETAIN_WEBHOOK_SES_TOPIC_ARN`: only messages of this SNS topic are accepted.
+    pub ses_topic_arn: Option<String>,
+    /// `RETAIN_WEBHOOK_SES`: set to `1` to accept SES notifications verified by fetched
+    /// certificates (without a pinned one).
+    pub ses_enabled: bool,
+    /// `RETAIN_WEBHOOK_SENDGRID_PUBLIC_KEY`: the Signed Event Webhook's verification key (base64
+    /// DER or PEM, as SendGrid shows it).
+    pub sendgrid_public_key: Option<String>,
+    /// `RETAIN_WEBHOOK_MAILGUN_SIGNING_KEY`: Mailgun's HTTP webhook signing key.
+    pub mailgun_signing_key: Option<String>,
+    /// `RETAIN_WEBHOOK_POSTMARK_USER` and `RETAIN_WEBHOOK_POSTMARK_PASSWORD`: the basic-auth
+    /// credentials configured in Postmark's webhook URL.
+    pub postmark_user: Option<String>,
+    pub postmark_password: Option<String>,
+}
+
+impl std::fmt::Debug for WebhookSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Which are set, never their values.
+        f.debug_struct("WebhookSecrets")
+            .field("ses", &(self.ses_enabled || self.ses_cert.is_some()))
+            .field("sendgrid", &self.sendgrid_public_key.is_some())
+            .field("mailgun", &self.mailgun_signing_key.is_some())
+            .field("postmark", &self.postmark_user.is_some())
+            .finish()
+    }
+}
+
+impl WebhookSecrets {
+    /// From `RETAIN_WEBHOOK_*` variables (empty values count as unset).
+    pub fn from_vars(vars: impl IntoIterator<Item = (String, String)>) -> Self {
+        let mut s = Self::default();
+        for (k, v) in vars {
+            if v.trim().is_empty() {
+                continue;
+            }
+            match k.as_str() {
+                "RETAIN_WEBHOOK_SES_CERT" => s.ses_cert = Some(v),
+                "RETAIN_WEBHOOK_SES_TOPIC_ARN" => s.ses_topic_arn = Some(v.trim().to_string()),
+                "RETAIN_WEBHOOK_SES" => s.ses_enabled = matches!(v.trim(), "1" | "true" | "yes"),
+                "RETAIN_WEBHOOK_SENDGRID_PUBLIC_KEY" => s.sendgrid_public_key = Some(v),
+                "RETAIN_WEBHOOK_MAILGUN_SIGNING_KEY" => s.mailgun_signing_key = Some(v),
+                "RETAIN_WEBHOOK_POSTMARK_USER" => s.postmark_user = Some(v),
+                "RETAIN_WEBHOOK_POSTMARK_PASSWORD" => s.postmark_password = Some(v),
+                _ => {}
+            }
+        }
+        s
     }
 }
 
@@ -434,6 +497,23 @@ mod tests {
         assert!((c.sending.complaint_rate_limit - 0.003).abs() < 1e-12);
         // "sender" is not a prefix of "sending": the sender section is untouched.
         assert_eq!(c.sender, d.sender);
+    }
+
+    #[test]
+    fn webhook_secrets_come_from_the_environment_and_are_not_debug_printed() {
+        let s = WebhookSecrets::from_vars(env(&[
+            ("RETAIN_WEBHOOK_MAILGUN_SIGNING_KEY", "key-abc"),
+            ("RETAIN_WEBHOOK_POSTMARK_USER", "pm"),
+            ("RETAIN_WEBHOOK_POSTMARK_PASSWORD", "hunter2"),
+            ("RETAIN_WEBHOOK_SENDGRID_PUBLIC_KEY", ""),
+        ]));
+        assert_eq!(s.mailgun_signing_key.as_deref(), Some("key-abc"));
+        assert_eq!(s.sendgrid_public_key, None);
+        let shown = format!("{s:?}");
+        assert!(
+            !shown.contains("key-abc") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

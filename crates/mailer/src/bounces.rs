@@ -43,10 +43,13 @@ impl ReportKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    /// A permanent failure (status 5.x.x): suppress at once.
+    /// A permanent failure of the address (see [`classify_status`]): suppress at once.
     HardBounce,
-    /// A transient failure (status 4.x.x, failed or delayed): counted.
+    /// A transient failure or a full mailbox (see [`classify_status`]): counted.
     SoftBounce,
+    /// A policy or spam block (5.7.x, see [`classify_status`]): counts toward the campaign's
+    /// guardrail, never suppresses the address on its own.
+    Block,
     /// A spam complaint (feedback type abuse, fraud, virus or other): suppress at once.
     Complaint,
     /// Nothing to act on (delivered, relayed, not-spam, …), with why.
@@ -58,6 +61,7 @@ impl Outcome {
         match self {
             Self::HardBounce => "hard_bounce",
             Self::SoftBounce => "soft_bounce",
+            Self::Block => "block",
             Self::Complaint => "complaint",
             Self::Ignored(_) => "ignored",
         }
@@ -329,6 +333,39 @@ fn status_code(v: &str) -> Option<String> {
     ok.then(|| code.to_string())
 }
 
+/// The one rule that turns a delivery status (RFC 3463 `class.subject.detail`, with the DSN
+/// action when there is one: `failed`, `delayed`, `delivered` …) into an [`Outcome`]. Every
+/// route a bounce arrives by — DSN reports, provider webhooks — goes through it:
+///
+/// | status | outcome |
+/// |---|---|
+/// | action `delivered`, `relayed`, `expanded`, or class 2 | ignored |
+/// | action `delayed`, or class 4 (transient) | soft bounce |
+/// | x.2.2 mailbox full, x.2.3 message too big for the mailbox, x.3.1 mail system full (either class) | soft bounce |
+/// | 5.7.x security or policy (spam block, reputation, authentication) | block: counts toward the guardrail, does not suppress |
+/// | 5.1.x bad address (no such user, bad domain, moved), 5.2.1 mailbox disabled, and every other 5.x.x | hard bounce |
+///
+/// A status that is not a code (`status_code` rejects it) is the caller's business.
+pub fn classify_status(status: &str, action: &str) -> Outcome {
+    let action = action.trim().to_ascii_lowercase();
+    if matches!(action.as_str(), "delivered" | "relayed" | "expanded") {
+        return Outcome::Ignored(action);
+    }
+    let mut parts = status.trim().split('.');
+    let class = parts.next().unwrap_or_default();
+    let subject = parts.next().unwrap_or_default();
+    let detail = parts.next().unwrap_or_default();
+    match (class, subject, detail) {
+        ("2", _, _) => Outcome::Ignored("delivered".into()),
+        _ if action == "delayed" => Outcome::SoftBounce,
+        ("4", _, _) => Outcome::SoftBounce,
+        (_, "2", "2" | "3") | (_, "3", "1") => Outcome::SoftBounce,
+        ("5", "7", _) => Outcome::Block,
+        ("5", _, _) => Outcome::HardBounce,
+        _ => Outcome::Ignored(format!("status {status}")),
+    }
+}
+
 fn dsn_items(text: &str, report: &mut Report) -> Result<(), BounceError> {
     let groups = field_groups(text);
     let mut per_message = true;
@@ -351,12 +388,7 @@ fn dsn_items(text: &str, report: &mut Report) -> Result<(), BounceError> {
             ))
         })?;
         let action = field(g, "action").unwrap_or_default().to_ascii_lowercase();
-        let outcome = match (status.as_bytes()[0], action.as_str()) {
-            (_, "delivered" | "relayed" | "expanded") => Outcome::Ignored(action.clone()),
-            (b'2', _) => Outcome::Ignored("delivered".into()),
-            (b'5', "delayed") | (b'4', _) => Outcome::SoftBounce,
-            _ => Outcome::HardBounce,
-        };
+        let outcome = classify_status(&status, &action);
         report.items.push(ReportItem {
             recipient: Some(recipient),
             outcome,
@@ -516,6 +548,31 @@ mod tests {
         for cut in (0..dsn.len()).step_by(37) {
             let _ = parse(&dsn[..cut]);
         }
+    }
+
+    #[test]
+    fn statuses_are_classified_by_rfc_3463() {
+        use Outcome::*;
+        let cases = [
+            ("5.1.1", "failed", HardBounce),  // bad destination mailbox
+            ("5.1.2", "failed", HardBounce),  // bad destination system
+            ("5.1.10", "failed", HardBounce), // null MX
+            ("5.2.1", "failed", HardBounce),  // mailbox disabled
+            ("5.2.2", "failed", SoftBounce),  // mailbox full: may empty
+            ("4.2.2", "delayed", SoftBounce),
+            ("5.3.1", "failed", SoftBounce), // mail system full
+            ("4.4.1", "failed", SoftBounce), // no answer from host
+            ("5.7.1", "failed", Block),      // delivery not authorized (spam block)
+            ("5.7.26", "failed", Block),     // authentication failed (DMARC)
+            ("5.1.1", "delayed", SoftBounce),
+            ("5.0.0", "", HardBounce),
+        ];
+        for (status, action, want) in cases {
+            assert_eq!(classify_status(status, action), want, "{status} {action}");
+        }
+        assert!(matches!(classify_status("2.0.0", "failed"), Ignored(_)));
+        assert!(matches!(classify_status("5.1.1", "relayed"), Ignored(_)));
+        assert!(matches!(classify_status("x", ""), Ignored(_)));
     }
 
     #[test]

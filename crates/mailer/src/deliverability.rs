@@ -96,6 +96,28 @@ pub struct Ingested {
     pub note: Option<String>,
 }
 
+/// A bounce, complaint or block an email provider reported by webhook, after its signature was
+/// verified, with every clue that ties it to its send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderEvent {
+    /// ses | sendgrid | mailgun | postmark
+    pub provider: String,
+    /// The provider's id for this event (its message id plus the event kind where it has no
+    /// event id): the same event is recorded once, however often it is delivered.
+    pub event_id: String,
+    /// Envelope senders the message had (the signed VERP return path, if the provider says).
+    pub return_paths: Vec<String>,
+    /// The original message's Message-ID header (with or without angle brackets).
+    pub message_id: Option<String>,
+    /// The campaign id, if the provider passes the `X-Retain-Campaign` header or a tag back.
+    pub campaign: Option<String>,
+    pub recipient: Option<String>,
+    pub outcome: Outcome,
+    /// The status code (`5.1.1`) or complaint type.
+    pub status: String,
+    pub detail: Option<String>,
+}
+
 /// The guardrail's verdict on one campaign.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct GuardrailCheck {
@@ -119,9 +141,33 @@ pub async fn check_guardrail(
     limits: &GuardrailLimits,
 ) -> Result<GuardrailCheck, MailerError> {
     let d = store.campaign_deliverability(campaign_id).await?;
-    let c = d.total;
+    judge(store, campaign_id, d.total, limits).await
+}
+
+/// Between two batches of a send: judges the campaign's totals (counted in SQL, cheap) and
+/// pauses it when a limit is reached. Returns the reason when the campaign paused now.
+pub async fn guardrail_between_batches(
+    store: &Store,
+    campaign_id: &str,
+    limits: &GuardrailLimits,
+) -> Result<Option<String>, MailerError> {
+    let c = store.campaign_deliverability_totals(campaign_id).await?;
+    let check = judge(store, campaign_id, c, limits).await?;
+    Ok(check.paused_now.then_some(check.breach).flatten())
+}
+
+/// The guardrail's rule, in one place: with at least `min_delivered` delivered messages, the
+/// campaign pauses when complaints reach `complaint_rate` of them, or hard bounces plus policy
+/// blocks (5.7.x) reach `hard_bounce_rate` of them.
+async fn judge(
+    store: &Store,
+    campaign_id: &str,
+    c: DeliverabilityCounts,
+    limits: &GuardrailLimits,
+) -> Result<GuardrailCheck, MailerError> {
     let pct = |r: f64| format!("{:.2}%", r * 100.0);
     let reached = |n: i64, limit: f64| n > 0 && n as f64 >= limit * c.delivered as f64 - 1e-9;
+    let bounced = c.hard_bounces + c.blocks;
     let breach = if c.delivered < limits.min_delivered.max(1) {
         None
     } else if reached(c.complaints, limits.complaint_rate) {
@@ -132,12 +178,17 @@ pub async fn check_guardrail(
             c.delivered,
             pct(limits.complaint_rate)
         ))
-    } else if reached(c.hard_bounces, limits.hard_bounce_rate) {
+    } else if reached(bounced, limits.hard_bounce_rate) {
         Some(format!(
-            "hard bounce rate {} ({} of {} delivered) reached the {} limit",
-            pct(c.hard_bounce_rate()),
-            c.hard_bounces,
+            "hard bounce rate {} ({} of {} delivered{}) reached the {} limit",
+            pct(c.hard_bounce_rate() + c.block_rate()),
+            bounced,
             c.delivered,
+            if c.blocks > 0 {
+                format!(", {} of them blocks", c.blocks)
+            } else {
+                String::new()
+            },
             pct(limits.hard_bounce_rate)
         ))
     } else {
@@ -150,7 +201,7 @@ pub async fn check_guardrail(
     Ok(GuardrailCheck {
         campaign_id: campaign_id.to_string(),
         complaint_rate: c.complaint_rate(),
-        hard_bounce_rate: c.hard_bounce_rate(),
+        hard_bounce_rate: c.hard_bounce_rate() + c.block_rate(),
         counts: c,
         breach,
         paused_now,
@@ -209,109 +260,30 @@ impl<'a> Ingest<'a> {
                 })
             }
         };
-        let by_return_path = self.by_return_path(&report).await?;
+        let by_return_path = self.by_return_path(&report.return_paths).await?;
         let mut items = Vec::with_capacity(report.items.len());
         for item in &report.items {
             let matched = match &by_return_path {
                 Some(s) => Some((s.clone(), MatchedBy::ReturnPath)),
-                None => self.by_original(&report, item.recipient.as_deref()).await?,
-            };
-            let mut result = ItemResult {
-                recipient: item.recipient.clone(),
-                outcome: item.outcome.as_str().to_string(),
-                status: item.status.clone(),
-                send_id: None,
-                campaign_id: None,
-                customer_id: None,
-                matched_by: None,
-                action: String::new(),
-                suppressed: false,
-            };
-            let Some((send, how)) = matched else {
-                result.action = match &item.outcome {
-                    Outcome::Ignored(why) => format!("ignored ({why})"),
-                    _ => "unmatched: no send found, nothing done".into(),
-                };
-                items.push(result);
-                continue;
-            };
-            result.send_id = Some(send.id);
-            result.campaign_id = Some(send.campaign_id.clone());
-            result.customer_id = Some(send.customer_id.clone());
-            result.matched_by = Some(how);
-            let kind = match &item.outcome {
-                Outcome::HardBounce => DeliverabilityKind::HardBounce,
-                Outcome::SoftBounce => DeliverabilityKind::SoftBounce,
-                Outcome::Complaint => DeliverabilityKind::Complaint,
-                Outcome::Ignored(why) => {
-                    result.action = format!("ignored ({why})");
-                    items.push(result);
-                    continue;
+                None => {
+                    self.by_original(
+                        report.original.message_id.as_deref(),
+                        report.original.campaign.as_deref(),
+                        item.recipient.as_deref(),
+                    )
+                    .await?
                 }
             };
-            let now = chrono::Utc::now().timestamp();
-            let new = self
-                .store
-                .record_deliverability_event(&NewDeliverabilityEvent {
-                    send_id: send.id,
-                    campaign_id: send.campaign_id.clone(),
-                    email: send.email.clone(),
-                    kind,
-                    status: Some(item.status.clone()),
-                    detail: item.detail.clone(),
-                    fingerprint: fingerprint(&report, raw, send.id, kind),
-                    at: now,
-                })
+            let result = self
+                .act(
+                    matched,
+                    item.recipient.clone(),
+                    &item.outcome,
+                    &item.status,
+                    item.detail.clone(),
+                    |send_id, kind| fingerprint(&report, raw, send_id, kind),
+                )
                 .await?;
-            self.touched.insert(send.campaign_id.clone());
-            if !new {
-                result.action = "already recorded: nothing more done".into();
-                items.push(result);
-                continue;
-            }
-            let suppression = match kind {
-                DeliverabilityKind::HardBounce => Some((
-                    SuppressionReason::HardBounce,
-                    format!("bounce {}", item.status),
-                )),
-                DeliverabilityKind::Complaint => Some((
-                    SuppressionReason::Complaint,
-                    format!("complaint {}", item.status),
-                )),
-                DeliverabilityKind::SoftBounce => {
-                    let days = self.settings.soft_bounce_days;
-                    let limit = i64::from(self.settings.soft_bounce_limit.max(1));
-                    let n = self
-                        .store
-                        .soft_bounced_sends(&send.email, now - i64::from(days) * 86_400)
-                        .await?;
-                    if n >= limit {
-                        Some((
-                            SuppressionReason::HardBounce,
-                            format!("{n} soft bounces within {days} days"),
-                        ))
-                    } else {
-                        result.action =
-                            format!("recorded: soft bounce {n} of {limit} within {days} days");
-                        None
-                    }
-                }
-            };
-            if !send.email.contains('@') {
-                // The customer was erased since: there is no address left to suppress.
-                result.action = "recorded; the recipient was erased, nothing to suppress".into();
-                items.push(result);
-                continue;
-            }
-            if let Some((reason, source)) = suppression {
-                let added = self.store.suppress(&send.email, reason, &source).await?;
-                result.suppressed = added;
-                result.action = if added {
-                    format!("recorded, suppressed ({source})")
-                } else {
-                    format!("recorded ({source}); already suppressed")
-                };
-            }
             items.push(result);
         }
         Ok(Ingested {
@@ -322,8 +294,156 @@ impl<'a> Ingest<'a> {
         })
     }
 
-    async fn by_return_path(&self, report: &Report) -> Result<Option<SendRecord>, MailerError> {
-        for a in &report.return_paths {
+    /// Acts on one event a provider's webhook reported (its signature already verified by the
+    /// caller), by the same rules as [`Ingest::message`]: tied to its send by the signed return
+    /// path, else the Message-ID, else recipient + campaign; recorded once per provider event id.
+    pub async fn provider_event(&mut self, e: &ProviderEvent) -> Result<ItemResult, MailerError> {
+        let matched = match self.by_return_path(&e.return_paths).await? {
+            Some(s) => Some((s, MatchedBy::ReturnPath)),
+            None => {
+                self.by_original(
+                    e.message_id.as_deref(),
+                    e.campaign.as_deref(),
+                    e.recipient.as_deref(),
+                )
+                .await?
+            }
+        };
+        self.act(
+            matched,
+            e.recipient.clone(),
+            &e.outcome,
+            &e.status,
+            e.detail.clone(),
+            |send_id, kind| {
+                let mut h = Sha256::new();
+                h.update(format!(
+                    "{}|{}|{send_id}|{}",
+                    e.provider,
+                    e.event_id,
+                    kind.as_str()
+                ));
+                h.finalize()[..16]
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            },
+        )
+        .await
+    }
+
+    /// Records one outcome against its send and applies the suppression rules: the one place
+    /// they live, whichever route the report came by.
+    async fn act(
+        &mut self,
+        matched: Option<(SendRecord, MatchedBy)>,
+        recipient: Option<String>,
+        outcome: &Outcome,
+        status: &str,
+        detail: Option<String>,
+        fingerprint: impl Fn(i64, DeliverabilityKind) -> String,
+    ) -> Result<ItemResult, MailerError> {
+        let mut result = ItemResult {
+            recipient,
+            outcome: outcome.as_str().to_string(),
+            status: status.to_string(),
+            send_id: None,
+            campaign_id: None,
+            customer_id: None,
+            matched_by: None,
+            action: String::new(),
+            suppressed: false,
+        };
+        let Some((send, how)) = matched else {
+            result.action = match outcome {
+                Outcome::Ignored(why) => format!("ignored ({why})"),
+                _ => "unmatched: no send found, nothing done".into(),
+            };
+            return Ok(result);
+        };
+        result.send_id = Some(send.id);
+        result.campaign_id = Some(send.campaign_id.clone());
+        result.customer_id = Some(send.customer_id.clone());
+        result.matched_by = Some(how);
+        let kind = match outcome {
+            Outcome::HardBounce => DeliverabilityKind::HardBounce,
+            Outcome::SoftBounce => DeliverabilityKind::SoftBounce,
+            Outcome::Complaint => DeliverabilityKind::Complaint,
+            Outcome::Block => DeliverabilityKind::Block,
+            Outcome::Ignored(why) => {
+                result.action = format!("ignored ({why})");
+                return Ok(result);
+            }
+        };
+        let now = chrono::Utc::now().timestamp();
+        let new = self
+            .store
+            .record_deliverability_event(&NewDeliverabilityEvent {
+                send_id: send.id,
+                campaign_id: send.campaign_id.clone(),
+                email: send.email.clone(),
+                kind,
+                status: Some(status.to_string()),
+                detail,
+                fingerprint: fingerprint(send.id, kind),
+                at: now,
+            })
+            .await?;
+        self.touched.insert(send.campaign_id.clone());
+        if !new {
+            result.action = "already recorded: nothing more done".into();
+            return Ok(result);
+        }
+        let suppression = match kind {
+            DeliverabilityKind::HardBounce => {
+                Some((SuppressionReason::HardBounce, format!("bounce {status}")))
+            }
+            DeliverabilityKind::Complaint => {
+                Some((SuppressionReason::Complaint, format!("complaint {status}")))
+            }
+            DeliverabilityKind::Block => {
+                result.action =
+                    format!("recorded: blocked ({status}), counts toward the guardrail");
+                None
+            }
+            DeliverabilityKind::SoftBounce => {
+                let days = self.settings.soft_bounce_days;
+                let limit = i64::from(self.settings.soft_bounce_limit.max(1));
+                let n = self
+                    .store
+                    .soft_bounced_sends(&send.email, now - i64::from(days) * 86_400)
+                    .await?;
+                if n >= limit {
+                    Some((
+                        SuppressionReason::HardBounce,
+                        format!("{n} soft bounces within {days} days"),
+                    ))
+                } else {
+                    result.action =
+                        format!("recorded: soft bounce {n} of {limit} within {days} days");
+                    None
+                }
+            }
+        };
+        if !send.email.contains('@') {
+            // The customer was erased since: there is no address left to suppress.
+            result.action = "recorded; the recipient was erased, nothing to suppress".into();
+            return Ok(result);
+        }
+        if let Some((reason, source)) = suppression {
+            let added = self.store.suppress(&send.email, reason, &source).await?;
+            result.suppressed = added;
+            result.action = if added {
+                format!("recorded, suppressed ({source})")
+            } else {
+                format!("recorded ({source}); already suppressed")
+            };
+        }
+        Ok(result)
+    }
+
+    async fn by_return_path(&self, addrs: &[String]) -> Result<Option<SendRecord>, MailerError> {
+        for a in addrs {
             if let Some(id) = send_id_of_return_path(&self.settings.secret, a) {
                 if let Some(s) = self.store.send(id).await? {
                     return Ok(Some(s));
@@ -335,15 +455,16 @@ impl<'a> Ingest<'a> {
 
     async fn by_original(
         &self,
-        report: &Report,
+        message_id: Option<&str>,
+        campaign: Option<&str>,
         recipient: Option<&str>,
     ) -> Result<Option<(SendRecord, MatchedBy)>, MailerError> {
-        if let Some(mid) = &report.original.message_id {
+        if let Some(mid) = message_id {
             if let Some(s) = self.store.send_by_message_id(mid).await? {
                 return Ok(Some((s, MatchedBy::MessageId)));
             }
         }
-        if let (Some(campaign), Some(r)) = (&report.original.campaign, recipient) {
+        if let (Some(campaign), Some(r)) = (campaign, recipient) {
             if let Some(s) = self.store.send_by_campaign_email(campaign, r).await? {
                 return Ok(Some((s, MatchedBy::RecipientCampaign)));
             }

@@ -2,8 +2,9 @@
 //! bulk senders (Gmail and Yahoo since 2024, Outlook.com since 2025): a valid From address, DKIM
 //! with a key that loads and a signing domain aligned with the From domain, one-click unsubscribe
 //! and tracking links over https, TLS to the SMTP server, and a bounce domain so bounces map to
-//! sends. Pure: the caller hands in the configuration and the DKIM settings it found; DNS records
-//! (SPF, DMARC) are listed as not checked, with what to look for.
+//! sends. [`check`] is pure: the caller hands in the configuration and the DKIM settings it found,
+//! and DNS records (SPF, DMARC) are listed as not looked up, with what to look for;
+//! [`check_with_dns`] looks them up through a resolver ([`crate::dns_auth`]).
 
 use retain_core::config::Config;
 use retain_core::import::customers::is_valid_email;
@@ -221,6 +222,43 @@ pub fn check(config: &Config, dkim: &DkimSettings) -> Vec<Check> {
             "not looked up here: _dmarc.{domain} needs a TXT record 'v=DMARC1; p=none' or stricter"
         ),
     );
+    out
+}
+
+/// [`check`], with SPF and DMARC looked up through `resolver` (`None`: listed as not looked
+/// up, as [`check`] does): SPF of the envelope domain (the bounce domain, else the From
+/// domain), DMARC of the From domain judged against the DKIM signing domain and the envelope
+/// domain. See [`crate::dns_auth`].
+pub async fn check_with_dns<R: crate::dns_auth::TxtResolver>(
+    config: &Config,
+    dkim: &DkimSettings,
+    resolver: Option<&R>,
+) -> Vec<Check> {
+    let mut out = check(config, dkim);
+    let (Some(resolver), Some(from)) = (resolver, domain_of(config.sender.from.trim())) else {
+        return out;
+    };
+    let bounce = config.sending.bounce_domain.trim().to_ascii_lowercase();
+    let envelope = if bounce.is_empty() {
+        from.clone()
+    } else {
+        bounce
+    };
+    let signing = dkim.selector.as_ref().map(|_| {
+        dkim.domain
+            .clone()
+            .unwrap_or_else(|| from.clone())
+            .to_ascii_lowercase()
+    });
+    let spf = crate::dns_auth::check_spf(resolver, &envelope).await;
+    let dmarc = crate::dns_auth::check_dmarc(resolver, &from, signing.as_deref(), &envelope).await;
+    for c in out.iter_mut() {
+        match c.name {
+            "spf" => *c = spf.clone(),
+            "dmarc" => *c = dmarc.clone(),
+            _ => {}
+        }
+    }
     out
 }
 

@@ -139,6 +139,8 @@ pub struct SendOptions {
     pub consent: ConsentCheck,
     /// Identifies this sender in the lease.
     pub owner: String,
+    /// The deliverability guardrail checked between batches (`None`: not checked).
+    pub guardrail: Option<crate::deliverability::GuardrailLimits>,
 }
 
 impl Default for SendOptions {
@@ -157,6 +159,7 @@ impl Default for SendOptions {
             flush_interval: Duration::from_millis(50),
             consent: ConsentCheck::default(),
             owner: default_owner(),
+            guardrail: Some(crate::deliverability::GuardrailLimits::default()),
         }
     }
 }
@@ -243,6 +246,8 @@ pub struct SendReport {
     pub hard_bounces: u64,
     pub retries: u64,
     pub stopped: Option<StopReason>,
+    /// Why the campaign paused itself (the guardrail), when it did.
+    pub pause_reason: Option<String>,
     pub transport: String,
     /// The whole ledger of the campaign after the run.
     pub totals: SendCounts,
@@ -435,6 +440,7 @@ async fn run_leased<T: Transport>(
     let mut left = total;
     let mut stopped = None;
     let mut claim_error = None;
+    let mut guard_error = None;
     loop {
         if stop.load(Ordering::SeqCst) {
             stopped = Some(StopReason::Interrupted);
@@ -445,6 +451,16 @@ async fn run_leased<T: Transport>(
                 stopped = Some(StopReason::Limit);
             }
             break;
+        }
+        if let Some(limits) = &opts.guardrail {
+            // Reports that arrived while sending (webhooks, ingest) may pause the campaign.
+            // The pause itself is seen by the claim below.
+            if let Err(e) =
+                crate::deliverability::guardrail_between_batches(store, campaign, limits).await
+            {
+                guard_error = Some(e);
+                break;
+            }
         }
         let want = (batch as u64).min(left) as usize;
         let claim = match store
@@ -495,6 +511,9 @@ async fn run_leased<T: Transport>(
     if let Some(e) = claim_error {
         return Err(e.into());
     }
+    if let Some(e) = guard_error {
+        return Err(e);
+    }
     match flushed {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e.into()),
@@ -513,7 +532,12 @@ async fn run_leased<T: Transport>(
         stopped = Some(StopReason::Interrupted);
     }
     let totals = store.send_counts(campaign).await?;
+    let pause_reason = match stopped {
+        Some(StopReason::Paused) => store.send_campaign_reason(campaign).await?,
+        _ => None,
+    };
     Ok(SendReport {
+        pause_reason,
         campaign_id: campaign.to_string(),
         sent: progress.sent.load(Ordering::Relaxed),
         failed: progress.failed.load(Ordering::Relaxed),

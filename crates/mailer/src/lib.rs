@@ -10,6 +10,7 @@ pub mod bounces;
 pub mod composer;
 pub mod context;
 pub mod deliverability;
+pub mod dns_auth;
 pub mod doctor;
 pub mod engine;
 pub mod error;
@@ -24,8 +25,8 @@ pub mod transport;
 pub use composer::{sample_recipient, Composer};
 pub use context::{CampaignInfo, Offer, Recipient, Scores, Shared};
 pub use deliverability::{
-    check_guardrail, GuardrailCheck, GuardrailLimits, Ingest, IngestSettings, Ingested, ItemResult,
-    MatchedBy,
+    check_guardrail, guardrail_between_batches, GuardrailCheck, GuardrailLimits, Ingest,
+    IngestSettings, Ingested, ItemResult, MatchedBy, ProviderEvent,
 };
 pub use engine::{
     dry_run, queue_campaign, send_campaign, DryRunReport, Member, Progress, QueueSummary,

@@ -713,3 +713,90 @@ async fn an_unreachable_server_stops_the_run_and_keeps_the_queue() {
     assert_eq!((rep.sent, rep.failed, rep.unconfirmed), (0, 0, 0));
     assert_eq!(rep.remaining, 6, "nothing lost, nothing failed");
 }
+
+/// A transport that, at its `at`-th message, records two complaints against the campaign (as a
+/// provider webhook or `retain bounces ingest` in another process would, while it is sending).
+struct ComplaintsArrive {
+    inner: StubTransport,
+    store: Store,
+    at: usize,
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl retain_mailer::Transport for ComplaintsArrive {
+    async fn send(
+        &self,
+        worker: usize,
+        msg: &retain_mailer::OutgoingMessage,
+    ) -> Result<retain_mailer::transport::Delivery, TransportError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) + 1 == self.at {
+            let sends = self.store.sends_of("camp-1").await.expect("sends");
+            for (i, s) in sends.iter().take(2).enumerate() {
+                self.store
+                    .record_deliverability_event(&retain_store::NewDeliverabilityEvent {
+                        send_id: s.id,
+                        campaign_id: s.campaign_id.clone(),
+                        email: s.email.clone(),
+                        kind: retain_store::DeliverabilityKind::Complaint,
+                        status: Some("abuse".into()),
+                        detail: None,
+                        fingerprint: format!("fbl-{i}"),
+                        at: 1,
+                    })
+                    .await
+                    .expect("record");
+            }
+        }
+        self.inner.send(worker, msg).await
+    }
+
+    async fn close(&self) {}
+
+    fn describe(&self) -> String {
+        "complaints-arrive".into()
+    }
+}
+
+#[tokio::test]
+async fn the_guardrail_pauses_a_campaign_between_batches_and_says_why() {
+    let f = fixture(40).await;
+    queue(&f).await;
+    let t = Arc::new(ComplaintsArrive {
+        inner: StubTransport::new(),
+        store: f.store.clone(),
+        at: 6,
+        calls: Default::default(),
+    });
+    let mut opts = fast_opts();
+    // One worker and small batches: the claim loop runs at most a few messages ahead.
+    opts.concurrency = 1;
+    opts.claim_batch = 2;
+    opts.guardrail = Some(retain_mailer::GuardrailLimits {
+        complaint_rate: 0.05,
+        hard_bounce_rate: 0.02,
+        min_delivered: 1,
+    });
+    let rep = run(&f, t.clone(), &opts, Arc::new(AtomicBool::new(false)))
+        .await
+        .expect("send");
+    assert_eq!(rep.stopped, Some(StopReason::Paused), "{rep:?}");
+    // Two complaints reach 5% of anything up to 40 delivered: it stops soon after the 6th.
+    assert!(rep.sent >= 6 && rep.sent < 36, "{rep:?}");
+    assert!(rep.remaining > 0, "{rep:?}");
+    let why = rep.pause_reason.clone().expect("a reason");
+    assert!(why.starts_with("complaint rate"), "{why}");
+    assert_eq!(
+        f.store.send_campaign_state("camp-1").await.expect("state"),
+        CampaignSendState::Paused
+    );
+    // Without the guardrail (or after its operator resumed it) the rest goes out.
+    f.store
+        .set_send_campaign_state("camp-1", CampaignSendState::Active)
+        .await
+        .expect("resume");
+    let rep2 = run(&f, t.clone(), &opts, Arc::new(AtomicBool::new(false)))
+        .await
+        .expect("resumed");
+    assert_eq!(rep2.stopped, None, "{rep2:?}");
+    assert_eq!(rep.sent + rep2.sent, 36);
+}

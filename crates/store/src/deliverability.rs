@@ -22,6 +22,8 @@ pub enum DeliverabilityKind {
     SoftBounce,
     /// A spam complaint (ARF feedback report).
     Complaint,
+    /// A policy or spam block (status 5.7.x): counts toward the guardrail, suppresses nothing.
+    Block,
 }
 
 impl DeliverabilityKind {
@@ -30,6 +32,7 @@ impl DeliverabilityKind {
             Self::HardBounce => "bounce_hard",
             Self::SoftBounce => "bounce_soft",
             Self::Complaint => "complaint",
+            Self::Block => "block",
         }
     }
 
@@ -38,6 +41,7 @@ impl DeliverabilityKind {
             "bounce_hard" => Self::HardBounce,
             "bounce_soft" => Self::SoftBounce,
             "complaint" => Self::Complaint,
+            "block" => Self::Block,
             _ => return None,
         })
     }
@@ -89,6 +93,8 @@ pub struct DeliverabilityCounts {
     pub hard_bounces: i64,
     pub soft_bounces: i64,
     pub complaints: i64,
+    /// Policy or spam blocks (5.7.x): counted with hard bounces by the guardrail.
+    pub blocks: i64,
 }
 
 impl DeliverabilityCounts {
@@ -107,6 +113,10 @@ impl DeliverabilityCounts {
     pub fn hard_bounce_rate(&self) -> f64 {
         Self::rate(self.hard_bounces, self.delivered)
     }
+    /// Blocks per delivered message.
+    pub fn block_rate(&self) -> f64 {
+        Self::rate(self.blocks, self.delivered)
+    }
     /// Soft bounces per delivered message.
     pub fn soft_bounce_rate(&self) -> f64 {
         Self::rate(self.soft_bounces, self.delivered)
@@ -116,6 +126,7 @@ impl DeliverabilityCounts {
             DeliverabilityKind::HardBounce => self.hard_bounces += n,
             DeliverabilityKind::SoftBounce => self.soft_bounces += n,
             DeliverabilityKind::Complaint => self.complaints += n,
+            DeliverabilityKind::Block => self.blocks += n,
         }
     }
 }
@@ -282,6 +293,36 @@ impl Store {
             total,
             domains: domains.into_iter().collect(),
         })
+    }
+
+    /// A campaign's delivered messages and reports in total, counted in SQL (what the send
+    /// engine asks between batches; no per-domain split).
+    pub async fn campaign_deliverability_totals(
+        &self,
+        campaign_id: &str,
+    ) -> Result<DeliverabilityCounts> {
+        let mut total = DeliverabilityCounts {
+            delivered: sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sends WHERE campaign_id = $1 AND state = 'sent'",
+            )
+            .bind(campaign_id)
+            .fetch_one(self.pool())
+            .await?,
+            ..Default::default()
+        };
+        let rows = sqlx::query(
+            "SELECT kind, COUNT(DISTINCT send_id) FROM deliverability_events \
+             WHERE campaign_id = $1 GROUP BY kind",
+        )
+        .bind(campaign_id)
+        .fetch_all(self.pool())
+        .await?;
+        for r in rows {
+            let kind: String = r.try_get(0)?;
+            let n: i64 = r.try_get(1)?;
+            total.add(kind_of(&kind)?, n);
+        }
+        Ok(total)
     }
 
     /// The guardrail's pause: an active campaign becomes `paused` with `reason`, unless its
@@ -487,8 +528,16 @@ mod tests {
                 delivered: 4,
                 hard_bounces: 1,
                 soft_bounces: 1,
-                complaints: 1
+                complaints: 1,
+                blocks: 0,
             }
+        );
+        assert_eq!(
+            store
+                .campaign_deliverability_totals("camp")
+                .await
+                .expect("totals"),
+            d.total
         );
         assert!((d.total.complaint_rate() - 0.25).abs() < 1e-12);
         assert_eq!(d.domains.len(), 2);

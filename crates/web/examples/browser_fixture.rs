@@ -84,6 +84,37 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .mark_sent(&claimed.iter().map(|s| (s.id, t)).collect::<Vec<_>>())
         .await?;
     store.release_send_lease(&campaign, "fixture").await?;
+    // Reports after the send: two hard bounces, a policy block and a complaint; the guardrail
+    // paused the campaign and said why.
+    for (i, kind) in [
+        retain_store::DeliverabilityKind::HardBounce,
+        retain_store::DeliverabilityKind::HardBounce,
+        retain_store::DeliverabilityKind::Block,
+        retain_store::DeliverabilityKind::Complaint,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let s = claimed.get(i * 7).ok_or("too few sends")?;
+        store
+            .record_deliverability_event(&retain_store::NewDeliverabilityEvent {
+                send_id: s.id,
+                campaign_id: campaign.clone(),
+                email: s.email.clone(),
+                kind,
+                status: Some(if i == 2 { "5.7.1" } else { "5.1.1" }.into()),
+                detail: None,
+                fingerprint: format!("fixture-{i}"),
+                at: t + 3600,
+            })
+            .await?;
+    }
+    store
+        .pause_send_campaign_for(
+            &campaign,
+            "complaint rate reached the 0.10% limit (fixture)",
+        )
+        .await?;
     let mut events = Vec::new();
     let mut orders = Vec::new();
     for (i, s) in claimed.iter().enumerate() {

@@ -887,8 +887,21 @@ pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Respon
                 });
             }
         }
+        let (d, paused_reason) = match (
+            st.store
+                .campaign_deliverability_totals(&c.input.campaign_id)
+                .await,
+            st.store.send_campaign_reason(&c.input.campaign_id).await,
+        ) {
+            (Ok(d), Ok(r)) => (d, r),
+            (Err(e), _) | (_, Err(e)) => return internal(e),
+        };
+        let rate = |r: f64| format!("{:.2}%", r * 100.0);
         rows.push(json!({
             "id": c.input.campaign_id, "goal_name": c.input.goal_name, "plan": c.input.plan_id,
+            "bounces": format!("{} ({})", d.hard_bounces + d.blocks, rate(d.hard_bounce_rate() + d.block_rate())),
+            "complaints": format!("{} ({})", d.complaints, rate(d.complaint_rate())),
+            "paused_reason": paused_reason,
             "send_state": sending_label(
                 states.get(&c.input.campaign_id).copied(),
                 counts.get(&c.input.campaign_id).copied().unwrap_or_default(),
@@ -943,6 +956,10 @@ pub async fn campaign(
         (Ok(s), Ok(c)) => (s, c),
         (Err(e), _) | (_, Err(e)) => return internal(e),
     };
+    let deliverability = match deliverability_view(&st, &id).await {
+        Ok(d) => d,
+        Err(e) => return internal(e),
+    };
     use retain_store::CampaignSendState as S;
     render(
         &st,
@@ -958,6 +975,7 @@ pub async fn campaign(
             "can_resume": state == S::Paused,
             "r": ReportView::of(&r),
             "seq": sequence_view(&r),
+            "d": deliverability,
         }),
     )
 }
@@ -999,6 +1017,48 @@ fn sequence_view(r: &crate::report::CampaignReport) -> serde_json::Value {
             "ci": ci(g.uplift.ci95),
         })),
     })
+}
+
+/// One row of the deliverability table: counts and rates per delivered message.
+fn deliverability_row(name: &str, c: &retain_store::DeliverabilityCounts) -> serde_json::Value {
+    let rate = |r: f64| format!("{:.2}%", r * 100.0);
+    json!({
+        "name": name,
+        "delivered": c.delivered,
+        "hard": c.hard_bounces,
+        "hard_rate": rate(c.hard_bounce_rate()),
+        "soft": c.soft_bounces,
+        "soft_rate": rate(c.soft_bounce_rate()),
+        "blocks": c.blocks,
+        "block_rate": rate(c.block_rate()),
+        "complaints": c.complaints,
+        "complaint_rate": rate(c.complaint_rate()),
+    })
+}
+
+/// A campaign's deliverability for its page: totals and per recipient domain, the guardrail's
+/// limits and, when the guardrail paused it, why.
+async fn deliverability_view(
+    st: &AppState,
+    id: &str,
+) -> Result<serde_json::Value, retain_store::StoreError> {
+    let d = st.store.campaign_deliverability(id).await?;
+    let reason = st.store.send_campaign_reason(id).await?;
+    let s = &st.config.sending;
+    let pct = |r: f64| format!("{}%", (r * 10_000.0).round() / 100.0);
+    let domains: Vec<serde_json::Value> = d
+        .domains
+        .iter()
+        .map(|(name, c)| deliverability_row(if name.is_empty() { "(none)" } else { name }, c))
+        .collect();
+    Ok(json!({
+        "total": deliverability_row("all recipients", &d.total),
+        "domains": domains,
+        "complaint_limit": pct(s.complaint_rate_limit),
+        "hard_bounce_limit": pct(s.hard_bounce_rate_limit),
+        "min_delivered": s.guardrail_min_delivered,
+        "paused_reason": reason,
+    }))
 }
 
 /// What the dashboard says about a campaign's sending: `finished` once no row is queued or

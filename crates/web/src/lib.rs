@@ -7,6 +7,8 @@
 //!   owns campaign analysis (the dashboard shows it; it does not compute it).
 //! - [`dashboard`], [`views`], [`svg`]: the server-rendered dashboard behind a login ([`auth`],
 //!   throttled by [`throttle`]).
+//! - [`webhooks`]: bounce and complaint events from email providers (SES via SNS, SendGrid,
+//!   Mailgun, Postmark), verified, then acted on by the mailer's ingest.
 //! - [`server`]: the router and the run loop of `retain serve`.
 
 pub mod auth;
@@ -20,6 +22,7 @@ pub mod svg;
 pub mod throttle;
 pub mod tracking;
 pub mod views;
+pub mod webhooks;
 pub mod writer;
 
 pub use server::{

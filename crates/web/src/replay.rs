@@ -56,6 +56,7 @@ pub async fn replay_visits(
             viewer_token: None,
             view_renderer: None,
             login_limits: LoginLimits::default(),
+            webhooks: Default::default(),
         },
     )?;
     let router = public_router(state.clone());

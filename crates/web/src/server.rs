@@ -46,6 +46,8 @@ pub struct Inner {
     pub config: Config,
     /// Whole-shop page data, kept until the data changes.
     pub pages: crate::dashboard::PageCache,
+    /// The provider webhooks' keys, certificate cache and seen tokens.
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl std::ops::Deref for AppState {
@@ -72,6 +74,8 @@ pub struct StateOptions {
     pub view_renderer: Option<ViewFn>,
     /// The login throttle's limits.
     pub login_limits: LoginLimits,
+    /// The provider webhooks (none configured by default).
+    pub webhooks: crate::webhooks::Webhooks,
 }
 
 impl std::fmt::Debug for StateOptions {
@@ -106,6 +110,7 @@ impl AppState {
             view_renderer: opts.view_renderer,
             config: opts.config,
             pages: crate::dashboard::PageCache::default(),
+            webhooks: opts.webhooks,
         })))
     }
 }
@@ -135,9 +140,14 @@ async fn security_headers(mut r: Response) -> Response {
     r
 }
 
-/// The public endpoints every campaign email links to: /o/ /c/ /v/ /u/.
+/// The public endpoints every campaign email links to: /o/ /c/ /v/ /u/, and the providers'
+/// webhooks under /webhooks/.
 pub fn public_routes() -> Router<AppState> {
     Router::new()
+        .route("/webhooks/ses", post(crate::webhooks::ses))
+        .route("/webhooks/sendgrid", post(crate::webhooks::sendgrid))
+        .route("/webhooks/mailgun", post(crate::webhooks::mailgun))
+        .route("/webhooks/postmark", post(crate::webhooks::postmark))
         .route("/o/{token}", get(tracking::open))
         .route("/c/{token}", get(tracking::click))
         .route("/v/{token}", get(tracking::view))

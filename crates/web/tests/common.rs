@@ -103,6 +103,7 @@ pub async fn app_with(
 /// The state options of the tests: `token` for the administrator, the default login limits.
 pub fn options(config: Config, token: Option<&str>) -> StateOptions {
     StateOptions {
+        webhooks: Default::default(),
         config,
         secret: SECRET.to_vec(),
         web_token: token.map(str::to_string),

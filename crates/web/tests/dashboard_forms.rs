@@ -359,3 +359,102 @@ async fn sessions_expire_after_the_ttl_without_use() {
     );
     assert!(!w.changed(Form::Pause, &me).await);
 }
+
+/// The campaign page's deliverability section: counts and rates in total and per recipient
+/// domain, the guardrail's limits, and why the guardrail paused the campaign.
+#[tokio::test]
+async fn the_campaign_page_shows_deliverability_and_the_guardrail() {
+    let (store, dir) = store().await;
+    let (_, campaign) = draft_plan(&store).await;
+    let emails = [
+        "a1@one.example",
+        "a2@one.example",
+        "a3@one.example",
+        "b1@two.example",
+    ];
+    send_campaign(&store, &campaign, &emails, 1_000).await;
+    let sends = store.sends_of(&campaign).await.expect("sends");
+    for (i, (email, kind)) in [
+        (
+            "a1@one.example",
+            retain_store::DeliverabilityKind::HardBounce,
+        ),
+        (
+            "a2@one.example",
+            retain_store::DeliverabilityKind::Complaint,
+        ),
+        ("b1@two.example", retain_store::DeliverabilityKind::Block),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let s = sends.iter().find(|s| s.email == email).expect("send");
+        store
+            .record_deliverability_event(&retain_store::NewDeliverabilityEvent {
+                send_id: s.id,
+                campaign_id: campaign.clone(),
+                email: email.into(),
+                kind,
+                status: None,
+                detail: None,
+                fingerprint: format!("f{i}"),
+                at: 1_000,
+            })
+            .await
+            .expect("event");
+    }
+    let app = app_with(store, dir, Config::default(), Some(TOKEN)).await;
+    let s = login(&app).await;
+    let page = |app: &App, s: &Session| {
+        let req = axum::http::Request::get(format!("/campaigns/{campaign}"))
+            .header("cookie", s.cookie())
+            .body(axum::body::Body::empty())
+            .expect("request");
+        let router = app.router.clone();
+        async move { request(&router, req).await }
+    };
+    let (r, html) = page(&app, &s).await;
+    assert_eq!(r.status(), 200, "{html}");
+    assert!(html.contains(r#"id="deliverability-table""#), "{html}");
+    // 4 delivered: 1 hard bounce (25.00%), 1 complaint, 1 block; one.example 3, two.example 1.
+    assert!(
+        html.contains(
+            "<td>4</td><td>1 (25.00%)</td><td>0 (0.00%)</td><td>1 (25.00%)</td><td>1 (25.00%)</td>"
+        ),
+        "{html}"
+    );
+    assert!(
+        html.contains("<td>one.example</td><td>3</td><td>1 (33.33%)</td>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>two.example</td><td>1</td><td>0 (0.00%)</td><td>0 (0.00%)</td><td>1 (100.00%)</td>"), "{html}");
+    assert!(
+        html.contains("complaints reach 0.1%") && html.contains("reach 2%"),
+        "{html}"
+    );
+    assert!(html.contains(r#"id="guardrail-ok""#), "{html}");
+    app.store
+        .pause_send_campaign_for(
+            &campaign,
+            "complaint rate 25.00% (1 of 4 delivered) reached the 0.10% limit",
+        )
+        .await
+        .expect("pause");
+    let (_, html) = page(&app, &s).await;
+    assert!(html.contains(r#"id="guardrail-paused""#), "{html}");
+    // The campaigns list: bounces with blocks, complaints, and the guardrail's mark.
+    let req = axum::http::Request::get("/campaigns")
+        .header("cookie", s.cookie())
+        .body(axum::body::Body::empty())
+        .expect("request");
+    let (_, list) = request(&app.router, req).await;
+    assert!(
+        list.contains("<td class=\"n\">2 (50.00%)</td><td class=\"n\">1 (25.00%)</td>"),
+        "{list}"
+    );
+    assert!(list.contains("(guardrail)"), "{list}");
+    assert!(
+        html.contains("complaint rate 25.00% (1 of 4 delivered)"),
+        "{html}"
+    );
+}
