@@ -11,6 +11,7 @@ mod candidates;
 mod customers;
 mod deliverability;
 mod events;
+mod fleet;
 mod import;
 mod migrate;
 mod native;
@@ -38,6 +39,7 @@ pub use deliverability::{
     DeliverabilityKind, NewDeliverabilityEvent,
 };
 pub use events::{EventKind, EventRecord, NewEvent};
+pub use fleet::{ScheduleRecord, WorkerRecord};
 pub use import::OrdersImported;
 pub use orders::ImportRecord;
 pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};

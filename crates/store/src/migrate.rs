@@ -73,6 +73,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_deliverability.sql"),
         include_str!("../migrations/postgres/0011_deliverability.sql"),
     ),
+    (
+        16,
+        "fleet",
+        include_str!("../migrations/sqlite/0016_fleet.sql"),
+        include_str!("../migrations/postgres/0016_fleet.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction
