@@ -427,6 +427,22 @@ impl Store {
         Ok(out)
     }
 
+    /// Workers on `host` that have not stopped (alive or not), as (id, pid): for finding the
+    /// ones whose process is gone.
+    pub async fn unstopped_workers_on(&self, host: &str) -> Result<Vec<(String, i64)>> {
+        let rows =
+            sqlx::query("SELECT id, pid FROM send_workers WHERE host = $1 AND stopped_at IS NULL")
+                .bind(host)
+                .fetch_all(self.pool())
+                .await?;
+        let mut out = rows
+            .iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect::<Result<Vec<(String, i64)>>>()?;
+        out.sort();
+        Ok(out)
+    }
+
     /// Rows each live worker has `sending` right now (in flight), by worker id.
     pub async fn in_flight_by_worker(
         &self,
