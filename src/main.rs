@@ -67,6 +67,11 @@ enum Command {
     Report(cmd::report::Args),
     /// Send an approved campaign's emails, exactly once per recipient.
     Send(cmd::send::Args),
+    /// Run a sender that sends every scheduled campaign when its time comes (any number of them).
+    Worker(cmd::worker::Args),
+    /// The database: migrate, status (backend, migrations), copy a workspace to another database.
+    #[command(subcommand)]
+    Db(cmd::db::Command),
     /// Preview a campaign's email, or send a test copy.
     #[command(subcommand)]
     Mail(cmd::mail::Command),
@@ -75,7 +80,7 @@ enum Command {
     Bounces(cmd::bounces::Command),
     /// Check the sending setup: From, DKIM and alignment, https unsubscribe links, TLS, bounces.
     Doctor(cmd::doctor::Args),
-    /// Campaigns and their sending: list, show, pause, resume, cancel.
+    /// Campaigns and their sending: list, show, schedule, pause, resume, cancel.
     #[command(subcommand)]
     Campaign(cmd::campaign::Command),
     /// One customer: show everything held about them, export it (access request), erase it.
@@ -104,6 +109,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => cmd::serve::run(&ws, a, cli.quiet).await,
         Command::Report(a) => cmd::report::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
+        Command::Worker(a) => cmd::worker::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
+        Command::Db(c) => cmd::db::run(&ws, c).await,
         Command::Mail(c) => cmd::mail::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Bounces(c) => cmd::bounces::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Doctor(a) => cmd::doctor::run(&cmd::Context::open(&ws).await?, a).await,

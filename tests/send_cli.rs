@@ -285,7 +285,7 @@ async fn send_preview_test_and_campaign_commands() {
     assert_eq!(emls, 3);
 }
 
-/// The lease TTL of the senders that the tests kill (the engine's `RETAIN_TEST_LEASE_TTL_S`
+/// The lease TTL of the senders that the tests kill (the engine's `RETAIN_TEST_CLAIM_TTL_S`
 /// hook): renewed every second while they live, expired a few seconds after they die.
 const LEASE_TTL_S: &str = "6";
 
@@ -325,7 +325,7 @@ async fn kill_9_then_resume(db: Option<&str>) {
         &url,
         &["send", &campaign, "--rate", "30", "--format", "json"],
     )
-    .env("RETAIN_TEST_LEASE_TTL_S", LEASE_TTL_S)
+    .env("RETAIN_TEST_CLAIM_TTL_S", LEASE_TTL_S)
     .spawn()
     .expect("spawn");
     assert!(
@@ -388,7 +388,7 @@ async fn crash_after_accept_then_resend_unconfirmed(db: Option<&str>) {
             &["send", &campaign, "--rate", "0", "--concurrency", "1"],
         );
         c.env("RETAIN_TEST_CRASH_AFTER_ACCEPT", "5")
-            .env("RETAIN_TEST_LEASE_TTL_S", LEASE_TTL_S);
+            .env("RETAIN_TEST_CLAIM_TTL_S", LEASE_TTL_S);
         c
     })
     .await;

@@ -4,6 +4,7 @@
 pub mod bounces;
 pub mod campaign;
 pub mod customer;
+pub mod db;
 pub mod demo;
 pub mod demo_data;
 pub mod doctor;
@@ -19,6 +20,7 @@ pub mod send;
 pub mod serve;
 pub mod stats;
 pub mod suppress;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 

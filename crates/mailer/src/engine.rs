@@ -582,9 +582,10 @@ async fn worker<T: Transport>(
             }
         };
         let domain = retain_store::email_domain(&job.email);
-        // The first slot is waited for while the row is still only claimed: a worker killed
-        // while waiting leaves nothing unconfirmed.
-        if sh.pacer.acquire(&domain).await.is_err() {
+        // A domain's back-off is waited for while the row is still only claimed: a worker
+        // killed while waiting leaves nothing unconfirmed. The campaign's slot comes after
+        // `sending` is recorded, right before the transaction, so the pace is kept at the server.
+        if sh.pacer.wait_domain(&domain).await.is_err() {
             sh.stop.store(true, Ordering::SeqCst);
         }
         if sh.stop.load(Ordering::SeqCst) {
@@ -606,7 +607,12 @@ async fn worker<T: Transport>(
         loop {
             attempt += 1;
             let extra = i64::from(attempt) - 1;
-            if attempt > 1 && sh.pacer.acquire(&domain).await.is_err() {
+            let paced = if attempt > 1 {
+                sh.pacer.acquire(&domain).await
+            } else {
+                sh.pacer.wait_campaign().await
+            };
+            if paced.is_err() {
                 sh.stop.store(true, Ordering::SeqCst);
             }
             match sh.transport.send(index, &msg).await {

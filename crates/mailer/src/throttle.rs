@@ -96,23 +96,44 @@ impl Pacer {
         (format!("domain:{d}"), None)
     }
 
-    /// Waits for this message's slot: the campaign's, its domain's, and any back-off recorded
-    /// for its domain by any worker.
+    /// Waits for this message's slot: [`Pacer::wait_domain`] then [`Pacer::wait_campaign`].
     pub async fn acquire(&self, domain: &str) -> Result<(), retain_store::StoreError> {
-        let mut until = Instant::now();
-        if let Some((key, rate)) = &self.campaign {
-            until = until.max(self.slot(key, *rate).await?);
-        }
+        self.wait_domain(domain).await?;
+        self.wait_campaign().await
+    }
+
+    /// Waits for any back-off recorded for the recipient's domain by any worker, and for the
+    /// domain's own slot when it is limited.
+    pub async fn wait_domain(&self, domain: &str) -> Result<(), retain_store::StoreError> {
         let (key, rate) = self.domain_key(domain);
-        match rate {
-            Some(rate) => until = until.max(self.slot(&key, rate).await?),
-            None => {
-                if let Some(t) = self.backoff(&key).await? {
-                    until = until.max(t);
+        let mut until = Instant::now();
+        if let Some(t) = self.backoff(&key).await? {
+            until = until.max(t);
+        }
+        if let Some(rate) = rate {
+            until = until.max(self.slot(&key, rate).await?);
+        }
+        tokio::time::sleep_until(until).await;
+        Ok(())
+    }
+
+    /// Waits for the campaign's next slot. Taken last, right before the SMTP transaction, so
+    /// the campaign's slots are used when they fall due and never pile up behind a paused
+    /// domain or a slow database write.
+    ///
+    /// A slot this process wakes up for too late (a busy machine) is not used: a fresh one is
+    /// taken instead, so late messages never bunch up with the ones on time.
+    pub async fn wait_campaign(&self) -> Result<(), retain_store::StoreError> {
+        if let Some((key, rate)) = &self.campaign {
+            let late = Duration::from_millis(30).max(Duration::from_secs_f64(0.5 / rate));
+            for _ in 0..8 {
+                let at = self.slot(key, *rate).await?;
+                tokio::time::sleep_until(at).await;
+                if Instant::now().duration_since(at) <= late {
+                    break;
                 }
             }
         }
-        tokio::time::sleep_until(until).await;
         Ok(())
     }
 

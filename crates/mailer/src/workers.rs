@@ -227,7 +227,11 @@ where
             opts.standalone = false;
             opts.claim_ttl_s = base.claim_ttl_s;
             let mut skipped = 0;
-            if sched.queued_at.is_none() {
+            // Whichever worker comes first queues the audience (idempotent, so a race only
+            // costs time); the others find the ledger filled.
+            if sched.queued_at.is_none() && store.send_counts(&id).await?.total() > 0 {
+                store.mark_schedule_queued(&id).await?;
+            } else if sched.queued_at.is_none() {
                 let q = crate::engine::queue_campaign(
                     store,
                     &loaded.composer,
