@@ -89,7 +89,7 @@ impl Pacer {
     pub fn domain_key(&self, domain: &str) -> (String, Option<f64>) {
         let d = domain.to_ascii_lowercase();
         for g in &self.domains {
-            if g.domains.iter().any(|x| *x == d) {
+            if g.domains.contains(&d) {
                 return (format!("domain:{}", g.domains[0]), Some(g.rate));
             }
         }
