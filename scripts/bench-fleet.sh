@@ -63,5 +63,5 @@ done
 
 rm -f "$OUT/fleet.db"*
 "$BIN" --url "$URL" --n "$N" --concurrency "$CONC" --db "$OUT/fleet.db" "${TPL[@]}" \
-  | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print(f"sqlite workers=1 sent={r[\"sent\"]} seconds={r[\"seconds\"]} messages_per_s={r[\"messages_per_s\"]:.0f}")'
+  | python3 -c 'import json,sys; r=json.loads(sys.stdin.read()); print("sqlite workers=1 sent=%d seconds=%s messages_per_s=%.0f" % (r["sent"], r["seconds"], r["messages_per_s"]))'
 rm -f "$OUT/fleet.db"*
