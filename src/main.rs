@@ -73,6 +73,11 @@ enum Command {
     /// Follow-up steps of sent campaigns: create the due ones and send them.
     #[command(subcommand)]
     Followups(cmd::followups::Command),
+    /// Run a sender that sends every scheduled campaign when its time comes (any number of them).
+    Worker(cmd::worker::Args),
+    /// The database: migrate, status (backend, migrations), copy a workspace to another database.
+    #[command(subcommand)]
+    Db(cmd::db::Command),
     /// Preview a campaign's email, or send a test copy.
     #[command(subcommand)]
     Mail(cmd::mail::Command),
@@ -81,7 +86,7 @@ enum Command {
     Bounces(cmd::bounces::Command),
     /// Check the sending setup: From, DKIM and alignment, https unsubscribe links, TLS, bounces.
     Doctor(cmd::doctor::Args),
-    /// Campaigns and their sending: list, show, pause, resume, cancel.
+    /// Campaigns and their sending: list, show, schedule, pause, resume, cancel.
     #[command(subcommand)]
     Campaign(cmd::campaign::Command),
     /// One customer: show everything held about them, export it (access request), erase it.
@@ -112,6 +117,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Report(a) => cmd::report::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Send(a) => cmd::send::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
         Command::Followups(c) => cmd::followups::run(&cmd::Context::open(&ws).await?, c).await,
+        Command::Worker(a) => cmd::worker::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
+        Command::Db(c) => cmd::db::run(&ws, c).await,
         Command::Mail(c) => cmd::mail::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Bounces(c) => cmd::bounces::run(&cmd::Context::open(&ws).await?, c).await,
         Command::Doctor(a) => cmd::doctor::run(&cmd::Context::open(&ws).await?, a).await,

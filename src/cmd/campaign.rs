@@ -1,4 +1,4 @@
-//! `retain campaign list|show|pause|resume|cancel`: the campaigns of all plans with where their
+//! `retain campaign list|show|schedule|pause|resume|cancel`: the campaigns of all plans with where their
 //! sending stands, one campaign's ledger with its deliverability (complaint and bounce rates in
 //! total and per recipient domain, and why the guardrail paused it), and pausing, resuming or cancelling its sending (a
 //! running `retain send` stops after the messages in flight).
@@ -27,6 +27,23 @@ pub enum Command {
         state: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+    },
+    /// Schedule an approved campaign: `retain worker` processes send it from --at on.
+    #[command(after_help = "Examples:
+  retain campaign schedule p1-win_back-1 --at 2026-12-01T09:00:00Z
+  retain campaign schedule p1-win_back-1 --at '2026-12-01 09:00'   # UTC
+  retain campaign schedule p1-win_back-1 --at now
+  retain campaign schedule p1-win_back-1 --clear
+
+Unscheduled campaigns are never sent by workers, only by `retain send`.")]
+    Schedule {
+        campaign: String,
+        /// When (UTC): RFC 3339, `YYYY-MM-DD HH:MM[:SS]`, or `now`.
+        #[arg(long, required_unless_present = "clear")]
+        at: Option<String>,
+        /// Remove the schedule.
+        #[arg(long, conflicts_with = "at")]
+        clear: bool,
     },
     /// Stop sending a campaign (a running send stops after the messages in flight).
     Pause { campaign: String },
@@ -64,6 +81,67 @@ async fn set(ctx: &Context, campaign: &str, state: CampaignSendState) -> Result<
             other => other.into(),
         })?;
     println!("campaign {campaign}: {state}");
+    Ok(())
+}
+
+/// Parses `--at`: RFC 3339, `YYYY-MM-DD HH:MM[:SS]` (UTC) or `now` (`None`: now).
+fn parse_at(at: &str) -> Option<Option<i64>> {
+    let at = at.trim();
+    if at.eq_ignore_ascii_case("now") {
+        return Some(None);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(at) {
+        return Some(Some(t.timestamp()));
+    }
+    [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(at, f).ok())
+    .map(|t| Some(t.and_utc().timestamp()))
+}
+
+async fn schedule(ctx: &Context, campaign: &str, at: Option<&str>, clear: bool) -> Result<()> {
+    let (_, plan_state) = super::send::find_campaign(ctx, campaign).await?;
+    if clear {
+        let had = ctx.store.unschedule_campaign(campaign).await?;
+        println!(
+            "campaign {campaign}: {}",
+            if had {
+                "schedule removed"
+            } else {
+                "was not scheduled"
+            }
+        );
+        return Ok(());
+    }
+    if plan_state != retain_store::PlanState::Approved {
+        return Err(fail(
+            exit::PRECONDITION,
+            format!(
+                "campaign {campaign}: its plan is {plan_state}, not approved; approve it first"
+            ),
+        ));
+    }
+    let at = at.unwrap_or("now");
+    let when = parse_at(at).ok_or_else(|| {
+        fail(
+            exit::BAD_INPUT,
+            format!("--at '{at}': expected RFC 3339 (2026-12-01T09:00:00Z), 'YYYY-MM-DD HH:MM' (UTC) or 'now'"),
+        )
+    })?;
+    let when = match when {
+        Some(t) => t,
+        None => ctx.store.db_now().await?,
+    };
+    ctx.store.schedule_campaign(campaign, when).await?;
+    let shown = chrono::DateTime::from_timestamp(when, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| when.to_string());
+    println!("campaign {campaign}: scheduled for {shown}; `retain worker` sends it from then on");
     Ok(())
 }
 
@@ -287,6 +365,11 @@ pub async fn run(ctx: &Context, cmd: Command) -> Result<()> {
                 print!("{}", t.render());
             }
         }
+        Command::Schedule {
+            campaign,
+            at,
+            clear,
+        } => schedule(ctx, &campaign, at.as_deref(), clear).await?,
         Command::Pause { campaign } => set(ctx, &campaign, CampaignSendState::Paused).await?,
         Command::Resume { campaign } => set(ctx, &campaign, CampaignSendState::Active).await?,
         Command::Cancel { campaign } => set(ctx, &campaign, CampaignSendState::Cancelled).await?,

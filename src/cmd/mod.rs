@@ -4,6 +4,7 @@
 pub mod bounces;
 pub mod campaign;
 pub mod customer;
+pub mod db;
 pub mod demo;
 pub mod demo_data;
 pub mod demo_results;
@@ -22,6 +23,7 @@ pub mod serve;
 pub mod stats;
 pub mod suppress;
 pub mod uplift;
+pub mod worker;
 
 use std::path::{Path, PathBuf};
 

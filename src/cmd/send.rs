@@ -56,7 +56,9 @@ pub struct MailOptions {
 
 Exactly once: every recipient is recorded before and after its SMTP transaction. After a crash,
 recipients whose transaction may have happened are reported as unconfirmed and not sent again
-unless --resend-unconfirmed. Suppressed, unsubscribed and holdout recipients never get mail.
+unless --resend-unconfirmed. Several `retain send` or `retain worker` processes, on any
+machines sharing a PostgreSQL database, may send one campaign together: they claim recipients
+in batches and share smtp.rate and the per-domain limits through the database. Suppressed, unsubscribed and holdout recipients never get mail.
 DKIM: set RETAIN_DKIM_SELECTOR and RETAIN_DKIM_KEY_FILE (PKCS#1 PEM; RETAIN_DKIM_DOMAIN defaults
 to the sender's domain).")]
 pub struct Args {
@@ -116,14 +118,14 @@ pub async fn find_campaign(
 }
 
 /// Maps mailer errors to exit codes: template and configuration problems are bad input (3),
-/// a held lease or a paused campaign is a precondition (4).
+/// a paused or cancelled campaign is a precondition (4).
 pub fn mailer_error(e: MailerError) -> anyhow::Error {
     let code = match &e {
         MailerError::Template { .. }
         | MailerError::TemplateMissing { .. }
         | MailerError::Config(_)
         | MailerError::Header { .. } => exit::BAD_INPUT,
-        MailerError::LeaseHeld { .. } | MailerError::CampaignStopped { .. } => exit::PRECONDITION,
+        MailerError::CampaignStopped { .. } => exit::PRECONDITION,
         MailerError::Secret(_) => exit::PRECONDITION,
         _ => exit::FAILURE,
     };
@@ -368,7 +370,26 @@ pub fn smtp_settings(config: &Config) -> Result<SmtpSettings> {
         .map_err(|e| fail(exit::BAD_INPUT, e.to_string()))
 }
 
-fn transport_kind(config: &Config, asked: Option<TransportKind>) -> TransportKind {
+/// The send options every sender of this workspace shares: the campaign's rate (`smtp.rate`
+/// for SMTP, none for files), per-domain limits and the throttle pause from the configuration.
+pub fn base_options(config: &Config, kind: TransportKind) -> SendOptions {
+    SendOptions {
+        // Files need no pacing: smtp.rate applies to SMTP only.
+        rate: match kind {
+            TransportKind::Smtp => config.smtp.rate,
+            TransportKind::File => 0.0,
+        },
+        domain_rates: match kind {
+            TransportKind::Smtp => retain_mailer::throttle::domain_rates(&config.smtp.domain_rates),
+            TransportKind::File => Vec::new(),
+        },
+        throttle_pause: Duration::from_secs_f64(config.smtp.throttle_pause_s.clamp(0.0, 3600.0)),
+        concurrency: config.smtp.concurrency.clamp(1, 256) as usize,
+        ..Default::default()
+    }
+}
+
+pub fn transport_kind(config: &Config, asked: Option<TransportKind>) -> TransportKind {
     asked.unwrap_or(if config.smtp.url.trim().is_empty() {
         TransportKind::File
     } else {
@@ -438,16 +459,12 @@ pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
     .await
     .map_err(mailer_error)?;
     let kind = transport_kind(&ctx.config, args.transport);
+    let base = base_options(&ctx.config, kind);
     let opts = SendOptions {
-        // Files need no pacing: smtp.rate applies to SMTP only.
-        rate: args.rate.unwrap_or(match kind {
-            TransportKind::Smtp => ctx.config.smtp.rate,
-            TransportKind::File => 0.0,
-        }),
+        rate: args.rate.unwrap_or(base.rate),
         concurrency: args
             .concurrency
-            .unwrap_or(ctx.config.smtp.concurrency)
-            .clamp(1, 256) as usize,
+            .map_or(base.concurrency, |c| c.clamp(1, 256) as usize),
         limit: args.limit,
         resend_unconfirmed: args.resend_unconfirmed,
         retry_failed: args.retry_failed,
@@ -457,7 +474,7 @@ pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
             hard_bounce_rate: ctx.config.sending.hard_bounce_rate_limit,
             min_delivered: i64::from(ctx.config.sending.guardrail_min_delivered),
         }),
-        ..Default::default()
+        ..base
     };
     let stop = Arc::new(AtomicBool::new(false));
     let stop2 = stop.clone();
@@ -668,8 +685,8 @@ fn print_report(rep: &SendReport, format: Format, quiet: bool) -> Result<()> {
         return print_json(rep);
     }
     if quiet {
-        if matches!(rep.stopped, Some(StopReason::LeaseLost)) {
-            eprintln!("another sender took over this campaign (our lease expired); stopped");
+        if matches!(rep.stopped, Some(StopReason::WorkerLost)) {
+            eprintln!("another sender found this one unresponsive and took its claims; stopped");
         }
         if rep.failed > 0 {
             eprintln!(
@@ -692,6 +709,12 @@ fn print_report(rep: &SendReport, format: Format, quiet: bool) -> Result<()> {
         rep.skipped_holdout.to_string(),
     ]);
     t.row(["unconfirmed".to_string(), rep.unconfirmed.to_string()]);
+    if rep.in_flight_elsewhere > 0 {
+        t.row([
+            "being sent by other senders".to_string(),
+            rep.in_flight_elsewhere.to_string(),
+        ]);
+    }
     t.row(["still queued".to_string(), rep.remaining.to_string()]);
     t.row(["sent in total".to_string(), rep.totals.sent.to_string()]);
     print!("{}", t.render());
@@ -728,8 +751,8 @@ fn print_report(rep: &SendReport, format: Format, quiet: bool) -> Result<()> {
             rep.campaign_id, rep.campaign_id
         ),
         Some(StopReason::Cancelled) => eprintln!("campaign cancelled"),
-        Some(StopReason::LeaseLost) => {
-            eprintln!("another sender took over this campaign (our lease expired); stopped")
+        Some(StopReason::WorkerLost) => {
+            eprintln!("another sender found this one unresponsive and took its claims; stopped")
         }
         Some(StopReason::Limit) => eprintln!(
             "--limit reached; `retain send {}` sends the rest",

@@ -28,9 +28,20 @@ reply_to = ""
 # Empty: `retain send` writes .eml files to the outbox directory instead of sending.
 url = ""
 username = ""
-# Messages per second and parallel SMTP connections.
+# Messages per second per campaign (shared by every sender of the campaign, through the
+# database) and parallel SMTP connections per sender.
 rate = 20.0
 concurrency = 4
+# A 421/451 answer pauses sending to that recipient domain for every sender this long (seconds).
+throttle_pause_s = 1.0
+
+[smtp.domain_rates]
+# Messages per second per recipient domain, shared by every sender and campaign. A key naming
+# several domains (comma-separated) gives them one shared limit. Conservative starting points:
+# mailbox providers do not publish limits; raise them as your reputation allows.
+"gmail.com,googlemail.com" = 20.0
+"outlook.com,hotmail.com,live.com,msn.com" = 10.0
+"yahoo.com,ymail.com,aol.com" = 10.0
 
 [tracking]
 # Public base URL of `retain serve` (open pixel, clicks, unsubscribe).
@@ -96,6 +107,22 @@ pub struct Smtp {
     pub username: String,
     pub rate: f64,
     pub concurrency: u32,
+    /// Seconds a 421/451 pauses its recipient domain for every sender.
+    pub throttle_pause_s: f64,
+    /// Messages per second per recipient domain (a comma-separated key: one shared limit).
+    pub domain_rates: BTreeMap<String, f64>,
+}
+
+/// The default per-domain limits (`[smtp.domain_rates]`).
+pub fn default_domain_rates() -> BTreeMap<String, f64> {
+    [
+        ("gmail.com,googlemail.com", 20.0),
+        ("outlook.com,hotmail.com,live.com,msn.com", 10.0),
+        ("yahoo.com,ymail.com,aol.com", 10.0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 impl Default for Smtp {
@@ -105,6 +132,8 @@ impl Default for Smtp {
             username: String::new(),
             rate: 20.0,
             concurrency: 4,
+            throttle_pause_s: 1.0,
+            domain_rates: default_domain_rates(),
         }
     }
 }

@@ -2,7 +2,11 @@
 //! `sending`, record `sent`) — to an SMTP sink on loopback, one JSON line.
 //!
 //! usage: send_bench --url smtp://127.0.0.1:PORT [--n 10000] [--concurrency 8]
-//!                   [--templates DIR] [--template win_back] [--db FILE]
+//!                   [--templates DIR] [--template win_back] [--db FILE | --db-url URL]
+//!                   [--phase all|queue|send]
+//!
+//! Several senders: `--phase queue` fills the ledger of `--db-url` once; then any number of
+//! `--phase send` processes started together send it as workers sharing the database.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -46,7 +50,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| tmp.path().join("bench.db"));
     let secret = b"0123456789abcdef0123456789abcdef".to_vec();
 
-    let store = Store::open_sqlite(&db).await?;
+    let phase = arg(&args, "--phase").unwrap_or_else(|| "all".into());
+    let store = match arg(&args, "--db-url") {
+        Some(url) => Store::open(&url).await?,
+        None => Store::open_sqlite(&db).await?,
+    };
     let customers: Vec<Customer> = (0..n)
         .map(|i| Customer {
             id: format!("c{i:06}"),
@@ -58,9 +66,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..Default::default()
         })
         .collect();
-    store
-        .import_customers("bench", &customers, (n as u64, n as u64, 0))
-        .await?;
+    if phase != "send" {
+        store
+            .import_customers("bench", &customers, (n as u64, n as u64, 0))
+            .await?;
+    }
     let mut sample = retain_mailer::sample_recipient();
     let recipients: HashMap<String, Recipient> = customers
         .into_iter()
@@ -102,15 +112,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         None,
     ));
     let t = Instant::now();
-    queue_campaign(
-        &store,
-        &composer,
-        &members,
-        &recipients,
-        ConsentCheck::default(),
-    )
-    .await?;
+    if phase != "send" {
+        queue_campaign(
+            &store,
+            &composer,
+            &members,
+            &recipients,
+            ConsentCheck::default(),
+        )
+        .await?;
+    }
     let queue_s = t.elapsed().as_secs_f64();
+    if phase == "queue" {
+        println!(
+            "{}",
+            serde_json::json!({"phase": "queue", "n": n, "queue_seconds": queue_s})
+        );
+        return Ok(());
+    }
     let probe = composer.compose(1, "<probe@shop.example.com>", "user1@example.com", &sample)?;
     let settings = SmtpSettings::from_url(&url, None, None)?;
     let transport = Arc::new(SmtpTransport::new(settings, concurrency));

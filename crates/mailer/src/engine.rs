@@ -1,14 +1,18 @@
-//! The send engine: queues a campaign's recipients in the ledger, takes the campaign's lease,
-//! checks the templates, then claims rows in small batches (`sending`, durably, before any SMTP
-//! transaction), renders and sends them with `concurrency` workers at the configured rate, and
+//! The send engine: queues a campaign's recipients in the ledger, checks the templates, then
+//! claims rows in small batches for this worker (claims carry the worker id and an expiry on the
+//! database clock), and for each row: renders it, waits for its shared rate slot (campaign and
+//! recipient domain, [`crate::throttle::Pacer`]), marks it `sending` durably right before its own
+//! SMTP transaction ([`Store::begin_send`], only while the claim is still ours), sends it, and
 //! records outcomes in batched, durable transactions (`sent` right after the 250).
 //!
-//! Guarantees: a `sent` row is never sent again; a row left `sending` by a crash is reported as
-//! unconfirmed and not sent again unless asked (`resend_unconfirmed`); a clean stop (Ctrl-C,
-//! pause, cancel, limit) returns claimed-but-unattempted rows to the queue; two senders cannot
-//! work on one campaign (the lease; each claim renews it in the same transaction);
-//! suppressed, unsubscribed, non-consenting and invalid addresses are re-checked at claim time;
-//! holdout members are never queued.
+//! Any number of senders (`retain send`, `retain worker`, on any machines) may work on one
+//! campaign at once. Guarantees: a `sent` row is never sent again; a row left `sending` by a
+//! worker that died is reported as unconfirmed and not sent again unless asked
+//! (`resend_unconfirmed`) — at most the messages that worker had in flight; rows it had claimed
+//! but not started return to the queue when their claim expires, or at once when a worker on
+//! the same host finds its PID gone; a clean stop (Ctrl-C, SIGTERM, pause, cancel, limit) gives
+//! claimed-but-unattempted rows back; suppressed, unsubscribed, non-consenting and invalid
+//! addresses are re-checked at claim time; holdout members are never queued.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::composer::Composer;
 use crate::context::Recipient;
 use crate::error::MailerError;
-use crate::throttle::{backoff, RateLimiter};
+use crate::throttle::{backoff, DomainRate, Pacer};
 use crate::transport::{Transport, TransportError};
 
 /// A member of a campaign's audience.
@@ -117,8 +121,13 @@ pub async fn queue_campaign(
 /// How to send.
 #[derive(Debug, Clone)]
 pub struct SendOptions {
-    /// Messages per second across all workers; 0: unlimited.
+    /// Messages per second for the campaign across all workers (shared through the database);
+    /// 0: unlimited.
     pub rate: f64,
+    /// Per recipient domain limits, across all workers and campaigns.
+    pub domain_rates: Vec<DomainRate>,
+    /// How long a 421/451 answer pauses its domain for every worker.
+    pub throttle_pause: Duration,
     /// Parallel SMTP connections.
     pub concurrency: usize,
     /// Attempt at most this many messages in this run.
@@ -131,22 +140,28 @@ pub struct SendOptions {
     pub max_attempts: u32,
     pub retry_base: Duration,
     pub retry_max: Duration,
-    pub lease_ttl_s: i64,
+    /// Claims (and this worker's liveness) last this long without a heartbeat (seconds).
+    pub claim_ttl_s: i64,
     /// Rows claimed per transaction (0: chosen from rate and concurrency).
     pub claim_batch: usize,
     /// Outcomes are written at least this often.
     pub flush_interval: Duration,
     pub consent: ConsentCheck,
-    /// Identifies this sender in the lease.
+    /// This worker's id (`host:pid:random`): claims carry it.
     pub owner: String,
     /// The deliverability guardrail checked between batches (`None`: not checked).
     pub guardrail: Option<crate::deliverability::GuardrailLimits>,
+    /// The run registers `owner` as a worker, heartbeats it and stops it at the end (false when
+    /// a long-running `retain worker` does that itself).
+    pub standalone: bool,
 }
 
 impl Default for SendOptions {
     fn default() -> Self {
         Self {
             rate: 20.0,
+            domain_rates: Vec::new(),
+            throttle_pause: Duration::from_secs(1),
             concurrency: 4,
             limit: None,
             resend_unconfirmed: false,
@@ -154,21 +169,22 @@ impl Default for SendOptions {
             max_attempts: 5,
             retry_base: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
-            lease_ttl_s: test_hooks::lease_ttl_s().unwrap_or(60),
+            claim_ttl_s: test_hooks::claim_ttl_s().unwrap_or(30),
             claim_batch: 0,
             flush_interval: Duration::from_millis(50),
             consent: ConsentCheck::default(),
             owner: default_owner(),
             guardrail: Some(crate::deliverability::GuardrailLimits::default()),
+            standalone: true,
         }
     }
 }
 
 /// `host:pid:random`, unique per process.
 pub fn default_owner() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
     format!(
-        "{host}:{}:{}",
+        "{}:{}:{}",
+        crate::workers::host_name(),
         std::process::id(),
         &uuid::Uuid::new_v4().simple().to_string()[..8]
     )
@@ -216,7 +232,8 @@ pub enum StopReason {
     Interrupted,
     Paused,
     Cancelled,
-    LeaseLost,
+    /// Another worker found this one dead (its heartbeat had expired): it stopped claiming.
+    WorkerLost,
     Limit,
     /// The transport cannot send at all (TLS, authentication).
     TransportFailed(String),
@@ -235,8 +252,10 @@ pub struct SendReport {
     pub suppressed: i64,
     /// Holdout members (never mailed).
     pub skipped_holdout: u64,
-    /// Rows left `sending` by an earlier crash: possibly sent, not sent again.
+    /// Rows left `sending` by a worker that died: possibly sent, not sent again.
     pub unconfirmed: i64,
+    /// Rows other live workers are sending right now (not unconfirmed).
+    pub in_flight_elsewhere: i64,
     pub elapsed_s: f64,
     /// Still queued after the run.
     pub remaining: i64,
@@ -270,7 +289,7 @@ enum Outcome {
         error: String,
         extra_attempts: i64,
     },
-    /// Claimed but never attempted.
+    /// Claimed but never attempted: the claim is given back.
     Unclaim(i64),
 }
 
@@ -283,7 +302,7 @@ struct Shared<T> {
     composer: Arc<Composer>,
     transport: Arc<T>,
     recipients: Arc<HashMap<String, Recipient>>,
-    limiter: RateLimiter,
+    pacer: Pacer,
     stop: Arc<AtomicBool>,
     progress: Arc<Progress>,
     opts: SendOptions,
@@ -306,17 +325,8 @@ pub async fn send_campaign<T: Transport>(
 ) -> Result<SendReport, MailerError> {
     let started = Instant::now();
     let campaign = composer.shared().campaign.id.clone();
-    if let Err(holder) = store
-        .acquire_send_lease(&campaign, &opts.owner, opts.lease_ttl_s)
-        .await?
-    {
-        return Err(MailerError::LeaseHeld {
-            campaign,
-            owner: holder.owner,
-            expires_at: holder.expires_at,
-        });
-    }
-    let result = run_leased(
+    let alive = crate::workers::WorkerGuard::start(store, opts).await?;
+    let result = run_claims(
         store,
         &campaign,
         composer,
@@ -327,15 +337,16 @@ pub async fn send_campaign<T: Transport>(
         stop,
         skipped_holdout,
         started,
+        alive.lost(),
     )
     .await;
     transport.close().await;
-    store.release_send_lease(&campaign, &opts.owner).await?;
+    alive.finish().await?;
     result
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run_leased<T: Transport>(
+async fn run_claims<T: Transport>(
     store: &Store,
     campaign: &str,
     composer: Arc<Composer>,
@@ -346,6 +357,7 @@ async fn run_leased<T: Transport>(
     stop: Arc<AtomicBool>,
     skipped_holdout: u64,
     started: Instant,
+    worker_lost: Arc<AtomicBool>,
 ) -> Result<SendReport, MailerError> {
     let state = store.send_campaign_state(campaign).await?;
     if state != retain_store::CampaignSendState::Active {
@@ -384,7 +396,13 @@ async fn run_leased<T: Transport>(
         composer,
         transport: transport.clone(),
         recipients,
-        limiter: RateLimiter::new(opts.rate),
+        pacer: Pacer::new(
+            store.clone(),
+            campaign,
+            opts.rate,
+            opts.domain_rates.clone(),
+            opts.throttle_pause,
+        ),
         stop: stop.clone(),
         progress: progress.clone(),
         opts: opts.clone(),
@@ -395,6 +413,7 @@ async fn run_leased<T: Transport>(
     let (out_tx, out_rx) = mpsc::unbounded_channel::<Outcome>();
     let flusher = tokio::spawn(flush_loop(
         store.clone(),
+        opts.owner.clone(),
         out_rx,
         opts.flush_interval,
         stop.clone(),
@@ -410,38 +429,16 @@ async fn run_leased<T: Transport>(
             out_tx.clone(),
         )));
     }
-    // Keeps the lease alive while workers are busy (e.g. backing off) and no claim renews it.
-    let lease_lost = Arc::new(AtomicBool::new(false));
-    let renewer = {
-        let store = store.clone();
-        let campaign = campaign.to_string();
-        let owner = opts.owner.clone();
-        let ttl = opts.lease_ttl_s;
-        let stop = stop.clone();
-        let lost = lease_lost.clone();
-        tokio::spawn(async move {
-            let every = Duration::from_secs((ttl / 3).max(1) as u64);
-            loop {
-                tokio::time::sleep(every).await;
-                match store.renew_send_lease(&campaign, &owner, ttl).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        lost.store(true, Ordering::SeqCst);
-                        stop.store(true, Ordering::SeqCst);
-                        return;
-                    }
-                    Err(_) => {} // transient database trouble: the next claim decides
-                }
-            }
-        })
-    };
-
     let batch = opts.batch();
     let mut left = total;
     let mut stopped = None;
     let mut claim_error = None;
     let mut guard_error = None;
     loop {
+        if worker_lost.load(Ordering::SeqCst) {
+            stopped = Some(StopReason::WorkerLost);
+            break;
+        }
         if stop.load(Ordering::SeqCst) {
             stopped = Some(StopReason::Interrupted);
             break;
@@ -464,7 +461,7 @@ async fn run_leased<T: Transport>(
         }
         let want = (batch as u64).min(left) as usize;
         let claim = match store
-            .claim_sends(campaign, &opts.owner, opts.lease_ttl_s, want, opts.consent)
+            .claim_rows(campaign, &opts.owner, opts.claim_ttl_s, want, opts.consent)
             .await
         {
             Ok(c) => c,
@@ -474,10 +471,6 @@ async fn run_leased<T: Transport>(
             }
         };
         match claim {
-            Claim::LeaseLost => {
-                stopped = Some(StopReason::LeaseLost);
-                break;
-            }
             Claim::Stopped(s) => {
                 stopped = Some(match s {
                     retain_store::CampaignSendState::Paused => StopReason::Paused,
@@ -506,7 +499,6 @@ async fn run_leased<T: Transport>(
         let _ = w.await;
     }
     drop(out_tx);
-    renewer.abort();
     let flushed = flusher.await;
     if let Some(e) = claim_error {
         return Err(e.into());
@@ -526,8 +518,8 @@ async fn run_leased<T: Transport>(
     let fatal = shared.fatal.lock().ok().and_then(|f| f.clone());
     if let Some(f) = fatal {
         stopped = Some(StopReason::TransportFailed(f));
-    } else if lease_lost.load(Ordering::SeqCst) {
-        stopped = Some(StopReason::LeaseLost);
+    } else if worker_lost.load(Ordering::SeqCst) {
+        stopped = Some(StopReason::WorkerLost);
     } else if stopped.is_none() && stop.load(Ordering::SeqCst) {
         stopped = Some(StopReason::Interrupted);
     }
@@ -536,6 +528,7 @@ async fn run_leased<T: Transport>(
         Some(StopReason::Paused) => store.send_campaign_reason(campaign).await?,
         _ => None,
     };
+    let unconfirmed = store.unconfirmed_sends(campaign).await?;
     Ok(SendReport {
         pause_reason,
         campaign_id: campaign.to_string(),
@@ -543,7 +536,8 @@ async fn run_leased<T: Transport>(
         failed: progress.failed.load(Ordering::Relaxed),
         suppressed: totals.suppressed,
         skipped_holdout,
-        unconfirmed: totals.sending,
+        unconfirmed,
+        in_flight_elsewhere: (totals.sending - unconfirmed).max(0),
         elapsed_s: started.elapsed().as_secs_f64(),
         remaining: totals.queued,
         requeued_unconfirmed,
@@ -590,6 +584,15 @@ async fn worker<T: Transport>(
         {
             Ok(m) => m,
             Err(e) => {
+                match sh.store.begin_send(job.id, &sh.opts.owner).await {
+                    Ok(true) => {}
+                    Ok(false) => continue, // taken over by another worker
+                    Err(_) => {
+                        sh.stop.store(true, Ordering::SeqCst);
+                        let _ = out.send(Outcome::Unclaim(job.id));
+                        continue;
+                    }
+                }
                 sh.progress.failed.fetch_add(1, Ordering::Relaxed);
                 let _ = out.send(Outcome::Failed {
                     failure: SendFailure {
@@ -602,16 +605,43 @@ async fn worker<T: Transport>(
                 continue;
             }
         };
+        let domain = retain_store::email_domain(&job.email);
+        // A domain's back-off is waited for while the row is still only claimed: a worker
+        // killed while waiting leaves nothing unconfirmed. The campaign's slot comes after
+        // `sending` is recorded, right before the transaction, so the pace is kept at the server.
+        if sh.pacer.wait_domain(&domain).await.is_err() {
+            sh.stop.store(true, Ordering::SeqCst);
+        }
+        if sh.stop.load(Ordering::SeqCst) {
+            let _ = out.send(Outcome::Unclaim(job.id));
+            continue;
+        }
+        match sh.store.begin_send(job.id, &sh.opts.owner).await {
+            Ok(true) => {}
+            // The claim expired and another worker took the row: it is theirs now.
+            Ok(false) => continue,
+            Err(_) => {
+                sh.stop.store(true, Ordering::SeqCst);
+                let _ = out.send(Outcome::Unclaim(job.id));
+                continue;
+            }
+        }
         let mut attempt: u32 = 0;
         let mut reached_server = false;
         loop {
             attempt += 1;
             let extra = i64::from(attempt) - 1;
-            sh.limiter.acquire().await;
+            let paced = if attempt > 1 {
+                sh.pacer.acquire(&domain).await
+            } else {
+                sh.pacer.wait_campaign().await
+            };
+            if paced.is_err() {
+                sh.stop.store(true, Ordering::SeqCst);
+            }
             match sh.transport.send(index, &msg).await {
                 Ok(_) => {
                     test_hooks::after_accept();
-                    sh.limiter.success();
                     sh.progress.sent.fetch_add(1, Ordering::Relaxed);
                     let _ = out.send(Outcome::Sent {
                         id: job.id,
@@ -657,8 +687,8 @@ async fn worker<T: Transport>(
                     break;
                 }
                 Err(e) => {
-                    if e.is_throttle() {
-                        sh.limiter.slow_down();
+                    if e.is_throttle() && sh.pacer.throttled(&domain).await.is_err() {
+                        sh.stop.store(true, Ordering::SeqCst);
                     }
                     reached_server |= !matches!(e, TransportError::Unavailable(_));
                     if attempt >= sh.opts.max_attempts.max(1) && !reached_server {
@@ -715,10 +745,10 @@ mod test_hooks {
         std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
     }
 
-    /// `RETAIN_TEST_LEASE_TTL_S`: the default lease TTL (seconds), so a test can wait for a
-    /// killed sender's lease to expire for real.
-    pub(super) fn lease_ttl_s() -> Option<i64> {
-        var("RETAIN_TEST_LEASE_TTL_S").filter(|s| *s > 0)
+    /// `RETAIN_TEST_CLAIM_TTL_S`: the default claim TTL (seconds), so a test can see a killed
+    /// worker's claims expire for real.
+    pub(super) fn claim_ttl_s() -> Option<i64> {
+        var("RETAIN_TEST_CLAIM_TTL_S").filter(|s| *s > 0)
     }
 
     /// `RETAIN_TEST_CRASH_AFTER_ACCEPT=N`: the process aborts right after the server accepted
@@ -789,7 +819,7 @@ impl Pending {
         }
     }
 
-    async fn flush(&mut self, store: &Store) -> retain_store::Result<()> {
+    async fn flush(&mut self, store: &Store, owner: &str) -> retain_store::Result<()> {
         // `sent` first: it is what exactly-once depends on.
         if !self.sent.is_empty() {
             store.mark_sent(&self.sent).await?;
@@ -804,7 +834,7 @@ impl Pending {
             self.requeue.pop();
         }
         if !self.unclaim.is_empty() {
-            store.unclaim_sends(&self.unclaim).await?;
+            store.release_claims(owner, &self.unclaim).await?;
             self.unclaim.clear();
         }
         while let Some((id, n)) = self.extra.last() {
@@ -820,6 +850,7 @@ impl Pending {
 /// (unconfirmed), never `queued`.
 async fn flush_loop(
     store: Store,
+    owner: String,
     mut rx: mpsc::UnboundedReceiver<Outcome>,
     interval: Duration,
     stop: Arc<AtomicBool>,
@@ -845,7 +876,7 @@ async fn flush_loop(
             _ = tick.tick() => {}
         }
         let mut tries = 0;
-        while let Err(e) = pending.flush(&store).await {
+        while let Err(e) = pending.flush(&store, &owner).await {
             tries += 1;
             stop.store(true, Ordering::SeqCst);
             if tries >= 20 {

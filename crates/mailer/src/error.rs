@@ -32,12 +32,6 @@ pub enum MailerError {
     Store(#[from] retain_store::StoreError),
     #[error(transparent)]
     Secret(#[from] retain_core::tracking::SecretError),
-    #[error("campaign {campaign} is being sent by another process ({owner}); if that process is gone, its lease expires at {} UTC and a new send can start then", chrono::DateTime::from_timestamp(*expires_at, 0).map(|t| t.format("%H:%M:%S").to_string()).unwrap_or_default())]
-    LeaseHeld {
-        campaign: String,
-        owner: String,
-        expires_at: i64,
-    },
     #[error("campaign {campaign} is {state}")]
     CampaignStopped { campaign: String, state: String },
     #[error("transport: {0}")]

@@ -3,7 +3,7 @@
 //! transports (SMTP via lettre, `.eml` files, a stub; [`transport`]), pacing ([`throttle`]) and
 //! the exactly-once send engine over the store's ledger ([`engine`]). Bounce and complaint
 //! reports are read by [`bounces`] and acted on by [`deliverability`] (suppressions, the
-//! campaign guardrail). [`testkit`] is an
+//! campaign guardrail). Several senders share campaigns through [`workers`] (`retain worker`). [`testkit`] is an
 //! in-process SMTP server with fault injection, for tests and benchmarks.
 
 pub mod bounces;
@@ -21,6 +21,7 @@ pub mod templates;
 pub mod testkit;
 pub mod throttle;
 pub mod transport;
+pub mod workers;
 
 pub use composer::{sample_recipient, Composer};
 pub use context::{CampaignInfo, Offer, Recipient, Scores, Shared};
@@ -39,3 +40,4 @@ pub use templates::{Rendered, TemplateSet};
 pub use transport::{
     FileTransport, SmtpSettings, SmtpTransport, StubReply, StubTransport, Transport, TransportError,
 };
+pub use workers::{run_worker, LoadedCampaign, WorkerOptions, WorkerReport};

@@ -1,80 +1,197 @@
-//! Pace of sending: a rate limiter (messages per second, shared by all workers) that halves its
-//! rate when the server answers 421/451 and creeps back to the configured rate on success, and
-//! the exponential backoff with jitter between retries of one message.
+//! Pace of sending, shared by every worker through the store: a campaign's rate and each
+//! recipient domain's rate are pacing rows in the database ([`retain_store::Store::reserve_rate`]),
+//! so N processes together keep one limit; a 421/451 answer from a domain pushes that domain's
+//! next slot out for every worker ([`retain_store::Store::throttle_rate`]). Also the exponential
+//! backoff with jitter between retries of one message.
 
-use std::sync::Mutex;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rand::Rng;
+use retain_store::Store;
+use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+/// A per-domain limit: one shared rate for a group of domains of one mailbox provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DomainRate {
+    /// The domains, lowercase; the first names the group's key (`domain:<first>`).
+    pub domains: Vec<String>,
+    /// Messages per second to the whole group, across all workers.
+    pub rate: f64,
+}
+
+/// Parses `smtp.domain_rates` entries (`"gmail.com,googlemail.com" = 20.0`): keys are
+/// comma-separated domain groups; rates ≤ 0 are dropped (no limit).
+pub fn domain_rates<'a>(
+    entries: impl IntoIterator<Item = (&'a String, &'a f64)>,
+) -> Vec<DomainRate> {
+    let mut out: Vec<DomainRate> = entries
+        .into_iter()
+        .filter(|(_, r)| r.is_finite() && **r > 0.0)
+        .map(|(k, r)| DomainRate {
+            domains: k
+                .split(',')
+                .map(|d| d.trim().to_ascii_lowercase())
+                .filter(|d| !d.is_empty())
+                .collect(),
+            rate: *r,
+        })
+        .filter(|d| !d.domains.is_empty())
+        .collect();
+    out.sort_by(|a, b| a.domains.cmp(&b.domains));
+    out
+}
+
+/// Slots reserved in the database and not used yet, for one key.
 #[derive(Debug)]
-struct Pace {
-    /// Current rate (msg/s); `None`: unlimited.
-    rate: Option<f64>,
+struct Block {
     next: Instant,
+    left: u32,
+    interval: Duration,
 }
 
-/// Spaces attempts `1/rate` apart across all workers.
+/// The shared pacer of one campaign run (see the module docs).
 #[derive(Debug)]
-pub struct RateLimiter {
-    target: Option<f64>,
-    min_rate: f64,
-    pace: Mutex<Pace>,
+pub struct Pacer {
+    store: Store,
+    /// `campaign:<id>` and its rate, when limited.
+    campaign: Option<(String, f64)>,
+    domains: Vec<DomainRate>,
+    pause: Duration,
+    blocks: Mutex<HashMap<String, Block>>,
+    /// Back-offs recorded in the database, refreshed at most twice a second.
+    waits: Mutex<(Option<Instant>, HashMap<String, Instant>)>,
 }
 
-impl RateLimiter {
-    /// `rate` messages per second; `0` or less: unlimited.
-    pub fn new(rate: f64) -> Self {
-        let target = (rate.is_finite() && rate > 0.0).then_some(rate);
+impl Pacer {
+    /// `rate` messages per second for the campaign (≤ 0: unlimited), `domains` limits, and how
+    /// long a 421/451 pauses its domain for everyone.
+    pub fn new(
+        store: Store,
+        campaign_id: &str,
+        rate: f64,
+        domains: Vec<DomainRate>,
+        pause: Duration,
+    ) -> Self {
         Self {
-            target,
-            min_rate: target.map(|t| (t / 64.0).max(0.2)).unwrap_or(1.0),
-            pace: Mutex::new(Pace {
-                rate: target,
-                next: Instant::now(),
-            }),
+            store,
+            campaign: (rate.is_finite() && rate > 0.0)
+                .then(|| (format!("campaign:{campaign_id}"), rate)),
+            domains,
+            pause,
+            blocks: Mutex::new(HashMap::new()),
+            waits: Mutex::new((None, HashMap::new())),
         }
     }
 
-    /// Waits for this attempt's slot.
-    pub async fn acquire(&self) {
-        let wait_until = {
-            let Ok(mut p) = self.pace.lock() else { return };
-            let Some(rate) = p.rate else { return };
-            let now = Instant::now();
-            let slot = if p.next > now { p.next } else { now };
-            p.next = slot + Duration::from_secs_f64(1.0 / rate);
-            slot
-        };
-        tokio::time::sleep_until(wait_until).await;
-    }
-
-    /// The server asked us to slow down: halve the rate (an unlimited limiter starts at a
-    /// measured-safe 50 msg/s).
-    pub fn slow_down(&self) {
-        if let Ok(mut p) = self.pace.lock() {
-            let r = p.rate.unwrap_or(100.0);
-            p.rate = Some((r / 2.0).max(self.min_rate));
-        }
-    }
-
-    /// A success: recover 2% towards the configured rate.
-    pub fn success(&self) {
-        if let Ok(mut p) = self.pace.lock() {
-            if let Some(r) = p.rate {
-                p.rate = match self.target {
-                    Some(t) => Some((r * 1.02 + 0.05).min(t)),
-                    None if r > 10_000.0 => None,
-                    None => Some(r * 1.02 + 0.05),
-                };
+    /// The pacing key of a recipient domain and its rate, if limited.
+    pub fn domain_key(&self, domain: &str) -> (String, Option<f64>) {
+        let d = domain.to_ascii_lowercase();
+        for g in &self.domains {
+            if g.domains.contains(&d) {
+                return (format!("domain:{}", g.domains[0]), Some(g.rate));
             }
         }
+        (format!("domain:{d}"), None)
     }
 
-    /// The current rate (msg/s), `None` when unlimited.
-    pub fn rate(&self) -> Option<f64> {
-        self.pace.lock().ok().and_then(|p| p.rate)
+    /// Waits for this message's slot: [`Pacer::wait_domain`] then [`Pacer::wait_campaign`].
+    pub async fn acquire(&self, domain: &str) -> Result<(), retain_store::StoreError> {
+        self.wait_domain(domain).await?;
+        self.wait_campaign().await
+    }
+
+    /// Waits for any back-off recorded for the recipient's domain by any worker, and for the
+    /// domain's own slot when it is limited.
+    pub async fn wait_domain(&self, domain: &str) -> Result<(), retain_store::StoreError> {
+        let (key, rate) = self.domain_key(domain);
+        let mut until = Instant::now();
+        if let Some(t) = self.backoff(&key).await? {
+            until = until.max(t);
+        }
+        if let Some(rate) = rate {
+            until = until.max(self.slot(&key, rate).await?);
+        }
+        tokio::time::sleep_until(until).await;
+        Ok(())
+    }
+
+    /// Waits for the campaign's next slot. Taken last, right before the SMTP transaction, so
+    /// the campaign's slots are used when they fall due and never pile up behind a paused
+    /// domain or a slow database write.
+    ///
+    /// A slot this process wakes up for too late (a busy machine) is not used: a fresh one is
+    /// taken instead, so late messages never bunch up with the ones on time.
+    pub async fn wait_campaign(&self) -> Result<(), retain_store::StoreError> {
+        if let Some((key, rate)) = &self.campaign {
+            let late = Duration::from_millis(30).max(Duration::from_secs_f64(0.5 / rate));
+            for _ in 0..8 {
+                let at = self.slot(key, *rate).await?;
+                tokio::time::sleep_until(at).await;
+                if Instant::now().duration_since(at) <= late {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn slot(&self, key: &str, rate: f64) -> Result<Instant, retain_store::StoreError> {
+        let mut blocks = self.blocks.lock().await;
+        if let Some(b) = blocks.get_mut(key) {
+            if b.left > 0 {
+                b.left -= 1;
+                let at = b.next;
+                b.next += b.interval;
+                return Ok(at);
+            }
+        }
+        // About 20 ms of slots per reservation: few database round trips, little bunching.
+        let n = ((rate / 50.0).floor() as u32).clamp(1, 64);
+        let wait = self.store.reserve_rate(key, rate, n).await?;
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let first = Instant::now() + Duration::from_secs_f64(wait.min(3600.0));
+        blocks.insert(
+            key.to_string(),
+            Block {
+                next: first + interval,
+                left: n - 1,
+                interval,
+            },
+        );
+        Ok(first)
+    }
+
+    async fn backoff(&self, key: &str) -> Result<Option<Instant>, retain_store::StoreError> {
+        let mut w = self.waits.lock().await;
+        let now = Instant::now();
+        if w.0
+            .is_none_or(|t| now.duration_since(t) >= Duration::from_millis(500))
+        {
+            let fresh = self.store.rate_waits().await?;
+            w.1 = fresh
+                .into_iter()
+                .map(|(k, s)| (k, now + Duration::from_secs_f64(s.clamp(0.0, 3600.0))))
+                .collect();
+            w.0 = Some(now);
+        }
+        Ok(w.1.get(key).copied().filter(|t| *t > now))
+    }
+
+    /// The server of `domain` answered 421/451: every worker pauses that domain.
+    pub async fn throttled(&self, domain: &str) -> Result<(), retain_store::StoreError> {
+        let (key, _) = self.domain_key(domain);
+        self.store
+            .throttle_rate(&key, self.pause.as_secs_f64())
+            .await?;
+        let mut w = self.waits.lock().await;
+        let until = Instant::now() + self.pause;
+        let e = w.1.entry(key.clone()).or_insert(until);
+        *e = (*e).max(until);
+        // Reserved slots of the domain are dropped: the next ones come after the pause.
+        self.blocks.lock().await.remove(&key);
+        Ok(())
     }
 }
 
@@ -108,31 +225,13 @@ mod tests {
         assert!(many.len() > 1, "jitter");
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn limiter_spaces_slots_and_adapts() {
-        let l = RateLimiter::new(10.0);
-        let t0 = Instant::now();
-        for _ in 0..5 {
-            l.acquire().await;
-        }
-        // 5 slots at 10/s: the 5th starts 0.4 s after the first (virtual time).
-        assert_eq!(Instant::now() - t0, Duration::from_millis(400));
-        l.slow_down();
-        assert_eq!(l.rate(), Some(5.0));
-        l.slow_down();
-        l.slow_down();
-        l.slow_down();
-        l.slow_down();
-        l.slow_down();
-        l.slow_down();
-        assert!(l.rate().is_some_and(|r| r >= 0.2), "floor");
-        for _ in 0..1000 {
-            l.success();
-        }
-        assert_eq!(l.rate(), Some(10.0), "back to the target, never above");
-        let u = RateLimiter::new(0.0);
-        assert_eq!(u.rate(), None);
-        u.slow_down();
-        assert_eq!(u.rate(), Some(50.0));
+    #[test]
+    fn domain_groups_share_a_key() {
+        let mut m = std::collections::BTreeMap::new();
+        m.insert("Gmail.com, googlemail.com".to_string(), 20.0);
+        m.insert("nolimit.example".to_string(), 0.0);
+        let groups = domain_rates(&m);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].domains, vec!["gmail.com", "googlemail.com"]);
     }
 }

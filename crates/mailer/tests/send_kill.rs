@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use retain_core::Customer;
 use retain_mailer::testkit::SmtpServer;
@@ -90,8 +90,7 @@ async fn try_send(
     .await
 }
 
-/// Sends once the dead sender's lease has expired for real (its TTL is short in the child);
-/// until then the run is refused with `LeaseHeld`.
+/// Sends right away: the dead sender's claimed rows are released because its PID is gone.
 async fn send(
     store: &Store,
     url: &str,
@@ -104,15 +103,9 @@ async fn send(
         resend_unconfirmed,
         ..Default::default()
     };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match try_send(store, url, opts.clone()).await {
-            Ok(rep) => return rep,
-            Err(MailerError::LeaseHeld { .. }) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(e) => panic!("send: {e}"),
-        }
+    match try_send(store, url, opts).await {
+        Ok(rep) => rep,
+        Err(e) => panic!("send: {e}"),
     }
 }
 
@@ -136,23 +129,22 @@ async fn child_sender() {
     try_send(&store, &url, opts).await.expect("child send");
 }
 
-/// Re-runs this binary as the child sender, with a short lease TTL (so its lease expires in
-/// real time once it is dead) and `extra` environment.
+/// Re-runs this binary as the child sender, with a short claim TTL and `extra` environment.
 fn spawn_child(db: &Path, url: &str, extra: &[(&str, &str)]) -> Child {
     let mut c = Command::new(std::env::current_exe().expect("exe"));
     c.args(["child_sender", "--exact", "--nocapture", "--test-threads=1"])
         .env("RETAIN_KILL_TEST_DB", db)
         .env("RETAIN_KILL_TEST_URL", url)
-        .env("RETAIN_TEST_LEASE_TTL_S", LEASE_TTL_S);
+        .env("RETAIN_TEST_CLAIM_TTL_S", CLAIM_TTL_S);
     for (k, v) in extra {
         c.env(k, v);
     }
     c.spawn().expect("spawn child")
 }
 
-/// The child's lease TTL: renewed every second while it lives, so a loaded machine does not
-/// make it lose the lease; expires a few seconds after it dies.
-const LEASE_TTL_S: &str = "4";
+/// The child's claim TTL: renewed by its heartbeat while it lives, so a loaded machine does
+/// not make it lose its claims.
+const CLAIM_TTL_S: &str = "4";
 
 /// A store at `db` with `n` opted-in customers k000… queued for the campaign `kill`.
 async fn queued_store(db: &Path, n: usize) -> Store {
@@ -207,20 +199,7 @@ async fn kill_9_mid_run_then_resume_never_resends() {
         );
         child.kill().expect("SIGKILL");
         child.wait().expect("reaped");
-        // The next child waits for the dead one's lease to expire (a few seconds).
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while store
-            .send_lease("kill")
-            .await
-            .expect("lease")
-            .is_some_and(|l| l.expires_at >= chrono::Utc::now().timestamp())
-        {
-            assert!(
-                Instant::now() < deadline,
-                "the dead sender's lease never expired"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        // No wait: the next child finds the dead one's PID gone and takes its claims at once.
     }
     let delivered_before = server.received().len();
     assert!(delivered_before < N, "killed before the end");

@@ -9,8 +9,10 @@
 mod audience;
 mod candidates;
 mod customers;
+mod dbcopy;
 mod deliverability;
 mod events;
+mod fleet;
 mod import;
 mod keyed;
 mod migrate;
@@ -36,12 +38,15 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 pub use audience::AudienceMember;
 pub use candidates::{PlanCandidate, PlanCandidates};
 pub use customers::CustomerRow;
+pub use dbcopy::TableCopy;
 pub use deliverability::{
     email_domain, CampaignDeliverability, DeliverabilityCounts, DeliverabilityEvent,
     DeliverabilityKind, NewDeliverabilityEvent,
 };
 pub use events::{EventKind, EventRecord, NewEvent};
+pub use fleet::{ScheduleRecord, WorkerRecord};
 pub use import::OrdersImported;
+pub use migrate::MigrationStatus;
 pub use orders::ImportRecord;
 pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};
 pub use predictions::{NewPredictionRun, PredictionBound, PredictionRunRecord, StoredPrediction};
@@ -114,6 +119,14 @@ impl Store {
     /// Opens (creating and migrating if needed) the database at `url`: `sqlite://PATH` or
     /// `postgres://…`.
     pub async fn open(url: &str) -> Result<Self> {
+        let store = Self::open_without_migrating(url).await?;
+        migrate::run(&store).await?;
+        Ok(store)
+    }
+
+    /// Opens the database at `url` (creating an empty SQLite file if needed) without applying
+    /// migrations: for `retain db status`, which reports what is pending.
+    pub async fn open_without_migrating(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -157,14 +170,17 @@ impl Store {
             })
             .connect_with(opts)
             .await?;
-        let store = Self {
+        Ok(Self {
             pool,
             backend,
             url,
             sqlite_file,
-        };
-        migrate::run(&store).await?;
-        Ok(store)
+        })
+    }
+
+    /// Applies pending migrations (what [`Store::open`] does).
+    pub async fn migrate(&self) -> Result<()> {
+        migrate::run(self).await
     }
 
     /// Opens the embedded SQLite database at `path`.

@@ -91,12 +91,73 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0015_sequences.sql"),
         include_str!("../migrations/postgres/0015_sequences.sql"),
     ),
+    (
+        16,
+        "fleet",
+        include_str!("../migrations/sqlite/0016_fleet.sql"),
+        include_str!("../migrations/postgres/0016_fleet.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction
 /// that holds the database's write lock (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: an advisory
 /// lock), so the first applies them and the others find them applied.
 const PG_MIGRATION_LOCK: i64 = 0x7265_7461_696e;
+
+/// One known migration and when it was applied to this database (`None`: pending).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MigrationStatus {
+    pub version: i64,
+    pub name: String,
+    pub applied_at: Option<i64>,
+}
+
+impl Store {
+    /// Every migration this build knows, by version, with when it was applied here; plus any
+    /// applied version this build does not know (a newer build migrated the database).
+    pub async fn migration_status(&self) -> Result<Vec<MigrationStatus>> {
+        let exists: i64 = match self.backend() {
+            Backend::Sqlite => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'retain_migrations'",
+            ),
+            Backend::Postgres => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = 'retain_migrations'",
+            ),
+        }
+        .fetch_one(self.pool())
+        .await?;
+        let mut applied = std::collections::BTreeMap::new();
+        if exists > 0 {
+            for r in sqlx::query("SELECT version, name, applied_at FROM retain_migrations")
+                .fetch_all(self.pool())
+                .await?
+            {
+                let v: i64 = r.try_get(0)?;
+                applied.insert(v, (r.try_get::<String, _>(1)?, r.try_get::<i64, _>(2)?));
+            }
+        }
+        let mut out: Vec<MigrationStatus> = MIGRATIONS
+            .iter()
+            .map(|(v, name, _, _)| MigrationStatus {
+                version: *v,
+                name: name.to_string(),
+                applied_at: applied.get(v).map(|(_, at)| *at),
+            })
+            .collect();
+        for (v, (name, at)) in &applied {
+            if !out.iter().any(|m| m.version == *v) {
+                out.push(MigrationStatus {
+                    version: *v,
+                    name: name.clone(),
+                    applied_at: Some(*at),
+                });
+            }
+        }
+        out.sort_by_key(|m| m.version);
+        Ok(out)
+    }
+}
 
 pub(crate) async fn run(store: &Store) -> Result<()> {
     let mut conn = store.pool().acquire().await?;

@@ -1,13 +1,14 @@
 //! The send ledger: one row per (campaign, recipient) that moves `queued → sending → sent |
 //! failed | suppressed`, with attempts, the last error, the Message-ID and timestamps; the
-//! per-campaign send state (`active | paused | cancelled`) and the lease that lets one sender at
-//! a time work on a campaign.
+//! per-campaign send state (`active | paused | cancelled`). Claims, workers, schedules and
+//! shared rate limits (several senders on one campaign) are in `fleet.rs`.
 //!
 //! Exactly-once rests on three rules kept here: a row is `sending` (durably) before its SMTP
 //! transaction starts, it becomes `sent` only from `sending`, and rows found `sending` by a later
 //! run are *unconfirmed* — never sent again unless the operator asks
-//! ([`Store::requeue_unconfirmed`]). Every claim renews the caller's lease in the same
-//! transaction, so a sender that lost its lease cannot claim anything.
+//! ([`Store::requeue_unconfirmed`]). A row becomes `sending` only while its worker holds the
+//! claim on it, so a claim taken over after expiry is never sent twice. The campaign lease
+//! (`send_leases`) is advisory since migration 0016: claims do not consult it.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -162,7 +163,8 @@ pub struct ConsentCheck {
 /// The outcome of [`Store::claim_sends`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// Rows now `sending`, and rows the send-time check moved to `suppressed` (id, reason).
+    /// Rows now claimed (or `sending`, from [`Store::claim_sends`]), and rows the send-time
+    /// check moved to `suppressed` (id, reason).
     /// Both empty: nothing is due.
     Claimed {
         sends: Vec<ClaimedSend>,
@@ -170,8 +172,6 @@ pub enum Claim {
     },
     /// The campaign was paused or cancelled: stop.
     Stopped(CampaignSendState),
-    /// Another sender holds the lease (ours expired): stop at once.
-    LeaseLost,
 }
 
 /// Rows of a campaign per state.
@@ -367,142 +367,49 @@ impl Store {
         .transpose()
     }
 
-    /// In one transaction: renews `owner`'s lease (or reports it lost), checks the campaign is
-    /// active, re-checks suppression and consent of up to `limit` due `queued` rows, moves the
-    /// ones that may no longer be mailed to `suppressed` and the rest to `sending` (attempts + 1).
+    /// Claims up to `limit` due rows for `owner` ([`Store::claim_rows`]) and starts sending all
+    /// of them at once (`sending`, attempts + 1): for callers that attempt every claimed row
+    /// straight away. The send engine claims with [`Store::claim_rows`] and moves each row to
+    /// `sending` only right before its own SMTP transaction ([`Store::begin_send`]).
     pub async fn claim_sends(
         &self,
         campaign_id: &str,
         owner: &str,
-        lease_ttl_s: i64,
+        claim_ttl_s: i64,
         limit: usize,
         check: ConsentCheck,
     ) -> Result<Claim> {
-        let t = now();
-        let mut tx = self.pool().begin().await?;
-        // The write first: it takes SQLite's write lock / the lease row's lock in PostgreSQL.
-        let renewed = sqlx::query(
-            "UPDATE send_leases SET expires_at = $1 WHERE campaign_id = $2 AND owner = $3",
-        )
-        .bind(t + lease_ttl_s)
-        .bind(campaign_id)
-        .bind(owner)
-        .execute(&mut *tx)
-        .await?;
-        if renewed.rows_affected() == 0 {
-            tx.rollback().await?;
-            return Ok(Claim::LeaseLost);
-        }
-        let state: Option<String> =
-            sqlx::query_scalar("SELECT state FROM send_campaigns WHERE campaign_id = $1")
-                .bind(campaign_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        let state = match state {
-            Some(s) => CampaignSendState::parse(&s)
-                .ok_or_else(|| StoreError::Corrupt(format!("campaign send state '{s}'")))?,
-            None => CampaignSendState::Active,
+        let claim = self
+            .claim_rows(campaign_id, owner, claim_ttl_s, limit, check)
+            .await?;
+        let Claim::Claimed { sends, suppressed } = claim else {
+            return Ok(claim);
         };
-        if state != CampaignSendState::Active {
-            tx.commit().await?;
-            return Ok(Claim::Stopped(state));
-        }
-        let rows = sqlx::query(
-            "SELECT s.id, s.customer_id, s.email, s.message_id, s.attempts, \
-                    c.id, c.subscribed, c.email_valid, sp.reason \
-             FROM sends s \
-             LEFT JOIN customers c ON c.id = s.customer_id \
-             LEFT JOIN suppressions sp ON sp.email = LOWER(s.email) \
-             WHERE s.campaign_id = $1 AND s.state = 'queued' AND s.next_attempt_at <= $2 \
-             ORDER BY s.id LIMIT $3",
-        )
-        .bind(campaign_id)
-        .bind(t)
-        .bind(limit as i64)
-        .fetch_all(&mut *tx)
-        .await?;
-        // Erased addresses are kept only as hashes: look the batch's hashes up.
-        let mut hashes = Vec::with_capacity(rows.len());
-        for r in &rows {
-            hashes.push(retain_core::email_hash(&r.try_get::<String, _>(2)?));
-        }
-        let mut erased = std::collections::HashSet::new();
-        for chunk in hashes.chunks(CHUNK) {
-            let sql = format!(
-                "SELECT hash FROM erased_hashes WHERE hash IN ({})",
-                in_list(1, chunk.len())
-            );
-            let mut q = sqlx::query_scalar::<_, String>(&sql);
-            for h in chunk {
-                q = q.bind(h.as_str());
-            }
-            erased.extend(q.fetch_all(&mut *tx).await?);
-        }
-        let mut sends = Vec::with_capacity(rows.len());
-        let mut suppressed = Vec::new();
-        for (r, hash) in rows.iter().zip(&hashes) {
-            let id: i64 = r.try_get(0)?;
-            let customer: Option<String> = r.try_get(5)?;
-            let subscribed: Option<i64> = r.try_get(6)?;
-            let valid: Option<i64> = r.try_get(7)?;
-            let reason: Option<String> = r.try_get(8)?;
-            let why = if let Some(reason) = reason {
-                Some(format!("suppressed: {reason}"))
-            } else if erased.contains(hash) {
-                Some("suppressed: erased".to_string())
-            } else if customer.is_none() {
-                Some("customer no longer exists".to_string())
-            } else if subscribed == Some(0) {
-                Some("unsubscribed".to_string())
-            } else if subscribed.is_none() && check.require_opt_in {
-                Some("no consent".to_string())
-            } else if valid == Some(0) {
-                Some("invalid email address".to_string())
-            } else {
-                None
-            };
-            match why {
-                Some(w) => suppressed.push((id, w)),
-                None => sends.push(ClaimedSend {
-                    id,
-                    customer_id: r.try_get(1)?,
-                    email: r.try_get(2)?,
-                    message_id: r.try_get(3)?,
-                    attempts: r.try_get::<i64, _>(4)? + 1,
-                }),
-            }
-        }
+        let now = self.db_now_sql();
+        let mut started = Vec::with_capacity(sends.len());
+        let mut tx = self.pool().begin().await?;
         for chunk in sends.chunks(CHUNK) {
             let sql = format!(
-                "UPDATE sends SET state = 'sending', attempts = attempts + 1, sending_at = $1, \
-                 updated_at = $1 WHERE state = 'queued' AND id IN ({})",
+                "UPDATE sends SET state = 'sending', attempts = attempts + 1, sending_at = {now}, \
+                 updated_at = {now}, claim_expires_at = NULL \
+                 WHERE state = 'queued' AND claimed_by = $1 AND id IN ({}) RETURNING id",
                 in_list(2, chunk.len())
             );
-            let mut q = sqlx::query(&sql).bind(t);
+            let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(owner);
             for s in chunk {
                 q = q.bind(s.id);
             }
-            let n = q.execute(&mut *tx).await?.rows_affected();
-            if n != chunk.len() as u64 {
-                // Only a second sender without the lease could cause this.
-                tx.rollback().await?;
-                return Err(StoreError::Conflict(format!(
-                    "campaign {campaign_id}: rows changed while being claimed"
-                )));
-            }
-        }
-        for (id, why) in &suppressed {
-            sqlx::query(
-                "UPDATE sends SET state = 'suppressed', last_error = $1, updated_at = $2 WHERE id = $3",
-            )
-            .bind(why.as_str())
-            .bind(t)
-            .bind(*id)
-            .execute(&mut *tx)
-            .await?;
+            started.extend(q.fetch_all(&mut *tx).await?);
         }
         tx.commit().await?;
-        Ok(Claim::Claimed { sends, suppressed })
+        let started: std::collections::HashSet<i64> = started.into_iter().collect();
+        Ok(Claim::Claimed {
+            sends: sends
+                .into_iter()
+                .filter(|s| started.contains(&s.id))
+                .collect(),
+            suppressed,
+        })
     }
 
     /// Records accepted messages: `sending → sent` with their acceptance time. Rows not in
@@ -572,7 +479,8 @@ impl Store {
     ) -> Result<bool> {
         let r = sqlx::query(
             "UPDATE sends SET state = 'queued', last_error = $1, permanent = 0, next_attempt_at = $2, \
-             updated_at = $3 WHERE id = $4 AND state = 'sending'",
+             updated_at = $3, claimed_by = NULL, claim_expires_at = NULL \
+             WHERE id = $4 AND state = 'sending'",
         )
         .bind(error)
         .bind(next_attempt_at)
@@ -600,8 +508,8 @@ impl Store {
         let mut n = 0;
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
-                "UPDATE sends SET state = 'queued', attempts = attempts - 1, updated_at = $1 \
-                 WHERE state = 'sending' AND id IN ({})",
+                "UPDATE sends SET state = 'queued', attempts = attempts - 1, updated_at = $1, \
+                 claimed_by = NULL, claim_expires_at = NULL WHERE state = 'sending' AND id IN ({})",
                 in_list(2, chunk.len())
             );
             let mut q = sqlx::query(&sql).bind(now());
@@ -614,16 +522,18 @@ impl Store {
         Ok(n)
     }
 
-    /// Operator's decision after a crash: unconfirmed (`sending`) rows of a campaign are queued
-    /// again, accepting that some recipients may get the email twice. Only call while holding
-    /// the campaign's lease.
+    /// Operator's decision after a crash: unconfirmed rows of a campaign (`sending`, their
+    /// worker no longer alive) are queued again, accepting that some recipients may get the
+    /// email twice. Rows a live worker is sending right now are left alone.
     pub async fn requeue_unconfirmed(&self, campaign_id: &str) -> Result<u64> {
-        let r = sqlx::query(
-            "UPDATE sends SET state = 'queued', next_attempt_at = 0, updated_at = $1, \
+        let now = self.db_now_sql();
+        let r = sqlx::query(&format!(
+            "UPDATE sends SET state = 'queued', next_attempt_at = 0, updated_at = {now}, \
+             claimed_by = NULL, claim_expires_at = NULL, \
              last_error = 'unconfirmed: queued again by the operator' \
-             WHERE campaign_id = $2 AND state = 'sending'",
-        )
-        .bind(now())
+             WHERE campaign_id = $1 AND state = 'sending' AND NOT EXISTS (SELECT 1 FROM send_workers w \
+                 WHERE w.id = sends.claimed_by AND w.stopped_at IS NULL AND w.expires_at >= {now})"
+        ))
         .bind(campaign_id)
         .execute(self.pool())
         .await?;
@@ -873,11 +783,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn queue_is_idempotent_and_claims_need_the_lease() {
-        on_both(queue_is_idempotent_and_claims_need_the_lease_on).await;
+    async fn queue_is_idempotent_and_claims_are_exclusive() {
+        on_both(queue_is_idempotent_and_claims_are_exclusive_on).await;
     }
 
-    async fn queue_is_idempotent_and_claims_need_the_lease_on(store: Store) {
+    async fn queue_is_idempotent_and_claims_are_exclusive_on(store: Store) {
         setup(&store, 5).await;
         let again = vec![NewSend {
             customer_id: "c0".into(),
@@ -886,56 +796,53 @@ mod tests {
             suppressed: None,
         }];
         assert_eq!(store.queue_sends("k1", &again).await.expect("q"), 0);
-        // No lease: nothing can be claimed.
-        assert_eq!(
+        let (mine, supp) = claimed(
             store
-                .claim_sends("k1", "me", 60, 10, ConsentCheck::default())
-                .await
-                .expect("claim"),
-            Claim::LeaseLost
-        );
-        assert!(store
-            .acquire_send_lease("k1", "me", 60)
-            .await
-            .expect("l")
-            .is_ok());
-        let holder = store
-            .acquire_send_lease("k1", "you", 60)
-            .await
-            .expect("l")
-            .expect_err("held");
-        assert_eq!(holder.owner, "me");
-        let (sends, supp) = claimed(
-            store
-                .claim_sends("k1", "me", 60, 3, ConsentCheck::default())
+                .claim_rows("k1", "me", 60, 3, ConsentCheck::default())
                 .await
                 .expect("claim"),
         );
-        assert_eq!(sends.len(), 3);
+        assert_eq!(mine.len(), 3);
         assert!(supp.is_empty());
-        assert!(sends.iter().all(|s| s.attempts == 1));
+        assert!(mine.iter().all(|s| s.attempts == 1));
+        // Claimed rows stay queued until their own transaction starts.
         let c = store.send_counts("k1").await.expect("counts");
-        assert_eq!((c.queued, c.sending), (2, 3));
-        // The other sender cannot take an unexpired lease, nor claim with a stale one.
-        assert_eq!(
+        assert_eq!((c.queued, c.sending), (5, 0));
+        // Another worker gets only the unclaimed rest, and cannot start ours.
+        let (yours, _) = claimed(
             store
-                .claim_sends("k1", "you", 60, 10, ConsentCheck::default())
+                .claim_rows("k1", "you", 60, 10, ConsentCheck::default())
                 .await
                 .expect("claim"),
-            Claim::LeaseLost
         );
-        // Expired leases can be taken over.
-        store
-            .acquire_send_lease("k1", "me", -10)
-            .await
-            .expect("l")
-            .expect("ours");
-        assert!(store
-            .acquire_send_lease("k1", "you", 60)
-            .await
-            .expect("l")
-            .is_ok());
-        assert!(!store.renew_send_lease("k1", "me", 60).await.expect("renew"));
+        assert_eq!(yours.len(), 2);
+        assert!(yours.iter().all(|y| mine.iter().all(|m| m.id != y.id)));
+        assert!(!store.begin_send(mine[0].id, "you").await.expect("begin"));
+        assert!(store.begin_send(mine[0].id, "me").await.expect("begin"));
+        assert!(
+            !store.begin_send(mine[0].id, "me").await.expect("begin"),
+            "a row starts once"
+        );
+        let c = store.send_counts("k1").await.expect("counts");
+        assert_eq!((c.queued, c.sending), (4, 1));
+        // Released claims are claimable again at once.
+        assert_eq!(
+            store
+                .release_claims("me", &[mine[1].id, mine[2].id, mine[0].id])
+                .await
+                .expect("release"),
+            2
+        );
+        let (again, _) = claimed(
+            store
+                .claim_rows("k1", "you", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        assert_eq!(
+            again.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![mine[1].id, mine[2].id]
+        );
     }
 
     #[tokio::test]
@@ -945,11 +852,6 @@ mod tests {
 
     async fn sent_only_from_sending_and_unconfirmed_rows_are_kept_on(store: Store) {
         setup(&store, 4).await;
-        store
-            .acquire_send_lease("k1", "me", 60)
-            .await
-            .expect("l")
-            .expect("ok");
         let (sends, _) = claimed(
             store
                 .claim_sends("k1", "me", 60, 10, ConsentCheck::default())
@@ -995,12 +897,6 @@ mod tests {
         assert_eq!(r0.sent_at, Some(100));
         assert_eq!(r0.message_id, "<m0@x.io>");
         // ids[3] is left `sending`: a crash. A new run does not claim it.
-        store.release_send_lease("k1", "me").await.expect("rel");
-        store
-            .acquire_send_lease("k1", "run2", 60)
-            .await
-            .expect("l")
-            .expect("ok");
         let (sends, _) = claimed(
             store
                 .claim_sends("k1", "run2", 60, 10, ConsentCheck::default())
@@ -1056,11 +952,6 @@ mod tests {
             .execute(store.pool())
             .await
             .expect("null");
-        store
-            .acquire_send_lease("k1", "me", 60)
-            .await
-            .expect("l")
-            .expect("ok");
         let (sends, supp) = claimed(
             store
                 .claim_sends(
@@ -1124,11 +1015,6 @@ mod tests {
     async fn paused_and_cancelled_campaigns_stop_claims_on(store: Store) {
         setup(&store, 2).await;
         store
-            .acquire_send_lease("k1", "me", 60)
-            .await
-            .expect("l")
-            .expect("ok");
-        store
             .set_send_campaign_state("k1", CampaignSendState::Paused)
             .await
             .expect("pause");
@@ -1166,79 +1052,5 @@ mod tests {
         assert_eq!(all.get("k1").map(|c| c.total()), Some(2));
         assert_eq!(store.sends_of("k1").await.expect("of").len(), 2);
         assert!(store.send_of("k1", "c1").await.expect("of").is_some());
-    }
-
-    #[tokio::test]
-    async fn a_lease_expires_after_its_ttl_in_real_time() {
-        on_both(a_lease_expires_after_its_ttl_in_real_time_on).await;
-    }
-
-    /// A lease taken with a 1 s TTL and never renewed (its holder died) really expires: until
-    /// then nobody else can take it; afterwards another sender can, and the dead holder can
-    /// neither renew nor claim. Real time, polled with a generous deadline.
-    async fn a_lease_expires_after_its_ttl_in_real_time_on(store: Store) {
-        setup(&store, 3).await;
-        let taken_at = std::time::Instant::now();
-        store
-            .acquire_send_lease("k1", "dead", 1)
-            .await
-            .expect("l")
-            .expect("free");
-        let (claimed_by_dead, _) = claimed(
-            store
-                .claim_sends("k1", "dead", 1, 1, ConsentCheck::default())
-                .await
-                .expect("claim"),
-        );
-        assert_eq!(claimed_by_dead.len(), 1);
-        let held = store
-            .acquire_send_lease("k1", "next", 60)
-            .await
-            .expect("l")
-            .expect_err("a fresh lease is held");
-        assert_eq!(held.owner, "dead");
-        // Expiry is at whole seconds: 1 s TTL means gone within 2 s; allow far more.
-        let deadline = std::time::Duration::from_secs(30);
-        loop {
-            if store
-                .acquire_send_lease("k1", "next", 60)
-                .await
-                .expect("l")
-                .is_ok()
-            {
-                break;
-            }
-            assert!(
-                taken_at.elapsed() < deadline,
-                "a 1 s lease still held after {deadline:?}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert!(
-            taken_at.elapsed() >= std::time::Duration::from_millis(500),
-            "taken over before its TTL could have passed"
-        );
-        assert!(!store
-            .renew_send_lease("k1", "dead", 60)
-            .await
-            .expect("renew"));
-        assert_eq!(
-            store
-                .claim_sends("k1", "dead", 60, 10, ConsentCheck::default())
-                .await
-                .expect("claim"),
-            Claim::LeaseLost
-        );
-        let (sends, _) = claimed(
-            store
-                .claim_sends("k1", "next", 60, 10, ConsentCheck::default())
-                .await
-                .expect("claim"),
-        );
-        // The dead holder's claimed row stays unconfirmed; the new holder gets the rest.
-        assert_eq!(sends.len(), 2);
-        assert!(sends.iter().all(|s| s.id != claimed_by_dead[0].id));
-        let c = store.send_counts("k1").await.expect("c");
-        assert_eq!((c.sending, c.queued), (3, 0));
     }
 }
