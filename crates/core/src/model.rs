@@ -166,6 +166,12 @@ pub fn order_key(order_ref: &str) -> i64 {
     (h >> 2) as i64
 }
 
+/// The stable integer key of a product: [`order_key`]'s hash of its id or SKU (trimmed), so the
+/// same product has the same key in every import and in the catalogue.
+pub fn product_key(product_id: &str) -> i64 {
+    order_key(product_id.trim())
+}
+
 /// The content key of an order row without an order id: its time and amount. Identical rows of
 /// one customer are told apart by an occurrence number added to [`order_key`] of this key.
 pub fn content_order_ref(at: NaiveDateTime, amount: f64) -> String {

@@ -12,6 +12,7 @@ mod customers;
 mod deliverability;
 mod events;
 mod import;
+mod items;
 mod migrate;
 mod native;
 mod orders;

@@ -73,6 +73,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0011_deliverability.sql"),
         include_str!("../migrations/postgres/0011_deliverability.sql"),
     ),
+    (
+        17,
+        "products",
+        include_str!("../migrations/sqlite/0017_products.sql"),
+        include_str!("../migrations/postgres/0017_products.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction

@@ -166,7 +166,10 @@ pub(crate) fn stream_orders_in_blocks(
                     }
                     feed.rejects.push(reject);
                 }
-                Item::Continuation => summary.line_items += 1,
+                Item::Continuation(line) => {
+                    summary.line_items += 1;
+                    feed.lines.extend(line);
+                }
                 Item::Skipped(why) => match summary.skipped.iter_mut().find(|(w, _)| w == why) {
                     Some((_, n)) => *n += 1,
                     None => summary.skipped.push((why.to_string(), 1)),
