@@ -218,6 +218,25 @@ pub fn is_return(net_minor: Minor, cancelled: bool) -> bool {
     net_minor < 0 || (net_minor == 0 && cancelled)
 }
 
+/// One stored order line as the per-customer product folds read it: product, the order's day,
+/// signed quantity and amount, cancelled flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemFact {
+    pub product: i64,
+    pub day: Day,
+    pub quantity: i64,
+    pub amount: Minor,
+    pub cancelled: bool,
+}
+
+impl ItemFact {
+    /// The returns rule applied to one line: a negative line (or a nil cancelled one, or a
+    /// negative quantity) is a return.
+    pub fn is_return(&self) -> bool {
+        is_return(self.amount, self.cancelled || self.quantity < 0)
+    }
+}
+
 /// One stored order as the per-customer folds read it: day, net amount, cancelled flag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OrderFact {

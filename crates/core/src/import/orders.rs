@@ -1545,4 +1545,68 @@ k2;15.02.2024;10,00;A3\n";
         assert_eq!(a[0].repeat_purchases, 1);
         assert!((a[0].monetary_total - (13.0 + 4.0 + 9.0 - 9.0)).abs() < 1e-9);
     }
+
+    /// Every product line of a file, through the streaming reader (continuation rows included).
+    fn item_lines(path: &Path) -> Vec<(String, i64, LineItem, LineMode)> {
+        let mut out = Vec::new();
+        super::super::stream::stream_orders(path, &ImportOptions::default(), &|_| {}, &mut |f| {
+            for l in f.lines {
+                if let Some(i) = l.item {
+                    out.push((l.customer, l.order_key, i, l.mode));
+                }
+            }
+            true
+        })
+        .expect("reads");
+        out
+    }
+
+    #[test]
+    fn product_lines_of_online_retail_shopify_and_woocommerce() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("or.csv");
+        std::fs::write(
+            &p,
+            "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID\n\
+536365,85123A,WHITE HANGING HEART,6,12/1/2010 8:26,2.55,17850.0\n\
+C536379,85123A,WHITE HANGING HEART,-2,12/2/2010 9:41,2.55,17850\n",
+        )
+        .expect("write");
+        let lines = item_lines(&p);
+        assert_eq!(lines.len(), 2);
+        let (c, okey, i, _) = &lines[0];
+        assert_eq!((c.as_str(), *okey), ("17850", order_key("536365")));
+        assert_eq!(i.product_key, product_key("85123A"));
+        assert_eq!(i.name.as_deref(), Some("WHITE HANGING HEART"));
+        assert_eq!((i.quantity, i.amount), (6, 1530));
+        assert!(!i.is_return());
+        assert_eq!((lines[1].2.quantity, lines[1].2.amount), (-2, -510));
+        assert!(lines[1].2.is_return());
+
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+        let shopify = item_lines(&root.join("shopify_orders.csv"));
+        // #1001 has two lines: the second row carries no order fields but is still a product line.
+        let of_1001: Vec<_> = shopify
+            .iter()
+            .filter(|l| l.1 == order_key("#1001"))
+            .collect();
+        assert_eq!(of_1001.len(), 2, "{shopify:?}");
+        assert_eq!(of_1001[0].2.product_id, "BLUE M");
+        assert_eq!(of_1001[1].2.amount, 3000);
+        assert_eq!(of_1001[1].3, LineMode::ItemOnly);
+        assert_eq!(of_1001[1].0, "ana@example.com");
+
+        let woo = item_lines(&root.join("woocommerce_orders.csv"));
+        let coffee = woo
+            .iter()
+            .find(|l| l.2.product_id == "COFF")
+            .expect("coffee");
+        assert_eq!((coffee.2.quantity, coffee.2.amount), (2, 3000));
+        // Order 502 was refunded: its line is a return.
+        let brush = woo
+            .iter()
+            .find(|l| l.2.product_id == "GRIN")
+            .expect("brush");
+        assert!(brush.2.is_return());
+    }
 }
