@@ -18,6 +18,7 @@ mod native;
 mod orders;
 mod plans;
 mod predictions;
+mod products;
 mod profile;
 mod segments;
 mod sends;
@@ -43,6 +44,7 @@ pub use import::OrdersImported;
 pub use orders::ImportRecord;
 pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};
 pub use predictions::{NewPredictionRun, PredictionBound, PredictionRunRecord, StoredPrediction};
+pub use products::{OrderItemRow, ProductRow, StoredDue};
 pub use profile::{
     CampaignReceived, CustomerProfile, Erasure, ProfileEvent, ProfilePrediction,
     SegmentHistoryEntry, ERASED_PREFIX,

@@ -34,3 +34,14 @@ CREATE TABLE recommendations (
     made_at BIGINT NOT NULL,
     PRIMARY KEY (ckey, rank)
 );
+
+-- Per customer, the product due to be bought again (replenishment timing, as of made_at).
+CREATE TABLE replenishment_due (
+    ckey          BIGINT PRIMARY KEY,
+    pkey          BIGINT NOT NULL,
+    last_day      BIGINT NOT NULL,
+    interval_days BIGINT NOT NULL,
+    due_day       BIGINT NOT NULL,     -- last_day + interval_days
+    own           BIGINT NOT NULL,     -- 1: the customer's own interval
+    made_at       BIGINT NOT NULL
+);

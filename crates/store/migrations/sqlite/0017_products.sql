@@ -34,3 +34,14 @@ CREATE TABLE recommendations (
     made_at INTEGER NOT NULL,
     PRIMARY KEY (ckey, rank)
 ) WITHOUT ROWID;
+
+-- Per customer, the product due to be bought again (replenishment timing, as of made_at).
+CREATE TABLE replenishment_due (
+    ckey          INTEGER PRIMARY KEY,
+    pkey          INTEGER NOT NULL,
+    last_day      INTEGER NOT NULL,
+    interval_days INTEGER NOT NULL,
+    due_day       INTEGER NOT NULL,     -- last_day + interval_days
+    own           INTEGER NOT NULL,     -- 1: the customer's own interval
+    made_at       INTEGER NOT NULL
+);
