@@ -21,7 +21,7 @@ pub mod throttle;
 pub mod transport;
 
 pub use composer::{sample_recipient, Composer};
-pub use context::{CampaignInfo, Offer, Recipient, Scores, Shared};
+pub use context::{CampaignInfo, Offer, ProductCard, Recipient, Scores, Shared};
 pub use deliverability::{
     check_guardrail, GuardrailCheck, GuardrailLimits, Ingest, IngestSettings, Ingested, ItemResult,
     MatchedBy,

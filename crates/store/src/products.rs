@@ -329,7 +329,8 @@ impl Store {
     }
 
     /// The stored recommendations of these customers (by external id), best first, products
-    /// now out of stock left out. Customers without any are absent.
+    /// now out of stock left out. A known customer without picks of their own (no order lines)
+    /// gets the stored popularity list; unknown ids are absent.
     pub async fn recommendations_of(
         &self,
         customer_ids: &[String],
@@ -358,6 +359,39 @@ impl Store {
                     .push((rank, product_from_row(&r, 2)?));
             }
         }
+        let missing: Vec<&String> = customer_ids
+            .iter()
+            .filter(|id| !ranked.contains_key(id.as_str()))
+            .collect();
+        if !missing.is_empty() {
+            let rows = sqlx::query(&format!(
+                "SELECT r.rank, {PRODUCT_COLS} FROM recommendations r                  JOIN products p ON p.key = r.pkey WHERE r.ckey = 0 AND p.in_stock = 1"
+            ))
+            .fetch_all(self.pool())
+            .await?;
+            let mut popular = Vec::with_capacity(rows.len());
+            for r in &rows {
+                popular.push((r.try_get::<i64, _>(0)?, product_from_row(r, 1)?));
+            }
+            if !popular.is_empty() {
+                for chunk in missing.chunks(CHUNK) {
+                    let sql = format!(
+                        "SELECT id FROM customers WHERE id IN ({})",
+                        (1..=chunk.len())
+                            .map(|i| format!("${i}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                    let mut q = sqlx::query_scalar::<_, String>(&sql);
+                    for id in chunk {
+                        q = q.bind(id.as_str());
+                    }
+                    for id in q.fetch_all(self.pool()).await? {
+                        ranked.insert(id, popular.clone());
+                    }
+                }
+            }
+        }
         Ok(ranked
             .into_iter()
             .map(|(id, mut v)| {
@@ -365,6 +399,33 @@ impl Store {
                 (id, v.into_iter().map(|(_, p)| p).collect())
             })
             .collect())
+    }
+
+    /// The stored due products of these customers (by external id): (due day, product).
+    pub async fn replenishment_dues_of(
+        &self,
+        customer_ids: &[String],
+    ) -> Result<HashMap<String, (Day, ProductRow)>> {
+        let mut out = HashMap::new();
+        for chunk in customer_ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT c.id, d.due_day, {PRODUCT_COLS} FROM replenishment_due d                  JOIN customers c ON c.key = d.ckey JOIN products p ON p.key = d.pkey                  WHERE c.id IN ({})",
+                (1..=chunk.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(id.as_str());
+            }
+            for r in q.fetch_all(self.pool()).await? {
+                let id: String = r.try_get(0)?;
+                let due: i64 = r.try_get(1)?;
+                out.insert(id, (due as Day, product_from_row(&r, 2)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Replaces the stored replenishment dues. One transaction.
