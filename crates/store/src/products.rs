@@ -458,19 +458,18 @@ impl Store {
         Ok(dues.len() as u64)
     }
 
-    /// Every customer's due product by external id (due day, product), for the planner's
-    /// `days_until_due`: one row per customer with a due product.
-    pub async fn replenishment_dues(&self) -> Result<HashMap<String, (Day, ProductRow)>> {
-        let sql = format!(
-            "SELECT c.id, d.due_day, {PRODUCT_COLS} FROM replenishment_due d \
-             JOIN customers c ON c.key = d.ckey JOIN products p ON p.key = d.pkey"
-        );
+    /// Every customer's due day by external id, for the planner's `days_until_due`: one entry
+    /// per customer with a due product.
+    pub async fn replenishment_due_days(&self) -> Result<HashMap<String, Day>> {
         let mut out = HashMap::new();
-        let mut rows = sqlx::query(&sql).fetch(self.pool());
+        let mut rows = sqlx::query(
+            "SELECT c.id, d.due_day FROM replenishment_due d JOIN customers c ON c.key = d.ckey",
+        )
+        .fetch(self.pool());
         while let Some(r) = rows.try_next().await? {
             let id: String = r.try_get(0)?;
             let due: i64 = r.try_get(1)?;
-            out.insert(id, (due as Day, product_from_row(&r, 2)?));
+            out.insert(id, due as Day);
         }
         Ok(out)
     }
