@@ -60,7 +60,9 @@ fn params() -> Params {
 /// A Zipf-like draw from 0..n (exponent ~1): floor(n^u) - 1 with u uniform.
 fn zipf(rng: &mut Xoshiro256PlusPlus, n: u64) -> u64 {
     let u: f64 = rng.gen();
-    (((n as f64 + 1.0).powf(u)) as u64).saturating_sub(1).min(n - 1)
+    (((n as f64 + 1.0).powf(u)) as u64)
+        .saturating_sub(1)
+        .min(n - 1)
 }
 
 /// Generates every customer's lines, in customer order, into `f(customer, lines)`.
@@ -78,7 +80,8 @@ fn generate(p: &Params, mut f: impl FnMut(i64, &[Line])) {
         } else {
             // Geometric-ish around the mean, at least one line.
             let x: f64 = rng.gen();
-            ((-(1.0 - x).ln() * mean).round() as u64).clamp(1, left.saturating_sub(remaining_customers - 1).max(1))
+            ((-(1.0 - x).ln() * mean).round() as u64)
+                .clamp(1, left.saturating_sub(remaining_customers - 1).max(1))
         };
         left = left.saturating_sub(n);
         let group = rng.gen_range(0..groups);

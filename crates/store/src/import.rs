@@ -687,7 +687,7 @@ where
         .bind(import_id)
         .execute(&mut *tx)
         .await?;
-    written.item_lines = crate::items::pg_merge(&mut *tx, import_id, created_at).await?;
+    written.item_lines = crate::items::pg_merge(&mut tx, import_id, created_at).await?;
 
     // Aggregates of the touched customers.
     sqlx::query(
