@@ -1609,4 +1609,26 @@ C536379,85123A,WHITE HANGING HEART,-2,12/2/2010 9:41,2.55,17850\n",
             .expect("brush");
         assert!(brush.2.is_return());
     }
+
+    #[test]
+    fn a_skipped_platform_orders_line_items_are_dropped_with_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("shopify.csv");
+        std::fs::write(
+            &p,
+            "Name,Email,Financial Status,Total,Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku,Cancelled at\n\
+#1,a@x.com,paid,30,2024-01-01 10:00:00,1,Mug,10,MUG,\n\
+#1,a@x.com,,,2024-01-01 10:00:00,1,Tea,20,TEA,\n\
+#2,b@x.com,paid,5,2024-01-02 10:00:00,1,Pen,5,PEN,2024-01-03 10:00:00\n\
+#2,b@x.com,,,2024-01-02 10:00:00,2,Ink,3,INK,\n",
+        )
+        .expect("write");
+        let lines = item_lines(&p);
+        let ids: Vec<&str> = lines.iter().map(|l| l.2.product_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec!["MUG", "TEA"],
+            "the cancelled order #2 keeps no lines"
+        );
+    }
 }
