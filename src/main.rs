@@ -43,7 +43,7 @@ enum Command {
     Demo(cmd::demo::Args),
     /// Write a seeded, realistic sample shop as CSV files.
     DemoData(cmd::demo_data::Args),
-    /// Import orders or customers from CSV.
+    /// Import orders, customers or the product catalogue from CSV.
     #[command(subcommand)]
     Import(cmd::import::Command),
     /// Fit the CLV models: P(alive), expected purchases and CLV per customer.
@@ -54,6 +54,8 @@ enum Command {
     Segments(cmd::segment::SegmentsArgs),
     /// Plan retention campaigns: goals matched to customers under a budget, with holdouts.
     Plan(cmd::plan::Args),
+    /// Product recommendations: train, save every customer's picks, evaluate against popularity.
+    Recommend(cmd::recommend::Args),
     /// Per-customer RFM straight from an orders CSV, without importing it.
     Rfm(cmd::rfm::Args),
     /// Customers, revenue, retention, churn, new vs returning, cohorts.
@@ -109,6 +111,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             cmd::segment::run_segments(&cmd::Context::open(&ws).await?, a).await
         }
         Command::Plan(a) => cmd::plan::run(&cmd::Context::open(&ws).await?, a, cli.quiet).await,
+        Command::Recommend(a) => cmd::recommend::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Rfm(a) => cmd::rfm::run(a, cli.quiet),
         Command::Stats(a) => cmd::stats::run(&cmd::Context::open(&ws).await?, a).await,
         Command::Uplift(c) => cmd::uplift::run(&cmd::Context::open(&ws).await?, c, cli.quiet).await,

@@ -1,4 +1,4 @@
-//! `retain import orders|customers FILE`: reads a CSV, reports and saves rejected rows, and stores
+//! `retain import orders|customers|products FILE`: reads a CSV, reports and saves rejected rows, and stores
 //! the rest in one transaction (all or nothing; importing the same file twice changes nothing).
 
 use std::path::{Path, PathBuf};
@@ -19,7 +19,20 @@ pub enum Command {
     /// Import customers: email, names, consent, signup date, locale, attributes.
     #[command(after_help = CUSTOMERS_EXAMPLES)]
     Customers(FileArgs),
+    /// Import the product catalogue: id/SKU, name, url, image url, price, in stock, category.
+    #[command(after_help = PRODUCTS_EXAMPLES)]
+    Products(FileArgs),
 }
+
+const PRODUCTS_EXAMPLES: &str = "Examples:
+  retain import products catalogue.csv
+  retain import products feed.csv --map id='Variant SKU' --map in_stock='Inventory'
+
+Columns are recognised by name (sku, product_id, StockCode; name, title; url, link; image,
+image_url; price; in_stock, availability, stock, inventory quantity; category, product type).
+The id is the key order lines are matched on (a line's SKU, else its product name). Emails link
+to the url and show the image; out-of-stock products are never recommended. Importing the same
+file again replaces the products, it adds nothing.";
 
 const ORDERS_EXAMPLES: &str = "Examples:
   retain import orders shop-export.csv
@@ -28,13 +41,15 @@ const ORDERS_EXAMPLES: &str = "Examples:
   retain import orders woo.csv --profile woocommerce
   retain import orders bestellungen.csv --delimiter ';' --decimal-comma --date-format '%d.%m.%Y'
   retain import orders export.csv --map customer_id='Client Ref' --map amount='Gross'
+  retain import orders lines.csv   (customer_id,order_id,date,product,quantity,amount: product lines)
 
 Columns are recognised by name (CustomerID, customer_id, InvoiceDate, Quantity, UnitPrice,
 InvoiceNo, amount, total, …). Needed: a customer id (or email), an order date, and an amount or
 quantity × unit price. Returns (negative quantity/amount, invoice ids like C536379, status
 'refunded') reduce revenue. Platform exports: the order total is the amount, refunds reduce it,
-cancelled/voided/test orders are skipped and counted, line-item rows are never rejects. The
-file is streamed: any size, memory stays flat. Rejected rows are listed with line and reason and saved to
+cancelled/voided/test orders are skipped and counted, line-item rows are never rejects. Product
+lines (StockCode/Description, sku/product, Shopify's and WooCommerce's line items) are kept with
+their quantity, amount and returns for recommendations. The file is streamed: any size, memory stays flat. Rejected rows are listed with line and reason and saved to
 rejects/ in the workspace.";
 
 const CUSTOMERS_EXAMPLES: &str = "Examples:
@@ -131,6 +146,10 @@ pub struct Summary {
     pub skipped_orders: u64,
     /// Customers first seen in this file.
     pub new_customers: u64,
+    /// Orders: product lines stored (order lines of a product, for recommendations).
+    pub product_lines: u64,
+    /// Products: catalogue products stored.
+    pub products: u64,
 }
 
 pub async fn run(ctx: &Context, cmd: Command, quiet: bool) -> Result<()> {
@@ -147,6 +166,10 @@ pub async fn run(ctx: &Context, cmd: Command, quiet: bool) -> Result<()> {
         }
         Command::Customers(a) => {
             let (s, r) = import_customers(ctx, &a.file, &a.options()).await?;
+            (s, r, a.format)
+        }
+        Command::Products(a) => {
+            let (s, r) = import_products(ctx, &a.file, &a.options()).await?;
             (s, r, a.format)
         }
     };
@@ -238,6 +261,8 @@ pub async fn import_orders(
         line_items: s.line_items,
         skipped_orders: s.skipped.iter().map(|(_, n)| n).sum(),
         new_customers: done.new_customers,
+        product_lines: done.item_lines,
+        products: 0,
     };
     Ok((summary, shown))
 }
@@ -381,6 +406,73 @@ pub async fn import_customers(
         line_items: 0,
         skipped_orders: 0,
         new_customers: 0,
+        product_lines: 0,
+        products: 0,
+    };
+    Ok((summary, parsed.rejects))
+}
+
+/// Imports a products (catalogue) file into the workspace.
+pub async fn import_products(
+    ctx: &Context,
+    file: &Path,
+    opts: &ImportOptions,
+) -> Result<(Summary, Vec<Reject>)> {
+    let bytes = import::read_file(file)?;
+    let parsed = import::parse_products(file, &bytes, opts)?;
+    if parsed.products.is_empty() {
+        return Err(fail(
+            exit::BAD_INPUT,
+            format!(
+                "{}: no product could be imported ({} rows read){}",
+                file.display(),
+                parsed.rows_read,
+                parsed
+                    .rejects
+                    .first()
+                    .map(|r| format!("; first problem: {r}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let rejects_file = write_rejects(ctx, file, &parsed.rejects)?;
+    let record = ctx
+        .store
+        .import_products(
+            &file.display().to_string(),
+            &parsed.products,
+            (parsed.rows_read, parsed.rows_rejected),
+        )
+        .await
+        .with_context(|| format!("storing the products of {}", file.display()))?;
+    let out_of_stock = parsed.products.iter().filter(|p| !p.in_stock).count();
+    let summary = Summary {
+        kind: "products",
+        file: file.display().to_string(),
+        import_id: record.id,
+        rows_read: parsed.rows_read,
+        rows_imported: parsed.rows_read - parsed.rows_rejected,
+        rows_rejected: parsed.rows_rejected,
+        rows_without_customer: 0,
+        customers: 0,
+        orders: 0,
+        returns: 0,
+        revenue: 0.0,
+        invalid_emails: 0,
+        rejects_file: rejects_file.map(|p| p.display().to_string()),
+        date_format: None,
+        delimiter: None,
+        columns: parsed.columns.clone(),
+        notes: vec![format!(
+            "{} products out of stock",
+            count(out_of_stock as u64)
+        )],
+        profile: None,
+        line_items: 0,
+        skipped_orders: 0,
+        new_customers: 0,
+        product_lines: 0,
+        products: parsed.products.len() as u64,
     };
     Ok((summary, parsed.rejects))
 }
@@ -414,9 +506,14 @@ fn print_summary(s: &Summary, rejects: &[Reject]) {
         println!("  orders             {:>12}", count(s.orders));
         println!("  returns            {:>12}", count(s.returns));
         println!("  net revenue        {:>12}", money(s.revenue));
+        if s.product_lines > 0 {
+            println!("  product lines      {:>12}", count(s.product_lines));
+        }
         if let (Some(df), Some(d)) = (&s.date_format, &s.delimiter) {
             println!("  date format        {df:>12}   delimiter '{d}'");
         }
+    } else if s.kind == "products" {
+        println!("  products           {:>12}", count(s.products));
     } else {
         println!("  customers          {:>12}", count(s.customers));
         println!("  invalid emails     {:>12}", count(s.invalid_emails));

@@ -15,6 +15,7 @@ pub mod init;
 pub mod mail;
 pub mod plan;
 pub mod predict;
+pub mod recommend;
 pub mod report;
 pub mod rfm;
 pub mod segment;

@@ -209,6 +209,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         };
     }
     let suppressions = ctx.store.suppression_list().await?;
+    let dues = ctx.store.replenishment_due_days().await?;
 
     // Names the rules may use.
     let mut segment_names: BTreeSet<String> = RFM_SEGMENTS.iter().map(|s| s.to_string()).collect();
@@ -242,6 +243,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
                 .as_deref()
                 .and_then(|e| suppressions.get(e)),
             last_campaign_at: c.last_mailed_at,
+            due_day: dues.get(&c.customer.id).copied(),
         })
         .collect();
 

@@ -190,9 +190,11 @@ pub async fn load(ctx: &Context, campaign_id: &str, opts: &MailOptions) -> Resul
                 features: m.features,
                 prediction: m.prediction,
                 customer,
+                ..Default::default()
             },
         );
     }
+    add_products(ctx, &mut recipients).await?;
     let composer = composer(ctx, &ctx.config, &campaign, opts)?;
     let composer = with_variants(ctx, composer, campaign_id).await?;
     Ok(Loaded {
@@ -202,6 +204,31 @@ pub async fn load(ctx: &Context, campaign_id: &str, opts: &MailOptions) -> Resul
         recipients,
         composer,
     })
+}
+
+/// The audience's stored recommendations and due products (`retain recommend`), as the
+/// templates show them.
+async fn add_products(ctx: &Context, recipients: &mut HashMap<String, Recipient>) -> Result<()> {
+    let ids: Vec<String> = recipients.keys().cloned().collect();
+    let recs = ctx.store.recommendations_of(&ids).await?;
+    let dues = ctx.store.replenishment_dues_of(&ids).await?;
+    let today = retain_core::day_of(chrono::Utc::now().date_naive());
+    let card = |p: &retain_store::ProductRow| retain_mailer::ProductCard {
+        id: p.id.clone(),
+        name: p.name.clone().unwrap_or_else(|| p.id.clone()),
+        url: p.url.clone(),
+        image: p.image_url.clone(),
+        price: p.price,
+    };
+    for (id, r) in recipients.iter_mut() {
+        if let Some(list) = recs.get(id) {
+            r.recommendations = list.iter().map(card).collect();
+        }
+        if let Some((due_day, p)) = dues.get(id) {
+            r.due = Some((card(p), i64::from(*due_day) - i64::from(today)));
+        }
+    }
+    Ok(())
 }
 
 fn composer(

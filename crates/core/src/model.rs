@@ -166,6 +166,12 @@ pub fn order_key(order_ref: &str) -> i64 {
     (h >> 2) as i64
 }
 
+/// The stable integer key of a product: [`order_key`]'s hash of its id or SKU (trimmed), so the
+/// same product has the same key in every import and in the catalogue.
+pub fn product_key(product_id: &str) -> i64 {
+    order_key(product_id.trim())
+}
+
 /// The content key of an order row without an order id: its time and amount. Identical rows of
 /// one customer are told apart by an occurrence number added to [`order_key`] of this key.
 pub fn content_order_ref(at: NaiveDateTime, amount: f64) -> String {
@@ -210,6 +216,25 @@ pub fn content_order_key(at: NaiveDateTime, amount: f64) -> i64 {
 /// its net value.)
 pub fn is_return(net_minor: Minor, cancelled: bool) -> bool {
     net_minor < 0 || (net_minor == 0 && cancelled)
+}
+
+/// One stored order line as the per-customer product folds read it: product, the order's day,
+/// signed quantity and amount, cancelled flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemFact {
+    pub product: i64,
+    pub day: Day,
+    pub quantity: i64,
+    pub amount: Minor,
+    pub cancelled: bool,
+}
+
+impl ItemFact {
+    /// The returns rule applied to one line: a negative line (or a nil cancelled one, or a
+    /// negative quantity) is a return.
+    pub fn is_return(&self) -> bool {
+        is_return(self.amount, self.cancelled || self.quantity < 0)
+    }
 }
 
 /// One stored order as the per-customer folds read it: day, net amount, cancelled flag.

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use retain_core::tracking::Links;
 use retain_core::{Customer, CustomerFeatures, Prediction};
 
-use crate::context::{self, Recipient, Scores, Shared};
+use crate::context::{self, ProductCard, Recipient, Scores, Shared};
 use crate::error::MailerError;
 use crate::message::{compose, Addressing, Dkim, Identity, OutgoingMessage};
 use crate::templates::{Rendered, TemplateSet};
@@ -194,6 +194,32 @@ pub fn sample_recipient() -> Recipient {
             expected_purchases_90d: 1.4,
             clv: 512.0,
         }),
+        recommendations: vec![
+            ProductCard {
+                id: "TEA-1".into(),
+                name: "Loose leaf Assam".into(),
+                url: Some("https://shop.example.com/assam".into()),
+                image: Some("https://shop.example.com/assam.jpg".into()),
+                price: Some(12.5),
+            },
+            ProductCard {
+                id: "MUG-2".into(),
+                name: "Blue mug".into(),
+                url: None,
+                image: None,
+                price: Some(20.0),
+            },
+        ],
+        due: Some((
+            ProductCard {
+                id: "COFFEE-1".into(),
+                name: "Coffee beans".into(),
+                url: Some("https://shop.example.com/coffee".into()),
+                image: None,
+                price: Some(14.0),
+            },
+            5,
+        )),
         customer,
     }
 }

@@ -1,6 +1,8 @@
 //! What a template sees for one recipient: customer fields and attributes, segment and scores,
 //! purchase statistics, CLV predictions when present, the goal and campaign, the offer, company
-//! and sender details, and the recipient's own URLs (unsubscribe, view in browser, open pixel).
+//! and sender details, the recipient's own URLs (unsubscribe, view in browser, open pixel), their
+//! product recommendations (`recommendations`: id, name, url, image, price) and the product they
+//! are due to buy again (`due_product`, with `days_until_due`).
 //!
 //! Every key is always present (`null` when unknown), so `{% if prediction %}` works and a typo
 //! in a variable name is an "undefined variable" error caught before sending.
@@ -29,6 +31,21 @@ pub struct Recipient {
     pub scores: Option<Scores>,
     pub features: Option<CustomerFeatures>,
     pub prediction: Option<Prediction>,
+    /// Recommended products, best first (empty when none are stored).
+    pub recommendations: Vec<ProductCard>,
+    /// The product the customer is due to buy again, and in how many days (negative: overdue).
+    pub due: Option<(ProductCard, i64)>,
+}
+
+/// A product as an email shows it. `url` and `image` are http(s) URLs or absent (the template
+/// falls back to the shop's URL); `name` falls back to the product id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProductCard {
+    pub id: String,
+    pub name: String,
+    pub url: Option<String>,
+    pub image: Option<String>,
+    pub price: Option<f64>,
 }
 
 /// The campaign being sent, as the mailer needs it.
@@ -204,6 +221,16 @@ pub fn build(
         },
     );
     ctx.insert("today", &shared.today);
+    ctx.insert("recommendations", &r.recommendations);
+    ctx.insert(
+        "due_product",
+        &r.due.as_ref().map(|(p, days)| {
+            serde_json::json!({
+                "id": p.id, "name": p.name, "url": p.url, "image": p.image, "price": p.price,
+                "days_until_due": days,
+            })
+        }),
+    );
     ctx
 }
 

@@ -24,7 +24,7 @@ pub mod transport;
 pub mod workers;
 
 pub use composer::{sample_recipient, Composer};
-pub use context::{CampaignInfo, Offer, Recipient, Scores, Shared};
+pub use context::{CampaignInfo, Offer, ProductCard, Recipient, Scores, Shared};
 pub use deliverability::{
     check_guardrail, guardrail_between_batches, GuardrailCheck, GuardrailLimits, Ingest,
     IngestSettings, Ingested, ItemResult, MatchedBy, ProviderEvent,

@@ -124,3 +124,110 @@ fn every_default_goal_has_a_template_that_renders() {
         }
     }
 }
+
+/// The HTML with the values of double-quoted attributes cut out.
+fn without_quoted_attributes(html: &str) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    while let Some(i) = rest.find("=\"") {
+        out.push_str(&rest[..i + 2]);
+        let after = &rest[i + 2..];
+        match after.find('"') {
+            Some(j) => rest = &after[j..],
+            None => {
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn recommendations_render_escaped_with_tracked_links() {
+    let hostile = "<script>alert(1)</script> & \"Tea\" <b>bold</b>";
+    let mut r = sample_recipient();
+    r.recommendations = vec![
+        retain_mailer::ProductCard {
+            id: "X1".into(),
+            name: hostile.into(),
+            url: Some("https://shop.example/p/x1?a=1&b=2".into()),
+            image: Some("https://cdn.example/x1.jpg\" onerror=\"alert(2)".into()),
+            price: Some(9.5),
+        },
+        retain_mailer::ProductCard {
+            id: "Y2".into(),
+            name: "Green tea".into(),
+            url: None,
+            image: None,
+            price: None,
+        },
+    ];
+    for goal in ["upsell_cross_sell", "win_back", "loyalty_reward"] {
+        let out = composer(goal, None)
+            .render(7, "x@mail.example", &r)
+            .expect("renders");
+        // Inside a quoted attribute (the image's alt text) `<` is inert and the HTML serializer
+        // leaves it; quotes are escaped, so nothing breaks out. Everywhere else it is escaped.
+        let outside = without_quoted_attributes(&out.html);
+        assert!(!outside.contains("<script>"), "{goal}: {outside}");
+        assert!(!outside.contains("<b>bold"), "{goal}");
+        assert!(!out.html.contains("\" onerror=\""), "{goal}");
+        assert!(out.html.contains("&quot;Tea&quot;"), "{goal}");
+        assert!(
+            out.html
+                .contains("&lt;script&gt;alert(1)&lt;&#x2F;script&gt;")
+                || out.html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{goal}: {}",
+            out.html
+        );
+        assert!(out.html.contains("Green tea"), "{goal}");
+        // The text part names both picks; every product link goes through the click tracker.
+        assert!(
+            out.text.contains(hostile) && out.text.contains("Green tea"),
+            "{goal}: {}",
+            out.text
+        );
+        let visible = retain_mailer::html_text::html_to_text(&out.html);
+        assert!(visible.contains("9.5"), "{goal}: {visible}");
+        assert!(
+            !out.html.contains("href=\"https://shop.example/p/x1"),
+            "{goal}: untracked link"
+        );
+        assert!(
+            !out.text.contains("https://shop.example/p/x1"),
+            "{goal}: untracked link"
+        );
+    }
+    // Without recommendations, no empty product table.
+    let mut bare = sample_recipient();
+    bare.recommendations.clear();
+    let out = composer("upsell_cross_sell", None)
+        .render(7, "x@mail.example", &bare)
+        .expect("renders");
+    assert!(!out.html.contains("class=\"picks\""));
+}
+
+#[test]
+fn the_renewal_reminder_names_the_due_product() {
+    let mut r = sample_recipient();
+    r.due = Some((
+        retain_mailer::ProductCard {
+            id: "C1".into(),
+            name: "Coffee <beans>".into(),
+            url: Some("https://shop.example/coffee".into()),
+            image: None,
+            price: Some(14.0),
+        },
+        4,
+    ));
+    let out = composer("renewal_reminder", None)
+        .render(7, "x@mail.example", &r)
+        .expect("renders");
+    assert!(out.html.contains("Coffee &lt;beans&gt;"), "{}", out.html);
+    assert!(
+        out.text.contains("Time to restock Coffee <beans>"),
+        "{}",
+        out.text
+    );
+}

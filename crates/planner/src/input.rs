@@ -32,6 +32,9 @@ pub struct Candidate<'a> {
     pub suppression: Option<SuppressionReason>,
     /// Unix seconds (UTC) of the last campaign email sent to the customer.
     pub last_campaign_at: Option<i64>,
+    /// The day (days since 1970-01-01) the customer's product due soonest should be bought
+    /// again (replenishment timing).
+    pub due_day: Option<i32>,
 }
 
 impl<'a> Candidate<'a> {
@@ -57,6 +60,10 @@ impl<'a> Candidate<'a> {
         }
         if let Some(at) = self.last_campaign_at {
             n[NumField::DaysSinceLastEmail.index()] = ((now - at) as f64 / 86_400.0).floor();
+        }
+        if let Some(due) = self.due_day {
+            let today = now.div_euclid(86_400);
+            n[NumField::DaysUntilDue.index()] = (i64::from(due) - today) as f64;
         }
         // Non-finite inputs (a NaN CLV, say) read as "no value".
         for x in &mut n {
@@ -289,5 +296,53 @@ impl PlanOptions {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::expr::{parse, Vocabulary};
+
+    fn chrono_free_date() -> chrono::NaiveDate {
+        retain_core::date_of(20_000)
+    }
+
+    #[test]
+    fn days_until_due_counts_from_now_and_is_absent_without_a_due_product() {
+        let customer = Customer::default();
+        let features = CustomerFeatures {
+            customer_id: String::new(),
+            first_order: chrono_free_date(),
+            last_order: chrono_free_date(),
+            recency_days: 10,
+            frequency: 3,
+            repeat_purchases: 2,
+            monetary_total: 90.0,
+            avg_order_value: 30.0,
+            tenure_days: 100,
+        };
+        let mut c = Candidate {
+            customer: &customer,
+            features: &features,
+            segment: "Loyal Customers",
+            scores: None,
+            prediction: None,
+            suppression: None,
+            last_campaign_at: None,
+            due_day: Some(20_005),
+        };
+        // Noon of day 20 000.
+        let now = 20_000 * 86_400 + 43_200;
+        assert_eq!(c.numbers(now)[NumField::DaysUntilDue.index()], 5.0);
+        let rule = parse("days_until_due <= 7", &Vocabulary::default()).expect("parses");
+        assert!(rule.evaluate(&c.subject(now)));
+        assert!(
+            !rule.evaluate(&c.subject(now - 10 * 86_400)),
+            "due in 15 days"
+        );
+        c.due_day = None;
+        assert!(c.numbers(now)[NumField::DaysUntilDue.index()].is_nan());
+        assert!(!rule.evaluate(&c.subject(now)));
     }
 }

@@ -82,6 +82,7 @@ impl Base {
                 prediction: self.predictions[i].as_ref(),
                 suppression: self.suppression[i],
                 last_campaign_at: self.last_sent[i],
+                due_day: None,
             })
             .collect()
     }

@@ -97,6 +97,7 @@ fn candidates(b: &Base) -> Vec<Candidate<'_>> {
             prediction: Some(&b.predictions[i]),
             suppression: None,
             last_campaign_at: None,
+            due_day: None,
         })
         .collect()
 }

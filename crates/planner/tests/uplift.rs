@@ -76,6 +76,7 @@ impl Base {
                 prediction: Some(&self.predictions[i]),
                 suppression: None,
                 last_campaign_at: None,
+                due_day: None,
             })
             .collect()
     }

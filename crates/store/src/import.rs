@@ -34,6 +34,8 @@ pub struct OrdersImported {
     pub orders: u64,
     pub returns: u64,
     pub revenue: f64,
+    /// Product lines read from the file (stored in `order_items`, with their products).
+    pub item_lines: u64,
 }
 
 /// Counts of the orders an import wrote.
@@ -44,6 +46,7 @@ struct Written {
     orders: u64,
     returns: u64,
     revenue_minor: i64,
+    item_lines: u64,
 }
 
 impl Written {
@@ -126,6 +129,7 @@ impl Store {
                 currency: o.currency.clone(),
                 product: o.product.clone(),
                 mode: LineMode::Replace,
+                item: None,
             })
             .collect();
         let (tx, rx) = mpsc::sync_channel::<OrderFeed>(1);
@@ -221,6 +225,8 @@ where
     }
     let mut touched: Vec<bool> = Vec::new();
     let mut written = Written::default();
+    let mut items = crate::items::SqliteItems::new(&tx, created_at)?;
+    let mut stage_rows = 0i64;
     // Rows go to a staging table first (appends, cheap whatever the key order), then into the
     // orders in key order in two set-based upserts: the orders B-tree is written front to back
     // once instead of once per batch.
@@ -281,6 +287,12 @@ where
                     set(&mut touched, key, true);
                     written.customers += 1;
                 }
+                if l.mode == LineMode::ItemOnly {
+                    items.push(key, &l, None)?;
+                    continue;
+                }
+                stage_rows += 1;
+                items.push(key, &l, Some(stage_rows))?;
                 staged.push(Staged {
                     ints: [
                         key,
@@ -347,6 +359,7 @@ where
     );
     tx.execute(&sum, [import_id]).map_err(e)?;
     tx.execute(&rest, [import_id]).map_err(e)?;
+    written.item_lines = items.finish(&tx, import_id)?;
     tx.execute_batch("DROP TABLE temp.import_stage")
         .map_err(e)?;
 
@@ -495,6 +508,7 @@ fn finish(
         orders: w.orders,
         returns: w.returns,
         revenue: from_minor(w.revenue_minor),
+        item_lines: w.item_lines,
     }
 }
 
@@ -516,7 +530,7 @@ fn set(v: &mut Vec<bool>, key: i64, value: bool) {
 }
 
 /// One field of PostgreSQL's COPY text format.
-fn copy_field(out: &mut String, v: Option<&str>) {
+pub(crate) fn copy_field(out: &mut String, v: Option<&str>) {
     match v {
         None => out.push_str("\\N"),
         Some(s) => {
@@ -556,12 +570,13 @@ where
     .bind(created_at)
     .fetch_one(&mut *tx)
     .await?;
-    sqlx::query(
+    sqlx::query(&format!(
         "CREATE TEMP TABLE import_stage (cid TEXT NOT NULL, email TEXT, email_valid BIGINT NOT NULL, \
          okey BIGINT NOT NULL, mode BIGINT NOT NULL, seq BIGINT NOT NULL, order_ref TEXT, \
          day BIGINT NOT NULL, at BIGINT NOT NULL, amount BIGINT NOT NULL, items BIGINT NOT NULL, \
-         cancelled BIGINT NOT NULL, currency TEXT, product TEXT) ON COMMIT DROP",
-    )
+         cancelled BIGINT NOT NULL, currency TEXT, product TEXT{}) ON COMMIT DROP",
+        crate::items::PG_STAGE_ITEM_COLS
+    ))
     .execute(&mut *tx)
     .await?;
     // The receiver blocks: take it to a blocking thread that forwards batches as COPY text.
@@ -596,6 +611,7 @@ where
                 copy_field(&mut buf, l.currency.as_deref());
                 buf.push('\t');
                 copy_field(&mut buf, l.product.as_deref());
+                crate::items::copy_item_fields(&mut buf, l);
                 buf.push('\n');
             }
             if btx.blocking_send(Ok(buf)).is_err() {
@@ -649,7 +665,7 @@ where
         |c: &str, agg: &str| format!("CASE WHEN MAX(mode) = 2 THEN {} ELSE {agg} END", last(c));
     let merge = format!(
         "WITH s AS (SELECT c.key AS ckey, st.*, ROW_NUMBER() OVER (PARTITION BY c.key, st.okey ORDER BY st.seq) AS rn \
-                    FROM import_stage st JOIN customers c ON c.id = st.cid), \
+                    FROM import_stage st JOIN customers c ON c.id = st.cid WHERE st.mode <> 3), \
               k AS (SELECT ckey, CASE WHEN mode = 0 THEN okey + rn - 1 ELSE okey END AS okey, mode, seq, order_ref, \
                            day, at, amount, items, cancelled, currency, product FROM s) \
          INSERT INTO orders ({ORDER_COLS}) \
@@ -671,6 +687,7 @@ where
         .bind(import_id)
         .execute(&mut *tx)
         .await?;
+    written.item_lines = crate::items::pg_merge(&mut tx, import_id, created_at).await?;
 
     // Aggregates of the touched customers.
     sqlx::query(

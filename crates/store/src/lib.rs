@@ -14,12 +14,14 @@ mod deliverability;
 mod events;
 mod fleet;
 mod import;
+mod items;
 mod keyed;
 mod migrate;
 mod native;
 mod orders;
 mod plans;
 mod predictions;
+mod products;
 mod profile;
 mod segments;
 mod sends;
@@ -50,6 +52,7 @@ pub use migrate::MigrationStatus;
 pub use orders::ImportRecord;
 pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};
 pub use predictions::{NewPredictionRun, PredictionBound, PredictionRunRecord, StoredPrediction};
+pub use products::{OrderItemRow, ProductRow, StoredDue};
 pub use profile::{
     CampaignReceived, CustomerProfile, Erasure, ProfileEvent, ProfilePrediction,
     SegmentHistoryEntry, ERASED_PREFIX,

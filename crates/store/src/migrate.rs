@@ -97,6 +97,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0016_fleet.sql"),
         include_str!("../migrations/postgres/0016_fleet.sql"),
     ),
+    (
+        17,
+        "products",
+        include_str!("../migrations/sqlite/0017_products.sql"),
+        include_str!("../migrations/postgres/0017_products.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction

@@ -61,6 +61,19 @@ fields! {
 }
 
 fields! {
+    /// A field of a products (catalogue) file.
+    ProductField {
+        Id => "id" ["sku", "productid", "id", "stockcode", "productcode", "itemsku", "articlenumber", "handle", "variantsku"],
+        Name => "name" ["name", "title", "productname", "description", "productdescription", "itemname"],
+        Url => "url" ["url", "link", "producturl", "permalink", "page"],
+        ImageUrl => "image_url" ["imageurl", "image", "imagesrc", "imagelink", "picture", "thumbnail", "variantimage"],
+        Price => "price" ["price", "unitprice", "variantprice", "regularprice", "saleprice", "amount"],
+        InStock => "in_stock" ["instock", "stock", "available", "availability", "stockstatus", "inventoryquantity", "variantinventoryqty", "quantity"],
+        Category => "category" ["category", "productcategory", "producttype", "type", "department", "collection"],
+    }
+}
+
+fields! {
     /// A field of a customers file.
     CustomerField {
         CustomerId => "customer_id" ["customerid", "customer", "id", "customerno", "customernumber", "custid", "clientid", "client", "userid", "memberid", "accountid", "contactid", "kundennummer"],

@@ -8,6 +8,7 @@
 pub mod columns;
 pub mod customers;
 pub mod orders;
+pub mod products;
 pub mod stream;
 pub mod text;
 
@@ -15,9 +16,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-pub use columns::{CustomerField, OrderField};
+pub use columns::{CustomerField, OrderField, ProductField};
 pub use customers::{parse_customers, CustomersImport};
-pub use orders::{parse_orders, scan_features, LineMode, OrderLine, OrdersImport, Profile};
+pub use orders::{
+    parse_orders, scan_features, LineItem, LineMode, OrderLine, OrdersImport, Profile,
+};
+pub use products::{parse_products, Product, ProductsImport};
 pub use stream::{stream_orders, OrderFeed, StreamSummary};
 
 /// Options shared by both importers.

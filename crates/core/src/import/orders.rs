@@ -20,7 +20,7 @@ use crate::dates::{detect_date_format, parse_number, DateFormat};
 use crate::features::{features_of, CustomerHistory};
 use crate::model::{
     content_order_key, content_order_ref, date_of, day_of, from_minor, is_return, order_key,
-    to_minor, CustomerFeatures, Day, Minor, Order,
+    product_key, to_minor, CustomerFeatures, Day, Minor, Order,
 };
 
 /// The outcome of reading an orders file.
@@ -83,6 +83,30 @@ pub struct OrderLine {
     pub currency: Option<String>,
     pub product: Option<String>,
     pub mode: LineMode,
+    /// The product line this row carries, when the export names a product.
+    pub item: Option<LineItem>,
+}
+
+/// One product line of an order: what was bought, how many, for how much. A line's return is
+/// decided by the one returns rule ([`LineItem::is_return`] → [`is_return`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineItem {
+    /// [`product_key`] of `product_id`.
+    pub product_key: i64,
+    /// The export's product id or SKU (the name when it has neither).
+    pub product_id: String,
+    pub name: Option<String>,
+    /// Units, signed: a returned line has a negative quantity.
+    pub quantity: i64,
+    /// Signed line amount in minor units.
+    pub amount: Minor,
+    pub cancelled: bool,
+}
+
+impl LineItem {
+    pub fn is_return(&self) -> bool {
+        is_return(self.amount, self.cancelled || self.quantity < 0)
+    }
 }
 
 impl OrderLine {
@@ -124,6 +148,9 @@ pub struct Collapse {
 
 impl Collapse {
     pub fn push(&mut self, l: &OrderLine) {
+        if l.mode == LineMode::ItemOnly {
+            return;
+        }
         let mut key = l.order_key;
         loop {
             match self.index.get(&(l.customer.clone(), key)) {
@@ -197,8 +224,9 @@ pub(crate) enum Item {
     Lines([Option<OrderLine>; 2]),
     /// Rejected (with whether it was for want of a customer).
     Skip(Reject, bool),
-    /// A further line-item row of an order already read.
-    Continuation,
+    /// A further line-item row of an order already read, with its product line (an
+    /// [`LineMode::ItemOnly`] line) when it names a product.
+    Continuation(Option<OrderLine>),
     Skipped(&'static str),
 }
 
@@ -281,6 +309,9 @@ pub enum LineMode {
     Sum,
     /// An order-level row (a platform export's order total): repeated rows say the same thing.
     Replace,
+    /// A platform export's further line-item row: only its product line is stored, the order
+    /// came from the order's first row.
+    ItemOnly,
 }
 
 impl LineMode {
@@ -290,6 +321,7 @@ impl LineMode {
             Self::Distinct => 0,
             Self::Sum => 1,
             Self::Replace => 2,
+            Self::ItemOnly => 3,
         }
     }
 }
@@ -313,10 +345,38 @@ pub(crate) struct Layout {
     pub(crate) product: Option<Column>,
     pub(crate) currency: Option<Column>,
     pub(crate) status: Option<Column>,
+    /// Product line columns: id/SKU, name, quantity, unit price, line total, refunded amount.
+    pub(crate) items: ItemColumns,
     pub(crate) date_format: DateFormat,
     pub(crate) date_format_ambiguous: bool,
     pub(crate) decimal_comma: bool,
     pub(crate) columns: Vec<(String, String)>,
+}
+
+/// Where a record's product line is.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ItemColumns {
+    pub(crate) sku: Option<Column>,
+    pub(crate) name: Option<Column>,
+    pub(crate) quantity: Option<Column>,
+    pub(crate) unit_price: Option<Column>,
+    pub(crate) total: Option<Column>,
+    pub(crate) refunded: Option<Column>,
+}
+
+impl ItemColumns {
+    fn any(&self) -> bool {
+        self.sku.is_some() || self.name.is_some()
+    }
+}
+
+/// A record's product line as read, before keys.
+struct RowItem<'a> {
+    id: &'a str,
+    name: Option<&'a str>,
+    quantity: f64,
+    amount: f64,
+    cancelled: bool,
 }
 
 /// One record, parsed.
@@ -333,14 +393,24 @@ struct Row<'a> {
     mode: LineMode,
     /// A platform export's refunded amount (positive): recorded as a return of the order.
     refund: Option<f64>,
+    item: Option<RowItem<'a>>,
+}
+
+/// A platform export's further line-item row: its order and product line.
+struct ContinuationRow<'a> {
+    customer: Cow<'a, str>,
+    order_id: &'a str,
+    at: NaiveDateTime,
+    item: RowItem<'a>,
 }
 
 enum Parsed<'a> {
     Row(Row<'a>),
     NoCustomer,
     Reject(Option<&'a Column>, String),
-    /// A platform export's further line-item row of an order already read.
-    LineItem,
+    /// A platform export's further line-item row of an order already read (with its product
+    /// line when it can be read).
+    LineItem(Option<ContinuationRow<'a>>),
     /// An order the platform marks as cancelled, voided or a test: skipped and counted.
     Skipped(&'static str),
 }
@@ -533,7 +603,50 @@ pub(crate) fn layout(
             columns.push((key.to_string(), c.header.clone()));
         }
     }
+    let product = get(OrderField::Product);
+    let items = match profile {
+        Profile::Generic => {
+            let sku = by_name(&[
+                "stockcode",
+                "sku",
+                "productid",
+                "productcode",
+                "itemsku",
+                "articlenumber",
+            ]);
+            let name = product
+                .clone()
+                .filter(|c| sku.as_ref().map(|s| s.index) != Some(c.index))
+                .or_else(|| by_name(&["description", "productname", "itemname"]))
+                .filter(|c| sku.as_ref().map(|s| s.index) != Some(c.index));
+            ItemColumns {
+                sku,
+                name,
+                quantity: quantity.clone(),
+                unit_price: unit_price.clone(),
+                total: None,
+                refunded: None,
+            }
+        }
+        Profile::Shopify => ItemColumns {
+            sku: by_name(&["lineitemsku"]),
+            name: by_name(&["lineitemname"]),
+            quantity: by_name(&["lineitemquantity"]),
+            unit_price: by_name(&["lineitemprice"]),
+            total: None,
+            refunded: None,
+        },
+        Profile::WooCommerce => ItemColumns {
+            sku: by_name(&["itemsku", "itemproductid"]),
+            name: by_name(&["itemname"]),
+            quantity: by_name(&["itemquantity"]),
+            unit_price: by_name(&["itemcost", "itemprice"]),
+            total: by_name(&["itemtotal"]),
+            refunded: by_name(&["itemrefunded"]),
+        },
+    };
     Ok(Layout {
+        items,
         delimiter,
         profile,
         refunded,
@@ -547,7 +660,7 @@ pub(crate) fn layout(
         unit_price,
         order_id: get(OrderField::OrderId),
         email,
-        product: get(OrderField::Product),
+        product,
         currency: get(OrderField::Currency),
         status: get(OrderField::Status),
         date_format,
@@ -621,7 +734,7 @@ impl Layout {
             Profile::Shopify => {
                 // Order fields are on an order's first row only: the rest are its line items.
                 if self.amount.as_ref().is_some_and(|c| field(c).is_empty()) {
-                    return Parsed::LineItem;
+                    return Parsed::LineItem(self.continuation(fields));
                 }
                 if self
                     .cancelled_at
@@ -659,20 +772,8 @@ impl Layout {
                 }
             }
         }
-        let Some(cust_col) = &self.customer else {
+        let Some(customer) = self.customer_of(fields) else {
             return Parsed::NoCustomer;
-        };
-        let customer = if self.customer_from_email {
-            let e = field(cust_col).trim();
-            if e.is_empty() {
-                return Parsed::NoCustomer;
-            }
-            Cow::Owned(e.to_ascii_lowercase())
-        } else {
-            match clean_customer(field(cust_col)) {
-                Some(c) => c,
-                None => return Parsed::NoCustomer,
-            }
         };
         let raw_date = field(&self.date);
         let Some(at) = self.date_format.parse(raw_date) else {
@@ -763,7 +864,20 @@ impl Layout {
         if (cancelled || quantity.is_some_and(|q| q < 0.0)) && amount > 0.0 {
             amount = -amount;
         }
+        let item = match self.profile {
+            Profile::Generic => self.row_item(fields, quantity, Some(amount), cancelled),
+            Profile::Shopify => self.row_item(fields, None, None, false),
+            Profile::WooCommerce => {
+                let refunded_order = opt(fields, &self.status).is_some_and(|s| {
+                    s.trim()
+                        .trim_start_matches("wc-")
+                        .eq_ignore_ascii_case("refunded")
+                });
+                self.row_item(fields, None, None, refunded_order)
+            }
+        };
         Parsed::Row(Row {
+            item,
             mode,
             refund,
             customer,
@@ -775,6 +889,85 @@ impl Layout {
             email: opt(fields, &self.email),
             product: opt(fields, &self.product),
             currency: opt(fields, &self.currency),
+        })
+    }
+
+    /// The record's customer: the id column (cleaned) or the email (lowercased).
+    fn customer_of<'a>(&self, fields: &[&'a str]) -> Option<Cow<'a, str>> {
+        let cust_col = self.customer.as_ref()?;
+        let raw = fields.get(cust_col.index).copied().unwrap_or("");
+        if self.customer_from_email {
+            let e = raw.trim();
+            (!e.is_empty()).then(|| Cow::Owned(e.to_ascii_lowercase()))
+        } else {
+            clean_customer(raw)
+        }
+    }
+
+    /// A platform export's further line-item row: its customer, order and product line, or
+    /// `None` when one of them cannot be read (the row still counts as a line item).
+    fn continuation<'a>(&self, fields: &[&'a str]) -> Option<ContinuationRow<'a>> {
+        let customer = self.customer_of(fields)?;
+        let order_id = opt(fields, &self.order_id)?;
+        let at = self
+            .date_format
+            .parse(fields.get(self.date.index).copied().unwrap_or(""))?;
+        let item = self.row_item(fields, None, None, false)?;
+        Some(ContinuationRow {
+            customer,
+            order_id,
+            at,
+            item,
+        })
+    }
+
+    /// The record's product line: its id (SKU, else name), quantity and line amount (the line
+    /// total, else unit price × quantity, else the row's own amount); a refunded or cancelled
+    /// line is negative.
+    fn row_item<'a>(
+        &self,
+        fields: &[&'a str],
+        row_quantity: Option<f64>,
+        row_amount: Option<f64>,
+        cancelled: bool,
+    ) -> Option<RowItem<'a>> {
+        let ic = &self.items;
+        if !ic.any() {
+            return None;
+        }
+        let text = |c: &Option<Column>| opt(fields, c).map(str::trim).filter(|s| !s.is_empty());
+        let sku = text(&ic.sku);
+        let name = text(&ic.name);
+        let id = sku.or(name)?;
+        let num =
+            |c: &Option<Column>| opt(fields, c).and_then(|v| parse_number(v, self.decimal_comma));
+        let mut quantity = num(&ic.quantity).or(row_quantity).unwrap_or(1.0);
+        let mut amount = match (num(&ic.total), num(&ic.unit_price)) {
+            (Some(t), _) => t,
+            (None, Some(p)) => p * quantity.abs(),
+            (None, None) => row_amount?,
+        };
+        let mut cancelled = cancelled;
+        let refunded = num(&ic.refunded).map_or(0.0, f64::abs);
+        if refunded > 0.0 {
+            if refunded + 0.005 >= amount.abs() {
+                cancelled = true;
+            } else {
+                amount -= refunded;
+            }
+        }
+        if (cancelled || quantity < 0.0) && amount > 0.0 {
+            amount = -amount;
+        }
+        if cancelled && quantity > 0.0 {
+            quantity = -quantity;
+        }
+        Some(RowItem {
+            id,
+            name,
+            quantity,
+            amount,
+            cancelled,
         })
     }
 
@@ -842,9 +1035,12 @@ impl Layout {
                         currency: r.currency.map(str::to_string),
                         product: None,
                         mode: LineMode::Replace,
+                        item: None,
                     }
                 });
+                let item = r.item.and_then(line_item);
                 let order = OrderLine {
+                    item,
                     customer: r.customer.into_owned(),
                     order_key: key,
                     order_ref,
@@ -874,7 +1070,24 @@ impl Layout {
             Parsed::Reject(col, reason) => {
                 Item::Skip(self.reject(line, fields, col, reason), false)
             }
-            Parsed::LineItem => Item::Continuation,
+            Parsed::LineItem(c) => Item::Continuation(c.and_then(|c| {
+                let item = line_item(c.item)?;
+                Some(OrderLine {
+                    customer: c.customer.into_owned(),
+                    order_key: order_key(c.order_id),
+                    order_ref: Some(c.order_id.to_string()),
+                    at: c.at,
+                    day: day_of(c.at.date()),
+                    amount: 0,
+                    items: 0,
+                    cancelled: false,
+                    email: None,
+                    currency: None,
+                    product: None,
+                    mode: LineMode::ItemOnly,
+                    item: Some(item),
+                })
+            })),
             Parsed::Skipped(why) => Item::Skipped(why),
         }
     }
@@ -893,6 +1106,18 @@ impl Layout {
             record: fields.join(&char::from(self.delimiter).to_string()),
         }
     }
+}
+
+/// A parsed product line with its key and amounts in minor units (`None` when out of range).
+fn line_item(r: RowItem<'_>) -> Option<LineItem> {
+    Some(LineItem {
+        product_key: product_key(r.id),
+        product_id: r.id.to_string(),
+        name: r.name.map(str::to_string),
+        quantity: r.quantity.round().clamp(-1e15, 1e15) as i64,
+        amount: to_minor(r.amount)?,
+        cancelled: r.cancelled,
+    })
 }
 
 /// Reads an orders file that has been loaded into memory: the reference the streaming import
@@ -941,7 +1166,7 @@ pub fn parse_orders(
                 out.rejects.push(reject);
                 continue;
             }
-            Item::Continuation => {
+            Item::Continuation(_) => {
                 out.line_items += 1;
                 continue;
             }
@@ -1024,7 +1249,7 @@ pub fn scan_features(
                 }
                 Parsed::NoCustomer => acc.without_customer += 1,
                 Parsed::Reject(..) => acc.rejected += 1,
-                Parsed::LineItem | Parsed::Skipped(_) => {}
+                Parsed::LineItem(_) | Parsed::Skipped(_) => {}
             }
         },
     );
@@ -1319,5 +1544,91 @@ k2;15.02.2024;10,00;A3\n";
         assert_eq!(a[0].frequency, 3);
         assert_eq!(a[0].repeat_purchases, 1);
         assert!((a[0].monetary_total - (13.0 + 4.0 + 9.0 - 9.0)).abs() < 1e-9);
+    }
+
+    /// Every product line of a file, through the streaming reader (continuation rows included).
+    fn item_lines(path: &Path) -> Vec<(String, i64, LineItem, LineMode)> {
+        let mut out = Vec::new();
+        super::super::stream::stream_orders(path, &ImportOptions::default(), &|_| {}, &mut |f| {
+            for l in f.lines {
+                if let Some(i) = l.item {
+                    out.push((l.customer, l.order_key, i, l.mode));
+                }
+            }
+            true
+        })
+        .expect("reads");
+        out
+    }
+
+    #[test]
+    fn product_lines_of_online_retail_shopify_and_woocommerce() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("or.csv");
+        std::fs::write(
+            &p,
+            "InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID\n\
+536365,85123A,WHITE HANGING HEART,6,12/1/2010 8:26,2.55,17850.0\n\
+C536379,85123A,WHITE HANGING HEART,-2,12/2/2010 9:41,2.55,17850\n",
+        )
+        .expect("write");
+        let lines = item_lines(&p);
+        assert_eq!(lines.len(), 2);
+        let (c, okey, i, _) = &lines[0];
+        assert_eq!((c.as_str(), *okey), ("17850", order_key("536365")));
+        assert_eq!(i.product_key, product_key("85123A"));
+        assert_eq!(i.name.as_deref(), Some("WHITE HANGING HEART"));
+        assert_eq!((i.quantity, i.amount), (6, 1530));
+        assert!(!i.is_return());
+        assert_eq!((lines[1].2.quantity, lines[1].2.amount), (-2, -510));
+        assert!(lines[1].2.is_return());
+
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data");
+        let shopify = item_lines(&root.join("shopify_orders.csv"));
+        // #1001 has two lines: the second row carries no order fields but is still a product line.
+        let of_1001: Vec<_> = shopify
+            .iter()
+            .filter(|l| l.1 == order_key("#1001"))
+            .collect();
+        assert_eq!(of_1001.len(), 2, "{shopify:?}");
+        assert_eq!(of_1001[0].2.product_id, "BLUE M");
+        assert_eq!(of_1001[1].2.amount, 3000);
+        assert_eq!(of_1001[1].3, LineMode::ItemOnly);
+        assert_eq!(of_1001[1].0, "ana@example.com");
+
+        let woo = item_lines(&root.join("woocommerce_orders.csv"));
+        let coffee = woo
+            .iter()
+            .find(|l| l.2.product_id == "COFF")
+            .expect("coffee");
+        assert_eq!((coffee.2.quantity, coffee.2.amount), (2, 3000));
+        // Order 502 was refunded: its line is a return.
+        let brush = woo
+            .iter()
+            .find(|l| l.2.product_id == "GRIN")
+            .expect("brush");
+        assert!(brush.2.is_return());
+    }
+
+    #[test]
+    fn a_skipped_platform_orders_line_items_are_dropped_with_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("shopify.csv");
+        std::fs::write(
+            &p,
+            "Name,Email,Financial Status,Total,Created at,Lineitem quantity,Lineitem name,Lineitem price,Lineitem sku,Cancelled at\n\
+#1,a@x.com,paid,30,2024-01-01 10:00:00,1,Mug,10,MUG,\n\
+#1,a@x.com,,,2024-01-01 10:00:00,1,Tea,20,TEA,\n\
+#2,b@x.com,paid,5,2024-01-02 10:00:00,1,Pen,5,PEN,2024-01-03 10:00:00\n\
+#2,b@x.com,,,2024-01-02 10:00:00,2,Ink,3,INK,\n",
+        )
+        .expect("write");
+        let lines = item_lines(&p);
+        let ids: Vec<&str> = lines.iter().map(|l| l.2.product_id.as_str()).collect();
+        assert_eq!(
+            ids,
+            vec!["MUG", "TEA"],
+            "the cancelled order #2 keeps no lines"
+        );
     }
 }

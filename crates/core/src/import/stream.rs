@@ -111,6 +111,8 @@ pub(crate) fn stream_orders_in_blocks(
     let mut last_tail = String::new();
     let mut quotes_odd = false;
     let mut header_skipped = false;
+    // The (customer, order key) of the last order row read: further line-item rows join it.
+    let mut last_order: Option<(String, i64)> = None;
     let mut done = false;
     while !done || !pending.is_empty() {
         while !done && pending.len() < GROUP {
@@ -147,12 +149,19 @@ pub(crate) fn stream_orders_in_blocks(
         let mut feed = OrderFeed::default();
         for item in parsed.into_iter().flatten().flatten() {
             summary.rows_read += 1;
+            if matches!(item, Item::Skipped(_)) {
+                last_order = None;
+            }
             match item {
                 Item::Lines(lines) => {
                     summary.rows_imported += 1;
+                    if let Some(first) = &lines[0] {
+                        last_order = Some((first.customer.clone(), first.order_key));
+                    }
                     feed.lines.extend(lines.into_iter().flatten());
                 }
                 Item::Skip(reject, no_customer) => {
+                    last_order = None;
                     if no_customer {
                         summary.rows_without_customer += 1;
                     } else {
@@ -166,7 +175,19 @@ pub(crate) fn stream_orders_in_blocks(
                     }
                     feed.rejects.push(reject);
                 }
-                Item::Continuation => summary.line_items += 1,
+                Item::Continuation(line) => {
+                    summary.line_items += 1;
+                    // A further row's product line belongs to the order just read; the rows of
+                    // a skipped (cancelled, voided, test) order are dropped with it.
+                    if let Some(l) = line {
+                        if last_order
+                            .as_ref()
+                            .is_some_and(|(c, k)| *c == l.customer && *k == l.order_key)
+                        {
+                            feed.lines.push(l);
+                        }
+                    }
+                }
                 Item::Skipped(why) => match summary.skipped.iter_mut().find(|(w, _)| w == why) {
                     Some((_, n)) => *n += 1,
                     None => summary.skipped.push((why.to_string(), 1)),

@@ -105,6 +105,7 @@ pub fn candidates(d: &Data) -> Vec<Candidate<'_>> {
             prediction: d.predictions[i].as_ref(),
             suppression: d.suppression[i],
             last_campaign_at: d.last_sent[i],
+            due_day: None,
         })
         .collect()
 }

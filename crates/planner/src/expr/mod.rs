@@ -109,10 +109,13 @@ pub enum NumField {
     MScore,
     /// Days since the last campaign email (absent when never mailed).
     DaysSinceLastEmail,
+    /// Days until the customer's product due soonest should be bought again (negative:
+    /// overdue; absent without a due product — needs order lines and `retain recommend`).
+    DaysUntilDue,
 }
 
 /// Number of [`NumField`] variants.
-pub const NUM_FIELDS: usize = 13;
+pub const NUM_FIELDS: usize = 14;
 
 impl NumField {
     pub const ALL: [NumField; NUM_FIELDS] = [
@@ -129,6 +132,7 @@ impl NumField {
         NumField::FScore,
         NumField::MScore,
         NumField::DaysSinceLastEmail,
+        NumField::DaysUntilDue,
     ];
 
     pub fn name(self) -> &'static str {
@@ -146,6 +150,7 @@ impl NumField {
             NumField::FScore => "f_score",
             NumField::MScore => "m_score",
             NumField::DaysSinceLastEmail => "days_since_last_email",
+            NumField::DaysUntilDue => "days_until_due",
         }
     }
 
