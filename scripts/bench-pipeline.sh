@@ -43,15 +43,17 @@ step() { # step LABEL ARGS…: runs `retain ARGS` in the workspace, records time
   local label=$1; shift
   local start end secs mib
   start=$(date +%s.%N)
-  /usr/bin/time -f '%M' -o "$DATA/.rss" "$RETAIN" --workspace "$WS" "$@" > "$DATA/.out" 2> "$DATA/.err" || {
+  /usr/bin/time -f '%M %U %S' -o "$DATA/.rss" "$RETAIN" --workspace "$WS" "$@" > "$DATA/.out" 2> "$DATA/.err" || {
     echo "failed: retain $*" >&2; cat "$DATA/.err" >&2; exit 1; }
   end=$(date +%s.%N)
   secs=$(echo "$end - $start" | bc)
-  mib=$(( $(tail -1 "$DATA/.rss") / 1024 ))
+  read -r kib user sys < <(tail -1 "$DATA/.rss")
+  mib=$(( kib / 1024 ))
+  cpu=$(echo "$user + $sys" | bc)
   TOTAL=$(echo "$TOTAL + $secs" | bc)
   [ "$mib" -gt "$PEAK" ] && PEAK=$mib
-  printf '%-44s %8.1f s %6d MiB\n' "$label" "$secs" "$mib" >&2
-  ROWS_MD="$ROWS_MD| \`$label\` | $(printf '%.1f' "$secs") s | $mib MiB |"$'\n'
+  printf '%-44s %8.1f s %8.1f s CPU %6d MiB\n' "$label" "$secs" "$cpu" "$mib" >&2
+  ROWS_MD="$ROWS_MD| \`$label\` | $(printf '%.1f' "$secs") s | $(printf '%.1f' "$cpu") s | $mib MiB |"$'\n'
 }
 
 step "retain import orders" import orders "$CSV" -q
@@ -60,7 +62,7 @@ step "retain predict" predict -q --format json
 step "retain segment --method kmeans --k 8" segment --method kmeans --k 8 -q --format json
 step "retain segment --method rfm" segment --method rfm -q --format json
 step "retain plan --budget 5000" plan --budget 5000 -q --format json
-PLAN=$("$RETAIN" --workspace "$WS" plan show --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+PLAN=$("$RETAIN" --workspace "$WS" plan show --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)["plan_id"])')
 step "retain plan approve" plan approve "$PLAN" -q
 CAMPAIGNS=$("$RETAIN" --workspace "$WS" plan show "$PLAN" --format json | python3 -c 'import json,sys; print(" ".join(c["campaign_id"] for c in json.load(sys.stdin)["campaigns"]))')
 for c in $CAMPAIGNS; do
@@ -72,9 +74,9 @@ step "retain report" report --format json
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 TABLE="Backend: $BACKEND; $ROWS orders, $CUSTOMERS customers; $EMAILS emails rendered to the outbox; load average at the end: $LOAD.
 
-| step | wall time | peak RSS |
-|---|---|---|
-${ROWS_MD}| **whole pipeline** | **$(printf '%.1f' "$TOTAL") s** | **$PEAK MiB** |"
+| step | wall time | CPU time (user + sys) | peak RSS |
+|---|---|---|---|
+${ROWS_MD}| **whole pipeline** | **$(printf '%.1f' "$TOTAL") s** | | **$PEAK MiB** |"
 echo "$TABLE"
 if [ "$WRITE" = 1 ]; then
   python3 - "$TABLE" <<'EOF'

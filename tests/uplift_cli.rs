@@ -75,6 +75,10 @@ fn write_history(dir: &Path, today: i64) {
 fn goals(cohort: &str, cost: f64) -> String {
     format!(
         r#"
+# No global control group here: every customer of the cohort is a campaign member.
+[program]
+control_share = 0.0
+
 [[goal]]
 id = "nudge"
 name = "Nudge"

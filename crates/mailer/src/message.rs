@@ -26,6 +26,11 @@ use crate::templates::{clean_subject, Rendered};
 /// Header naming the campaign of a message.
 pub const CAMPAIGN_HEADER: &str = "X-Retain-Campaign";
 
+/// The campaign again as Postmark message metadata (`retain_campaign`): Postmark's webhooks do not
+/// return the Message-ID, only the recipient and the metadata, so this is how their bounce and
+/// complaint events find their send. Other servers ignore it.
+pub const POSTMARK_CAMPAIGN_HEADER: &str = "X-PM-Metadata-retain_campaign";
+
 /// Who sends: From, Reply-To and the domain of Message-IDs.
 #[derive(Debug, Clone)]
 pub struct Identity {
@@ -295,6 +300,10 @@ pub fn compose(
         .raw_header(HeaderValue::new(
             HeaderName::new_from_ascii_str(CAMPAIGN_HEADER),
             a.campaign_id.to_string(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str(POSTMARK_CAMPAIGN_HEADER),
+            a.campaign_id.to_string(),
         ));
     if let Some(r) = &identity.reply_to {
         b = b.reply_to(r.clone());
@@ -424,6 +433,7 @@ mod tests {
         assert!(head.contains("List-Unsubscribe: <https://t.example.com/u/tok.en>, <mailto:help@shop.example?subject=unsubscribe%2042>"), "{head}");
         assert!(head.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
         assert!(head.contains("X-Retain-Campaign: c-1"));
+        assert!(head.contains("X-PM-Metadata-retain_campaign: c-1"));
         assert!(head.contains("Reply-To: help@shop.example"));
         assert!(head.contains("Date: Thu, 01 Jan 1970"));
         assert!(head.contains("multipart/alternative"));

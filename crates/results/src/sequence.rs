@@ -291,16 +291,16 @@ mod tests {
         }
     }
 
-    /// 1000 recipients per variant (a converts `ra` of them, b `rb`), 400 holdout (10% convert).
-    fn world(
-        ra: usize,
-        rb: usize,
-    ) -> (
+    /// Members, sends, orders and each recipient's (variant, template).
+    type World = (
         Vec<MemberInput>,
         Vec<SendInput>,
         Vec<Order>,
         HashMap<String, (String, String)>,
-    ) {
+    );
+
+    /// 1000 recipients per variant (a converts `ra` of them, b `rb`), 400 holdout (10% convert).
+    fn world(ra: usize, rb: usize) -> World {
         let (mut members, mut sends, mut orders, mut variants) =
             (vec![], vec![], vec![], HashMap::new());
         let order = |id: &str| Order {

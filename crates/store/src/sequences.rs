@@ -309,9 +309,15 @@ mod tests {
         }
     }
 
+    /// The customers [`plan`] names.
+    async fn plan_customers(store: &Store) {
+        crate::test_support::customers(store, &["c0", "c1", "c2", "c3", "c4", "c5", "h"]).await;
+    }
+
     #[tokio::test]
     async fn variants_are_saved_with_the_plan() {
         on_both(|store| async move {
+            plan_customers(&store).await;
             let rows: Vec<VariantAssignment> = (0..6)
                 .rev()
                 .map(|i| VariantAssignment {
@@ -338,6 +344,7 @@ mod tests {
     #[tokio::test]
     async fn steps_activity_and_the_cap_outside_the_sequence() {
         on_both(|store| async move {
+            plan_customers(&store).await;
             let id = store.save_plan(&plan()).await.expect("save");
             let campaign = format!("{id}-win_back-1");
             let sends: Vec<NewSend> = (0..4)
