@@ -1,7 +1,8 @@
 //! Bulk writes of per-customer rows (segment assignments, predictions, plan members) that the
-//! callers name by external customer id and the tables key by the integer customer key: the
-//! database resolves each id to its key as it inserts (one multi-row `INSERT … SELECT` joining
-//! the `customers` table), and a row whose id names no customer is an error, not a silent drop.
+//! callers name by external customer id and the tables key by the integer customer key: the rows
+//! are staged in a temporary table, then the database resolves each id to its key and inserts
+//! them in key order (one `INSERT … SELECT` joining `customers`); a row whose id names no customer
+//! is an error, not a silent drop.
 
 use sqlx::any::AnyArguments;
 use sqlx::query::Query;
@@ -9,8 +10,8 @@ use sqlx::Any;
 
 use crate::{Backend, Result, StoreError};
 
-/// A table written by customer id: its name and the columns after `ckey`, with the SQL type each
-/// value is cast to on PostgreSQL (whose `VALUES` lists would otherwise type parameters as text).
+/// A table written by customer id: its name and the columns after `ckey`, with their SQL types
+/// (of the staging table's columns; valid on both backends).
 pub(crate) struct KeyedTable {
     pub table: &'static str,
     pub cols: &'static [(&'static str, &'static str)],
@@ -20,53 +21,31 @@ pub(crate) struct KeyedTable {
 const MAX_PARAMS: usize = 32_000;
 
 impl KeyedTable {
-    /// Rows per statement.
+    /// Rows per staging statement.
     fn batch(&self) -> usize {
         MAX_PARAMS / (self.cols.len() + 1)
     }
 
-    fn sql(&self, backend: Backend, rows: usize) -> String {
+    /// `INSERT INTO keyed_stage VALUES …` for `rows` rows (the staging table's typed columns
+    /// type the parameters on PostgreSQL).
+    fn stage_sql(&self, backend: Backend, rows: usize) -> String {
         let width = self.cols.len() + 1;
-        let row = match backend {
-            Backend::Sqlite => format!("({})", vec!["?"; width].join(",")),
-            Backend::Postgres => String::new(),
+        let values = match backend {
+            Backend::Sqlite => {
+                let row = format!("({})", vec!["?"; width].join(","));
+                vec![row; rows].join(",")
+            }
+            Backend::Postgres => crate::values_clause(rows, width),
         };
-        let mut values = String::with_capacity(rows * (row.len() + 1).max(width * 24));
-        let mut n = 1;
-        for r in 0..rows {
-            if r > 0 {
-                values.push(',');
-            }
-            match backend {
-                Backend::Sqlite => values.push_str(&row),
-                Backend::Postgres => {
-                    values.push('(');
-                    let types = std::iter::once("TEXT").chain(self.cols.iter().map(|c| c.1));
-                    for (i, ty) in types.enumerate() {
-                        if i > 0 {
-                            values.push(',');
-                        }
-                        values.push_str(&format!("CAST(${n} AS {ty})"));
-                        n += 1;
-                    }
-                    values.push(')');
-                }
-            }
-        }
-        let names = self.cols.iter().map(|c| c.0).collect::<Vec<_>>().join(", ");
-        let picks = (2..=width)
-            .map(|i| format!("v.column{i}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        format!(
-            "INSERT INTO {} (ckey, {names}) SELECT c.key, {picks} FROM (VALUES {values}) AS v \
-             JOIN customers c ON c.id = v.column1",
-            self.table
-        )
+        format!("INSERT INTO keyed_stage VALUES {values}")
     }
 
     /// Inserts `rows` on `conn` (normally inside the caller's transaction): `id` gives a row's
     /// customer id (bound first), `bind` binds the row's other columns in `cols` order.
+    ///
+    /// The rows are appended to a temporary staging table first, then moved into the table in
+    /// one statement that resolves the ids and inserts in key order: the table's B-tree grows at
+    /// its end instead of taking a million inserts at random places.
     pub(crate) async fn insert<T>(
         &self,
         conn: &mut sqlx::AnyConnection,
@@ -78,40 +57,68 @@ impl KeyedTable {
             &'q T,
         ) -> Query<'q, Any, AnyArguments<'q>>,
     ) -> Result<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let columns = self
+            .cols
+            .iter()
+            .map(|(name, ty)| format!("{name} {ty}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        sqlx::query("DROP TABLE IF EXISTS keyed_stage")
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(&format!(
+            "CREATE TEMPORARY TABLE keyed_stage (id TEXT NOT NULL, {columns})"
+        ))
+        .execute(&mut *conn)
+        .await?;
         let batch = self.batch();
-        let full = self.sql(backend, batch);
+        let full = self.stage_sql(backend, batch);
         for chunk in rows.chunks(batch) {
             let partial;
             let sql = if chunk.len() == batch {
                 &full
             } else {
-                partial = self.sql(backend, chunk.len());
+                partial = self.stage_sql(backend, chunk.len());
                 &partial
             };
             let mut q = sqlx::query(sql);
             for row in chunk {
                 q = bind(q.bind(id(row)), row);
             }
-            let done = q.execute(&mut *conn).await?.rows_affected();
-            if done != chunk.len() as u64 {
-                // Name one of the missing customers (rare path: a second lookup is fine).
-                let mut missing = None;
-                for row in chunk {
-                    let found: Option<i64> =
-                        sqlx::query_scalar("SELECT key FROM customers WHERE id = $1")
-                            .bind(id(row))
-                            .fetch_optional(&mut *conn)
-                            .await?;
-                    if found.is_none() {
-                        missing = Some(id(row).to_string());
-                        break;
-                    }
-                }
-                return Err(StoreError::UnknownCustomer(missing.unwrap_or_else(|| {
-                    format!("{} of {} rows", chunk.len() as u64 - done, chunk.len())
-                })));
-            }
+            q.execute(&mut *conn).await?;
         }
+        let names = self.cols.iter().map(|c| c.0).collect::<Vec<_>>().join(", ");
+        let picks = self
+            .cols
+            .iter()
+            .map(|c| format!("s.{}", c.0))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let done = sqlx::query(&format!(
+            "INSERT INTO {} (ckey, {names}) SELECT c.key, {picks} FROM keyed_stage s \
+             JOIN customers c ON c.id = s.id ORDER BY c.key",
+            self.table
+        ))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if done != rows.len() as u64 {
+            let missing: Option<String> = sqlx::query_scalar(
+                "SELECT s.id FROM keyed_stage s LEFT JOIN customers c ON c.id = s.id \
+                 WHERE c.key IS NULL LIMIT 1",
+            )
+            .fetch_optional(&mut *conn)
+            .await?;
+            return Err(StoreError::UnknownCustomer(missing.unwrap_or_else(|| {
+                format!("{} of {} rows", rows.len() as u64 - done, rows.len())
+            })));
+        }
+        sqlx::query("DROP TABLE keyed_stage")
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 }
