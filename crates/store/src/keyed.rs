@@ -8,7 +8,7 @@ use sqlx::any::AnyArguments;
 use sqlx::query::Query;
 use sqlx::Any;
 
-use crate::{Backend, Result, StoreError};
+use crate::{Result, Store, StoreError};
 
 /// A table written by customer id: its name and the columns after `ckey`, with their SQL types
 /// (of the staging table's columns; valid on both backends).
@@ -26,20 +26,6 @@ impl KeyedTable {
         MAX_PARAMS / (self.cols.len() + 1)
     }
 
-    /// `INSERT INTO keyed_stage VALUES …` for `rows` rows (the staging table's typed columns
-    /// type the parameters on PostgreSQL).
-    fn stage_sql(&self, backend: Backend, rows: usize) -> String {
-        let width = self.cols.len() + 1;
-        let values = match backend {
-            Backend::Sqlite => {
-                let row = format!("({})", vec!["?"; width].join(","));
-                vec![row; rows].join(",")
-            }
-            Backend::Postgres => crate::values_clause(rows, width),
-        };
-        format!("INSERT INTO keyed_stage VALUES {values}")
-    }
-
     /// Inserts `rows` on `conn` (normally inside the caller's transaction): `id` gives a row's
     /// customer id (bound first), `bind` binds the row's other columns in `cols` order.
     ///
@@ -49,7 +35,7 @@ impl KeyedTable {
     pub(crate) async fn insert<T>(
         &self,
         conn: &mut sqlx::AnyConnection,
-        backend: Backend,
+        store: &Store,
         rows: &[T],
         id: impl for<'q> Fn(&'q T) -> &'q str,
         bind: impl for<'q> Fn(
@@ -75,13 +61,20 @@ impl KeyedTable {
         .execute(&mut *conn)
         .await?;
         let batch = self.batch();
-        let full = self.stage_sql(backend, batch);
+        let width = self.cols.len() + 1;
+        let stage_sql = |rows| {
+            format!(
+                "INSERT INTO keyed_stage VALUES {}",
+                store.bulk_values(rows, width)
+            )
+        };
+        let full = stage_sql(batch);
         for chunk in rows.chunks(batch) {
             let partial;
             let sql = if chunk.len() == batch {
                 &full
             } else {
-                partial = self.stage_sql(backend, chunk.len());
+                partial = stage_sql(chunk.len());
                 &partial
             };
             let mut q = sqlx::query(sql);

@@ -206,7 +206,7 @@ impl Store {
             MEMBERS
                 .insert(
                     &mut *tx,
-                    self.backend(),
+                    self,
                     &members,
                     |m| m.0,
                     |q, m| q.bind(m.1).bind(m.2),

@@ -197,7 +197,7 @@ impl Store {
         PREDICTIONS
             .insert(
                 &mut tx,
-                self.backend(),
+                self,
                 rows,
                 |p| p.customer_id.as_str(),
                 |q, p| {

@@ -157,7 +157,7 @@ impl Store {
         ASSIGNMENTS
             .insert(
                 &mut tx,
-                self.backend(),
+                self,
                 assignments,
                 |a| a.customer_id.as_str(),
                 |q, a| {
