@@ -18,7 +18,7 @@
 //!   stay at the rate; a 421/451 answer pushes the key's next slot out for everyone.
 
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{FromRow, Row};
 
 use crate::sends::{ClaimedSend, ConsentCheck};
 use crate::{Backend, Claim, Result, Store, StoreError};
@@ -48,7 +48,7 @@ pub struct WorkerRecord {
 }
 
 /// When a campaign is to be sent by `retain worker`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct ScheduleRecord {
     pub campaign_id: String,
     /// Unix seconds (UTC).
@@ -489,32 +489,15 @@ impl Store {
 
     /// Every schedule, by time then campaign.
     pub async fn schedules(&self) -> Result<Vec<ScheduleRecord>> {
-        let rows = sqlx::query("SELECT campaign_id, send_at, queued_at FROM send_schedules")
-            .fetch_all(self.pool())
-            .await?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                Ok(ScheduleRecord {
-                    campaign_id: r.try_get(0)?,
-                    send_at: r.try_get(1)?,
-                    queued_at: r.try_get(2)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        out.sort_by(|a, b| {
-            a.send_at
-                .cmp(&b.send_at)
-                .then(a.campaign_id.cmp(&b.campaign_id))
-        });
-        Ok(out)
+        self.schedule_rows("SELECT campaign_id, send_at, queued_at FROM send_schedules")
+            .await
     }
 
     /// Scheduled campaigns whose time has come (database clock), not paused or cancelled, that
     /// still have work: never queued yet, or a due row nobody holds a live claim on.
     pub async fn due_campaigns(&self) -> Result<Vec<ScheduleRecord>> {
         let now = self.db_now_sql();
-        let rows = sqlx::query(&format!(
+        self.schedule_rows(&format!(
             "SELECT s.campaign_id, s.send_at, s.queued_at FROM send_schedules s \
              WHERE s.send_at <= {now} \
              AND NOT EXISTS (SELECT 1 FROM send_campaigns c WHERE c.campaign_id = s.campaign_id \
@@ -524,18 +507,16 @@ impl Store {
                  AND x.next_attempt_at <= {now} \
                  AND (x.claimed_by IS NULL OR x.claim_expires_at IS NULL OR x.claim_expires_at < {now})))"
         ))
-        .fetch_all(self.pool())
+        .await
+    }
+
+    /// The schedules `sql` selects (`campaign_id, send_at, queued_at`), by time then campaign
+    /// (sorted here: text collation differs between the backends).
+    async fn schedule_rows(&self, sql: &str) -> Result<Vec<ScheduleRecord>> {
+        let mut out = crate::collect_rows(sqlx::query(sql), self.pool(), |r| {
+            Ok(ScheduleRecord::from_row(r)?)
+        })
         .await?;
-        let mut out = rows
-            .iter()
-            .map(|r| {
-                Ok(ScheduleRecord {
-                    campaign_id: r.try_get(0)?,
-                    send_at: r.try_get(1)?,
-                    queued_at: r.try_get(2)?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
         out.sort_by(|a, b| {
             a.send_at
                 .cmp(&b.send_at)
