@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole job on a shop-sized workspace, one command after another as the README runs them:
-# import → stats → predict → segment (k-means, k = 8; RFM) → plan → approve → send every campaign
+# import (orders, then the customers with their addresses) → stats → predict → segment (k-means, k = 8; RFM) → plan → approve → send every campaign
 # to the file outbox (every email rendered) → report, each with its wall time and peak memory.
 # The seeded orders file is the same as scripts/bench-import.sh's (benches/baselines/rfm_pandas.py
 # --generate). Prints a markdown table; with --write, also puts it in docs/BENCHMARKS.md between
@@ -30,6 +30,20 @@ if [ ! -f "$CSV" ]; then
   "$PY" "$BASELINES/rfm_pandas.py" --generate "$CSV" --rows "$ROWS" --customers "$CUSTOMERS" >/dev/null
 fi
 
+# The shop's customers file: an address and marketing consent for every customer of the orders
+# file (ids 1..CUSTOMERS), so the plan forms campaigns and the send renders their emails.
+CUST="$DATA/customers_${CUSTOMERS}.csv"
+if [ ! -f "$CUST" ]; then
+  python3 - "$CUST" "$CUSTOMERS" <<'PY'
+import sys
+path, n = sys.argv[1], int(sys.argv[2])
+with open(path, "w") as f:
+    f.write("customer_id,email,first_name,subscribed\n")
+    for i in range(1, n + 1):
+        f.write(f"{i},customer{i}@shop.example,Customer {i},yes\n")
+PY
+fi
+
 WS="$DATA/pipeline-ws"
 rm -rf "$WS"
 "$RETAIN" init "$WS" >/dev/null
@@ -57,6 +71,7 @@ step() { # step LABEL ARGS…: runs `retain ARGS` in the workspace, records time
 }
 
 step "retain import orders" import orders "$CSV" -q
+step "retain import customers" import customers "$CUST" -q
 step "retain stats" stats --format json
 step "retain predict" predict -q --format json
 step "retain segment --method kmeans --k 8" segment --method kmeans --k 8 -q --format json
@@ -79,7 +94,7 @@ else
 fi
 
 LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
-TABLE="Backend: $BACKEND; $ROWS orders, $CUSTOMERS customers; $EMAILS emails rendered to the outbox; load average at the end: $LOAD.
+TABLE="Backend: $BACKEND; $ROWS orders, $CUSTOMERS customers (each with an address and consent); $EMAILS emails rendered to the outbox; load average at the end: $LOAD.
 
 | step | wall time | CPU time (user + sys) | peak RSS |
 |---|---|---|---|

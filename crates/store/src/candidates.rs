@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 use retain_core::{Customer, CustomerFeatures, Prediction};
 
 use crate::predictions::PredictionBound;
+use crate::rows::OwnedVal;
 use crate::{Result, Store};
 
 /// One buyer the plan may target.
@@ -77,7 +78,7 @@ impl Store {
              LEFT JOIN (SELECT customer_id, MAX(COALESCE(sent_at, sending_at)) AS at FROM sends \
                         WHERE state IN ('sent', 'sending') GROUP BY customer_id) lm \
                ON lm.customer_id = c.id \
-             WHERE a.run_id = $1"
+             WHERE a.run_id = $1 ORDER BY a.ckey"
         );
         type Row = (
             String,
@@ -86,25 +87,24 @@ impl Store {
             Option<Prediction>,
             Option<i64>,
         );
-        let mut rows: Vec<Row> =
-            crate::collect_rows(sqlx::query(&sql).bind(run), self.pool(), |r| {
-                use sqlx::Row;
+        let mut rows: Vec<Row> = self
+            .read_rows(sql, vec![OwnedVal::Int(Some(run))], |r| {
                 let customer = crate::customers::customer_from_row_at(r, 4)?;
-                let prediction = match r.try_get::<Option<f64>, _>(14)? {
+                let prediction = match r.opt_real(14)? {
                     Some(p_alive) => Some(Prediction {
                         customer_id: customer.id.clone(),
                         p_alive,
-                        expected_purchases_90d: r.try_get(15)?,
-                        clv: r.try_get::<Option<f64>, _>(16)?.unwrap_or(f64::NAN),
+                        expected_purchases_90d: r.real(15)?,
+                        clv: r.opt_real(16)?.unwrap_or(f64::NAN),
                     }),
                     None => None,
                 };
                 Ok((
-                    r.try_get(0)?,
-                    (r.try_get(1)?, r.try_get(2)?, r.try_get(3)?),
+                    r.text(0)?,
+                    (r.int(1)?, r.int(2)?, r.int(3)?),
                     customer,
                     prediction,
-                    r.try_get(17)?,
+                    r.opt_int(17)?,
                 ))
             })
             .await?;
@@ -165,6 +165,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::predictions::PredictionBound;
+    use crate::rows::OwnedVal;
     use crate::test_support;
     use crate::test_support::order;
     use crate::Store;

@@ -7,6 +7,7 @@ use retain_core::Customer;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::rows::DbRow;
 use crate::{now, Result, Store};
 
 /// A stored customer (alias kept for callers that want the storage view).
@@ -129,19 +130,23 @@ pub(crate) fn customer_from_row(r: &AnyRow) -> Result<Customer> {
 }
 
 /// A customer from the [`COLS`] columns of a row, starting at column `at`.
-pub(crate) fn customer_from_row_at(r: &AnyRow, at: usize) -> Result<Customer> {
-    let attrs: String = r.try_get(at + 8)?;
-    let signup: Option<String> = r.try_get(at + 6)?;
+pub(crate) fn customer_from_row_at(r: &dyn DbRow, at: usize) -> Result<Customer> {
+    let attrs = r.text(at + 8)?;
+    let signup = r.opt_text(at + 6)?;
     Ok(Customer {
-        id: r.try_get(at)?,
-        email: r.try_get(at + 1)?,
-        email_valid: r.try_get::<i64, _>(at + 2)? != 0,
-        first_name: r.try_get(at + 3)?,
-        last_name: r.try_get(at + 4)?,
-        subscribed: r.try_get::<Option<i64>, _>(at + 5)?.map(|v| v != 0),
+        id: r.text(at)?,
+        email: r.opt_text(at + 1)?,
+        email_valid: r.int(at + 2)? != 0,
+        first_name: r.opt_text(at + 3)?,
+        last_name: r.opt_text(at + 4)?,
+        subscribed: r.opt_int(at + 5)?.map(|v| v != 0),
         signup_date: signup.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok()),
-        locale: r.try_get(at + 7)?,
-        attributes: serde_json::from_str(&attrs).unwrap_or_default(),
+        locale: r.opt_text(at + 7)?,
+        attributes: if attrs.is_empty() || attrs == "{}" {
+            Default::default()
+        } else {
+            serde_json::from_str(&attrs).unwrap_or_default()
+        },
     })
 }
 

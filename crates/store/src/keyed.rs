@@ -2,13 +2,14 @@
 //! callers name by external customer id and the tables key by the integer customer key: the rows
 //! are staged in a temporary table, then the database resolves each id to its key and inserts
 //! them in key order (one `INSERT … SELECT` joining `customers`); a row whose id names no customer
-//! is an error, not a silent drop.
+//! is an error, not a silent drop. Runs in a [`WriteTx`]. On SQLite the connection resolves the
+//! ids itself instead: one scan of `customers` in key order against a map of the rows' ids gives
+//! the rows in key order, inserted by one prepared statement (no staging table, no sort).
 
-use sqlx::any::AnyArguments;
-use sqlx::query::Query;
-use sqlx::Any;
+use rustc_hash::FxHashMap;
 
-use crate::{Result, Store, StoreError};
+use crate::rows::{bind_native, Val, WriteTx};
+use crate::{Result, StoreError};
 
 /// A table written by customer id: its name and the columns after `ckey`, with their SQL types
 /// (of the staging table's columns; valid on both backends).
@@ -17,33 +18,25 @@ pub(crate) struct KeyedTable {
     pub cols: &'static [(&'static str, &'static str)],
 }
 
-/// SQLite's limit on parameters per statement, with room to spare.
-const MAX_PARAMS: usize = 32_000;
-
 impl KeyedTable {
-    /// Rows per staging statement.
-    fn batch(&self) -> usize {
-        MAX_PARAMS / (self.cols.len() + 1)
-    }
-
-    /// Inserts `rows` on `conn` (normally inside the caller's transaction): `id` gives a row's
-    /// customer id (bound first), `bind` binds the row's other columns in `cols` order.
+    /// Inserts `len` rows in `tx`: `id(i)` is row `i`'s customer id, `row(i, out)` pushes its
+    /// other columns in `cols` order.
     ///
     /// The rows are appended to a temporary staging table first, then moved into the table in
     /// one statement that resolves the ids and inserts in key order: the table's B-tree grows at
     /// its end instead of taking a million inserts at random places.
-    pub(crate) async fn insert<T>(
+    pub(crate) async fn insert<'v>(
         &self,
-        conn: &mut sqlx::AnyConnection,
-        store: &Store,
-        rows: &[T],
-        id: impl for<'q> Fn(&'q T) -> &'q str,
-        bind: impl for<'q> Fn(
-            Query<'q, Any, AnyArguments<'q>>,
-            &'q T,
-        ) -> Query<'q, Any, AnyArguments<'q>>,
+        tx: &mut WriteTx<'_>,
+        len: usize,
+        id: impl Fn(usize) -> &'v str,
+        row: impl Fn(usize, &mut Vec<Val<'v>>),
     ) -> Result<()> {
-        if rows.is_empty() {
+        if len == 0 {
+            return Ok(());
+        }
+        let native = tx.with_native(|conn| self.insert_native(conn, len, &id, &row))?;
+        if native.is_some() {
             return Ok(());
         }
         let columns = self
@@ -52,37 +45,22 @@ impl KeyedTable {
             .map(|(name, ty)| format!("{name} {ty}"))
             .collect::<Vec<_>>()
             .join(", ");
-        sqlx::query("DROP TABLE IF EXISTS keyed_stage")
-            .execute(&mut *conn)
-            .await?;
-        sqlx::query(&format!(
-            "CREATE TEMPORARY TABLE keyed_stage (id TEXT NOT NULL, {columns})"
-        ))
-        .execute(&mut *conn)
+        tx.execute("DROP TABLE IF EXISTS keyed_stage", &[]).await?;
+        tx.execute(
+            &format!("CREATE TEMPORARY TABLE keyed_stage (id TEXT NOT NULL, {columns})"),
+            &[],
+        )
         .await?;
-        let batch = self.batch();
-        let width = self.cols.len() + 1;
-        let stage_sql = |rows| {
-            format!(
-                "INSERT INTO keyed_stage VALUES {}",
-                store.bulk_values(rows, width)
-            )
-        };
-        let full = stage_sql(batch);
-        for chunk in rows.chunks(batch) {
-            let partial;
-            let sql = if chunk.len() == batch {
-                &full
-            } else {
-                partial = stage_sql(chunk.len());
-                &partial
-            };
-            let mut q = sqlx::query(sql);
-            for row in chunk {
-                q = bind(q.bind(id(row)), row);
-            }
-            q.execute(&mut *conn).await?;
-        }
+        tx.insert_many(
+            "INSERT INTO keyed_stage",
+            self.cols.len() + 1,
+            len,
+            |i, out| {
+                out.push(Val::from(id(i)));
+                row(i, out);
+            },
+        )
+        .await?;
         let names = self.cols.iter().map(|c| c.0).collect::<Vec<_>>().join(", ");
         let picks = self
             .cols
@@ -90,28 +68,99 @@ impl KeyedTable {
             .map(|c| format!("s.{}", c.0))
             .collect::<Vec<_>>()
             .join(", ");
-        let done = sqlx::query(&format!(
-            "INSERT INTO {} (ckey, {names}) SELECT c.key, {picks} FROM keyed_stage s \
-             JOIN customers c ON c.id = s.id ORDER BY c.key",
-            self.table
-        ))
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        if done != rows.len() as u64 {
-            let missing: Option<String> = sqlx::query_scalar(
-                "SELECT s.id FROM keyed_stage s LEFT JOIN customers c ON c.id = s.id \
-                 WHERE c.key IS NULL LIMIT 1",
+        let done = tx
+            .execute(
+                &format!(
+                    "INSERT INTO {} (ckey, {names}) SELECT c.key, {picks} FROM keyed_stage s \
+                     JOIN customers c ON c.id = s.id ORDER BY c.key",
+                    self.table
+                ),
+                &[],
             )
-            .fetch_optional(&mut *conn)
             .await?;
-            return Err(StoreError::UnknownCustomer(missing.unwrap_or_else(|| {
-                format!("{} of {} rows", rows.len() as u64 - done, rows.len())
-            })));
+        if done != len as u64 {
+            let missing = tx
+                .fetch_text(
+                    "SELECT s.id FROM keyed_stage s LEFT JOIN customers c ON c.id = s.id \
+                     WHERE c.key IS NULL LIMIT 1",
+                    &[],
+                )
+                .await?;
+            return Err(StoreError::UnknownCustomer(
+                missing.unwrap_or_else(|| format!("{} of {len} rows", len as u64 - done)),
+            ));
         }
-        sqlx::query("DROP TABLE keyed_stage")
-            .execute(&mut *conn)
-            .await?;
+        tx.execute("DROP TABLE keyed_stage", &[]).await?;
+        Ok(())
+    }
+
+    /// The SQLite path of [`KeyedTable::insert`] on the transaction's connection.
+    fn insert_native<'v>(
+        &self,
+        conn: &rusqlite::Connection,
+        len: usize,
+        id: &impl Fn(usize) -> &'v str,
+        row: &impl Fn(usize, &mut Vec<Val<'v>>),
+    ) -> Result<()> {
+        let err = crate::native::err;
+        let mut wanted: FxHashMap<&str, usize> = FxHashMap::default();
+        wanted.reserve(len);
+        for i in 0..len {
+            if wanted.insert(id(i), i).is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "customer {} appears twice in one write to {}",
+                    id(i),
+                    self.table
+                )));
+            }
+        }
+        // (key, row index) in key order.
+        let mut order: Vec<(i64, usize)> = Vec::with_capacity(len);
+        {
+            let mut scan = conn
+                .prepare("SELECT key, id FROM customers ORDER BY key")
+                .map_err(err)?;
+            let mut rows = scan.raw_query();
+            while let Some(r) = rows.next().map_err(err)? {
+                let found = match r.get_ref(1).map_err(err)? {
+                    rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t)
+                        .ok()
+                        .and_then(|t| wanted.get(t).copied()),
+                    _ => None,
+                };
+                if let Some(i) = found {
+                    order.push((r.get(0).map_err(err)?, i));
+                }
+            }
+        }
+        if order.len() != len {
+            let mut seen = vec![false; len];
+            for &(_, i) in &order {
+                seen[i] = true;
+            }
+            let missing = seen.iter().position(|s| !s).map(|i| id(i).to_string());
+            return Err(StoreError::UnknownCustomer(
+                missing.unwrap_or_else(|| format!("{} of {len} rows", len - order.len())),
+            ));
+        }
+        let names = self.cols.iter().map(|c| c.0).collect::<Vec<_>>().join(", ");
+        let marks = vec!["?"; self.cols.len() + 1].join(", ");
+        let mut stmt = conn
+            .prepare(&format!(
+                "INSERT INTO {} (ckey, {names}) VALUES ({marks})",
+                self.table
+            ))
+            .map_err(err)?;
+        let mut vals = Vec::with_capacity(self.cols.len());
+        for (key, i) in order {
+            vals.clear();
+            row(i, &mut vals);
+            stmt.raw_bind_parameter(1, key).map_err(err)?;
+            for (j, v) in vals.iter().enumerate() {
+                bind_native(&mut stmt, j + 2, *v)?;
+            }
+            stmt.raw_execute().map_err(err)?;
+        }
         Ok(())
     }
 }

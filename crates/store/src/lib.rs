@@ -23,6 +23,7 @@ mod plans;
 mod predictions;
 mod products;
 mod profile;
+mod rows;
 mod segments;
 mod sends;
 mod sequences;

@@ -8,6 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::keyed::KeyedTable;
+use crate::rows::{Val, WriteTx};
 use crate::{now, Result, Store, StoreError};
 
 /// Where a plan is in its life cycle.
@@ -136,86 +137,86 @@ impl Store {
     /// Stores a plan as a draft with its campaigns and members, in one transaction. Returns the
     /// plan id (`p1`, `p2`, …).
     pub async fn save_plan(&self, plan: &NewPlan) -> Result<String> {
-        let mut tx = self.pool().begin().await?;
-        let id = self.save_plan_in(&mut tx, plan).await?;
+        let mut tx = self.write_tx().await?;
+        let id = save_plan_in(&mut tx, plan).await?;
         tx.commit().await?;
         Ok(id)
     }
+}
 
-    /// [`Store::save_plan`] inside the caller's transaction.
-    pub(crate) async fn save_plan_in(
-        &self,
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        plan: &NewPlan,
-    ) -> Result<String> {
-        let tx = &mut **tx;
-        let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) + 1 FROM plans")
-            .fetch_one(&mut *tx)
-            .await?;
-        let id = format!("p{seq}");
-        let t = now();
-        sqlx::query(
-            "INSERT INTO plans (id, seq, state, budget, used, expected_value, holdout_fraction, seed, \
-             as_of, goals_file, document, created_at, updated_at) \
-             VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+/// [`Store::save_plan`] inside the caller's transaction.
+pub(crate) async fn save_plan_in(tx: &mut WriteTx<'_>, plan: &NewPlan) -> Result<String> {
+    let seq = tx
+        .fetch_int("SELECT COALESCE(MAX(seq), 0) + 1 FROM plans", &[])
+        .await?
+        .unwrap_or(1);
+    let id = format!("p{seq}");
+    let t = now();
+    tx.execute(
+        "INSERT INTO plans (id, seq, state, budget, used, expected_value, holdout_fraction, seed, \
+         as_of, goals_file, document, created_at, updated_at) \
+         VALUES ($1, $2, 'draft', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+        &[
+            id.as_str().into(),
+            seq.into(),
+            plan.budget.into(),
+            plan.used.into(),
+            plan.expected_value.into(),
+            plan.holdout_fraction.into(),
+            // Stored as the same 64 bits, signed.
+            (plan.seed as i64).into(),
+            plan.as_of.as_deref().into(),
+            plan.goals_file.as_deref().into(),
+            plan.document.as_str().into(),
+            t.into(),
+            t.into(),
+        ],
+    )
+    .await?;
+    for (position, c) in plan.campaigns.iter().enumerate() {
+        let campaign_id = format!("{id}-{}", c.local_id);
+        let segments = serde_json::to_string(&c.segments).unwrap_or_else(|_| "[]".into());
+        tx.execute(
+            "INSERT INTO plan_campaigns (campaign_id, plan_id, position, goal, template, segments, \
+             expected_value, cost, recipients, holdout, details) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            &[
+                campaign_id.as_str().into(),
+                id.as_str().into(),
+                (position as i64).into(),
+                c.goal.as_str().into(),
+                c.template.as_str().into(),
+                segments.as_str().into(),
+                c.expected_value.into(),
+                c.cost.into(),
+                (c.recipients.len() as i64).into(),
+                (c.holdout.len() as i64).into(),
+                c.details.as_str().into(),
+            ],
         )
-        .bind(id.as_str())
-        .bind(seq)
-        .bind(plan.budget)
-        .bind(plan.used)
-        .bind(plan.expected_value)
-        .bind(plan.holdout_fraction)
-        // Stored as the same 64 bits, signed.
-        .bind(plan.seed as i64)
-        .bind(plan.as_of.as_deref())
-        .bind(plan.goals_file.as_deref())
-        .bind(plan.document.as_str())
-        .bind(t)
-        .execute(&mut *tx)
         .await?;
-        for (position, c) in plan.campaigns.iter().enumerate() {
-            let campaign_id = format!("{id}-{}", c.local_id);
-            sqlx::query(
-                "INSERT INTO plan_campaigns (campaign_id, plan_id, position, goal, template, segments, \
-                 expected_value, cost, recipients, holdout, details) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        let recipients = c.recipients.len();
+        MEMBERS
+            .insert(
+                tx,
+                recipients + c.holdout.len(),
+                |i| match i.checked_sub(recipients) {
+                    None => c.recipients[i].as_str(),
+                    Some(h) => c.holdout[h].as_str(),
+                },
+                |i, out| {
+                    out.extend([
+                        Val::from(campaign_id.as_str()),
+                        Val::from(i64::from(i >= recipients)),
+                    ])
+                },
             )
-            .bind(campaign_id.as_str())
-            .bind(id.as_str())
-            .bind(position as i64)
-            .bind(c.goal.as_str())
-            .bind(c.template.as_str())
-            .bind(serde_json::to_string(&c.segments).unwrap_or_else(|_| "[]".into()))
-            .bind(c.expected_value)
-            .bind(c.cost)
-            .bind(c.recipients.len() as i64)
-            .bind(c.holdout.len() as i64)
-            .bind(c.details.as_str())
-            .execute(&mut *tx)
             .await?;
-            let members: Vec<(&str, &str, i64)> = c
-                .recipients
-                .iter()
-                .map(|m| (m.as_str(), campaign_id.as_str(), 0))
-                .chain(
-                    c.holdout
-                        .iter()
-                        .map(|m| (m.as_str(), campaign_id.as_str(), 1)),
-                )
-                .collect();
-            MEMBERS
-                .insert(
-                    &mut *tx,
-                    self,
-                    &members,
-                    |m| m.0,
-                    |q, m| q.bind(m.1).bind(m.2),
-                )
-                .await?;
-        }
-        Ok(id)
     }
+    Ok(id)
+}
 
+impl Store {
     /// Every plan, newest first, with its campaigns.
     pub async fn plans(&self) -> Result<Vec<PlanRecord>> {
         let rows = sqlx::query(&format!("SELECT {PLAN_COLS} FROM plans ORDER BY seq DESC"))
@@ -284,7 +285,7 @@ impl Store {
     /// A campaign's frozen members, recipients first, each group by customer id.
     pub async fn plan_members(&self, campaign_id: &str) -> Result<Vec<PlanMember>> {
         let sql = "SELECT c.id, m.holdout FROM plan_members m JOIN customers c ON c.key = m.ckey \
-             WHERE m.campaign_id = $1";
+             WHERE m.campaign_id = $1 ORDER BY m.ckey";
         let mut out = crate::collect_rows(sqlx::query(sql).bind(campaign_id), self.pool(), |r| {
             Ok(PlanMember {
                 customer_id: r.try_get(0)?,

@@ -10,6 +10,7 @@ use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
 use crate::keyed::KeyedTable;
+use crate::rows::Val;
 use crate::{now, Result, Store, StoreError};
 
 /// A prediction run as stored: what was fitted, on what, with which options.
@@ -153,68 +154,74 @@ impl Store {
         run: &NewPredictionRun,
         rows: &[StoredPrediction],
     ) -> Result<i64> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.write_tx().await?;
         let (gg_p, gg_q, gg_v) = match run.gamma_gamma {
             Some((p, q, v)) => (Some(p), Some(q), Some(v)),
             None => (None, None, None),
         };
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO prediction_runs (as_of, period, horizon_months, discount, customers, \
-             bgnbd_r, bgnbd_alpha, bgnbd_a, bgnbd_b, bgnbd_log_likelihood, bgnbd_converged, \
-             gg_p, gg_q, gg_v, gg_reason, p_alive_mean, expected_purchases_90d_mean, clv_mean, \
-             created_at, model, params, selection, interval_level) VALUES ($1, $2, $3, $4, $5, \
-             $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
-             $23) RETURNING id",
-        )
-        .bind(run.as_of.as_str())
-        .bind(run.period.as_str())
-        .bind(run.horizon_months)
-        .bind(run.discount)
-        .bind(run.customers)
-        .bind(run.bgnbd_r)
-        .bind(run.bgnbd_alpha)
-        .bind(run.bgnbd_a)
-        .bind(run.bgnbd_b)
-        .bind(run.bgnbd_log_likelihood)
-        .bind(i64::from(run.bgnbd_converged))
-        .bind(gg_p)
-        .bind(gg_q)
-        .bind(gg_v)
-        .bind(run.gamma_gamma_reason.as_deref())
-        .bind(run.p_alive_mean)
-        .bind(run.expected_purchases_90d_mean)
-        .bind(run.clv_mean)
-        .bind(now())
-        .bind(run.model.as_str())
-        .bind(run.params.to_string())
-        .bind(run.selection.as_ref().map(|v| v.to_string()))
-        .bind(run.interval_level)
-        .fetch_one(&mut *tx)
-        .await?;
-        sqlx::query("DELETE FROM predictions")
-            .execute(&mut *tx)
-            .await?;
+        let params = run.params.to_string();
+        let selection = run.selection.as_ref().map(|v| v.to_string());
+        let t = now();
+        let id = tx
+            .fetch_int(
+                "INSERT INTO prediction_runs (as_of, period, horizon_months, discount, customers, \
+                 bgnbd_r, bgnbd_alpha, bgnbd_a, bgnbd_b, bgnbd_log_likelihood, bgnbd_converged, \
+                 gg_p, gg_q, gg_v, gg_reason, p_alive_mean, expected_purchases_90d_mean, clv_mean, \
+                 created_at, model, params, selection, interval_level) VALUES ($1, $2, $3, $4, $5, \
+                 $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, \
+                 $23) RETURNING id",
+                &[
+                    run.as_of.as_str().into(),
+                    run.period.as_str().into(),
+                    run.horizon_months.into(),
+                    run.discount.into(),
+                    run.customers.into(),
+                    run.bgnbd_r.into(),
+                    run.bgnbd_alpha.into(),
+                    run.bgnbd_a.into(),
+                    run.bgnbd_b.into(),
+                    run.bgnbd_log_likelihood.into(),
+                    i64::from(run.bgnbd_converged).into(),
+                    gg_p.into(),
+                    gg_q.into(),
+                    gg_v.into(),
+                    run.gamma_gamma_reason.as_deref().into(),
+                    run.p_alive_mean.into(),
+                    run.expected_purchases_90d_mean.into(),
+                    run.clv_mean.into(),
+                    t.into(),
+                    run.model.as_str().into(),
+                    params.as_str().into(),
+                    selection.as_deref().into(),
+                    run.interval_level.into(),
+                ],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("prediction run inserted without an id".into()))?;
+        tx.execute("DELETE FROM predictions", &[]).await?;
         PREDICTIONS
             .insert(
                 &mut tx,
-                self,
-                rows,
-                |p| p.customer_id.as_str(),
-                |q, p| {
-                    q.bind(id)
-                        .bind(p.frequency)
-                        .bind(p.recency)
-                        .bind(p.t)
-                        .bind(p.monetary)
-                        .bind(p.p_alive)
-                        .bind(p.expected_purchases_90d)
-                        .bind(p.clv)
-                        .bind(p.expected_purchases_90d_low)
-                        .bind(p.expected_purchases_90d_high)
-                        .bind(p.clv_low)
-                        .bind(p.clv_high)
-                        .bind(p.churn_risk.as_deref())
-                        .bind(p.next_order_date.as_deref())
+                rows.len(),
+                |i| rows[i].customer_id.as_str(),
+                |i, out| {
+                    let p = &rows[i];
+                    out.extend([
+                        Val::from(id),
+                        p.frequency.into(),
+                        p.recency.into(),
+                        p.t.into(),
+                        p.monetary.into(),
+                        p.p_alive.into(),
+                        p.expected_purchases_90d.into(),
+                        p.clv.into(),
+                        p.expected_purchases_90d_low.into(),
+                        p.expected_purchases_90d_high.into(),
+                        p.clv_low.into(),
+                        p.clv_high.into(),
+                        p.churn_risk.as_deref().into(),
+                        p.next_order_date.as_deref().into(),
+                    ]);
                 },
             )
             .await?;
@@ -236,7 +243,7 @@ impl Store {
     pub async fn stored_predictions(&self) -> Result<Vec<StoredPrediction>> {
         let sql = format!(
             "SELECT c.id AS customer_id, {PREDICTION_COLS} FROM predictions p \
-             JOIN customers c ON c.key = p.ckey"
+             JOIN customers c ON c.key = p.ckey ORDER BY p.ckey"
         );
         let mut out = crate::collect_rows(sqlx::query(&sql), self.pool(), |r| {
             Ok(StoredPrediction::from_row(r)?)
@@ -259,24 +266,25 @@ impl Store {
         let sql = match bound {
             PredictionBound::Point => {
                 "SELECT c.id, p.p_alive, p.expected_purchases_90d, p.clv \
-                 FROM predictions p JOIN customers c ON c.key = p.ckey"
+                 FROM predictions p JOIN customers c ON c.key = p.ckey ORDER BY p.ckey"
             }
             PredictionBound::Low => {
                 "SELECT c.id, p.p_alive, \
                  COALESCE(p.expected_purchases_90d_low, p.expected_purchases_90d), \
                  CASE WHEN p.clv IS NULL THEN NULL ELSE COALESCE(p.clv_low, p.clv) END \
-                 FROM predictions p JOIN customers c ON c.key = p.ckey"
+                 FROM predictions p JOIN customers c ON c.key = p.ckey ORDER BY p.ckey"
             }
         };
-        let mut out = crate::collect_rows(sqlx::query(sql), self.pool(), |r| {
-            Ok(Prediction {
-                customer_id: r.try_get(0)?,
-                p_alive: r.try_get(1)?,
-                expected_purchases_90d: r.try_get(2)?,
-                clv: r.try_get::<Option<f64>, _>(3)?.unwrap_or(f64::NAN),
+        let mut out = self
+            .read_rows(sql.to_string(), Vec::new(), |r| {
+                Ok(Prediction {
+                    customer_id: r.text(0)?,
+                    p_alive: r.real(1)?,
+                    expected_purchases_90d: r.real(2)?,
+                    clv: r.opt_real(3)?.unwrap_or(f64::NAN),
+                })
             })
-        })
-        .await?;
+            .await?;
         // Sorted here: text collation differs between the backends.
         out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
         Ok(out)

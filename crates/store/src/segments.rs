@@ -10,7 +10,8 @@ use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
 use crate::keyed::KeyedTable;
-use crate::{now, values_clause, Result, Store, StoreError};
+use crate::rows::Val;
+use crate::{now, Result, Store, StoreError};
 
 /// A run to record (the store assigns `id` and `created_at`).
 #[derive(Debug, Clone, PartialEq)]
@@ -115,58 +116,68 @@ impl Store {
         profiles: &[SegmentProfileRow],
         assignments: &[SegmentAssignmentRow],
     ) -> Result<i64> {
-        let mut tx = self.pool().begin().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO segment_runs (method, k, seed, as_of, customers, params, k_scores, model, \
-             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        let mut tx = self.write_tx().await?;
+        let seed = run.seed as i64;
+        let t = now();
+        let id = tx
+            .fetch_int(
+                "INSERT INTO segment_runs (method, k, seed, as_of, customers, params, k_scores, \
+                 model, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+                &[
+                    run.method.as_str().into(),
+                    run.k.into(),
+                    seed.into(),
+                    run.as_of.as_deref().into(),
+                    run.customers.into(),
+                    run.params.as_str().into(),
+                    run.k_scores.as_str().into(),
+                    run.model.as_str().into(),
+                    t.into(),
+                ],
+            )
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("segment run inserted without an id".into()))?;
+        tx.insert_many(
+            &format!("INSERT INTO segment_profiles (run_id, {PROFILE_COLS})"),
+            15,
+            profiles.len(),
+            |i, out| {
+                let p = &profiles[i];
+                out.extend([
+                    Val::from(id),
+                    p.cluster.into(),
+                    p.name.as_str().into(),
+                    p.size.into(),
+                    p.share.into(),
+                    p.revenue.into(),
+                    p.revenue_share.into(),
+                    p.recency_mean.into(),
+                    p.recency_median.into(),
+                    p.frequency_mean.into(),
+                    p.frequency_median.into(),
+                    p.monetary_mean.into(),
+                    p.monetary_median.into(),
+                    p.clv_mean.into(),
+                    p.p_alive_mean.into(),
+                ]);
+            },
         )
-        .bind(run.method.as_str())
-        .bind(run.k)
-        .bind(run.seed as i64)
-        .bind(run.as_of.as_deref())
-        .bind(run.customers)
-        .bind(run.params.as_str())
-        .bind(run.k_scores.as_str())
-        .bind(run.model.as_str())
-        .bind(now())
-        .fetch_one(&mut *tx)
         .await?;
-        for p in profiles {
-            sqlx::query(&format!(
-                "INSERT INTO segment_profiles (run_id, {PROFILE_COLS}) VALUES {}",
-                values_clause(1, 15)
-            ))
-            .bind(id)
-            .bind(p.cluster)
-            .bind(p.name.as_str())
-            .bind(p.size)
-            .bind(p.share)
-            .bind(p.revenue)
-            .bind(p.revenue_share)
-            .bind(p.recency_mean)
-            .bind(p.recency_median)
-            .bind(p.frequency_mean)
-            .bind(p.frequency_median)
-            .bind(p.monetary_mean)
-            .bind(p.monetary_median)
-            .bind(p.clv_mean)
-            .bind(p.p_alive_mean)
-            .execute(&mut *tx)
-            .await?;
-        }
         ASSIGNMENTS
             .insert(
                 &mut tx,
-                self,
-                assignments,
-                |a| a.customer_id.as_str(),
-                |q, a| {
-                    q.bind(id)
-                        .bind(a.cluster)
-                        .bind(a.segment.as_str())
-                        .bind(a.r)
-                        .bind(a.f)
-                        .bind(a.m)
+                assignments.len(),
+                |i| assignments[i].customer_id.as_str(),
+                |i, out| {
+                    let a = &assignments[i];
+                    out.extend([
+                        Val::from(id),
+                        a.cluster.into(),
+                        a.segment.as_str().into(),
+                        a.r.into(),
+                        a.f.into(),
+                        a.m.into(),
+                    ]);
                 },
             )
             .await?;
@@ -238,7 +249,8 @@ impl Store {
     /// The assignments of a run, by customer id.
     pub async fn segment_assignments(&self, run_id: i64) -> Result<Vec<SegmentAssignmentRow>> {
         let sql = "SELECT c.id AS customer_id, a.cluster, a.segment, a.r, a.f, a.m \
-             FROM segment_assignments a JOIN customers c ON c.key = a.ckey WHERE a.run_id = $1";
+             FROM segment_assignments a JOIN customers c ON c.key = a.ckey WHERE a.run_id = $1 \
+             ORDER BY a.ckey";
         let mut out = crate::collect_rows(sqlx::query(sql).bind(run_id), self.pool(), |r| {
             Ok(SegmentAssignmentRow::from_row(r)?)
         })
@@ -253,7 +265,7 @@ impl Store {
     pub async fn segment_export(&self, run_id: i64) -> Result<Vec<SegmentExportRow>> {
         let sql = "SELECT c.id AS customer_id, c.email, a.segment, a.r, a.f, a.m \
              FROM segment_assignments a JOIN customers c ON c.key = a.ckey \
-             WHERE a.run_id = $1";
+             WHERE a.run_id = $1 ORDER BY a.ckey";
         let mut out = crate::collect_rows(sqlx::query(sql).bind(run_id), self.pool(), |r| {
             Ok(SegmentExportRow::from_row(r)?)
         })
@@ -385,6 +397,14 @@ mod tests {
             Err(StoreError::UnknownCustomer(id)) => assert_eq!(id, "nobody"),
             other => panic!("expected an unknown customer, got {other:?}"),
         }
+        assert_eq!(store.segment_runs().await.expect("runs").len(), 1);
+        // So is one naming a customer twice (a key conflict), and nothing of it is kept.
+        let mut twice = many.clone();
+        twice.push(assignment("c00007", 1, "Hibernating"));
+        assert!(store
+            .save_segment_run(&new_run("rfm", 7), &[], &twice)
+            .await
+            .is_err());
         assert_eq!(store.segment_runs().await.expect("runs").len(), 1);
         let second = store
             .save_segment_run(

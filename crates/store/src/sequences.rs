@@ -10,6 +10,7 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::plans::NewPlan;
+use crate::rows::Val;
 use crate::{now, Result, Store};
 
 /// The variant (and its template) of one recipient.
@@ -45,9 +46,6 @@ pub struct RecipientActivity {
     pub bounced: bool,
 }
 
-/// Member rows per multi-row INSERT.
-const BATCH: usize = 4000;
-
 /// The ledger campaign id of step `step` of `campaign_id`.
 pub fn step_ledger_id(campaign_id: &str, step: i64) -> String {
     format!("{campaign_id}.s{step}")
@@ -61,25 +59,25 @@ impl Store {
         plan: &NewPlan,
         variants: &[(String, Vec<VariantAssignment>)],
     ) -> Result<String> {
-        let mut tx = self.pool().begin().await?;
-        let id = self.save_plan_in(&mut tx, plan).await?;
+        let mut tx = self.write_tx().await?;
+        let id = crate::plans::save_plan_in(&mut tx, plan).await?;
         for (local, rows) in variants {
             let campaign_id = format!("{id}-{local}");
-            for chunk in rows.chunks(BATCH) {
-                let sql = format!(
-                    "INSERT INTO campaign_variants (campaign_id, customer_id, variant, template) VALUES {}",
-                    self.bulk_values(chunk.len(), 4)
-                );
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q
-                        .bind(campaign_id.as_str())
-                        .bind(r.customer_id.as_str())
-                        .bind(r.variant.as_str())
-                        .bind(r.template.as_str());
-                }
-                q.execute(&mut *tx).await?;
-            }
+            tx.insert_many(
+                "INSERT INTO campaign_variants (campaign_id, customer_id, variant, template)",
+                4,
+                rows.len(),
+                |i, out| {
+                    let r = &rows[i];
+                    out.extend([
+                        Val::from(campaign_id.as_str()),
+                        r.customer_id.as_str().into(),
+                        r.variant.as_str().into(),
+                        r.template.as_str().into(),
+                    ]);
+                },
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(id)

@@ -1,0 +1,411 @@
+//! Backend-neutral statements for the store's bulk paths: bound values ([`Val`]), rows read by
+//! position ([`DbRow`]), whole-result reads ([`Store::read_rows`]) and write transactions
+//! ([`WriteTx`]).
+//!
+//! On PostgreSQL everything goes through the sqlx pool. On the embedded SQLite file the same SQL
+//! runs on a native rusqlite connection: sqlx's SQLite driver hands every row and every bound
+//! value across threads one at a time, which at 10⁶ customers costs more than the work itself.
+//! A query is written once, its values listed once, its rows mapped once; only the executor
+//! differs. SQL uses `$N` placeholders in order of first use, which both backends accept.
+
+use futures_util::TryStreamExt;
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, Row};
+
+use crate::{Result, Store, StoreError};
+
+/// A value bound to a statement. Nulls are typed (PostgreSQL checks parameter types).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Val<'a> {
+    Int(Option<i64>),
+    Real(Option<f64>),
+    Text(Option<&'a str>),
+}
+
+impl From<i64> for Val<'_> {
+    fn from(v: i64) -> Self {
+        Val::Int(Some(v))
+    }
+}
+impl From<Option<i64>> for Val<'_> {
+    fn from(v: Option<i64>) -> Self {
+        Val::Int(v)
+    }
+}
+impl From<f64> for Val<'_> {
+    fn from(v: f64) -> Self {
+        Val::Real(Some(v))
+    }
+}
+impl From<Option<f64>> for Val<'_> {
+    fn from(v: Option<f64>) -> Self {
+        Val::Real(v)
+    }
+}
+impl<'a> From<&'a str> for Val<'a> {
+    fn from(v: &'a str) -> Self {
+        Val::Text(Some(v))
+    }
+}
+impl<'a> From<Option<&'a str>> for Val<'a> {
+    fn from(v: Option<&'a str>) -> Self {
+        Val::Text(v)
+    }
+}
+
+/// An owned [`Val`], for reads that run on another thread.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum OwnedVal {
+    Int(Option<i64>),
+}
+
+impl OwnedVal {
+    fn as_val(&self) -> Val<'_> {
+        match self {
+            OwnedVal::Int(v) => Val::Int(*v),
+        }
+    }
+}
+
+fn bind_sqlx<'q>(
+    q: Query<'q, Any, AnyArguments<'q>>,
+    v: Val<'q>,
+) -> Query<'q, Any, AnyArguments<'q>> {
+    match v {
+        Val::Int(v) => q.bind(v),
+        Val::Real(v) => q.bind(v),
+        Val::Text(v) => q.bind(v),
+    }
+}
+
+pub(crate) fn bind_native(stmt: &mut rusqlite::Statement<'_>, at: usize, v: Val<'_>) -> Result<()> {
+    let r = match v {
+        Val::Int(v) => stmt.raw_bind_parameter(at, v),
+        Val::Real(v) => stmt.raw_bind_parameter(at, v),
+        Val::Text(v) => stmt.raw_bind_parameter(at, v),
+    };
+    r.map_err(crate::native::err)
+}
+
+/// A result row read by column position, whichever backend produced it.
+pub(crate) trait DbRow {
+    fn int(&self, i: usize) -> Result<i64>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>>;
+    fn real(&self, i: usize) -> Result<f64>;
+    fn opt_real(&self, i: usize) -> Result<Option<f64>>;
+    fn text(&self, i: usize) -> Result<String>;
+    fn opt_text(&self, i: usize) -> Result<Option<String>>;
+}
+
+impl DbRow for AnyRow {
+    fn int(&self, i: usize) -> Result<i64> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        Ok(self.try_get(i)?)
+    }
+    fn real(&self, i: usize) -> Result<f64> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_real(&self, i: usize) -> Result<Option<f64>> {
+        Ok(self.try_get(i)?)
+    }
+    fn text(&self, i: usize) -> Result<String> {
+        Ok(self.try_get(i)?)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        Ok(self.try_get(i)?)
+    }
+}
+
+impl DbRow for rusqlite::Row<'_> {
+    fn int(&self, i: usize) -> Result<i64> {
+        self.get(i).map_err(crate::native::err)
+    }
+    fn opt_int(&self, i: usize) -> Result<Option<i64>> {
+        self.get(i).map_err(crate::native::err)
+    }
+    fn real(&self, i: usize) -> Result<f64> {
+        self.get(i).map_err(crate::native::err)
+    }
+    fn opt_real(&self, i: usize) -> Result<Option<f64>> {
+        self.get(i).map_err(crate::native::err)
+    }
+    fn text(&self, i: usize) -> Result<String> {
+        self.get(i).map_err(crate::native::err)
+    }
+    fn opt_text(&self, i: usize) -> Result<Option<String>> {
+        self.get(i).map_err(crate::native::err)
+    }
+}
+
+impl Store {
+    /// Every row of `sql` (with `binds`), mapped by `map`, in the order the database returns
+    /// them. On SQLite the query runs on a native read connection on a blocking thread.
+    pub(crate) async fn read_rows<T, F>(
+        &self,
+        sql: String,
+        binds: Vec<OwnedVal>,
+        map: F,
+    ) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(&dyn DbRow) -> Result<T> + Send + 'static,
+    {
+        match self.sqlite_path() {
+            Some(path) => {
+                let path = path.to_path_buf();
+                tokio::task::spawn_blocking(move || -> Result<Vec<T>> {
+                    let conn = crate::native::open_read(&path)?;
+                    let mut stmt = conn.prepare(&sql).map_err(crate::native::err)?;
+                    for (i, v) in binds.iter().enumerate() {
+                        bind_native(&mut stmt, i + 1, v.as_val())?;
+                    }
+                    let mut rows = stmt.raw_query();
+                    let mut out = Vec::new();
+                    while let Some(r) = rows.next().map_err(crate::native::err)? {
+                        out.push(map(r)?);
+                    }
+                    Ok(out)
+                })
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("reader task failed: {e}")))?
+            }
+            None => {
+                let mut q = sqlx::query(&sql);
+                for v in &binds {
+                    q = bind_sqlx(q, v.as_val());
+                }
+                let mut out = Vec::new();
+                let mut rows = q.fetch(self.pool());
+                while let Some(r) = rows.try_next().await? {
+                    out.push(map(&r)?);
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// Starts a write transaction: on SQLite a native connection holding the write lock
+    /// (`BEGIN IMMEDIATE`), on PostgreSQL a pool transaction.
+    pub(crate) async fn write_tx(&self) -> Result<WriteTx<'_>> {
+        match self.sqlite_path() {
+            Some(path) => {
+                let conn = crate::native::open_write(path)?;
+                blocking(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(crate::native::err)?;
+                Ok(WriteTx {
+                    store: self,
+                    inner: Some(Inner::Native(conn)),
+                })
+            }
+            None => Ok(WriteTx {
+                store: self,
+                inner: Some(Inner::Sqlx(self.pool().begin().await?)),
+            }),
+        }
+    }
+}
+
+/// Runs blocking database work from async code: on a multi-threaded runtime the worker thread
+/// hands its other tasks off first; on a current-thread runtime (tests) it just runs.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
+enum Inner<'c> {
+    Sqlx(sqlx::Transaction<'c, Any>),
+    Native(rusqlite::Connection),
+}
+
+/// A write transaction on either backend; rolled back when dropped without [`WriteTx::commit`].
+pub(crate) struct WriteTx<'c> {
+    store: &'c Store,
+    /// `None` once committed.
+    inner: Option<Inner<'c>>,
+}
+
+impl Drop for WriteTx<'_> {
+    fn drop(&mut self) {
+        if let Some(Inner::Native(conn)) = &self.inner {
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
+    }
+}
+
+impl<'c> WriteTx<'c> {
+    fn inner(&mut self) -> Result<&mut Inner<'c>> {
+        self.inner
+            .as_mut()
+            .ok_or_else(|| StoreError::Corrupt("write transaction used after commit".into()))
+    }
+
+    /// Runs `f` on the native SQLite connection of this transaction, or returns `None` on
+    /// PostgreSQL: for bulk paths that SQLite serves better with its own plan.
+    pub(crate) fn with_native<R>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Connection) -> Result<R>,
+    ) -> Result<Option<R>> {
+        match self.inner()? {
+            Inner::Native(conn) => blocking(|| f(conn)).map(Some),
+            Inner::Sqlx(_) => Ok(None),
+        }
+    }
+
+    /// Runs one statement; returns the rows it changed.
+    pub(crate) async fn execute(&mut self, sql: &str, vals: &[Val<'_>]) -> Result<u64> {
+        match self.inner()? {
+            Inner::Sqlx(tx) => {
+                let mut q = sqlx::query(sql);
+                for v in vals {
+                    q = bind_sqlx(q, *v);
+                }
+                Ok(q.execute(&mut **tx).await?.rows_affected())
+            }
+            Inner::Native(conn) => blocking(|| {
+                let mut stmt = conn.prepare_cached(sql).map_err(crate::native::err)?;
+                for (i, v) in vals.iter().enumerate() {
+                    bind_native(&mut stmt, i + 1, *v)?;
+                }
+                Ok(stmt.raw_execute().map_err(crate::native::err)? as u64)
+            }),
+        }
+    }
+
+    /// The first column of the first row of `sql` as an integer (a count, a `RETURNING id`);
+    /// `None` for no row or NULL.
+    pub(crate) async fn fetch_int(&mut self, sql: &str, vals: &[Val<'_>]) -> Result<Option<i64>> {
+        match self.inner()? {
+            Inner::Sqlx(tx) => {
+                let mut q = sqlx::query(sql);
+                for v in vals {
+                    q = bind_sqlx(q, *v);
+                }
+                match q.fetch_optional(&mut **tx).await? {
+                    Some(r) => Ok(r.try_get::<Option<i64>, _>(0)?),
+                    None => Ok(None),
+                }
+            }
+            Inner::Native(conn) => blocking(|| {
+                let mut stmt = conn.prepare_cached(sql).map_err(crate::native::err)?;
+                for (i, v) in vals.iter().enumerate() {
+                    bind_native(&mut stmt, i + 1, *v)?;
+                }
+                let mut rows = stmt.raw_query();
+                match rows.next().map_err(crate::native::err)? {
+                    Some(r) => r.get::<_, Option<i64>>(0).map_err(crate::native::err),
+                    None => Ok(None),
+                }
+            }),
+        }
+    }
+
+    /// The first column of the first row of `sql` as text; `None` for no row or NULL.
+    pub(crate) async fn fetch_text(
+        &mut self,
+        sql: &str,
+        vals: &[Val<'_>],
+    ) -> Result<Option<String>> {
+        match self.inner()? {
+            Inner::Sqlx(tx) => {
+                let mut q = sqlx::query(sql);
+                for v in vals {
+                    q = bind_sqlx(q, *v);
+                }
+                match q.fetch_optional(&mut **tx).await? {
+                    Some(r) => Ok(r.try_get::<Option<String>, _>(0)?),
+                    None => Ok(None),
+                }
+            }
+            Inner::Native(conn) => blocking(|| {
+                let mut stmt = conn.prepare_cached(sql).map_err(crate::native::err)?;
+                for (i, v) in vals.iter().enumerate() {
+                    bind_native(&mut stmt, i + 1, *v)?;
+                }
+                let mut rows = stmt.raw_query();
+                match rows.next().map_err(crate::native::err)? {
+                    Some(r) => r.get::<_, Option<String>>(0).map_err(crate::native::err),
+                    None => Ok(None),
+                }
+            }),
+        }
+    }
+
+    /// Inserts many rows with one statement shape `INSERT INTO … VALUES …` of `width` columns:
+    /// `row(i, out)` pushes row `i`'s values. On SQLite one prepared single-row statement runs
+    /// per row (cheap natively); on PostgreSQL multi-row statements of up to `MAX_PARAMS`.
+    pub(crate) async fn insert_many<'v>(
+        &mut self,
+        head: &str,
+        width: usize,
+        len: usize,
+        row: impl Fn(usize, &mut Vec<Val<'v>>),
+    ) -> Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        let store = self.store;
+        match self.inner()? {
+            Inner::Sqlx(tx) => {
+                let batch = (MAX_PARAMS / width).max(1);
+                let full = format!("{head} VALUES {}", store.bulk_values(batch, width));
+                let mut vals = Vec::with_capacity(batch * width);
+                let mut start = 0;
+                while start < len {
+                    let end = (start + batch).min(len);
+                    vals.clear();
+                    for i in start..end {
+                        row(i, &mut vals);
+                    }
+                    let partial;
+                    let sql = if end - start == batch {
+                        &full
+                    } else {
+                        partial =
+                            format!("{head} VALUES {}", store.bulk_values(end - start, width));
+                        &partial
+                    };
+                    let mut q = sqlx::query(sql);
+                    for v in &vals {
+                        q = bind_sqlx(q, *v);
+                    }
+                    q.execute(&mut **tx).await?;
+                    start = end;
+                }
+                Ok(())
+            }
+            Inner::Native(conn) => blocking(|| {
+                let sql = format!("{head} VALUES ({})", vec!["?"; width].join(","));
+                let mut stmt = conn.prepare(&sql).map_err(crate::native::err)?;
+                let mut vals = Vec::with_capacity(width);
+                for i in 0..len {
+                    vals.clear();
+                    row(i, &mut vals);
+                    for (j, v) in vals.iter().enumerate() {
+                        bind_native(&mut stmt, j + 1, *v)?;
+                    }
+                    stmt.raw_execute().map_err(crate::native::err)?;
+                }
+                Ok(())
+            }),
+        }
+    }
+
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        match self.inner.take() {
+            Some(Inner::Sqlx(tx)) => Ok(tx.commit().await?),
+            Some(Inner::Native(conn)) => {
+                blocking(|| conn.execute_batch("COMMIT")).map_err(crate::native::err)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+/// Parameters per statement on PostgreSQL's multi-row inserts (and SQLite's limit, with room).
+pub(crate) const MAX_PARAMS: usize = 32_000;
