@@ -213,7 +213,11 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
 
     match args.format {
         Format::Json => print_json(&summary_json(&run, as_of, run_id)),
-        Format::Csv => predictions_table(&stored_rows(&run, as_of)).print_csv(),
+        Format::Csv => {
+            let mut rows = stored_rows(&run, as_of);
+            rows.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+            predictions_table(&rows).print_csv()
+        }
         _ => {
             print!("{}", render(&run, as_of));
             Ok(())
@@ -239,7 +243,8 @@ pub async fn load_histories(
 }
 
 /// Every customer's model summary as of the last order's date, from the stored aggregates (no
-/// order is read); `None` without orders. Also the demo's.
+/// order is read), in customer key order (the same on both backends); `None` without orders.
+/// Also the demo's.
 pub async fn load_summaries(
     ctx: &Context,
     period: Period,
@@ -248,7 +253,7 @@ pub async fn load_summaries(
         return Ok(None);
     };
     let as_of = retain_core::date_of(last);
-    let mut out: Vec<(String, Summary)> = ctx
+    let out: Vec<(String, Summary)> = ctx
         .store
         .customer_stats()
         .await?
@@ -258,7 +263,6 @@ pub async fn load_summaries(
             (c.id, s)
         })
         .collect();
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     Ok(Some((as_of, out)))
 }
 

@@ -3,10 +3,8 @@
 //! are staged in a temporary table, then the database resolves each id to its key and inserts
 //! them in key order (one `INSERT … SELECT` joining `customers`); a row whose id names no customer
 //! is an error, not a silent drop. Runs in a [`WriteTx`]. On SQLite the connection resolves the
-//! ids itself instead: one scan of `customers` in key order against a map of the rows' ids gives
-//! the rows in key order, inserted by one prepared statement (no staging table, no sort).
-
-use rustc_hash::FxHashMap;
+//! ids itself instead: the rows, sorted by id, are merged with one scan of the customers' id index,
+//! then inserted in key order by one prepared statement (no staging table, no SQL sort).
 
 use crate::rows::{bind_native, Val, WriteTx};
 use crate::{Result, StoreError};
@@ -103,36 +101,52 @@ impl KeyedTable {
         row: &impl Fn(usize, &mut Vec<Val<'v>>),
     ) -> Result<()> {
         let err = crate::native::err;
-        let mut wanted: FxHashMap<&str, usize> = FxHashMap::default();
-        wanted.reserve(len);
-        for i in 0..len {
-            if wanted.insert(id(i), i).is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "customer {} appears twice in one write to {}",
-                    id(i),
-                    self.table
-                )));
-            }
+        // The rows by id (callers usually pass them sorted already: checked in one pass).
+        let mut by_id: Vec<usize> = (0..len).collect();
+        if !(1..len).all(|i| id(i - 1) <= id(i)) {
+            by_id.sort_unstable_by(|&a, &b| id(a).cmp(id(b)));
         }
-        // (key, row index) in key order.
+        if let Some(w) = by_id.windows(2).find(|w| id(w[0]) == id(w[1])) {
+            return Err(StoreError::Conflict(format!(
+                "customer {} appears twice in one write to {}",
+                id(w[0]),
+                self.table
+            )));
+        }
+        // Merge them with the customers' id index (SQLite's text order is byte order, as
+        // Rust's), then put the matches in key order.
         let mut order: Vec<(i64, usize)> = Vec::with_capacity(len);
         {
             let mut scan = conn
-                .prepare("SELECT key, id FROM customers ORDER BY key")
+                .prepare("SELECT id, key FROM customers ORDER BY id")
                 .map_err(err)?;
             let mut rows = scan.raw_query();
-            while let Some(r) = rows.next().map_err(err)? {
-                let found = match r.get_ref(1).map_err(err)? {
-                    rusqlite::types::ValueRef::Text(t) => std::str::from_utf8(t)
-                        .ok()
-                        .and_then(|t| wanted.get(t).copied()),
-                    _ => None,
+            let mut next = by_id.iter().copied().peekable();
+            while let Some(&i) = next.peek() {
+                let Some(r) = rows.next().map_err(err)? else {
+                    break;
                 };
-                if let Some(i) = found {
-                    order.push((r.get(0).map_err(err)?, i));
+                let stored = match r.get_ref(0).map_err(err)? {
+                    rusqlite::types::ValueRef::Text(t) => t,
+                    _ => continue,
+                };
+                let mut want = id(i).as_bytes();
+                // Rows whose id sorts before this customer's name no customer.
+                while want < stored {
+                    next.next();
+                    match next.peek() {
+                        Some(&j) => want = id(j).as_bytes(),
+                        None => break,
+                    }
+                }
+                if want == stored {
+                    if let Some(j) = next.next() {
+                        order.push((r.get(1).map_err(err)?, j));
+                    }
                 }
             }
         }
+        order.sort_unstable_by_key(|o| o.0);
         if order.len() != len {
             let mut seen = vec![false; len];
             for &(_, i) in &order {

@@ -398,6 +398,17 @@ mod tests {
             other => panic!("expected an unknown customer, got {other:?}"),
         }
         assert_eq!(store.segment_runs().await.expect("runs").len(), 1);
+        // Also when the rows come in no particular order and the unknown id sorts among known ones.
+        let mut shuffled = many.clone();
+        shuffled.reverse();
+        shuffled.insert(4000, assignment("c00004x", 0, "Hibernating"));
+        match store
+            .save_segment_run(&new_run("rfm", 7), &[], &shuffled)
+            .await
+        {
+            Err(StoreError::UnknownCustomer(id)) => assert_eq!(id, "c00004x"),
+            other => panic!("expected an unknown customer, got {other:?}"),
+        }
         // So is one naming a customer twice (a key conflict), and nothing of it is kept.
         let mut twice = many.clone();
         twice.push(assignment("c00007", 1, "Hibernating"));
@@ -415,10 +426,7 @@ mod tests {
             .await
             .expect("save");
         assert!(second > first);
-        assert_eq!(
-            store.segment_assignments(second).await.expect("read").len(),
-            9001
-        );
+        assert_eq!(store.segment_assignments(second).await.expect("read"), many);
         let runs = store.segment_runs().await.expect("read");
         assert_eq!(
             runs.iter().map(|r| r.id).collect::<Vec<_>>(),
