@@ -12,9 +12,8 @@
 //! 20,000-recipient run is `fleet_20k` (ignored; `cargo test --test fleet_workers -- --ignored`).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use retain_store::{NewPlan, NewPlanCampaign, PlanState, SendState, Store};
@@ -155,8 +154,11 @@ async fn fleet(n: usize, rate: f64) {
 
     // The SMTP server: a separate process; every 97th transaction is refused with 451/421.
     let log = dir.path().join("accepted.log");
-    let (_server, port) =
-        smtp::script_server(&py, "scripts/smtp_sink.py", &[log.as_os_str(), "97".as_ref()]);
+    let (_server, port) = smtp::script_server(
+        &py,
+        "scripts/smtp_sink.py",
+        &[log.as_os_str(), "97".as_ref()],
+    );
     let smtp = format!("smtp://127.0.0.1:{port}");
 
     let o = run(Command::new(bin())

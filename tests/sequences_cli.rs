@@ -207,7 +207,12 @@ async fn the_worker_creates_and_sends_due_steps() {
         .assert()
         .success();
     let ids = |r: std::ops::Range<usize>| r.map(|i| format!("c{i}")).collect::<Vec<_>>();
-    let campaign = |local: &str, goal: &str, template: &str, recipients, holdout, details: serde_json::Value| {
+    let campaign = |local: &str,
+                    goal: &str,
+                    template: &str,
+                    recipients,
+                    holdout,
+                    details: serde_json::Value| {
         NewPlanCampaign {
             local_id: local.into(),
             goal: goal.into(),
@@ -275,8 +280,14 @@ async fn the_worker_creates_and_sends_due_steps() {
     }
     let worker = |now: Option<i64>| {
         let mut cmd = retain(&ws);
-        cmd.env("RETAIN_SMTP_URL", &smtp)
-            .args(["worker", "--until-idle", "--poll", "0.1", "--format", "json"]);
+        cmd.env("RETAIN_SMTP_URL", &smtp).args([
+            "worker",
+            "--until-idle",
+            "--poll",
+            "0.1",
+            "--format",
+            "json",
+        ]);
         if let Some(now) = now {
             cmd.env("RETAIN_TEST_NOW", now.to_string());
         }
@@ -298,7 +309,11 @@ async fn the_worker_creates_and_sends_due_steps() {
 
     // The first emails; no step is due yet.
     let rep = worker(None);
-    assert_eq!(rep["steps_created"].as_array().map(Vec::len), Some(0), "{rep}");
+    assert_eq!(
+        rep["steps_created"].as_array().map(Vec::len),
+        Some(0),
+        "{rep}"
+    );
     assert_eq!(count("Offer subject").len(), 8);
     assert_eq!(count("Welcome subject").len(), 4);
     worker(None);
@@ -339,7 +354,11 @@ async fn the_worker_creates_and_sends_due_steps() {
 
     // Running again creates and sends nothing more.
     let rep = worker(Some(later));
-    assert_eq!(rep["steps_created"].as_array().map(Vec::len), Some(0), "{rep}");
+    assert_eq!(
+        rep["steps_created"].as_array().map(Vec::len),
+        Some(0),
+        "{rep}"
+    );
     assert_eq!(delivered(&maildir).len(), 15);
 
     // Approved on its own, the welcome step goes out with the next run.
@@ -357,7 +376,10 @@ async fn the_worker_creates_and_sends_due_steps() {
     let all = delivered(&maildir);
     assert_eq!(all.len(), 18, "{all:?}");
     for holdout in ["c8@", "c9@", "c13@"] {
-        assert!(!all.iter().any(|(to, _)| to.contains(holdout)), "{holdout} is in a holdout");
+        assert!(
+            !all.iter().any(|(to, _)| to.contains(holdout)),
+            "{holdout} is in a holdout"
+        );
     }
     assert_eq!(
         all.iter().filter(|(to, _)| to.contains("<c0@")).count(),
@@ -398,14 +420,21 @@ async fn a_test_on_a_share_sends_the_winner_to_the_rest() {
     // and its default is b.
     let mut campaigns = Vec::new();
     let mut variants = Vec::new();
-    for (c, (local, default)) in [("win_back-1", "a"), ("welcome-1", "b")].into_iter().enumerate() {
+    for (c, (local, default)) in [("win_back-1", "a"), ("welcome-1", "b")]
+        .into_iter()
+        .enumerate()
+    {
         let base = c * 100;
         let range = |r: std::ops::Range<usize>| r.map(|i| id(base + i)).collect::<Vec<_>>();
         let mut assignments = Vec::new();
         for (variant, template, r) in [
             ("a", "offer_a", 0..20),
             ("b", "offer_b", 20..40),
-            ("rest", if default == "a" { "offer_a" } else { "offer_b" }, 40..90),
+            (
+                "rest",
+                if default == "a" { "offer_a" } else { "offer_b" },
+                40..90,
+            ),
         ] {
             for customer_id in range(r) {
                 assignments.push(VariantAssignment {
@@ -475,13 +504,20 @@ async fn a_test_on_a_share_sends_the_winner_to_the_rest() {
             .and_then(|n| n.parse().ok())
             .unwrap_or_else(|| panic!("{to}"))
     };
-    assert!(first.iter().all(|(to, _)| number(to) % 100 < 40), "{first:?}");
+    assert!(
+        first.iter().all(|(to, _)| number(to) % 100 < 40),
+        "{first:?}"
+    );
 
     // Variant a of the first campaign converts: each of its recipients orders two days later.
     let day = chrono::Utc::now().date_naive() + chrono::Duration::days(2);
     let mut orders = String::from("order_id,customer_id,email,order_date,amount\n");
     for i in 0..20 {
-        orders.push_str(&format!("o{i},{},{}@mail.example,{day},50.00\n", id(i), id(i)));
+        orders.push_str(&format!(
+            "o{i},{},{}@mail.example,{day},50.00\n",
+            id(i),
+            id(i)
+        ));
     }
     std::fs::write(dir.path().join("orders.csv"), orders).expect("orders");
     retain(&ws)
@@ -499,7 +535,11 @@ async fn a_test_on_a_share_sends_the_winner_to_the_rest() {
             .args(["followups", "run", "--format", "json"])
             .output()
             .expect("followups");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("json")
     };
     let v = run(now + 3 * 86_400);
@@ -518,12 +558,23 @@ async fn a_test_on_a_share_sends_the_winner_to_the_rest() {
             .clone()
     };
     let (sx, sy) = (of(&x), of(&y));
-    assert_eq!((sx["step"].clone(), sx["template"].clone()), (0.into(), "offer_a".into()), "{sx}");
+    assert_eq!(
+        (sx["step"].clone(), sx["template"].clone()),
+        (0.into(), "offer_a".into()),
+        "{sx}"
+    );
     assert_eq!(sx["queued"], 50, "{sx}");
-    assert!(sx["note"].as_str().is_some_and(|n| n.contains("variant a won")), "{sx}");
+    assert!(
+        sx["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("variant a won")),
+        "{sx}"
+    );
     assert_eq!(sy["template"], "offer_b", "{sy}");
     assert!(
-        sy["note"].as_str().is_some_and(|n| n.contains("no valid winner") && n.contains("default variant b")),
+        sy["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("no valid winner") && n.contains("default variant b")),
         "{sy}"
     );
     run(now + 9 * 86_400);

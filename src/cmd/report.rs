@@ -318,8 +318,7 @@ async fn program(ctx: &Context, args: &Args) -> Result<()> {
             .map_or(0, |t| t.and_utc().timestamp()),
         None => chrono::Utc::now().timestamp(),
     };
-    let r =
-        retain_results::program::program_report(&ctx.store, &program, at, None).await?;
+    let r = retain_results::program::program_report(&ctx.store, &program, at, None).await?;
     let text = match args.format {
         Format::Json => format!("{}\n", serde_json::to_string_pretty(&r)?),
         _ => render_program(&r),

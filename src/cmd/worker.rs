@@ -194,7 +194,10 @@ fn print_report(rep: &WorkerReport, format: Format, quiet: bool) -> Result<()> {
             } else {
                 " (waits for `retain followups approve`)"
             },
-            d.note.as_deref().map(|n| format!(" — {n}")).unwrap_or_default()
+            d.note
+                .as_deref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
         );
     }
     let mut t = Table::new(["campaign", "sent", "failed", "unconfirmed", "still queued"]);

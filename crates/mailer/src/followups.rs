@@ -240,10 +240,14 @@ async fn queue_winner(
     test: &StoredShareTest,
     approved: bool,
 ) -> Result<DueStep, MailerError> {
-    let verdict =
-        retain_results::results::share_test_verdict(store, campaign_id, i64::from(test.days), opts.now)
-            .await
-            .map_err(|e| MailerError::Config(format!("campaign {campaign_id}: {e}")))?;
+    let verdict = retain_results::results::share_test_verdict(
+        store,
+        campaign_id,
+        i64::from(test.days),
+        opts.now,
+    )
+    .await
+    .map_err(|e| MailerError::Config(format!("campaign {campaign_id}: {e}")))?;
     let assignments = store.campaign_variants(campaign_id).await?;
     let template_of = |variant: &str| {
         assignments

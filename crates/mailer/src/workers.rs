@@ -216,20 +216,22 @@ where
         let mut step_ids: Vec<String> = Vec::new();
         if let Some(work) = &wopts.steps {
             let fopts = crate::FollowupOptions {
-                now: work
-                    .now
-                    .unwrap_or_else(|| chrono::Utc::now().timestamp()),
+                now: work.now.unwrap_or_else(|| chrono::Utc::now().timestamp()),
                 frequency_cap_days: work.frequency_cap_days,
                 consent: base.consent,
                 dry_run: false,
             };
             match crate::create_due_steps(store, &work.identity, &fopts).await {
                 Ok(created) => report.steps_created.extend(created),
-                Err(e) => report.errors.push(("follow-up steps".into(), e.to_string())),
+                Err(e) => report
+                    .errors
+                    .push(("follow-up steps".into(), e.to_string())),
             }
             match crate::sendable_steps(store).await {
                 Ok(steps) => step_ids = steps.into_iter().map(|s| s.ledger_id).collect(),
-                Err(e) => report.errors.push(("follow-up steps".into(), e.to_string())),
+                Err(e) => report
+                    .errors
+                    .push(("follow-up steps".into(), e.to_string())),
             }
         }
         let due = match store.due_campaigns().await {

@@ -297,7 +297,10 @@ impl Parser<'_> {
         if end == word_end && expr::NumField::from_name(&word).is_none() {
             // A bare word that is no event: most likely a misspelt event.
             let found = if word.is_empty() {
-                self.chars.get(start).map(char::to_string).unwrap_or_default()
+                self.chars
+                    .get(start)
+                    .map(char::to_string)
+                    .unwrap_or_default()
             } else {
                 word
             };
@@ -358,8 +361,8 @@ mod tests {
 
     #[test]
     fn rules_read_customer_fields() {
-        use std::collections::BTreeMap;
         use crate::expr::NumField;
+        use std::collections::BTreeMap;
         let mut numbers = [f64::NAN; NUM_FIELDS];
         numbers[NumField::Clv.index()] = 250.0;
         numbers[NumField::PAlive.index()] = 0.4;
@@ -385,7 +388,9 @@ mod tests {
         // `not` over a missing value is true, as in the goal rules.
         let r = parse_step_rule("not (p_alive >= 0.5) and not unsubscribed").expect("parses");
         assert!(r.matches(&act(false, false, false), &nobody()));
-        assert!(!parse_step_rule("not converted").expect("parses").reads_customer());
+        assert!(!parse_step_rule("not converted")
+            .expect("parses")
+            .reads_customer());
         // Conditions stop at `and`/`or` outside quotes: a segment named with "and" is one value.
         let r = parse_step_rule(r#"segment = "Bought and left" or clicked"#).expect("parses");
         let left = Subject {

@@ -478,12 +478,20 @@ pub fn parse_catalogue(
                             ctx(&format!(
                                 "default_variant \"{}\": expected one of the variants ({})",
                                 d.get_ref(),
-                                variants.iter().map(|v| v.id.as_str()).collect::<Vec<_>>().join(", ")
+                                variants
+                                    .iter()
+                                    .map(|v| v.id.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
                             )),
                         ));
                     }
                 };
-                if let Some(v) = g.variants.iter().find(|v| v.id.get_ref() == crate::variants::REST_VARIANT) {
+                if let Some(v) = g
+                    .variants
+                    .iter()
+                    .find(|v| v.id.get_ref() == crate::variants::REST_VARIANT)
+                {
                     return Err(at(
                         v.id.span().start,
                         ctx(&format!(
@@ -793,10 +801,17 @@ template = "upsell"
 
     #[test]
     fn a_share_test_is_parsed_and_checked() {
-        let head = GOOD.split("\n[[goal]]\nid = \"upsell\"").next().expect("first goal");
+        let head = GOOD
+            .split("\n[[goal]]\nid = \"upsell\"")
+            .next()
+            .expect("first goal");
         let with = |extra: &str| format!("{head}{extra}{VARIANTS}");
-        let g = parse_goals(&with("test_share = 0.2\ntest_days = 10\ndefault_variant = \"b\"\n"), "goals.toml", &vocab())
-            .expect("parses");
+        let g = parse_goals(
+            &with("test_share = 0.2\ntest_days = 10\ndefault_variant = \"b\"\n"),
+            "goals.toml",
+            &vocab(),
+        )
+        .expect("parses");
         assert_eq!(
             g[0].share_test,
             Some(ShareTest {
@@ -811,8 +826,14 @@ template = "upsell"
         assert_eq!((t.days, t.default_variant.as_str()), (30, "a"));
         for (extra, want) in [
             ("test_share = 1.0\n", "above 0 and below 1"),
-            ("test_share = 0.2\ntest_days = 31\n", "1 to window_days (30)"),
-            ("test_share = 0.2\ndefault_variant = \"c\"\n", "one of the variants (a, b)"),
+            (
+                "test_share = 0.2\ntest_days = 31\n",
+                "1 to window_days (30)",
+            ),
+            (
+                "test_share = 0.2\ndefault_variant = \"c\"\n",
+                "one of the variants (a, b)",
+            ),
             ("test_days = 3\n", "test_days needs `test_share`"),
         ] {
             let e = err(&with(extra));
@@ -824,7 +845,10 @@ template = "upsell"
 
     #[test]
     fn step_rules_may_read_customer_fields() {
-        let head = GOOD.split("\n[[goal]]\nid = \"upsell\"").next().expect("first goal");
+        let head = GOOD
+            .split("\n[[goal]]\nid = \"upsell\"")
+            .next()
+            .expect("first goal");
         let step = |when: &str| {
             format!("{head}\n[[goal.steps]]\nafter_days = 7\nwhen = '{when}'\ntemplate = \"win_back\"\n")
         };

@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::report::{self, CampaignInput, GroupResult, Inputs, MemberInput, SendInput};
 use crate::stats::{two_proportions, ProportionDiff};
-use retain_planner::variants::REST_VARIANT;
 use retain_core::Order;
+use retain_planner::variants::REST_VARIANT;
 use retain_store::EventRecord;
 
 /// Significance level of the whole variant test (split between its pairs, Bonferroni).
