@@ -123,6 +123,14 @@ pub async fn create_due_steps(
                 .iter()
                 .map(|s| s.step)
                 .collect();
+            // Every step created already: nothing to read (a worker asks on every pass).
+            let pending = steps
+                .iter()
+                .any(|s| !created.contains(&i64::from(s.number)))
+                || (share_test.is_some() && !created.contains(&0));
+            if !pending {
+                continue;
+            }
             let activity = store.recipient_activity(&c.campaign_id).await?;
             let Some(first_sent) = activity.iter().map(|a| a.sent_at).min() else {
                 continue; // not sent yet
