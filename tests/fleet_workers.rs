@@ -12,47 +12,18 @@
 //! 20,000-recipient run is `fleet_20k` (ignored; `cargo test --test fleet_workers -- --ignored`).
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use retain_store::{NewPlan, NewPlanCampaign, PlanState, SendState, Store};
 
 mod common;
+use common::smtp::{self, Reaped};
 use common::{database_url, use_database};
 
 fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_retain"))
-}
-
-fn python() -> Option<PathBuf> {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    [
-        std::env::var_os("RETAIN_TEST_PYTHON").map(PathBuf::from),
-        Some(repo.join(".venv/bin/python")),
-        Some(PathBuf::from("python3")),
-    ]
-    .into_iter()
-    .flatten()
-    .find(|p| {
-        Command::new(p)
-            .args(["-c", "import aiosmtpd"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    })
-}
-
-/// Kills (SIGKILL) and reaps a child when dropped, whatever happened.
-struct Reaped(Child);
-
-impl Drop for Reaped {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn run(c: &mut Command) -> std::process::Output {
@@ -171,12 +142,7 @@ async fn fleet_20k() {
 }
 
 async fn fleet(n: usize, rate: f64) {
-    let Some(py) = python() else {
-        let msg = "SKIP: fleet: no Python with aiosmtpd (set RETAIN_TEST_PYTHON)";
-        if std::env::var("RETAIN_REQUIRE_AIOSMTPD").is_ok_and(|v| v == "1") {
-            panic!("{msg}");
-        }
-        eprintln!("{msg}");
+    let Some(py) = smtp::python_or_skip("fleet") else {
         return;
     };
     let Some(db) = common::postgres() else {
@@ -188,21 +154,11 @@ async fn fleet(n: usize, rate: f64) {
 
     // The SMTP server: a separate process; every 97th transaction is refused with 451/421.
     let log = dir.path().join("accepted.log");
-    let sink = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/smtp_sink.py");
-    let mut server = Command::new(&py)
-        .arg(&sink)
-        .arg(&log)
-        .arg("97")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the SMTP sink");
-    let mut line = String::new();
-    if let Some(out) = server.stdout.take() {
-        BufReader::new(out).read_line(&mut line).expect("port");
-    }
-    let _server = Reaped(server);
-    let port: u16 = line.trim().parse().expect("the sink's port");
+    let (_server, port) = smtp::script_server(
+        &py,
+        "scripts/smtp_sink.py",
+        &[log.as_os_str(), "97".as_ref()],
+    );
     let smtp = format!("smtp://127.0.0.1:{port}");
 
     let o = run(Command::new(bin())

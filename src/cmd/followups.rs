@@ -21,8 +21,11 @@ pub enum Command {
   retain followups run               # create them and send (SMTP if smtp.url is set, else .eml files)
   retain followups run --format json
 
-A step goes to the campaign's recipients whose events match its `when` rule (opened, clicked,
-converted, unsubscribed, bounced); the holdout never gets one. Suppression, consent and the
+A step goes to the campaign's recipients whose `when` rule matches what they did (opened,
+clicked, converted, unsubscribed, bounced) and who they are (customer conditions such as
+`clv > 100` or `segment = \"At Risk\"`); the holdout never gets one. A campaign tested on a
+share (test_share) sends the winner to the rest once the test's days have passed (step 0), or,
+without a valid winner by then, its default_variant. Suppression, consent and the
 frequency cap apply when the step is created. Each recipient gets each step at most once:
 running it again sends only what is still queued.")]
     Run {
@@ -109,6 +112,14 @@ pub async fn run(ctx: &Context, cmd: Command) -> Result<()> {
     }
 }
 
+/// `RETAIN_TEST_NOW` (Unix seconds): the time `followups run` and `worker` take as now when
+/// deciding which steps are due, so an end-to-end test can reach a step's day without waiting.
+pub fn test_now() -> Option<i64> {
+    std::env::var("RETAIN_TEST_NOW")
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+}
+
 async fn run_due(
     ctx: &Context,
     dry_run: bool,
@@ -118,12 +129,7 @@ async fn run_due(
 ) -> Result<()> {
     let identity = Identity::new(&ctx.config.sender.from, &ctx.config.sender.reply_to)
         .map_err(mailer_error)?;
-    // `RETAIN_TEST_NOW` (Unix seconds): the time this run takes as now, so an end-to-end test
-    // can reach a step's day without waiting for it.
-    let now = std::env::var("RETAIN_TEST_NOW")
-        .ok()
-        .and_then(|v| v.trim().parse::<i64>().ok())
-        .unwrap_or_else(|| chrono::Utc::now().timestamp());
+    let now = test_now().unwrap_or_else(|| chrono::Utc::now().timestamp());
     let opts = FollowupOptions {
         now,
         frequency_cap_days: ctx.config.planner.frequency_cap_days,
@@ -181,6 +187,11 @@ async fn run_due(
             ]);
         }
         print!("{}", t.render());
+        for d in &due {
+            if let Some(note) = &d.note {
+                println!("  {}: {note}", d.ledger_id);
+            }
+        }
     }
     for (ledger, n) in &sent {
         println!("  {ledger}: {n} sent");
@@ -194,19 +205,12 @@ async fn send_approved(
     transport: Option<TransportKind>,
 ) -> Result<Vec<(String, u64)>> {
     let mut out = Vec::new();
-    for plan in ctx.store.plans().await? {
-        if plan.state != retain_store::PlanState::Approved {
-            continue;
-        }
-        for c in &plan.campaigns {
-            for step in ctx.store.campaign_steps(&c.campaign_id).await? {
-                if !step.approved || ctx.store.send_counts(&step.ledger_id).await?.queued == 0 {
-                    continue;
-                }
-                let rep = super::send::send_step(ctx, &step, transport).await?;
-                out.push((step.ledger_id.clone(), rep.sent));
-            }
-        }
+    for step in retain_mailer::sendable_steps(&ctx.store)
+        .await
+        .map_err(mailer_error)?
+    {
+        let rep = super::send::send_step(ctx, &step, transport).await?;
+        out.push((step.ledger_id.clone(), rep.sent));
     }
     Ok(out)
 }

@@ -503,6 +503,7 @@ fn campaign_details(c: &retain_planner::Campaign) -> Value {
             "id": v.id, "template": v.template, "recipients": v.recipients.len(),
         })).collect::<Vec<_>>(),
         "variant_power": c.variant_power,
+        "share_test": c.share_test,
         "steps": c.steps,
         "approve": c.approve,
     })

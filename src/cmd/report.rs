@@ -286,8 +286,16 @@ fn render_program(r: &retain_results::program::ProgramReport) -> String {
     out
 }
 
-/// `retain report --program`.
-async fn program(ctx: &Context, args: &Args) -> Result<()> {
+/// The workspace's `[program]` (goals.toml); `None` without a goals file.
+pub fn workspace_program(ctx: &Context) -> Result<Option<retain_planner::Program>> {
+    let path = ctx.path("goals.toml");
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(read_program(ctx)?))
+}
+
+fn read_program(ctx: &Context) -> Result<retain_planner::Program> {
     let path = ctx.path("goals.toml");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -298,14 +306,19 @@ async fn program(ctx: &Context, args: &Args) -> Result<()> {
     };
     let catalogue = retain_planner::parse_catalogue(&text, &path.display().to_string(), &vocab)
         .map_err(|e| fail(exit::BAD_INPUT, e.to_string()))?;
+    Ok(catalogue.program)
+}
+
+/// `retain report --program`.
+async fn program(ctx: &Context, args: &Args) -> Result<()> {
+    let program = read_program(ctx)?;
     let at = match args.period_of {
         Some(d) => d
             .and_hms_opt(12, 0, 0)
             .map_or(0, |t| t.and_utc().timestamp()),
         None => chrono::Utc::now().timestamp(),
     };
-    let r =
-        retain_results::program::program_report(&ctx.store, &catalogue.program, at, None).await?;
+    let r = retain_results::program::program_report(&ctx.store, &program, at, None).await?;
     let text = match args.format {
         Format::Json => format!("{}\n", serde_json::to_string_pretty(&r)?),
         _ => render_program(&r),

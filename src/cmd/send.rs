@@ -163,13 +163,23 @@ pub async fn load(ctx: &Context, campaign_id: &str, opts: &MailOptions) -> Resul
         _ => None,
     };
     let score = |v: i64| v.clamp(0, 255) as u8;
+    let variant_rows = ctx.store.campaign_variants(campaign_id).await?;
+    // Tested on a share: the recipients waiting for the winner are not sent the first email
+    // (the winner goes to them later, as the campaign's step 0).
+    let waiting: std::collections::HashSet<&str> = variant_rows
+        .iter()
+        .filter(|v| v.variant == retain_planner::variants::REST_VARIANT)
+        .map(|v| v.customer_id.as_str())
+        .collect();
     let mut members = Vec::with_capacity(audience.len());
     let mut recipients: HashMap<String, Recipient> = HashMap::with_capacity(audience.len());
     for m in audience {
-        members.push(Member {
-            customer_id: m.customer_id.clone(),
-            holdout: m.holdout,
-        });
+        if !waiting.contains(m.customer_id.as_str()) {
+            members.push(Member {
+                customer_id: m.customer_id.clone(),
+                holdout: m.holdout,
+            });
+        }
         let Some(customer) = m.customer else { continue };
         let (seg, scores) = match m.segment {
             Some((s, r, f, mm)) => (
@@ -196,7 +206,7 @@ pub async fn load(ctx: &Context, campaign_id: &str, opts: &MailOptions) -> Resul
     }
     add_products(ctx, &mut recipients).await?;
     let composer = composer(ctx, &ctx.config, &campaign, opts)?;
-    let composer = with_variants(ctx, composer, campaign_id).await?;
+    let composer = with_variants(ctx, composer, variant_rows)?;
     Ok(Loaded {
         campaign,
         plan_state,
@@ -288,8 +298,11 @@ fn composer(
 
 /// Adds the campaign's A/B variants (each recipient's template, drawn when the plan was made) to
 /// its composer; a campaign without variants is returned as it is.
-async fn with_variants(ctx: &Context, composer: Composer, campaign_id: &str) -> Result<Composer> {
-    let rows = ctx.store.campaign_variants(campaign_id).await?;
+fn with_variants(
+    ctx: &Context,
+    composer: Composer,
+    rows: Vec<retain_store::VariantAssignment>,
+) -> Result<Composer> {
     if rows.is_empty() {
         return Ok(composer);
     }
@@ -312,13 +325,9 @@ async fn with_variants(ctx: &Context, composer: Composer, campaign_id: &str) -> 
     Ok(composer.with_variants(sets, assignment))
 }
 
-/// Sends the queued rows of a follow-up step (its own ledger id, its own template) through the
-/// same engine as `retain send`.
-pub async fn send_step(
-    ctx: &Context,
-    step: &retain_store::StepRecord,
-    transport: Option<TransportKind>,
-) -> Result<SendReport> {
+/// A created follow-up step ready to send: the campaign's recipients and composer, rendering the
+/// step's template under the step's ledger id. The plan's state is the campaign's.
+pub async fn load_step(ctx: &Context, step: &retain_store::StepRecord) -> Result<Loaded> {
     let mail = MailOptions {
         discount: None,
         code_prefix: None,
@@ -330,7 +339,39 @@ pub async fn send_step(
         template: step.template.clone(),
         ..loaded.campaign.clone()
     };
-    let composer = Arc::new(composer(ctx, &ctx.config, &record, &mail)?);
+    let composer = composer(ctx, &ctx.config, &record, &mail)?;
+    Ok(Loaded {
+        campaign: record,
+        composer,
+        ..loaded
+    })
+}
+
+/// The created step a ledger id (`<campaign>.s<n>`) names, if any.
+pub async fn find_step(ctx: &Context, ledger_id: &str) -> Result<Option<retain_store::StepRecord>> {
+    let Some((campaign, n)) = ledger_id.rsplit_once(".s") else {
+        return Ok(None);
+    };
+    let Ok(n) = n.parse::<i64>() else {
+        return Ok(None);
+    };
+    Ok(ctx
+        .store
+        .campaign_steps(campaign)
+        .await?
+        .into_iter()
+        .find(|s| s.step == n))
+}
+
+/// Sends the queued rows of a follow-up step (its own ledger id, its own template) through the
+/// same engine as `retain send`.
+pub async fn send_step(
+    ctx: &Context,
+    step: &retain_store::StepRecord,
+    transport: Option<TransportKind>,
+) -> Result<SendReport> {
+    let loaded = load_step(ctx, step).await?;
+    let composer = Arc::new(loaded.composer);
     let kind = transport_kind(&ctx.config, transport);
     let opts = SendOptions {
         rate: match kind {

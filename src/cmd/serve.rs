@@ -196,6 +196,11 @@ pub async fn run(workspace: &Path, args: Args, quiet: bool) -> Result<()> {
         view_renderer: Some(view_renderer(&ctx)),
         login_limits: LoginLimits::default(),
         webhooks,
+        // A goals file that does not parse only hides the programme's result.
+        program: super::report::workspace_program(&ctx).unwrap_or_else(|e| {
+            eprintln!("warning: the overview shows no programme result: {e:#}");
+            None
+        }),
     };
     let writer = WriterConfig {
         flush_every: Duration::from_millis(args.flush_ms.max(1)),

@@ -1,5 +1,6 @@
 //! `retain worker`: a long-running sender. It registers itself in the database, then sends every
-//! approved campaign whose scheduled time has come (`retain campaign schedule`), alongside any
+//! approved campaign whose scheduled time has come (`retain campaign schedule`) and creates and
+//! sends the follow-up steps that fall due (as `retain followups run` does), alongside any
 //! number of other workers on any number of machines; SIGTERM or Ctrl-C finishes the messages
 //! in flight and exits 0.
 
@@ -10,7 +11,9 @@ use std::time::Duration;
 use anyhow::Result;
 use clap::Args as ClapArgs;
 use retain_mailer::transport::{FileTransport, SmtpTransport};
-use retain_mailer::{LoadedCampaign, MailerError, Transport, WorkerOptions, WorkerReport};
+use retain_mailer::{
+    Identity, LoadedCampaign, MailerError, StepWork, Transport, WorkerOptions, WorkerReport,
+};
 use retain_store::{ConsentCheck, PlanState};
 
 use super::send::{self, MailOptions, TransportKind};
@@ -25,7 +28,10 @@ use crate::output::{print_json, Format, Table};
   RETAIN_DATABASE_URL=postgres://… retain worker   # one per machine, as many as you like
 
 Only scheduled campaigns are sent by workers: an approved campaign without a schedule is sent
-by `retain send` (or once it is scheduled). Workers share the campaign's smtp.rate and the
+by `retain send` (or once it is scheduled). Follow-up steps are the workers' too: a step whose
+day has come is created (its rule matched against what each recipient did, the holdout never
+included, suppression, consent and the frequency cap applied) and sent once approved — with the
+plan (approve = \"sequence\") or by `retain followups approve` (approve = \"each_step\"). Workers share the campaign's smtp.rate and the
 [smtp.domain_rates] limits through the database; a recipient a dead worker had in flight is
 reported as unconfirmed, never sent twice.")]
 pub struct Args {
@@ -80,9 +86,16 @@ pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
             }
         });
     }
+    let identity = Identity::new(&ctx.config.sender.from, &ctx.config.sender.reply_to)
+        .map_err(send::mailer_error)?;
     let wopts = WorkerOptions {
         poll: Duration::from_secs_f64(args.poll.clamp(0.1, 3600.0)),
         until_idle: args.until_idle,
+        steps: Some(StepWork {
+            identity,
+            frequency_cap_days: ctx.config.planner.frequency_cap_days,
+            now: super::followups::test_now(),
+        }),
     };
     if !quiet && args.format != Format::Json {
         eprintln!("worker {} started", base.owner);
@@ -118,23 +131,30 @@ pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
     print_report(&report, args.format, quiet)
 }
 
-/// A due campaign with its composer and audience; `None` when its plan is not approved.
+/// A due campaign (or a follow-up step, by its ledger id `<campaign>.s<n>`) with its composer
+/// and audience; `None` when its plan is not approved.
 async fn load_campaign<T: Transport>(
     ctx: &Context,
     id: &str,
     opts: retain_mailer::SendOptions,
     transport: Arc<T>,
 ) -> Result<Option<LoadedCampaign<T>>, MailerError> {
-    let loaded = send::load(
-        ctx,
-        id,
-        &MailOptions {
-            discount: None,
-            code_prefix: None,
-            shop_url: None,
-        },
-    )
-    .await
+    let step = send::find_step(ctx, id).await.map_err(as_mailer)?;
+    let loaded = match &step {
+        Some(step) => send::load_step(ctx, step).await,
+        None => {
+            send::load(
+                ctx,
+                id,
+                &MailOptions {
+                    discount: None,
+                    code_prefix: None,
+                    shop_url: None,
+                },
+            )
+            .await
+        }
+    }
     .map_err(as_mailer)?;
     if loaded.plan_state != PlanState::Approved {
         eprintln!(
@@ -161,6 +181,24 @@ fn print_report(rep: &WorkerReport, format: Format, quiet: bool) -> Result<()> {
     }
     if quiet {
         return Ok(());
+    }
+    for d in &rep.steps_created {
+        println!(
+            "Step {} of {} created: {} matched, {} queued{}{}",
+            d.step,
+            d.campaign_id,
+            d.matched,
+            d.queued,
+            if d.approved {
+                ""
+            } else {
+                " (waits for `retain followups approve`)"
+            },
+            d.note
+                .as_deref()
+                .map(|n| format!(" — {n}"))
+                .unwrap_or_default()
+        );
     }
     let mut t = Table::new(["campaign", "sent", "failed", "unconfirmed", "still queued"]);
     let mut rows: Vec<_> = rep.runs.iter().collect();

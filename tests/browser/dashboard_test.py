@@ -85,7 +85,7 @@ def main():
         check("the browser refuses an injected inline script", b.eval("window.__injected === undefined"))
 
         pages = [
-            ("/", "02-overview.png", ["<h1>Overview</h1>", "Acquisition vs retention", "Cohorts"], 3),
+            ("/", "02-overview.png", ["<h1>Overview</h1>", "Programme vs global control", "Acquisition vs retention", "Cohorts"], 3),
             ("/segments", "03-segments.png", ["<h1>Segments</h1>", "Recency × frequency"], 2),
             ("/predictions", "04-predictions.png", ["<h1>Predictions</h1>"], 0),
             ("/plans", "05-plans.png", ["<h1>Plans</h1>"], 0),

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 
+pub mod smtp;
+
 /// `retain --workspace WS`, with the environment's workspace and database overrides removed.
 pub fn retain(ws: &Path) -> Command {
     let mut c = Command::cargo_bin("retain").expect("binary");

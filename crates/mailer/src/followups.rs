@@ -7,12 +7,22 @@
 //! does); suppression, consent and address validity are checked when the step is queued (and
 //! again by the engine at claim time), and the frequency cap holds back anyone another campaign
 //! mailed within it (the sequence's own emails do not count).
+//!
+//! A campaign tested on a share (`test_share`) has a step 0: once the test's horizon
+//! (`test_days` after the first send) has passed, the recipients who waited (variant
+//! [`REST_VARIANT`]) are queued under `<campaign>.s0` with the template of the variant that won
+//! the fixed-horizon test ([`retain_results::results::share_test_verdict`]) — or, without a valid winner,
+//! the goal's `default_variant`, and the step says so. The holdout is never among them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use retain_planner::followup::{parse_step_rule, Activity};
+use retain_planner::expr::{NumField, Subject, NUM_FIELDS};
+use retain_planner::followup::{parse_step_rule, unknown_customer, Activity};
+use retain_planner::input::{Candidate, RfmScores};
 use retain_store::{step_ledger_id, ConsentCheck, NewSend, PlanState, Store};
 use serde::Serialize;
+
+use retain_planner::variants::REST_VARIANT;
 
 use crate::context::Recipient;
 use crate::engine::queue_time_exclusion;
@@ -48,6 +58,16 @@ pub struct DueStep {
     pub excluded: BTreeMap<String, u64>,
     /// `false` when the goal approves each step and this one waits for its approval.
     pub approved: bool,
+    /// Step 0 of a test on a share: which variant the rest gets and why (the winner, or the
+    /// default when the test found no valid winner by its horizon).
+    pub note: Option<String>,
+}
+
+/// A test on a share as the planner stored it in the campaign's details.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct StoredShareTest {
+    days: u32,
+    default_variant: String,
 }
 
 /// A step as the planner stored it in the campaign's details.
@@ -80,7 +100,11 @@ pub async fn create_due_steps(
                 .cloned()
                 .and_then(|s| serde_json::from_value(s).ok())
                 .unwrap_or_default();
-            if steps.is_empty() {
+            let share_test: Option<StoredShareTest> = details
+                .get("share_test")
+                .cloned()
+                .and_then(|s| serde_json::from_value(s).ok());
+            if steps.is_empty() && share_test.is_none() {
                 continue;
             }
             if store.send_campaign_state(&c.campaign_id).await?
@@ -99,10 +123,35 @@ pub async fn create_due_steps(
                 .iter()
                 .map(|s| s.step)
                 .collect();
+            // Every step created already: nothing to read (a worker asks on every pass).
+            let pending = steps
+                .iter()
+                .any(|s| !created.contains(&i64::from(s.number)))
+                || (share_test.is_some() && !created.contains(&0));
+            if !pending {
+                continue;
+            }
             let activity = store.recipient_activity(&c.campaign_id).await?;
             let Some(first_sent) = activity.iter().map(|a| a.sent_at).min() else {
                 continue; // not sent yet
             };
+            if let Some(test) = &share_test {
+                if !created.contains(&0)
+                    && retain_planner::followup::is_due(first_sent, test.days, opts.now)
+                {
+                    let due = queue_winner(
+                        store,
+                        identity,
+                        &suppressions,
+                        opts,
+                        &c.campaign_id,
+                        test,
+                        !each_step,
+                    )
+                    .await?;
+                    out.push(due);
+                }
+            }
             for step in &steps {
                 if created.contains(&i64::from(step.number)) {
                     continue;
@@ -144,6 +193,186 @@ pub async fn create_due_steps(
     Ok(out)
 }
 
+/// A recipient as a step rule's customer conditions read them: their fields as the store holds
+/// them now (features at the newest order day, the stored prediction, the newest segmentation).
+fn subject_of(m: &retain_store::AudienceMember, now: i64) -> Subject<'_> {
+    let scores = m.segment.as_ref().map(|(_, r, f, mo)| RfmScores {
+        r: (*r).clamp(0, 255) as u8,
+        f: (*f).clamp(0, 255) as u8,
+        m: (*mo).clamp(0, 255) as u8,
+    });
+    let segment = m.segment.as_ref().map_or("", |s| s.0.as_str());
+    let numbers = match (&m.customer, &m.features) {
+        (Some(customer), Some(features)) => Candidate {
+            customer,
+            features,
+            segment,
+            scores,
+            prediction: m.prediction.as_ref(),
+            suppression: None,
+            last_campaign_at: None,
+            due_day: None,
+        }
+        .numbers(now),
+        _ => {
+            // No orders (or no record): only what the models and segmentation say.
+            let mut n = [f64::NAN; NUM_FIELDS];
+            if let Some(p) = &m.prediction {
+                n[NumField::PAlive.index()] = p.p_alive;
+                n[NumField::Clv.index()] = p.clv;
+                n[NumField::ExpectedPurchases90d.index()] = p.expected_purchases_90d;
+            }
+            if let Some(s) = scores {
+                n[NumField::RScore.index()] = f64::from(s.r);
+                n[NumField::FScore.index()] = f64::from(s.f);
+                n[NumField::MScore.index()] = f64::from(s.m);
+            }
+            n.map(|x| if x.is_finite() { x } else { f64::NAN })
+        }
+    };
+    Subject {
+        segment,
+        numbers,
+        locale: m.customer.as_ref().and_then(|c| c.locale.as_deref()),
+        attributes: m.customer.as_ref().map(|c| &c.attributes),
+    }
+}
+
+/// Step 0 of a test on a share: the recipients who waited get the winner (or the default).
+async fn queue_winner(
+    store: &Store,
+    identity: &Identity,
+    suppressions: &retain_store::SuppressionList,
+    opts: &FollowupOptions,
+    campaign_id: &str,
+    test: &StoredShareTest,
+    approved: bool,
+) -> Result<DueStep, MailerError> {
+    let verdict = retain_results::results::share_test_verdict(
+        store,
+        campaign_id,
+        i64::from(test.days),
+        opts.now,
+    )
+    .await
+    .map_err(|e| MailerError::Config(format!("campaign {campaign_id}: {e}")))?;
+    let assignments = store.campaign_variants(campaign_id).await?;
+    let template_of = |variant: &str| {
+        assignments
+            .iter()
+            .find(|a| a.variant == variant)
+            .map(|a| a.template.clone())
+    };
+    let (variant, note) = match &verdict.winner {
+        Some(w) => (
+            w.clone(),
+            format!("variant {w} won the test: {}", verdict.verdict),
+        ),
+        None => (
+            test.default_variant.clone(),
+            format!(
+                "no valid winner after {} days ({}): the default variant {} is sent",
+                test.days, verdict.verdict, test.default_variant
+            ),
+        ),
+    };
+    let template = template_of(&variant).ok_or_else(|| {
+        MailerError::Config(format!(
+            "campaign {campaign_id}: variant {variant} has no template"
+        ))
+    })?;
+    let waiting: HashSet<&str> = assignments
+        .iter()
+        .filter(|a| a.variant == REST_VARIANT)
+        .map(|a| a.customer_id.as_str())
+        .collect();
+    let since = opts.now - i64::from(opts.frequency_cap_days) * 86_400;
+    let last_mailed = store.last_mailed_at().await?;
+    let mut excluded: BTreeMap<String, u64> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for m in store.campaign_audience(campaign_id).await? {
+        if m.holdout || !waiting.contains(m.customer_id.as_str()) {
+            continue;
+        }
+        if last_mailed.get(&m.customer_id).is_some_and(|&t| t >= since) {
+            *excluded.entry("frequency cap".into()).or_default() += 1;
+            continue;
+        }
+        let r = m.customer.map(|customer| Recipient {
+            customer,
+            ..Default::default()
+        });
+        if let Some(why) = queue_time_exclusion(r.as_ref(), suppressions, opts.consent) {
+            *excluded.entry(why).or_default() += 1;
+            continue;
+        }
+        let email = r
+            .as_ref()
+            .and_then(|r| r.customer.email.as_deref())
+            .map(str::trim)
+            .unwrap_or("")
+            .to_string();
+        rows.push(NewSend {
+            customer_id: m.customer_id,
+            email,
+            message_id: identity.new_message_id(),
+            suppressed: None,
+        });
+    }
+    let ledger_id = step_ledger_id(campaign_id, 0);
+    let queued = rows.len() as u64;
+    let considered = waiting.len() as u64;
+    if !opts.dry_run {
+        store.queue_sends(&ledger_id, &rows).await?;
+        if !approved {
+            store
+                .set_send_campaign_state(&ledger_id, retain_store::CampaignSendState::Paused)
+                .await?;
+        }
+        store
+            .create_step(campaign_id, 0, &template, approved, considered as i64)
+            .await?;
+    }
+    Ok(DueStep {
+        campaign_id: campaign_id.to_string(),
+        step: 0,
+        ledger_id,
+        template,
+        when: format!("the rest, after the test ({} days)", test.days),
+        considered,
+        matched: considered,
+        queued,
+        excluded,
+        approved,
+        note: Some(note),
+    })
+}
+
+/// The created steps that may be sent now: approved (with the plan, or on their own), of an
+/// approved plan, not paused or cancelled, with recipients still queued; in ledger id order.
+pub async fn sendable_steps(store: &Store) -> Result<Vec<retain_store::StepRecord>, MailerError> {
+    let mut out = Vec::new();
+    for plan in store.plans().await? {
+        if plan.state != PlanState::Approved {
+            continue;
+        }
+        for c in &plan.campaigns {
+            for step in store.campaign_steps(&c.campaign_id).await? {
+                if !step.approved
+                    || store.send_campaign_state(&step.ledger_id).await?
+                        != retain_store::CampaignSendState::Active
+                    || store.send_counts(&step.ledger_id).await?.queued == 0
+                {
+                    continue;
+                }
+                out.push(step);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.ledger_id.cmp(&b.ledger_id));
+    Ok(out)
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn queue_step(
     store: &Store,
@@ -178,12 +407,13 @@ async fn queue_step(
         .await?
         .into_iter()
         .collect();
-    let audience: HashMap<String, retain_core::Customer> = store
+    let audience: HashMap<String, retain_store::AudienceMember> = store
         .campaign_audience(campaign_id)
         .await?
         .into_iter()
-        .filter_map(|m| m.customer.map(|c| (m.customer_id, c)))
+        .map(|m| (m.customer_id.clone(), m))
         .collect();
+    let nobody = unknown_customer();
     let mut excluded: BTreeMap<String, u64> = BTreeMap::new();
     let mut rows = Vec::new();
     let mut matched = 0;
@@ -199,7 +429,12 @@ async fn queue_step(
             unsubscribed: a.unsubscribed,
             bounced: a.bounced,
         };
-        if !rule.matches(&act) {
+        let member = audience.get(&a.customer_id);
+        let subject = match member {
+            Some(m) if rule.reads_customer() => subject_of(m, opts.now),
+            _ => nobody.clone(),
+        };
+        if !rule.matches(&act, &subject) {
             continue;
         }
         matched += 1;
@@ -207,7 +442,7 @@ async fn queue_step(
             *excluded.entry("frequency cap".into()).or_default() += 1;
             continue;
         }
-        let r = audience.get(&a.customer_id).map(|c| Recipient {
+        let r = member.and_then(|m| m.customer.as_ref()).map(|c| Recipient {
             customer: c.clone(),
             ..Default::default()
         });
@@ -260,5 +495,6 @@ async fn queue_step(
         queued,
         excluded,
         approved,
+        note: None,
     })
 }

@@ -34,10 +34,10 @@ pub use engine::{
     SendOptions, SendReport, StopReason,
 };
 pub use error::MailerError;
-pub use followups::{create_due_steps, DueStep, FollowupOptions};
+pub use followups::{create_due_steps, sendable_steps, DueStep, FollowupOptions};
 pub use message::{Dkim, Identity, OutgoingMessage};
 pub use templates::{Rendered, TemplateSet};
 pub use transport::{
     FileTransport, SmtpSettings, SmtpTransport, StubReply, StubTransport, Transport, TransportError,
 };
-pub use workers::{run_worker, LoadedCampaign, WorkerOptions, WorkerReport};
+pub use workers::{run_worker, LoadedCampaign, StepWork, WorkerOptions, WorkerReport};

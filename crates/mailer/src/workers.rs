@@ -2,7 +2,8 @@
 //! heartbeat in the store while it sends ([`WorkerGuard`]), finding dead workers on the same host
 //! by their PID (their claims return to the queue at once), and `retain worker`'s loop
 //! ([`run_worker`]): every approved campaign whose scheduled time has come is queued and sent,
-//! by any number of workers on any number of machines.
+//! and every follow-up step that falls due is created and, once approved, sent — by any number
+//! of workers on any number of machines.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -153,6 +154,21 @@ pub struct WorkerReport {
     pub runs: Vec<SendReport>,
     /// Campaigns that could not be loaded or sent, with why.
     pub errors: Vec<(String, String)>,
+    /// Follow-up steps this worker created (each step is created once, by whichever worker
+    /// comes first).
+    pub steps_created: Vec<crate::DueStep>,
+}
+
+/// The follow-up steps' part of the worker's job.
+#[derive(Debug, Clone)]
+pub struct StepWork {
+    /// Gives the steps' queued rows their Message-IDs.
+    pub identity: crate::Identity,
+    /// The frequency cap a step respects (other campaigns within it hold a recipient back).
+    pub frequency_cap_days: u32,
+    /// The time taken as now when deciding which steps are due (`None`: the clock; set by
+    /// tests to reach a step's day).
+    pub now: Option<i64>,
 }
 
 /// How the worker loop runs.
@@ -162,13 +178,19 @@ pub struct WorkerOptions {
     pub poll: Duration,
     /// Exit when nothing is due (instead of waiting for more).
     pub until_idle: bool,
+    /// Create the follow-up steps that fall due and send them (`None`: campaigns only).
+    pub steps: Option<StepWork>,
 }
 
-/// `retain worker`: registers this process, then until `stop`: finds every scheduled campaign
-/// whose time has come (database clock), queues its audience once (idempotent, whichever worker
-/// comes first), and sends it alongside any other workers; waits `poll` when nothing is due.
-/// `load` builds a campaign's composer, transport, recipients and options (`None`: not
-/// sendable, e.g. its plan is not approved — skipped). `stop` lets in-flight messages finish.
+/// `retain worker`: registers this process, then until `stop`: creates the follow-up steps that
+/// have fallen due (with `wopts.steps`; [`crate::create_due_steps`]: holdout, suppression,
+/// consent and the frequency cap applied, each step created once), finds every scheduled
+/// campaign whose time has come (database clock) and queues its audience once (idempotent,
+/// whichever worker comes first), and sends these campaigns and every approved step with
+/// recipients queued alongside any other workers; waits `poll` when nothing is due. `load`
+/// builds a campaign's (or a step's ledger id's) composer, transport, recipients and options
+/// (`None`: not sendable, e.g. its plan is not approved — skipped). `stop` lets in-flight
+/// messages finish.
 pub async fn run_worker<T, L, F>(
     store: &Store,
     base: &SendOptions,
@@ -189,10 +211,29 @@ where
     };
     let mut failed_once: std::collections::HashSet<String> = Default::default();
     while !stop.load(Ordering::SeqCst) && !lost.load(Ordering::SeqCst) {
-        // ---- HOOK: follow-up steps ------------------------------------------------------
-        // Campaign steps that fall due (follow-ups) are turned into ledger rows here, before
-        // looking for due campaigns, so the same loop sends them. Nothing is registered yet.
-        // ----------------------------------------------------------------------------------
+        // Follow-up steps that fall due become ledger rows here, before due campaigns are
+        // looked up, so the same loop sends them (below, after the scheduled campaigns).
+        let mut step_ids: Vec<String> = Vec::new();
+        if let Some(work) = &wopts.steps {
+            let fopts = crate::FollowupOptions {
+                now: work.now.unwrap_or_else(|| chrono::Utc::now().timestamp()),
+                frequency_cap_days: work.frequency_cap_days,
+                consent: base.consent,
+                dry_run: false,
+            };
+            match crate::create_due_steps(store, &work.identity, &fopts).await {
+                Ok(created) => report.steps_created.extend(created),
+                Err(e) => report
+                    .errors
+                    .push(("follow-up steps".into(), e.to_string())),
+            }
+            match crate::sendable_steps(store).await {
+                Ok(steps) => step_ids = steps.into_iter().map(|s| s.ledger_id).collect(),
+                Err(e) => report
+                    .errors
+                    .push(("follow-up steps".into(), e.to_string())),
+            }
+        }
         let due = match store.due_campaigns().await {
             Ok(d) => d,
             Err(e) => {
@@ -202,6 +243,52 @@ where
             }
         };
         let mut worked = false;
+        for ledger in step_ids {
+            if stop.load(Ordering::SeqCst) || lost.load(Ordering::SeqCst) {
+                break;
+            }
+            if failed_once.contains(&ledger) {
+                continue;
+            }
+            // A step's rows were queued when it was created: only sending is left.
+            let loaded = match load(ledger.clone()).await {
+                Ok(Some(l)) => l,
+                Ok(None) => {
+                    failed_once.insert(ledger);
+                    continue;
+                }
+                Err(e) => {
+                    report.errors.push((ledger.clone(), e.to_string()));
+                    failed_once.insert(ledger);
+                    continue;
+                }
+            };
+            let mut opts = loaded.opts.clone();
+            opts.owner = base.owner.clone();
+            opts.standalone = false;
+            opts.claim_ttl_s = base.claim_ttl_s;
+            match send_campaign(
+                store,
+                loaded.composer,
+                loaded.transport,
+                loaded.recipients,
+                &opts,
+                Arc::new(Progress::default()),
+                stop.clone(),
+                0,
+            )
+            .await
+            {
+                Ok(rep) => {
+                    worked |= rep.sent + rep.failed > 0;
+                    report.runs.push(rep);
+                }
+                Err(e) => {
+                    report.errors.push((ledger.clone(), e.to_string()));
+                    failed_once.insert(ledger);
+                }
+            }
+        }
         for sched in due {
             if stop.load(Ordering::SeqCst) || lost.load(Ordering::SeqCst) {
                 break;

@@ -20,6 +20,12 @@
 //! approve = "sequence"                  # optional: approving the plan approves every step, or
 //!                                       # "each_step": each follow-up step is approved on its own
 //! min_difference = 0.01                 # optional: variant difference the A/B test must detect
+//! test_share = 0.2                      # optional, with variants: test on this share of the
+//!                                       # recipients, then send the winner to the rest
+//! test_days = 14                        # optional: the test's fixed horizon (default window_days);
+//!                                       # the rest waits until then
+//! default_variant = "a"                 # optional: what the rest gets when the test has no valid
+//!                                       # winner at its horizon (default: the first variant)
 //!
 //! [[goal.variants]]                     # optional, 2–4: A/B variants, each its own template
 //! id = "a"
@@ -30,7 +36,8 @@
 //!
 //! [[goal.steps]]                        # optional follow-ups to the same recipients
 //! after_days = 7
-//! when = "not converted and not unsubscribed"
+//! when = "not converted and not unsubscribed"   # events: opened clicked converted unsubscribed
+//!                                       # bounced, and customer conditions: "clv > 100 and not opened"
 //! template = "win_back_reminder"
 //!
 //! [program]                             # optional, the whole programme
@@ -46,7 +53,7 @@ use toml::Spanned;
 
 use crate::error::{GoalsError, Position};
 use crate::expr::{parse, Expr, Vocabulary};
-use crate::followup::{parse_step_rule, StepRule};
+use crate::followup::{parse_step_rule_with, StepRule};
 use crate::program::{ControlPeriod, Program};
 use crate::variants::MAX_VARIANTS;
 
@@ -99,6 +106,8 @@ pub struct Goal {
     /// Absolute conversion-rate difference between variants the test is sized to detect
     /// (default: half the response rate).
     pub min_difference: Option<f64>,
+    /// Test the variants on a share of the recipients first (`None`: on all of them).
+    pub share_test: Option<ShareTest>,
     /// Follow-up steps, in order of `after_days`.
     pub steps: Vec<Step>,
     pub approve: Approval,
@@ -111,6 +120,16 @@ pub struct Goal {
 pub struct Variant {
     pub id: String,
     pub template: String,
+}
+
+/// "Test on a share, then send the winner to the rest": the variants go to `share` of the
+/// recipients; the rest waits `days` (the test's fixed horizon), then gets the variant that won
+/// the test — or, without a valid winner by then, `default_variant`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShareTest {
+    pub share: f64,
+    pub days: u32,
+    pub default_variant: String,
 }
 
 /// A follow-up email to a campaign's recipients some days after the first one.
@@ -210,6 +229,8 @@ struct RawGoal {
     approve: Option<Spanned<String>>,
     min_difference: Option<Spanned<f64>>,
     test_share: Option<Spanned<f64>>,
+    test_days: Option<Spanned<i64>>,
+    default_variant: Option<Spanned<String>>,
 }
 
 /// Parses a goals file. `file` names it in messages; `vocab` lists the known segments, templates
@@ -403,12 +424,89 @@ pub fn parse_catalogue(
                 )),
             ));
         }
-        if let Some(t) = &g.test_share {
-            return Err(at(
-                t.span().start,
-                ctx("test_share: testing on a share and sending the winner to the rest is not supported yet; remove it to test on the whole audience"),
-            ));
-        }
+        let share_test = match &g.test_share {
+            None => {
+                for (what, span) in [
+                    ("test_days", g.test_days.as_ref().map(|d| d.span().start)),
+                    (
+                        "default_variant",
+                        g.default_variant.as_ref().map(|d| d.span().start),
+                    ),
+                ] {
+                    if let Some(start) = span {
+                        return Err(at(start, ctx(&format!("{what} needs `test_share`"))));
+                    }
+                }
+                None
+            }
+            Some(t) => {
+                let share = *t.get_ref();
+                if variants.is_empty() {
+                    return Err(at(
+                        t.span().start,
+                        ctx("test_share needs `[[goal.variants]]`: it tests them on a share, then sends the winner to the rest"),
+                    ));
+                }
+                if !(share > 0.0 && share < 1.0) {
+                    return Err(at(
+                        t.span().start,
+                        ctx(&format!(
+                            "test_share {share}: expected a share above 0 and below 1"
+                        )),
+                    ));
+                }
+                let days = match &g.test_days {
+                    None => *g.window_days.get_ref(),
+                    Some(d) if (1..=*g.window_days.get_ref()).contains(d.get_ref()) => *d.get_ref(),
+                    Some(d) => {
+                        return Err(at(
+                            d.span().start,
+                            ctx(&format!(
+                                "test_days {}: expected 1 to window_days ({}) days",
+                                d.get_ref(),
+                                g.window_days.get_ref()
+                            )),
+                        ));
+                    }
+                };
+                let default_variant = match &g.default_variant {
+                    None => variants.first().map(|v| v.id.clone()).unwrap_or_default(),
+                    Some(d) if variants.iter().any(|v| &v.id == d.get_ref()) => d.get_ref().clone(),
+                    Some(d) => {
+                        return Err(at(
+                            d.span().start,
+                            ctx(&format!(
+                                "default_variant \"{}\": expected one of the variants ({})",
+                                d.get_ref(),
+                                variants
+                                    .iter()
+                                    .map(|v| v.id.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            )),
+                        ));
+                    }
+                };
+                if let Some(v) = g
+                    .variants
+                    .iter()
+                    .find(|v| v.id.get_ref() == crate::variants::REST_VARIANT)
+                {
+                    return Err(at(
+                        v.id.span().start,
+                        ctx(&format!(
+                            "variant id \"{}\" is reserved for the recipients who wait for the winner",
+                            crate::variants::REST_VARIANT
+                        )),
+                    ));
+                }
+                Some(ShareTest {
+                    share,
+                    days: days.clamp(1, 365) as u32,
+                    default_variant,
+                })
+            }
+        };
         let min_difference = match &g.min_difference {
             None => None,
             Some(d) if *d.get_ref() > 0.0 && *d.get_ref() < 1.0 => Some(*d.get_ref()),
@@ -447,7 +545,7 @@ pub fn parse_catalogue(
                 }
             }
             let text_when = s.when.get_ref().clone();
-            let when = parse_step_rule(&text_when).map_err(|e| {
+            let when = parse_step_rule_with(&text_when, vocab).map_err(|e| {
                 let offset = rule_offset(text, s.when.span(), &text_when, e.start);
                 at(offset, ctx(&format!("step when: {}", e.message)))
             })?;
@@ -478,6 +576,7 @@ pub fn parse_catalogue(
         let template = variants.first().map_or(template, |v| v.template.clone());
         goals.push(Goal {
             variants,
+            share_test,
             min_difference,
             steps,
             approve,
@@ -689,6 +788,75 @@ audience_cap = 500
         assert_eq!(goals[1].audience_cap, Some(500));
         assert_eq!(goals[1].value, ValueBasis::AvgOrderValue);
         assert_eq!(goals[1].rule.segments(), vec!["Champions".to_string()]);
+    }
+
+    const VARIANTS: &str = r#"
+[[goal.variants]]
+id = "a"
+template = "win_back"
+[[goal.variants]]
+id = "b"
+template = "upsell"
+"#;
+
+    #[test]
+    fn a_share_test_is_parsed_and_checked() {
+        let head = GOOD
+            .split("\n[[goal]]\nid = \"upsell\"")
+            .next()
+            .expect("first goal");
+        let with = |extra: &str| format!("{head}{extra}{VARIANTS}");
+        let g = parse_goals(
+            &with("test_share = 0.2\ntest_days = 10\ndefault_variant = \"b\"\n"),
+            "goals.toml",
+            &vocab(),
+        )
+        .expect("parses");
+        assert_eq!(
+            g[0].share_test,
+            Some(ShareTest {
+                share: 0.2,
+                days: 10,
+                default_variant: "b".into()
+            })
+        );
+        // Defaults: the window as the horizon, the first variant as the default.
+        let g = parse_goals(&with("test_share = 0.5\n"), "goals.toml", &vocab()).expect("parses");
+        let t = g[0].share_test.clone().expect("test");
+        assert_eq!((t.days, t.default_variant.as_str()), (30, "a"));
+        for (extra, want) in [
+            ("test_share = 1.0\n", "above 0 and below 1"),
+            (
+                "test_share = 0.2\ntest_days = 31\n",
+                "1 to window_days (30)",
+            ),
+            (
+                "test_share = 0.2\ndefault_variant = \"c\"\n",
+                "one of the variants (a, b)",
+            ),
+            ("test_days = 3\n", "test_days needs `test_share`"),
+        ] {
+            let e = err(&with(extra));
+            assert!(e.to_string().contains(want), "{extra}: {e}");
+        }
+        let e = err(&format!("{head}test_share = 0.2\n"));
+        assert!(e.to_string().contains("needs `[[goal.variants]]`"), "{e}");
+    }
+
+    #[test]
+    fn step_rules_may_read_customer_fields() {
+        let head = GOOD
+            .split("\n[[goal]]\nid = \"upsell\"")
+            .next()
+            .expect("first goal");
+        let step = |when: &str| {
+            format!("{head}\n[[goal.steps]]\nafter_days = 7\nwhen = '{when}'\ntemplate = \"win_back\"\n")
+        };
+        let g = parse_goals(&step("not converted and clv > 100"), "goals.toml", &vocab())
+            .expect("parses");
+        assert!(g[0].steps[0].when.reads_customer());
+        let e = err(&step(r#"not converted and segment = "Champs""#));
+        assert!(e.to_string().contains("known segments"), "{e}");
     }
 
     #[test]

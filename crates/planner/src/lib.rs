@@ -32,7 +32,7 @@ pub mod variants;
 pub use error::{GoalsError, PlanError, Position};
 pub use expr::{parse as parse_rule, Expr, Vocabulary};
 pub use goals::{
-    parse_catalogue, parse_goals, Approval, Catalogue, Goal, Step, ValueBasis, Variant,
+    parse_catalogue, parse_goals, Approval, Catalogue, Goal, ShareTest, Step, ValueBasis, Variant,
 };
 pub use input::{
     Candidate, ConsentPolicy, ExclusionReason, PlanOptions, RfmScores, Stage, UNLIMITED_BUDGET,

@@ -52,6 +52,9 @@ pub struct Campaign {
     pub variants: Vec<CampaignVariant>,
     /// The variant test's sample size and power, fixed now.
     pub variant_power: Option<VariantPower>,
+    /// Tested on a share first: the recipients of the `rest` variant
+    /// ([`variants::REST_VARIANT`]) wait for the winner.
+    pub share_test: Option<crate::goals::ShareTest>,
     /// Follow-up steps to the recipients (never the holdout).
     pub steps: Vec<Step>,
     /// What approving the plan approves of the steps.
@@ -601,6 +604,8 @@ pub fn plan(
         // Variant of each audience member, stratified like the holdout.
         let k = goal.variants.len();
         let mut variant_idx: Vec<Vec<u32>> = vec![Vec::new(); k];
+        // Tested on a share: the rest of each stratum's audience waits for the winner.
+        let mut rest_idx: Vec<u32> = Vec::new();
         let mut segments = Vec::new();
         let mut stratum_sizes = Vec::new();
         for (seg, mut members) in strata {
@@ -617,9 +622,14 @@ pub fn plan(
                     &campaign_id,
                     names[seg as usize],
                 );
-                for (&i, v) in a.iter().zip(variants::split(a.len(), k, vseed)) {
+                let (tested, rest) = match &goal.share_test {
+                    Some(t) => variants::share_split(&a, t.share, vseed ^ 0x5245_5354),
+                    None => (a.clone(), Vec::new()),
+                };
+                for (&i, v) in tested.iter().zip(variants::split(tested.len(), k, vseed)) {
                     variant_idx[usize::from(v)].push(i);
                 }
+                rest_idx.extend(rest);
             }
             audience_idx.extend(a);
             holdout_idx.extend(h);
@@ -809,7 +819,7 @@ pub fn plan(
             }
             vp
         });
-        let campaign_variants: Vec<CampaignVariant> = goal
+        let mut campaign_variants: Vec<CampaignVariant> = goal
             .variants
             .iter()
             .zip(&variant_idx)
@@ -824,6 +834,20 @@ pub fn plan(
                 }
             })
             .collect();
+        let share_test = goal.share_test.clone().filter(|_| k >= 2);
+        if let Some(t) = &share_test {
+            rest_idx.sort_unstable();
+            let template = goal
+                .variants
+                .iter()
+                .find(|v| v.id == t.default_variant)
+                .map_or_else(|| goal.template.clone(), |v| v.template.clone());
+            campaign_variants.push(CampaignVariant {
+                id: variants::REST_VARIANT.to_string(),
+                template,
+                recipients: ids_of(candidates, &rest_idx),
+            });
+        }
         let summary = format!(
             "{} to {} customers in {} ({} held out): expected incremental value {:.2} for {:.2}",
             goal.name,
@@ -850,6 +874,7 @@ pub fn plan(
             rationale: Rationale { summary, parts },
             variants: campaign_variants,
             variant_power,
+            share_test,
             steps: goal.steps.clone(),
             approve: goal.approve,
         });

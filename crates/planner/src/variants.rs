@@ -15,6 +15,11 @@ use serde::Serialize;
 
 use crate::holdout::{normal_cdf, ALPHA, TARGET_POWER};
 
+/// The variant name of the recipients of a campaign tested on a share who wait for the winner
+/// (`test_share`): they are not sent the first email; the winner (or the default variant) is
+/// sent to them once the test's horizon has passed.
+pub const REST_VARIANT: &str = "rest";
+
 /// Most variants a campaign may test.
 pub const MAX_VARIANTS: usize = 4;
 
@@ -35,6 +40,34 @@ pub fn split(n: usize, k: usize, seed: u64) -> Vec<u8> {
         out[member] = ((start + pos) % k) as u8;
     }
     out
+}
+
+/// Splits one stratum's audience for a test on a share: a seeded random `share` of `members`
+/// (rounded up, at least one per variant pair when there are two or more members) is tested, the
+/// rest waits for the winner. Both returned in the input's order.
+pub fn share_split(members: &[u32], share: f64, seed: u64) -> (Vec<u32>, Vec<u32>) {
+    let n = members.len();
+    let take = ((n as f64) * share.clamp(0.0, 1.0)).ceil() as usize;
+    let take = take.clamp(n.min(2), n);
+    let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = rng.gen_range(0..=i);
+        order.swap(i, j);
+    }
+    let mut tested = vec![false; n];
+    for &i in &order[..take] {
+        tested[i] = true;
+    }
+    let (mut t, mut r) = (Vec::with_capacity(take), Vec::with_capacity(n - take));
+    for (i, &m) in members.iter().enumerate() {
+        if tested[i] {
+            t.push(m);
+        } else {
+            r.push(m);
+        }
+    }
+    (t, r)
 }
 
 /// The sample size and power of a variant test, fixed at plan time.
@@ -169,6 +202,23 @@ mod tests {
                 .count()
                 < 900
         );
+    }
+
+    #[test]
+    fn share_split_takes_a_random_share_and_keeps_the_rest() {
+        let members: Vec<u32> = (0..1000).collect();
+        let (t, r) = share_split(&members, 0.2, 5);
+        assert_eq!(t.len(), 200);
+        assert_eq!(r.len(), 800);
+        let mut all: Vec<u32> = t.iter().chain(&r).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, members, "a partition");
+        // Random, not the first fifth; reproducible.
+        assert!(t.iter().filter(|&&m| m < 200).count() < 100, "{t:?}");
+        assert_eq!(share_split(&members, 0.2, 5), (t, r));
+        // Tiny strata still test someone.
+        assert_eq!(share_split(&[7, 8, 9], 0.1, 1).0.len(), 2);
+        assert_eq!(share_split(&[7], 0.1, 1).0, vec![7]);
     }
 
     #[test]

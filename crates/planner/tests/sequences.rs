@@ -215,3 +215,39 @@ fn bad_sequences_are_reported_at_their_place() {
     let e = err(&GOALS.replace("after_days = 7", "after_days = 0"));
     assert!(e.contains("after_days 0"), "{e}");
 }
+
+#[test]
+fn a_test_on_a_share_leaves_the_rest_waiting() {
+    let goals = GOALS.replace(
+        "approve = \"each_step\"\n",
+        "approve = \"each_step\"\ntest_share = 0.25\ntest_days = 10\ndefault_variant = \"b\"\n",
+    );
+    let cat = parse_catalogue(&goals, "goals.toml", &vocab()).expect("parses");
+    let b = base(6000);
+    let cands = candidates(&b);
+    let mut options = PlanOptions::new(f64::MAX, NOW);
+    options.seed = 11;
+    let p = plan(&cat.goals, &cands, &options).expect("plans");
+    let c = &p.campaigns[0];
+    let t = c.share_test.as_ref().expect("share test");
+    assert_eq!((t.days, t.default_variant.as_str()), (10, "b"));
+    // Variants a, b and the rest: a partition of the audience; the holdout apart.
+    let ids: Vec<&str> = c.variants.iter().map(|v| v.id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", retain_planner::variants::REST_VARIANT]);
+    let mut all: Vec<&String> = c.variants.iter().flat_map(|v| &v.recipients).collect();
+    all.sort();
+    let mut aud: Vec<&String> = c.audience.iter().collect();
+    aud.sort();
+    assert_eq!(all, aud);
+    assert!(!c.holdout.is_empty());
+    assert!(all.iter().all(|id| !c.holdout.contains(id)));
+    // A quarter of the recipients is tested (rounded up per segment), the rest gets the default
+    // variant's template until the winner is known.
+    let tested = c.variants[0].recipients.len() + c.variants[1].recipients.len();
+    let share = tested as f64 / c.audience.len() as f64;
+    assert!((share - 0.25).abs() < 0.01, "{share}");
+    assert_eq!(c.variants[2].template, "win_back_short");
+    // The power analysis is over the tested share.
+    let vp = c.variant_power.as_ref().expect("power");
+    assert!(vp.per_variant <= tested / 2 + 1, "{vp:?}");
+}

@@ -4,7 +4,9 @@
 //! customer the control was drawn from, mailed or not, so the difference is what the programme
 //! as a whole changed per customer.
 
-use retain_planner::{GlobalControl, Program};
+use retain_planner::GlobalControl;
+/// The programme's settings (`[program]` in goals.toml), for callers without the planner.
+pub use retain_planner::Program;
 use retain_store::Store;
 use serde::Serialize;
 

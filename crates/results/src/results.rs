@@ -265,6 +265,76 @@ async fn sequence_of(
     }))
 }
 
+/// The verdict of a campaign's test on a share (`test_share`) at its fixed horizon: the variant
+/// test over the tested recipients against the holdout, conversions counted within `days` of
+/// each send, read at `now` (no winner while the horizon has not passed).
+pub async fn share_test_verdict(
+    store: &Store,
+    campaign_id: &str,
+    days: i64,
+    now: i64,
+) -> Result<crate::sequence::VariantTest, ResultsError> {
+    let meta = campaign_meta(store, campaign_id)
+        .await?
+        .ok_or_else(|| ResultsError::UnknownCampaign(campaign_id.to_string()))?;
+    let variants: HashMap<String, (String, String)> = store
+        .campaign_variants(campaign_id)
+        .await?
+        .into_iter()
+        .filter(|v| v.variant != retain_planner::variants::REST_VARIANT)
+        .map(|v| (v.customer_id, (v.variant, v.template)))
+        .collect();
+    // The tested recipients and the holdout: the rest waits and is no part of the test.
+    let members: Vec<MemberInput> = store
+        .plan_members(campaign_id)
+        .await?
+        .into_iter()
+        .filter(|m| m.holdout || variants.contains_key(&m.customer_id))
+        .map(|m| MemberInput {
+            segment: String::new(),
+            customer_id: m.customer_id,
+            holdout: m.holdout,
+        })
+        .collect();
+    let sends: Vec<SendInput> = store
+        .sends_of(campaign_id)
+        .await?
+        .into_iter()
+        .map(|s| SendInput {
+            id: s.id,
+            customer_id: s.customer_id,
+            state: s.state.as_str().to_string(),
+            sent_at: s.sent_at,
+        })
+        .collect();
+    let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
+    let events = store.events_of_sends(&ids).await?;
+    let who: Vec<&str> = members.iter().map(|m| m.customer_id.as_str()).collect();
+    let orders = store.orders_of_customers(&who).await?;
+    let campaign = CampaignInput {
+        window_days: days,
+        ..meta.input.clone()
+    };
+    let required = meta
+        .details
+        .get("variant_power")
+        .and_then(|p| p.get("required_per_variant"))
+        .and_then(serde_json::Value::as_u64);
+    Ok(crate::sequence::variant_test(
+        &crate::sequence::SequenceInputs {
+            campaign: &campaign,
+            members: &members,
+            sends: &sends,
+            events: &events,
+            orders: &orders,
+            now,
+            variants: &variants,
+            required_per_variant: required,
+            steps: &[],
+        },
+    ))
+}
+
 /// Customer → segment of the latest segmentation run, when there is one.
 async fn latest_assignments(
     store: &Store,

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::report::{self, CampaignInput, GroupResult, Inputs, MemberInput, SendInput};
 use crate::stats::{two_proportions, ProportionDiff};
 use retain_core::Order;
+use retain_planner::variants::REST_VARIANT;
 use retain_store::EventRecord;
 
 /// Significance level of the whole variant test (split between its pairs, Bonferroni).
@@ -166,10 +167,15 @@ pub fn compute(inp: &SequenceInputs<'_>) -> Option<SequenceReport> {
     })
 }
 
-fn variant_test(inp: &SequenceInputs<'_>) -> VariantTest {
+/// The variant test (each variant against the holdout and the others, and the winner once the
+/// window has closed). Recipients of [`REST_VARIANT`] — waiting for the winner of a test on a
+/// share — are no variant of the test.
+pub(crate) fn variant_test(inp: &SequenceInputs<'_>) -> VariantTest {
     let mut names: BTreeMap<&str, &str> = BTreeMap::new();
     for (v, t) in inp.variants.values() {
-        names.insert(v.as_str(), t.as_str());
+        if v != REST_VARIANT {
+            names.insert(v.as_str(), t.as_str());
+        }
     }
     let mut variants = Vec::new();
     let mut window_closed = true;

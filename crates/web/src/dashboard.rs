@@ -393,16 +393,54 @@ async fn overview_data(st: AppState) -> Result<Value, String> {
         ));
         cards.push(card(&format!("churn {}", r.period), pct(r.churn_rate)));
     }
+    let programme = match &st.program {
+        Some(p) => {
+            let r = retain_results::program::program_report(&st.store, p, st.clock.now(), None)
+                .await
+                .map_err(|e| e.to_string())?;
+            programme_view(&r)
+        }
+        None => Value::Null,
+    };
     Ok(json!({
         "has_orders": true,
         "as_of": stats.as_of.to_string(),
         "period": "month",
         "cards": cards,
+        "programme": programme,
         "balance_chart": balance_chart,
         "revenue_chart": revenue_chart,
         "retention_chart": retention_chart,
         "cohort_chart": cohort_chart,
     }))
+}
+
+/// The whole programme against the global control group in the current control period: revenue
+/// per customer of each side and the incremental revenue with its 95% interval.
+fn programme_view(r: &retain_results::program::ProgramReport) -> Value {
+    let side = |g: &retain_results::program::GroupRevenue| {
+        json!({
+            "customers": count(g.customers),
+            "buyers": count(g.buyers),
+            "revenue": money(g.revenue),
+            "per_customer": g.revenue_per_customer.map_or_else(|| "–".to_string(), money),
+        })
+    };
+    let d = r.incremental_per_customer.as_ref();
+    json!({
+        "period": r.period,
+        "control_share": pct(Some(r.control_share)),
+        "programme": side(&r.programme),
+        "control": side(&r.control),
+        "measured": d.is_some(),
+        "incremental_per_customer": d.map(|d| money(d.absolute)),
+        "ci_low": d.map(|d| money(d.ci95[0])),
+        "ci_high": d.map(|d| money(d.ci95[1])),
+        "p_value": d.map(|d| format!("{:.3}", d.p_value)),
+        "significant": d.is_some_and(|d| d.ci95[0] > 0.0 || d.ci95[1] < 0.0),
+        "incremental_revenue": r.incremental_revenue.map(money),
+        "note": r.note,
+    })
 }
 
 /// GET /segments: sizes and revenue share of the latest segmentation, the R×F grid, and the

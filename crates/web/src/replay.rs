@@ -57,6 +57,7 @@ pub async fn replay_visits(
             view_renderer: None,
             login_limits: LoginLimits::default(),
             webhooks: Default::default(),
+            program: None,
         },
     )?;
     let router = public_router(state.clone());

@@ -48,6 +48,9 @@ pub struct Inner {
     pub pages: crate::dashboard::PageCache,
     /// The provider webhooks' keys, certificate cache and seen tokens.
     pub webhooks: crate::webhooks::Webhooks,
+    /// The programme's global control group (`[program]` in goals.toml): the overview measures
+    /// the whole programme against it. `None`: not shown.
+    pub program: Option<retain_results::program::Program>,
 }
 
 impl std::ops::Deref for AppState {
@@ -76,6 +79,8 @@ pub struct StateOptions {
     pub login_limits: LoginLimits,
     /// The provider webhooks (none configured by default).
     pub webhooks: crate::webhooks::Webhooks,
+    /// `[program]` of goals.toml (`None`: the overview shows no programme result).
+    pub program: Option<retain_results::program::Program>,
 }
 
 impl std::fmt::Debug for StateOptions {
@@ -111,6 +116,7 @@ impl AppState {
             config: opts.config,
             pages: crate::dashboard::PageCache::default(),
             webhooks: opts.webhooks,
+            program: opts.program,
         })))
     }
 }

@@ -110,6 +110,7 @@ pub fn options(config: Config, token: Option<&str>) -> StateOptions {
         viewer_token: None,
         view_renderer: None,
         login_limits: LoginLimits::default(),
+        program: None,
     }
 }
 
