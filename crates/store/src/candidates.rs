@@ -165,7 +165,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use crate::predictions::PredictionBound;
-    use crate::rows::OwnedVal;
     use crate::test_support;
     use crate::test_support::order;
     use crate::Store;
