@@ -63,11 +63,10 @@ struct ItemsLayout {
     columns: Vec<(String, String)>,
 }
 
-fn resolve(
-    file: &Path,
-    header_line: &str,
-    opts: &ImportOptions,
-) -> Result<(Vec<String>, u8, Vec<(OrderField, Column)>), ImportError> {
+/// A header read: its fields, the delimiter, and the fields each column was matched to.
+type Header = (Vec<String>, u8, Vec<(OrderField, Column)>);
+
+fn resolve(file: &Path, header_line: &str, opts: &ImportOptions) -> Result<Header, ImportError> {
     let delimiter = opts
         .delimiter
         .unwrap_or_else(|| text::sniff_delimiter(header_line));
