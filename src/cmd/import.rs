@@ -1,5 +1,7 @@
-//! `retain import orders|customers|products FILE`: reads a CSV, reports and saves rejected rows, and stores
-//! the rest in one transaction (all or nothing; importing the same file twice changes nothing).
+//! `retain import orders|items|customers|products FILE`: reads a CSV, reports and saves rejected
+//! rows, and stores the rest in one transaction (all or nothing; importing the same file twice
+//! changes nothing). An order-lines file (order id, product, quantity, amount; no customer, no
+//! date) given to `import orders` is recognised by its header and imported as `import items`.
 
 use std::path::{Path, PathBuf};
 
@@ -16,6 +18,9 @@ pub enum Command {
     /// Import orders (one row per order or per line item).
     #[command(after_help = ORDERS_EXAMPLES)]
     Orders(FileArgs),
+    /// Import order lines (order id, product, quantity, amount) of orders already imported.
+    #[command(after_help = ITEMS_EXAMPLES)]
+    Items(FileArgs),
     /// Import customers: email, names, consent, signup date, locale, attributes.
     #[command(after_help = CUSTOMERS_EXAMPLES)]
     Customers(FileArgs),
@@ -34,6 +39,19 @@ The id is the key order lines are matched on (a line's SKU, else its product nam
 to the url and show the image; out-of-stock products are never recommended. Importing the same
 file again replaces the products, it adds nothing.";
 
+const ITEMS_EXAMPLES: &str = "Examples:
+  retain import items order-lines.csv        (order_id,product,quantity,amount)
+  retain import items lines.csv --map order_id='Order Ref' --map product='Article'
+
+For exports that list what each order contained apart from the orders themselves: each line
+names its order by the order id the orders file used (import the orders first), a product
+(sku, product_id, StockCode, product; a name column too if there is one), the quantity and the
+line amount (or a unit price). A negative quantity or amount is a return of that product.
+Lines of one order and product add up; the file's lines replace the lines stored earlier for
+the orders it names, so importing it again changes nothing. Lines whose order id is unknown are
+rejected with their line and saved to rejects/; with --strict any such line stops the import and
+nothing is written. `retain import orders` recognises such a file by its header too.";
+
 const ORDERS_EXAMPLES: &str = "Examples:
   retain import orders shop-export.csv
   retain import orders online_retail.csv --format json
@@ -42,6 +60,7 @@ const ORDERS_EXAMPLES: &str = "Examples:
   retain import orders bestellungen.csv --delimiter ';' --decimal-comma --date-format '%d.%m.%Y'
   retain import orders export.csv --map customer_id='Client Ref' --map amount='Gross'
   retain import orders lines.csv   (customer_id,order_id,date,product,quantity,amount: product lines)
+  retain import orders order-lines.csv   (order_id,product,quantity,amount: as `retain import items`)
 
 Columns are recognised by name (CustomerID, customer_id, InvoiceDate, Quantity, UnitPrice,
 InvoiceNo, amount, total, …). Needed: a customer id (or email), an order date, and an amount or
@@ -148,12 +167,39 @@ pub struct Summary {
     pub new_customers: u64,
     /// Orders: product lines stored (order lines of a product, for recommendations).
     pub product_lines: u64,
-    /// Products: catalogue products stored.
+    /// Products: catalogue products stored; items: distinct products of the stored lines.
     pub products: u64,
+    /// Items: lines rejected because the store holds no order with their order id (or holds
+    /// it for several customers).
+    pub unknown_orders: u64,
 }
 
 pub async fn run(ctx: &Context, cmd: Command, quiet: bool) -> Result<()> {
     let (summary, rejects, format) = match cmd {
+        Command::Orders(a) if import::is_items_header(&a.file, &a.options()).unwrap_or(false) => {
+            let (mut s, r) = import_items(
+                ctx,
+                &a.file,
+                &a.options(),
+                !quiet && a.format == Format::Table,
+            )
+            .await?;
+            s.notes.insert(
+                0,
+                "no customer or date column: read as the lines of orders already imported (retain import items)".into(),
+            );
+            (s, r, a.format)
+        }
+        Command::Items(a) => {
+            let (s, r) = import_items(
+                ctx,
+                &a.file,
+                &a.options(),
+                !quiet && a.format == Format::Table,
+            )
+            .await?;
+            (s, r, a.format)
+        }
         Command::Orders(a) => {
             let (s, r) = import_orders(
                 ctx,
@@ -263,6 +309,85 @@ pub async fn import_orders(
         new_customers: done.new_customers,
         product_lines: done.item_lines,
         products: 0,
+        unknown_orders: 0,
+    };
+    Ok((summary, shown))
+}
+
+/// Imports an order-lines file (lines of orders already imported), streaming it; returns the
+/// summary and the first rejected rows (all of them go to the workspace's rejects file).
+pub async fn import_items(
+    ctx: &Context,
+    file: &Path,
+    opts: &ImportOptions,
+    show_progress: bool,
+) -> Result<(Summary, Vec<Reject>)> {
+    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let pb = progress(len, "reading", show_progress && len > 4 << 20);
+    let bar = pb.clone();
+    let rejects = RejectsFile::new(ctx.path("rejects"), file);
+    let sink = rejects.clone();
+    let done = ctx
+        .store
+        .import_items_file(
+            file,
+            opts,
+            move |n| bar.set_position(n),
+            move |batch| sink.write(batch),
+        )
+        .await
+        .with_context(|| format!("importing the order lines of {}", file.display()))?;
+    pb.finish_and_clear();
+    let (shown, rejects_file) = rejects.finish()?;
+    let s = &done.summary;
+    if done.item_lines == 0 {
+        return Err(fail(
+            exit::BAD_INPUT,
+            format!(
+                "{}: no order line could be imported ({} rows read, {} rejected, {} of unknown orders){}",
+                file.display(),
+                s.rows_read,
+                s.rows_rejected,
+                done.unknown_orders,
+                shown
+                    .first()
+                    .map(|r| format!("; first problem: {r}"))
+                    .unwrap_or_default()
+            ),
+        ));
+    }
+    let mut notes = s.notes.clone();
+    if done.unknown_orders > 0 {
+        notes.push(format!(
+            "{} lines name orders the store does not hold: import those orders first",
+            count(done.unknown_orders)
+        ));
+    }
+    let summary = Summary {
+        kind: "items",
+        file: file.display().to_string(),
+        import_id: done.record.id,
+        rows_read: s.rows_read,
+        rows_imported: done.record.rows_imported.max(0) as u64,
+        rows_rejected: done.record.rows_rejected.max(0) as u64,
+        rows_without_customer: 0,
+        customers: 0,
+        orders: done.orders,
+        returns: done.returns,
+        revenue: 0.0,
+        invalid_emails: 0,
+        rejects_file: rejects_file.map(|p| p.display().to_string()),
+        date_format: None,
+        delimiter: Some(s.delimiter.escape_default().to_string()),
+        columns: s.columns.clone(),
+        notes,
+        profile: None,
+        line_items: 0,
+        skipped_orders: 0,
+        new_customers: 0,
+        product_lines: done.item_lines,
+        products: done.products,
+        unknown_orders: done.unknown_orders,
     };
     Ok((summary, shown))
 }
@@ -408,6 +533,7 @@ pub async fn import_customers(
         new_customers: 0,
         product_lines: 0,
         products: 0,
+        unknown_orders: 0,
     };
     Ok((summary, parsed.rejects))
 }
@@ -473,6 +599,7 @@ pub async fn import_products(
         new_customers: 0,
         product_lines: 0,
         products: parsed.products.len() as u64,
+        unknown_orders: 0,
     };
     Ok((summary, parsed.rejects))
 }
@@ -512,6 +639,12 @@ fn print_summary(s: &Summary, rejects: &[Reject]) {
         if let (Some(df), Some(d)) = (&s.date_format, &s.delimiter) {
             println!("  date format        {df:>12}   delimiter '{d}'");
         }
+    } else if s.kind == "items" {
+        println!("  orders             {:>12}", count(s.orders));
+        println!("  product lines      {:>12}", count(s.product_lines));
+        println!("  returned lines     {:>12}", count(s.returns));
+        println!("  products           {:>12}", count(s.products));
+        println!("  unknown orders     {:>12}", count(s.unknown_orders));
     } else if s.kind == "products" {
         println!("  products           {:>12}", count(s.products));
     } else {

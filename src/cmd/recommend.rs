@@ -109,7 +109,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     if lines == 0 {
         return Err(fail(
             exit::PRECONDITION,
-            "no order lines yet: import orders with product columns first (retain import orders FILE)",
+            "no order lines yet: import orders with product columns (retain import orders FILE) or their lines (retain import items FILE) first",
         ));
     }
     let unavailable = ctx.store.unavailable_products().await?;
@@ -146,10 +146,9 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
     rows.push((0, popular.iter().map(|p| (p.product, 0.0)).collect()));
     let saved = ctx
         .store
-        .save_recommendations(&rows)
+        .save_recommendations(rows)
         .await
         .context("saving the recommendations")?;
-    drop(rows);
     // Pass 2: each customer's product due soonest.
     let as_of = args.as_of.map(day_of).unwrap_or(last_day.saturating_add(1));
     let repl = repl.build(3, 3);

@@ -1,7 +1,7 @@
 //! The recommendation benchmark: a seeded shop of order lines (default 10M lines, 1M customers,
 //! 50,000 products), the model built from it customer by customer, top-10 for every customer,
 //! and the process's peak memory. `--csv FILE` also writes the same lines as CSV for the pandas
-//! baseline (benches/baselines/recommend_pandas.py); `--csv-only` stops after writing it.
+//! baseline (benches/baselines/recommend_scipy.py); `--csv-only` stops after writing it.
 //!
 //! The shop: 500 taste groups of 100 products; each customer belongs to one group and draws 70%
 //! of their lines from it (Zipf-like within the group) and 30% from the whole catalogue's

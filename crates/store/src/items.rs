@@ -3,7 +3,7 @@
 //! is staged, then merged into `order_items` keyed by (customer key, order key, product key) with
 //! the orders' rules — lines of one order and product add up within an import, rows of earlier
 //! imports are replaced, never added to, and the lines an earlier import stored for an order this
-//! import rewrote are removed — and every product named gets a `products` row (the catalogue's
+//! import rewrote are removed when the file has product lines at all — and every product named gets a `products` row (the catalogue's
 //! own fields are never overwritten by an order's product name).
 
 use retain_core::import::{LineMode, OrderLine};
@@ -22,6 +22,8 @@ pub(crate) struct SqliteItems<'c> {
     staged: Vec<[i64; 8]>,
     seen: FxHashSet<i64>,
     now: i64,
+    /// A product line was staged: the file has product lines, so it says what its orders hold.
+    any: bool,
 }
 
 impl<'c> SqliteItems<'c> {
@@ -57,6 +59,7 @@ impl<'c> SqliteItems<'c> {
             staged: Vec::with_capacity(ITEM_ROWS),
             seen: FxHashSet::default(),
             now,
+            any: false,
         })
     }
 
@@ -67,6 +70,7 @@ impl<'c> SqliteItems<'c> {
             return Ok(());
         };
         let e = native::err;
+        self.any = true;
         if self.seen.insert(item.product_key) {
             self.product
                 .execute(rusqlite::params![
@@ -110,6 +114,7 @@ impl<'c> SqliteItems<'c> {
                 .execute(rusqlite::params_from_iter(one.iter()))
                 .map_err(e)?;
         }
+        let any = self.any;
         drop(self);
         let earlier: bool = tx
             .query_row(
@@ -134,7 +139,9 @@ impl<'c> SqliteItems<'c> {
             [import_id],
         )
         .map_err(e)?;
-        if earlier {
+        // A file without product lines says nothing about its orders' lines (they may come from
+        // an order-lines import): only a file with lines replaces the lines of its orders.
+        if earlier && any {
             tx.execute(
                 "DELETE FROM order_items WHERE import_id <> ?1 AND EXISTS (SELECT 1 FROM orders o \
                  WHERE o.ckey = order_items.ckey AND o.okey = order_items.okey AND o.import_id = ?1)",
@@ -210,7 +217,8 @@ pub(crate) async fn pg_merge(tx: &mut sqlx::PgConnection, import_id: i64, now: i
     .rows_affected();
     sqlx::query(
         "DELETE FROM order_items i USING orders o \
-         WHERE o.ckey = i.ckey AND o.okey = i.okey AND o.import_id = $1 AND i.import_id <> $1",
+         WHERE o.ckey = i.ckey AND o.okey = i.okey AND o.import_id = $1 AND i.import_id <> $1 \
+           AND EXISTS (SELECT 1 FROM import_stage WHERE pkey IS NOT NULL)",
     )
     .bind(import_id)
     .execute(&mut *tx)

@@ -15,6 +15,7 @@ mod events;
 mod fleet;
 mod import;
 mod items;
+mod items_file;
 mod keyed;
 mod migrate;
 mod native;
@@ -49,6 +50,7 @@ pub use deliverability::{
 pub use events::{EventKind, EventRecord, NewEvent};
 pub use fleet::{ScheduleRecord, WorkerRecord};
 pub use import::OrdersImported;
+pub use items_file::ItemsImported;
 pub use migrate::MigrationStatus;
 pub use orders::ImportRecord;
 pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};

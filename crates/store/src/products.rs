@@ -287,45 +287,97 @@ impl Store {
     }
 
     /// Replaces the stored recommendations: (customer key, picks best first as (product,
-    /// score)). One transaction.
-    pub async fn save_recommendations(&self, rows: &[(i64, Vec<(i64, f32)>)]) -> Result<u64> {
+    /// score)). One transaction, written by the bulk paths (prepared multi-row inserts on the
+    /// native SQLite connection, `COPY` on PostgreSQL) straight from `rows`, without a copy.
+    pub async fn save_recommendations(&self, rows: Vec<(i64, Vec<(i64, f32)>)>) -> Result<u64> {
         let made_at = now();
-        let mut tx = self.pool().begin().await?;
-        sqlx::query("DELETE FROM recommendations")
-            .execute(&mut *tx)
-            .await?;
-        const COLS: usize = 5;
-        const BATCH: usize = 400;
-        let flat: Vec<(i64, i64, i64, f64)> = rows
-            .iter()
-            .flat_map(|(c, picks)| {
-                picks
-                    .iter()
-                    .enumerate()
-                    .map(move |(rank, (p, s))| (*c, rank as i64 + 1, *p, f64::from(*s)))
-            })
-            .collect();
-        let full = format!(
-            "INSERT INTO recommendations (ckey, rank, pkey, score, made_at) VALUES {}",
-            self.bulk_values(BATCH, COLS)
-        );
-        for chunk in flat.chunks(BATCH) {
-            let sql = if chunk.len() == BATCH {
-                full.clone()
-            } else {
-                format!(
-                    "INSERT INTO recommendations (ckey, rank, pkey, score, made_at) VALUES {}",
-                    self.bulk_values(chunk.len(), COLS)
-                )
-            };
-            let mut q = sqlx::query(&sql);
-            for (c, rank, p, s) in chunk {
-                q = q.bind(*c).bind(*rank).bind(*p).bind(*s).bind(made_at);
+        match self.sqlite_path() {
+            Some(path) => {
+                let path = path.to_path_buf();
+                tokio::task::spawn_blocking(move || -> Result<u64> {
+                    use rusqlite::TransactionBehavior;
+                    let e = crate::native::err;
+                    const ROWS: usize = 200;
+                    let mut conn = crate::native::open_write(&path)?;
+                    let tx = conn
+                        .transaction_with_behavior(TransactionBehavior::Immediate)
+                        .map_err(e)?;
+                    tx.execute("DELETE FROM recommendations", []).map_err(e)?;
+                    let sql = |n: usize| {
+                        format!(
+                            "INSERT INTO recommendations (ckey, rank, pkey, score, made_at) VALUES {}",
+                            vec!["(?,?,?,?,?)"; n].join(",")
+                        )
+                    };
+                    let mut many = tx.prepare(&sql(ROWS)).map_err(e)?;
+                    let mut one = tx.prepare(&sql(1)).map_err(e)?;
+                    let mut batch: Vec<rusqlite::types::Value> = Vec::with_capacity(ROWS * 5);
+                    let mut saved = 0u64;
+                    for (c, picks) in &rows {
+                        for (rank, (p, score)) in picks.iter().enumerate() {
+                            use rusqlite::types::Value;
+                            batch.extend([
+                                Value::Integer(*c),
+                                Value::Integer(rank as i64 + 1),
+                                Value::Integer(*p),
+                                Value::Real(f64::from(*score)),
+                                Value::Integer(made_at),
+                            ]);
+                            saved += 1;
+                            if batch.len() == ROWS * 5 {
+                                many.execute(rusqlite::params_from_iter(batch.drain(..)))
+                                    .map_err(e)?;
+                            }
+                        }
+                    }
+                    for row in batch.chunks(5) {
+                        one.execute(rusqlite::params_from_iter(row.iter()))
+                            .map_err(e)?;
+                    }
+                    drop((many, one));
+                    tx.commit().map_err(e)?;
+                    Ok(saved)
+                })
+                .await
+                .map_err(|e| StoreError::Corrupt(format!("writer task failed: {e}")))?
             }
-            q.execute(&mut *tx).await?;
+            None => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&self.url).await?;
+                let mut tx = conn.begin().await?;
+                sqlx::query("DELETE FROM recommendations")
+                    .execute(&mut *tx)
+                    .await?;
+                let mut saved = 0u64;
+                {
+                    let mut copy = (*tx)
+                        .copy_in_raw(
+                            "COPY recommendations (ckey, rank, pkey, score, made_at) FROM STDIN",
+                        )
+                        .await?;
+                    let mut buf = String::with_capacity(1 << 20);
+                    for (c, picks) in &rows {
+                        for (rank, (p, score)) in picks.iter().enumerate() {
+                            buf.push_str(&format!(
+                                "{c}\t{}\t{p}\t{}\t{made_at}\n",
+                                rank + 1,
+                                f64::from(*score)
+                            ));
+                            saved += 1;
+                        }
+                        if buf.len() >= 1 << 20 {
+                            copy.send(std::mem::take(&mut buf).into_bytes()).await?;
+                        }
+                    }
+                    if !buf.is_empty() {
+                        copy.send(buf.into_bytes()).await?;
+                    }
+                    copy.finish().await?;
+                }
+                tx.commit().await?;
+                Ok(saved)
+            }
         }
-        tx.commit().await?;
-        Ok(flat.len() as u64)
     }
 
     /// The stored recommendations of these customers (by external id), best first, products
@@ -631,7 +683,7 @@ FILT,Filters,https://shop.example/filters,,3.00,no\n";
             .expect("key")
             .expect("known");
         store
-            .save_recommendations(&[(
+            .save_recommendations(vec![(
                 ckey,
                 vec![(product_key("FILT"), 2.0), (product_key("COFF"), 1.0)],
             )])

@@ -3,10 +3,12 @@
 //! line items collapsed into orders, and a line-numbered reject list instead of a failed import.
 //!
 //! [`text`] turns bytes into records, [`columns`] maps headers to fields, [`orders`] and
-//! [`customers`] turn records into domain values.
+//! [`customers`] turn records into domain values; [`items`] reads order-lines files (the lines
+//! of orders already imported, by order id).
 
 pub mod columns;
 pub mod customers;
+pub mod items;
 pub mod orders;
 pub mod products;
 pub mod stream;
@@ -18,6 +20,7 @@ use serde::Serialize;
 
 pub use columns::{CustomerField, OrderField, ProductField};
 pub use customers::{parse_customers, CustomersImport};
+pub use items::{is_items_header, stream_items, ItemLine, ItemsFeed, ItemsSummary};
 pub use orders::{
     parse_orders, scan_features, LineItem, LineMode, OrderLine, OrdersImport, Profile,
 };

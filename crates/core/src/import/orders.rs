@@ -368,15 +368,95 @@ impl ItemColumns {
     fn any(&self) -> bool {
         self.sku.is_some() || self.name.is_some()
     }
+
+    /// The record's product line: its id (SKU, else name), quantity and line amount (the line
+    /// total, else unit price × quantity, else the row's own amount); a refunded or cancelled
+    /// line is negative.
+    pub(crate) fn read<'a>(
+        &self,
+        fields: &[&'a str],
+        decimal_comma: bool,
+        row_quantity: Option<f64>,
+        row_amount: Option<f64>,
+        cancelled: bool,
+    ) -> Option<RowItem<'a>> {
+        let ic = self;
+        if !ic.any() {
+            return None;
+        }
+        let text = |c: &Option<Column>| opt(fields, c).map(str::trim).filter(|s| !s.is_empty());
+        let sku = text(&ic.sku);
+        let name = text(&ic.name);
+        let id = sku.or(name)?;
+        let num = |c: &Option<Column>| opt(fields, c).and_then(|v| parse_number(v, decimal_comma));
+        let mut quantity = num(&ic.quantity).or(row_quantity).unwrap_or(1.0);
+        let mut amount = match (num(&ic.total), num(&ic.unit_price)) {
+            (Some(t), _) => t,
+            (None, Some(p)) => p * quantity.abs(),
+            (None, None) => row_amount?,
+        };
+        let mut cancelled = cancelled;
+        let refunded = num(&ic.refunded).map_or(0.0, f64::abs);
+        if refunded > 0.0 {
+            if refunded + 0.005 >= amount.abs() {
+                cancelled = true;
+            } else {
+                amount -= refunded;
+            }
+        }
+        if (cancelled || quantity < 0.0) && amount > 0.0 {
+            amount = -amount;
+        }
+        if cancelled && quantity > 0.0 {
+            quantity = -quantity;
+        }
+        Some(RowItem {
+            id,
+            name,
+            quantity,
+            amount,
+            cancelled,
+        })
+    }
+}
+
+/// A generic file's product line columns: the SKU by its usual names, the name from the product
+/// column (when that is not the SKU) or a description column; quantity and unit price as given.
+pub(crate) fn generic_items(
+    product: Option<Column>,
+    quantity: Option<Column>,
+    unit_price: Option<Column>,
+    by_name: &dyn Fn(&[&str]) -> Option<Column>,
+) -> ItemColumns {
+    let sku = by_name(&[
+        "stockcode",
+        "sku",
+        "productid",
+        "productcode",
+        "itemsku",
+        "articlenumber",
+    ]);
+    let name = product
+        .filter(|c| sku.as_ref().map(|s| s.index) != Some(c.index))
+        .or_else(|| by_name(&["description", "productname", "itemname"]))
+        .filter(|c| sku.as_ref().map(|s| s.index) != Some(c.index));
+    ItemColumns {
+        sku,
+        name,
+        quantity,
+        unit_price,
+        total: None,
+        refunded: None,
+    }
 }
 
 /// A record's product line as read, before keys.
-struct RowItem<'a> {
-    id: &'a str,
-    name: Option<&'a str>,
-    quantity: f64,
-    amount: f64,
-    cancelled: bool,
+pub(crate) struct RowItem<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: Option<&'a str>,
+    pub(crate) quantity: f64,
+    pub(crate) amount: f64,
+    pub(crate) cancelled: bool,
 }
 
 /// One record, parsed.
@@ -605,29 +685,12 @@ pub(crate) fn layout(
     }
     let product = get(OrderField::Product);
     let items = match profile {
-        Profile::Generic => {
-            let sku = by_name(&[
-                "stockcode",
-                "sku",
-                "productid",
-                "productcode",
-                "itemsku",
-                "articlenumber",
-            ]);
-            let name = product
-                .clone()
-                .filter(|c| sku.as_ref().map(|s| s.index) != Some(c.index))
-                .or_else(|| by_name(&["description", "productname", "itemname"]))
-                .filter(|c| sku.as_ref().map(|s| s.index) != Some(c.index));
-            ItemColumns {
-                sku,
-                name,
-                quantity: quantity.clone(),
-                unit_price: unit_price.clone(),
-                total: None,
-                refunded: None,
-            }
-        }
+        Profile::Generic => generic_items(
+            product.clone(),
+            quantity.clone(),
+            unit_price.clone(),
+            &by_name,
+        ),
         Profile::Shopify => ItemColumns {
             sku: by_name(&["lineitemsku"]),
             name: by_name(&["lineitemname"]),
@@ -708,7 +771,7 @@ fn clean_customer(raw: &str) -> Option<Cow<'_, str>> {
     Some(Cow::Borrowed(s))
 }
 
-fn is_cancelled_id(id: &str) -> bool {
+pub(crate) fn is_cancelled_id(id: &str) -> bool {
     let b = id.as_bytes();
     b.len() > 1 && (b[0] == b'C' || b[0] == b'c') && b[1].is_ascii_digit()
 }
@@ -720,7 +783,7 @@ fn is_return_status(status: &str) -> bool {
         .any(|k| s.contains(k))
 }
 
-fn opt<'a>(fields: &[&'a str], c: &Option<Column>) -> Option<&'a str> {
+pub(crate) fn opt<'a>(fields: &[&'a str], c: &Option<Column>) -> Option<&'a str> {
     c.as_ref()
         .and_then(|c| fields.get(c.index).copied())
         .filter(|s| !s.is_empty())
@@ -921,9 +984,7 @@ impl Layout {
         })
     }
 
-    /// The record's product line: its id (SKU, else name), quantity and line amount (the line
-    /// total, else unit price × quantity, else the row's own amount); a refunded or cancelled
-    /// line is negative.
+    /// The record's product line ([`ItemColumns::read`] with this file's number format).
     fn row_item<'a>(
         &self,
         fields: &[&'a str],
@@ -931,44 +992,13 @@ impl Layout {
         row_amount: Option<f64>,
         cancelled: bool,
     ) -> Option<RowItem<'a>> {
-        let ic = &self.items;
-        if !ic.any() {
-            return None;
-        }
-        let text = |c: &Option<Column>| opt(fields, c).map(str::trim).filter(|s| !s.is_empty());
-        let sku = text(&ic.sku);
-        let name = text(&ic.name);
-        let id = sku.or(name)?;
-        let num =
-            |c: &Option<Column>| opt(fields, c).and_then(|v| parse_number(v, self.decimal_comma));
-        let mut quantity = num(&ic.quantity).or(row_quantity).unwrap_or(1.0);
-        let mut amount = match (num(&ic.total), num(&ic.unit_price)) {
-            (Some(t), _) => t,
-            (None, Some(p)) => p * quantity.abs(),
-            (None, None) => row_amount?,
-        };
-        let mut cancelled = cancelled;
-        let refunded = num(&ic.refunded).map_or(0.0, f64::abs);
-        if refunded > 0.0 {
-            if refunded + 0.005 >= amount.abs() {
-                cancelled = true;
-            } else {
-                amount -= refunded;
-            }
-        }
-        if (cancelled || quantity < 0.0) && amount > 0.0 {
-            amount = -amount;
-        }
-        if cancelled && quantity > 0.0 {
-            quantity = -quantity;
-        }
-        Some(RowItem {
-            id,
-            name,
-            quantity,
-            amount,
+        self.items.read(
+            fields,
+            self.decimal_comma,
+            row_quantity,
+            row_amount,
             cancelled,
-        })
+        )
     }
 
     /// Number of fields of the header line.
@@ -1109,7 +1139,7 @@ impl Layout {
 }
 
 /// A parsed product line with its key and amounts in minor units (`None` when out of range).
-fn line_item(r: RowItem<'_>) -> Option<LineItem> {
+pub(crate) fn line_item(r: RowItem<'_>) -> Option<LineItem> {
     Some(LineItem {
         product_key: product_key(r.id),
         product_id: r.id.to_string(),

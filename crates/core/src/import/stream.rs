@@ -14,7 +14,7 @@ use super::text;
 use super::{ImportError, ImportOptions, Reject};
 
 /// Bytes per block: large enough to split among threads, small enough to keep memory flat.
-const BLOCK: usize = 4 << 20;
+pub(crate) const BLOCK: usize = 4 << 20;
 /// Blocks parsed together (in parallel) before their rows are handed on.
 const GROUP: usize = 2;
 /// Bytes of the file's start that decide its layout (header, delimiter, date format).
@@ -68,32 +68,9 @@ pub(crate) fn stream_orders_in_blocks(
     progress: &(dyn Fn(u64) + Sync),
     sink: &mut dyn FnMut(OrderFeed) -> bool,
 ) -> Result<StreamSummary, ImportError> {
-    let io = |source| ImportError::Io {
-        file: file.to_path_buf(),
-        source,
-    };
-    // The head decides encoding problems, the header and the date format.
-    let mut head = Vec::new();
-    File::open(file)
-        .map_err(io)?
-        .take(HEAD as u64)
-        .read_to_end(&mut head)
-        .map_err(io)?;
-    if head.len() >= HEAD {
-        // Only whole records are a sample.
-        let cut = last_boundary(&head).unwrap_or(head.len());
-        head.truncate(cut);
-    }
-    let (legacy, header_line, lay) = {
-        let text = text::decode(file, &head)?;
-        let header_line = text::first_line(&text.text).to_string();
-        let body_start =
-            memchr::memchr(b'\n', text.text.as_bytes()).map_or(text.text.len(), |i| i + 1);
-        let lay = layout(file, &header_line, &text.text[body_start..], opts)?;
-        (text.legacy_encoding, header_line, lay)
-    };
-    drop(head);
-    let header_fields = lay.header_fields(&header_line);
+    let head = read_head(file)?;
+    let lay = layout(file, &head.header_line, &head.sample, opts)?;
+    let header_fields = lay.header_fields(&head.header_line);
     let mut summary = StreamSummary {
         profile: lay.profile,
         columns: lay.columns.clone(),
@@ -102,21 +79,155 @@ pub(crate) fn stream_orders_in_blocks(
         date_format_ambiguous: lay.date_format_ambiguous,
         ..Default::default()
     };
-    let mut legacy_seen = legacy;
+    // The (customer, order key) of the last order row read: further line-item rows join it.
+    let mut last_order: Option<(String, i64)> = None;
+    let legacy_seen = stream_body(
+        file,
+        &Body {
+            delimiter: lay.delimiter,
+            header_fields,
+            legacy: head.legacy,
+            block,
+        },
+        progress,
+        &|line, fields| lay.item(line, fields),
+        &mut |items: Vec<Item>| {
+            let mut feed = OrderFeed::default();
+            for item in items {
+                summary.rows_read += 1;
+                if matches!(item, Item::Skipped(_)) {
+                    last_order = None;
+                }
+                match item {
+                    Item::Lines(lines) => {
+                        summary.rows_imported += 1;
+                        if let Some(first) = &lines[0] {
+                            last_order = Some((first.customer.clone(), first.order_key));
+                        }
+                        feed.lines.extend(lines.into_iter().flatten());
+                    }
+                    Item::Skip(reject, no_customer) => {
+                        last_order = None;
+                        if no_customer {
+                            summary.rows_without_customer += 1;
+                        } else {
+                            if opts.strict {
+                                return Err(ImportError::Strict {
+                                    file: file.to_path_buf(),
+                                    reject,
+                                });
+                            }
+                            summary.rows_rejected += 1;
+                        }
+                        feed.rejects.push(reject);
+                    }
+                    Item::Continuation(line) => {
+                        summary.line_items += 1;
+                        // A further row's product line belongs to the order just read; the rows
+                        // of a skipped (cancelled, voided, test) order are dropped with it.
+                        if let Some(l) = line {
+                            if last_order
+                                .as_ref()
+                                .is_some_and(|(c, k)| *c == l.customer && *k == l.order_key)
+                            {
+                                feed.lines.push(l);
+                            }
+                        }
+                    }
+                    Item::Skipped(why) => {
+                        match summary.skipped.iter_mut().find(|(w, _)| w == why) {
+                            Some((_, n)) => *n += 1,
+                            None => summary.skipped.push((why.to_string(), 1)),
+                        }
+                    }
+                }
+            }
+            Ok(sink(feed))
+        },
+    )?;
+    summary.notes = lay.notes(legacy_seen);
+    if legacy_seen && !head.legacy {
+        summary
+            .notes
+            .push("part of the file is not UTF-8; those parts were read as Windows-1252".into());
+    }
+    Ok(summary)
+}
 
-    // The body in blocks, as text with the physical line number of their first line.
-    let mut reader = Blocks::new(File::open(file).map_err(io)?);
+/// The start of a file, which decides its layout: the header line and a sample of whole
+/// records, and whether they had to be read as Windows-1252.
+pub(crate) struct Head {
+    pub(crate) legacy: bool,
+    pub(crate) header_line: String,
+    pub(crate) sample: String,
+}
+
+/// Reads the head of `file` (encoding problems, the header, a sample for the date format).
+pub(crate) fn read_head(file: &Path) -> Result<Head, ImportError> {
+    let mut head = Vec::new();
+    File::open(file)
+        .map_err(|source| io_error(file, source))?
+        .take(HEAD as u64)
+        .read_to_end(&mut head)
+        .map_err(|source| io_error(file, source))?;
+    if head.len() >= HEAD {
+        // Only whole records are a sample.
+        let cut = last_boundary(&head).unwrap_or(head.len());
+        head.truncate(cut);
+    }
+    let text = text::decode(file, &head)?;
+    let header_line = text::first_line(&text.text).to_string();
+    let body_start = memchr::memchr(b'\n', text.text.as_bytes()).map_or(text.text.len(), |i| i + 1);
+    Ok(Head {
+        legacy: text.legacy_encoding,
+        sample: text.text[body_start..].to_string(),
+        header_line,
+    })
+}
+
+fn io_error(file: &Path, source: std::io::Error) -> ImportError {
+    ImportError::Io {
+        file: file.to_path_buf(),
+        source,
+    }
+}
+
+/// How a file's body is cut and checked.
+pub(crate) struct Body {
+    pub(crate) delimiter: u8,
+    /// Fields of the header line (a last line without a line end must have as many).
+    pub(crate) header_fields: usize,
+    /// The head was read as Windows-1252.
+    pub(crate) legacy: bool,
+    /// Bytes per block.
+    pub(crate) block: usize,
+}
+
+/// Reads the body of `file` (after its header line) in blocks cut at record boundaries, parses
+/// the records of each group of blocks in parallel with `parse(line, fields)`, and hands each
+/// group's results to `each` in file order (`Ok(false)` stops early). Then checks that the file
+/// ends in a complete record. Returns whether any part was read as Windows-1252.
+pub(crate) fn stream_body<T: Send>(
+    file: &Path,
+    body: &Body,
+    progress: &(dyn Fn(u64) + Sync),
+    parse: &(dyn Fn(u64, &[&str]) -> T + Sync),
+    each: &mut dyn FnMut(Vec<T>) -> Result<bool, ImportError>,
+) -> Result<bool, ImportError> {
+    let mut legacy_seen = body.legacy;
+    let mut reader = Blocks::new(File::open(file).map_err(|source| io_error(file, source))?);
     let mut pending: Vec<(String, u64)> = Vec::new();
     let mut next_line = 2u64;
     let mut last_tail = String::new();
     let mut quotes_odd = false;
     let mut header_skipped = false;
-    // The (customer, order key) of the last order row read: further line-item rows join it.
-    let mut last_order: Option<(String, i64)> = None;
     let mut done = false;
     while !done || !pending.is_empty() {
         while !done && pending.len() < GROUP {
-            match reader.next_block(block).map_err(io)? {
+            match reader
+                .next_block(body.block)
+                .map_err(|source| io_error(file, source))?
+            {
                 Some(mut bytes) => {
                     if !header_skipped {
                         header_skipped = true;
@@ -137,64 +248,20 @@ pub(crate) fn stream_orders_in_blocks(
             }
         }
         progress(reader.read);
-        let parsed: Vec<Vec<Vec<Item>>> = pending
+        let parsed: Vec<Vec<Vec<T>>> = pending
             .par_iter()
             .map(|(block, start)| {
-                text::for_each_chunk(block, lay.delimiter, *start, Vec::new, |v, line, fields| {
-                    v.push(lay.item(line, fields))
-                })
+                text::for_each_chunk(
+                    block,
+                    body.delimiter,
+                    *start,
+                    Vec::new,
+                    |v, line, fields| v.push(parse(line, fields)),
+                )
             })
             .collect();
         pending.clear();
-        let mut feed = OrderFeed::default();
-        for item in parsed.into_iter().flatten().flatten() {
-            summary.rows_read += 1;
-            if matches!(item, Item::Skipped(_)) {
-                last_order = None;
-            }
-            match item {
-                Item::Lines(lines) => {
-                    summary.rows_imported += 1;
-                    if let Some(first) = &lines[0] {
-                        last_order = Some((first.customer.clone(), first.order_key));
-                    }
-                    feed.lines.extend(lines.into_iter().flatten());
-                }
-                Item::Skip(reject, no_customer) => {
-                    last_order = None;
-                    if no_customer {
-                        summary.rows_without_customer += 1;
-                    } else {
-                        if opts.strict {
-                            return Err(ImportError::Strict {
-                                file: file.to_path_buf(),
-                                reject,
-                            });
-                        }
-                        summary.rows_rejected += 1;
-                    }
-                    feed.rejects.push(reject);
-                }
-                Item::Continuation(line) => {
-                    summary.line_items += 1;
-                    // A further row's product line belongs to the order just read; the rows of
-                    // a skipped (cancelled, voided, test) order are dropped with it.
-                    if let Some(l) = line {
-                        if last_order
-                            .as_ref()
-                            .is_some_and(|(c, k)| *c == l.customer && *k == l.order_key)
-                        {
-                            feed.lines.push(l);
-                        }
-                    }
-                }
-                Item::Skipped(why) => match summary.skipped.iter_mut().find(|(w, _)| w == why) {
-                    Some((_, n)) => *n += 1,
-                    None => summary.skipped.push((why.to_string(), 1)),
-                },
-            }
-        }
-        if !sink(feed) {
+        if !each(parsed.into_iter().flatten().flatten().collect())? {
             break;
         }
     }
@@ -207,24 +274,19 @@ pub(crate) fn stream_orders_in_blocks(
         });
     }
     if !last_tail.is_empty() && !last_tail.ends_with('\n') {
-        let fields = text::split_header(&last_tail, lay.delimiter).len();
-        if !last_tail.trim().is_empty() && fields < header_fields && header_fields > 1 {
+        let fields = text::split_header(&last_tail, body.delimiter).len();
+        if !last_tail.trim().is_empty() && fields < body.header_fields && body.header_fields > 1 {
             return Err(ImportError::Truncated {
                 file: file.to_path_buf(),
                 line: next_line,
                 reason: format!(
-                    "the last line has {fields} of the header's {header_fields} fields and no line end"
+                    "the last line has {fields} of the header's {} fields and no line end",
+                    body.header_fields
                 ),
             });
         }
     }
-    summary.notes = lay.notes(legacy_seen);
-    if legacy_seen && !legacy {
-        summary
-            .notes
-            .push("part of the file is not UTF-8; those parts were read as Windows-1252".into());
-    }
-    Ok(summary)
+    Ok(legacy_seen)
 }
 
 /// The block's last line with its line end, or the unterminated text after its last newline.
