@@ -296,6 +296,28 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
+    /// [`Store::begin_send`] for several rows in one statement (one commit): each row whose
+    /// SMTP transaction is about to start becomes `sending`, if `worker` still holds its claim.
+    /// Returns the ids that did (the others were taken over: do not send them).
+    pub async fn begin_sends(&self, ids: &[i64], worker: &str) -> Result<Vec<i64>> {
+        let now = self.db_now_sql();
+        let mut started = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE sends SET state = 'sending', attempts = attempts + 1, sending_at = {now}, \
+                 updated_at = {now}, claim_expires_at = NULL \
+                 WHERE state = 'queued' AND claimed_by = $1 AND id IN ({}) RETURNING id",
+                in_list(2, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(worker);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            started.extend(q.fetch_all(self.pool()).await?);
+        }
+        Ok(started)
+    }
+
     /// Gives claimed, never-attempted rows back to the queue (a clean stop).
     pub async fn release_claims(&self, worker: &str, ids: &[i64]) -> Result<u64> {
         let mut n = 0;
