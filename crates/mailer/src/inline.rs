@@ -422,8 +422,8 @@ fn protect(items: &[Item]) -> Result<Protected, String> {
         let c = b[i];
         if c == b'<' {
             let rest = &src[i..];
-            if rest.starts_with("<!--") {
-                let end = rest[4..].find("-->").ok_or("unclosed comment")? + 4 + 3;
+            if let Some(body) = rest.strip_prefix("<!--") {
+                let end = body.find("-->").ok_or("unclosed comment")? + 4 + 3;
                 if rest[..end].contains(is_mark_char) {
                     return Err("a tag inside an HTML comment".into());
                 }
@@ -778,8 +778,8 @@ fn restore(items: &[Item], p: &Protected, inlined: &str) -> Result<String, Strin
     let mut i = 0;
     while i < inlined.len() {
         let rest = &inlined[i..];
-        if rest.starts_with("<!--") {
-            let end = rest[4..].find("-->").ok_or("unclosed comment")? + 4;
+        if let Some(after) = rest.strip_prefix("<!--") {
+            let end = after.find("-->").ok_or("unclosed comment")? + 4;
             let body = &rest[4..end];
             if let Some((s, len)) = parse_num(body, P0, P1) {
                 if len != body.len() {
