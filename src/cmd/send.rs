@@ -248,12 +248,6 @@ fn composer(
         &secret,
     )
     .map_err(mailer_error)?;
-    if let Some(why) = templates.per_message_inlining() {
-        eprintln!(
-            "note: template '{}': CSS is inlined per message, not once ({why})",
-            campaign.template
-        );
-    }
     let shop_url = opts
         .shop_url
         .clone()

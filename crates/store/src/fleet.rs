@@ -298,7 +298,9 @@ impl Store {
 
     /// [`Store::begin_send`] for several rows in one statement (one commit): each row whose
     /// SMTP transaction is about to start becomes `sending`, if `worker` still holds its claim.
-    /// Returns the ids that did (the others were taken over: do not send them).
+    /// Returns the ids that did (the others were taken over: do not send them). The worker is
+    /// compared through `COALESCE` so that the rows are found by id: an index scan of
+    /// `sends_claimed_by` would visit every row the worker ever claimed.
     pub async fn begin_sends(&self, ids: &[i64], worker: &str) -> Result<Vec<i64>> {
         let now = self.db_now_sql();
         let mut started = Vec::with_capacity(ids.len());
@@ -306,7 +308,8 @@ impl Store {
             let sql = format!(
                 "UPDATE sends SET state = 'sending', attempts = attempts + 1, sending_at = {now}, \
                  updated_at = {now}, claim_expires_at = NULL \
-                 WHERE state = 'queued' AND claimed_by = $1 AND id IN ({}) RETURNING id",
+                 WHERE state = 'queued' AND COALESCE(claimed_by, '') = $1 AND id IN ({}) \
+                 RETURNING id",
                 in_list(2, chunk.len())
             );
             let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(worker);
@@ -324,7 +327,7 @@ impl Store {
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
                 "UPDATE sends SET claimed_by = NULL, claim_expires_at = NULL \
-                 WHERE state = 'queued' AND claimed_by = $1 AND id IN ({})",
+                 WHERE state = 'queued' AND COALESCE(claimed_by, '') = $1 AND id IN ({})",
                 in_list(2, chunk.len())
             );
             let mut q = sqlx::query(&sql).bind(worker);
