@@ -6,9 +6,10 @@
 //!   PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite inside `BEGIN IMMEDIATE`). A claimed row stays
 //!   `queued`, carrying the worker id and a claim expiry; nobody else takes it until the expiry
 //!   has passed on the database clock.
-//! - Right before its own SMTP transaction a row becomes `sending` ([`Store::begin_send`]), and
-//!   only if it is still claimed by that worker: a claim taken over after expiry can never be
-//!   sent twice.
+//! - Right before its own SMTP transaction a row becomes `sending` ([`Store::begin_send`]; the
+//!   rows of several connections that are ready together in one statement,
+//!   [`Store::begin_sends`]), and only if it is still claimed by that worker: a claim taken over
+//!   after expiry can never be sent twice.
 //! - Workers register and heartbeat ([`Store::heartbeat_worker`], which also extends their
 //!   claims). A stopped worker's claims return to the queue at once; a dead one's when they
 //!   expire, or at once when a worker on the same host finds its PID gone
