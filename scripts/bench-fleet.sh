@@ -18,7 +18,8 @@
 # env:   RETAIN_BENCH_POSTGRES (default postgres://postgres@127.0.0.1:5432), SMTP_SINK
 #        (an smtp-sink to use instead of the unpacked one; smtp-source is looked up next to
 #        it), BENCH_SKIP_BUILD=1 (use target/release/retain as it is), MESSAGE_BYTES (size of
-#        smtp-source's messages, default 4100: a `weekly` message is 4,0xx bytes)
+#        smtp-source's messages, default 4100: a `weekly` message is 4,0xx bytes),
+#        SENDERS (PostgreSQL runs, default "1 2 4"; empty for none), SQLITE=0 (skip SQLite)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-100000}"
@@ -123,7 +124,7 @@ t=$( { time LD_LIBRARY_PATH="$LIBS" "$SOURCE" -d -s "$CONC" -m "$N" -l "$SIZE" \
 report "smtp-source(sink-capacity,bytes=$SIZE,connections=$CONC)" 1 "$N" "$lb" "$(load)" "$t"
 
 DB=retain_bench_fleet
-for W in 1 2 4; do
+for W in ${SENDERS-1 2 4}; do
   psql_admin "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
   psql_admin "CREATE DATABASE $DB"
   setup "$PG/$DB"
@@ -143,6 +144,7 @@ for W in 1 2 4; do
   psql_admin "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 done
 
+[ "${SQLITE:-1}" = 0 ] && exit 0
 setup ""
 lb=$(load)
 t=$( { time "$BIN" --workspace "$OUT/fleet-ws" send "$CAMPAIGN" --rate 0 --concurrency "$CONC" \
