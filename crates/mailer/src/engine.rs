@@ -2,8 +2,9 @@
 //! claims rows in small batches for this worker (claims carry the worker id and an expiry on the
 //! database clock), and for each row: renders it, waits for its shared rate slot (campaign and
 //! recipient domain, [`crate::throttle::Pacer`]), marks it `sending` durably right before its own
-//! SMTP transaction ([`Store::begin_send`], only while the claim is still ours), sends it, and
-//! records outcomes in batched, durable transactions (`sent` right after the 250).
+//! SMTP transaction ([`Store::begin_sends`], only while the claim is still ours; the rows of
+//! connections that reach that point together share one statement), sends it, and records
+//! outcomes in batched, durable transactions (`sent` right after the 250).
 //!
 //! Any number of senders (`retain send`, `retain worker`, on any machines) may work on one
 //! campaign at once. Guarantees: a `sent` row is never sent again; a row left `sending` by a
@@ -297,8 +298,13 @@ fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }
 
+/// A connection task's request to mark its row `sending`, and where the answer goes.
+type StartRequest = (i64, tokio::sync::oneshot::Sender<Result<bool, ()>>);
+
 struct Shared<T> {
     store: Store,
+    /// Marks rows `sending` (see [`start_loop`]).
+    starter: mpsc::UnboundedSender<StartRequest>,
     composer: Arc<Composer>,
     transport: Arc<T>,
     recipients: Arc<HashMap<String, Recipient>>,
@@ -391,8 +397,11 @@ async fn run_claims<T: Transport>(
     progress.total.store(total, Ordering::Relaxed);
 
     let concurrency = opts.concurrency.max(1);
+    let (start_tx, start_rx) = mpsc::unbounded_channel::<StartRequest>();
+    let starter = tokio::spawn(start_loop(store.clone(), opts.owner.clone(), start_rx));
     let shared = Arc::new(Shared {
         store: store.clone(),
+        starter: start_tx,
         composer,
         transport: transport.clone(),
         recipients,
@@ -498,6 +507,8 @@ async fn run_claims<T: Transport>(
     for w in workers {
         let _ = w.await;
     }
+    // Every connection task has finished: nothing waits for the starter any more.
+    starter.abort();
     drop(out_tx);
     let flushed = flusher.await;
     if let Some(e) = claim_error {
@@ -549,6 +560,44 @@ async fn run_claims<T: Transport>(
     })
 }
 
+impl<T> Shared<T> {
+    /// Marks `id` `sending` right before its SMTP transaction. `Ok(false)`: the claim was taken
+    /// over (do not send); `Err`: the database could not be written (stop).
+    async fn begin(&self, id: i64) -> Result<bool, ()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.starter.send((id, tx)).map_err(|_| ())?;
+        rx.await.map_err(|_| ())?
+    }
+}
+
+/// Marks rows `sending` for the connection tasks, with group commit: each task asks for its own
+/// row when its SMTP transaction is about to start and waits for the answer; the requests that
+/// arrive while one statement runs go together in the next one. A row is still marked only
+/// when its own transaction is next, so this worker never has more rows `sending` than
+/// connections, and a crash leaves at most that many unconfirmed.
+async fn start_loop(store: Store, owner: String, mut rx: mpsc::UnboundedReceiver<StartRequest>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = rx.try_recv() {
+            batch.push(more);
+        }
+        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+        match store.begin_sends(&ids, &owner).await {
+            Ok(started) => {
+                let started: std::collections::HashSet<i64> = started.into_iter().collect();
+                for (id, reply) in batch {
+                    let _ = reply.send(Ok(started.contains(&id)));
+                }
+            }
+            Err(_) => {
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(()));
+                }
+            }
+        }
+    }
+}
+
 async fn worker<T: Transport>(
     index: usize,
     sh: Arc<Shared<T>>,
@@ -584,7 +633,7 @@ async fn worker<T: Transport>(
         {
             Ok(m) => m,
             Err(e) => {
-                match sh.store.begin_send(job.id, &sh.opts.owner).await {
+                match sh.begin(job.id).await {
                     Ok(true) => {}
                     Ok(false) => continue, // taken over by another worker
                     Err(_) => {
@@ -616,7 +665,7 @@ async fn worker<T: Transport>(
             let _ = out.send(Outcome::Unclaim(job.id));
             continue;
         }
-        match sh.store.begin_send(job.id, &sh.opts.owner).await {
+        match sh.begin(job.id).await {
             Ok(true) => {}
             // The claim expired and another worker took the row: it is theirs now.
             Ok(false) => continue,

@@ -16,6 +16,7 @@ pub mod engine;
 pub mod error;
 pub mod followups;
 pub mod html_text;
+mod inline;
 pub mod message;
 pub mod templates;
 pub mod testkit;

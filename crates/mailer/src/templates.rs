@@ -3,6 +3,12 @@
 //! that turn links into signed click-tracking URLs, rendering, CSS inlining and the plain-text
 //! part derived from the HTML when there is no `.txt`.
 //!
+//! CSS is inlined once, when the set is loaded (`inline.rs`): the HTML template is
+//! compiled into a second tera template with the styles already in place, whose output is
+//! byte for byte what inlining each rendered message would give. A template that cannot be
+//! inlined safely at load time ([`TemplateSet::per_message_inlining`] says why), and a message
+//! with a value the HTML parser would have altered, are inlined per message as before.
+//!
 //! tera 2 autoescapes `.html` templates only: values in the HTML are escaped, the subject and
 //! the text part are not (they are not HTML; the subject is sanitised as a header instead).
 
@@ -111,6 +117,8 @@ pub struct TemplateSet {
     has_text: bool,
     has_subject: bool,
     inliner: css_inline::CSSInliner<'static>,
+    /// The compiled, already-inlined HTML template, or why there is none.
+    inlined: Result<String, String>,
 }
 
 impl std::fmt::Debug for TemplateSet {
@@ -215,7 +223,22 @@ impl TemplateSet {
             .load_remote_stylesheets(false)
             .keep_at_rules(true)
             .build();
+        let inlined = crate::inline::compile(sources, &html_name, &inliner).and_then(|src| {
+            tera.register_filter(
+                crate::inline::TEXT_FILTER,
+                crate::inline::ValueFilter { attr: false },
+            );
+            tera.register_filter(
+                crate::inline::ATTR_FILTER,
+                crate::inline::ValueFilter { attr: true },
+            );
+            let compiled = format!("{name}.inlined.html");
+            tera.add_raw_template(&compiled, &src)
+                .map(|_| compiled)
+                .map_err(|e| format!("the inlined template does not compile: {e}"))
+        });
         Ok(Self {
+            inlined,
             has_text: sources.iter().any(|(n, _)| *n == format!("{name}.txt")),
             has_subject: sources.iter().any(|(n, _)| *n == format!("{name}.subject")),
             name: name.to_string(),
@@ -228,8 +251,58 @@ impl TemplateSet {
         &self.name
     }
 
+    /// `None` when the CSS was inlined into the template at load time; otherwise why every
+    /// message of this template is inlined on its own (a construct that compile-time inlining
+    /// cannot handle safely, e.g. a `+` selector or a tera tag inside a `class` attribute).
+    pub fn per_message_inlining(&self) -> Option<&str> {
+        self.inlined.as_ref().err().map(String::as_str)
+    }
+
+    /// The HTML part for one context, CSS inlined (from the compiled template when there is
+    /// one; a render it refuses — a value the HTML parser would alter — is inlined per message).
+    /// `ctx` must already hold `subject` when the set has a `.subject`.
+    pub fn render_html(&self, ctx: &tera::Context) -> Result<String, MailerError> {
+        match self.render_html_compiled(ctx) {
+            Some(html) => Ok(html),
+            None => self.render_html_per_message(ctx),
+        }
+    }
+
+    /// The HTML part from the compiled template alone: `None` when the set has none or it
+    /// refused this context (then [`Self::render_html`] inlines the message on its own).
+    pub fn render_html_compiled(&self, ctx: &tera::Context) -> Option<String> {
+        let compiled = self.inlined.as_ref().ok()?;
+        self.tera.render(compiled, ctx).ok()
+    }
+
+    /// The HTML part rendered, then CSS-inlined as one document: the reference the compiled
+    /// template is checked against.
+    pub fn render_html_per_message(&self, ctx: &tera::Context) -> Result<String, MailerError> {
+        let n = format!("{}.html", self.name);
+        let raw = self
+            .tera
+            .render(&n, ctx)
+            .map_err(|e| template_error(&n, &e))?;
+        self.inliner
+            .inline(&raw)
+            .map_err(|e| MailerError::Template {
+                template: n.clone(),
+                line: None,
+                message: format!("CSS inlining failed: {e}"),
+            })
+    }
+
     /// Renders subject, HTML (CSS inlined) and text for one context.
     pub fn render(&self, ctx: &tera::Context) -> Result<Rendered, MailerError> {
+        self.render_with(ctx, false)
+    }
+
+    /// [`Self::render`] with every message inlined on its own (the reference output).
+    pub fn render_per_message(&self, ctx: &tera::Context) -> Result<Rendered, MailerError> {
+        self.render_with(ctx, true)
+    }
+
+    fn render_with(&self, ctx: &tera::Context, per_message: bool) -> Result<Rendered, MailerError> {
         let subject = if self.has_subject {
             let n = format!("{}.subject", self.name);
             let s = self
@@ -248,19 +321,11 @@ impl TemplateSet {
         } else {
             ctx
         };
-        let n = format!("{}.html", self.name);
-        let raw = self
-            .tera
-            .render(&n, ctx)
-            .map_err(|e| template_error(&n, &e))?;
-        let html = self
-            .inliner
-            .inline(&raw)
-            .map_err(|e| MailerError::Template {
-                template: n.clone(),
-                line: None,
-                message: format!("CSS inlining failed: {e}"),
-            })?;
+        let html = if per_message {
+            self.render_html_per_message(ctx)?
+        } else {
+            self.render_html(ctx)?
+        };
         let text = if self.has_text {
             let n = format!("{}.txt", self.name);
             self.tera

@@ -6,9 +6,10 @@
 //!   PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite inside `BEGIN IMMEDIATE`). A claimed row stays
 //!   `queued`, carrying the worker id and a claim expiry; nobody else takes it until the expiry
 //!   has passed on the database clock.
-//! - Right before its own SMTP transaction a row becomes `sending` ([`Store::begin_send`]), and
-//!   only if it is still claimed by that worker: a claim taken over after expiry can never be
-//!   sent twice.
+//! - Right before its own SMTP transaction a row becomes `sending` ([`Store::begin_send`]; the
+//!   rows of several connections that are ready together in one statement,
+//!   [`Store::begin_sends`]), and only if it is still claimed by that worker: a claim taken over
+//!   after expiry can never be sent twice.
 //! - Workers register and heartbeat ([`Store::heartbeat_worker`], which also extends their
 //!   claims). A stopped worker's claims return to the queue at once; a dead one's when they
 //!   expire, or at once when a worker on the same host finds its PID gone
@@ -296,13 +297,38 @@ impl Store {
         Ok(r.rows_affected() > 0)
     }
 
+    /// [`Store::begin_send`] for several rows in one statement (one commit): each row whose
+    /// SMTP transaction is about to start becomes `sending`, if `worker` still holds its claim.
+    /// Returns the ids that did (the others were taken over: do not send them). The worker is
+    /// compared through `COALESCE` so that the rows are found by id: an index scan of
+    /// `sends_claimed_by` would visit every row the worker ever claimed.
+    pub async fn begin_sends(&self, ids: &[i64], worker: &str) -> Result<Vec<i64>> {
+        let now = self.db_now_sql();
+        let mut started = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "UPDATE sends SET state = 'sending', attempts = attempts + 1, sending_at = {now}, \
+                 updated_at = {now}, claim_expires_at = NULL \
+                 WHERE state = 'queued' AND COALESCE(claimed_by, '') = $1 AND id IN ({}) \
+                 RETURNING id",
+                in_list(2, chunk.len())
+            );
+            let mut q = sqlx::query_scalar::<_, i64>(&sql).bind(worker);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            started.extend(q.fetch_all(self.pool()).await?);
+        }
+        Ok(started)
+    }
+
     /// Gives claimed, never-attempted rows back to the queue (a clean stop).
     pub async fn release_claims(&self, worker: &str, ids: &[i64]) -> Result<u64> {
         let mut n = 0;
         for chunk in ids.chunks(CHUNK) {
             let sql = format!(
                 "UPDATE sends SET claimed_by = NULL, claim_expires_at = NULL \
-                 WHERE state = 'queued' AND claimed_by = $1 AND id IN ({})",
+                 WHERE state = 'queued' AND COALESCE(claimed_by, '') = $1 AND id IN ({})",
                 in_list(2, chunk.len())
             );
             let mut q = sqlx::query(&sql).bind(worker);

@@ -288,6 +288,12 @@ impl Store {
             added += q.execute(&mut *tx).await?.rows_affected();
         }
         tx.commit().await?;
+        // A large campaign just queued: fresh statistics, or PostgreSQL plans every claim
+        // (`claim_rows`) as if the campaign had a handful of rows and sorts all of its queued
+        // rows each time, instead of walking `sends_campaign_state` in id order.
+        if added >= 1000 && self.backend() == crate::Backend::Postgres {
+            sqlx::query("ANALYZE sends").execute(self.pool()).await?;
+        }
         Ok(added)
     }
 
@@ -843,6 +849,49 @@ mod tests {
             again.iter().map(|s| s.id).collect::<Vec<_>>(),
             vec![mine[1].id, mine[2].id]
         );
+    }
+
+    #[tokio::test]
+    async fn rows_start_together_only_while_claimed() {
+        on_both(rows_start_together_only_while_claimed_on).await;
+    }
+
+    async fn rows_start_together_only_while_claimed_on(store: Store) {
+        setup(&store, 5).await;
+        let (mine, _) = claimed(
+            store
+                .claim_rows("k1", "me", 60, 3, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        let (yours, _) = claimed(
+            store
+                .claim_rows("k1", "you", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        assert_eq!((mine.len(), yours.len()), (3, 2));
+        // One statement: my two rows start, yours (claimed by another worker) do not.
+        let ask = vec![mine[0].id, yours[0].id, mine[2].id];
+        let mut started = store.begin_sends(&ask, "me").await.expect("begin");
+        started.sort_unstable();
+        assert_eq!(started, vec![mine[0].id, mine[2].id]);
+        let c = store.send_counts("k1").await.expect("counts");
+        assert_eq!((c.queued, c.sending), (3, 2));
+        // A row starts once; an empty request changes nothing.
+        assert!(store
+            .begin_sends(&[mine[0].id], "me")
+            .await
+            .expect("begin")
+            .is_empty());
+        assert!(store
+            .begin_sends(&[], "me")
+            .await
+            .expect("begin")
+            .is_empty());
+        let row = store.send(mine[0].id).await.expect("row").expect("exists");
+        assert_eq!(row.state, SendState::Sending);
+        assert_eq!(row.attempts, 1);
     }
 
     #[tokio::test]
