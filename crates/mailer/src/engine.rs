@@ -299,7 +299,7 @@ fn unix_now() -> i64 {
 }
 
 /// A connection task's request to mark its row `sending`, and where the answer goes.
-type StartRequest = (i64, tokio::sync::oneshot::Sender<Result<bool, ()>>);
+type StartRequest = (i64, tokio::sync::oneshot::Sender<Result<bool, String>>);
 
 struct Shared<T> {
     store: Store,
@@ -313,6 +313,8 @@ struct Shared<T> {
     progress: Arc<Progress>,
     opts: SendOptions,
     fatal: Mutex<Option<String>>,
+    /// The first database error of a connection task (the run stops and reports it).
+    db_error: Mutex<Option<String>>,
     hard_bounces: AtomicU64,
 }
 
@@ -416,6 +418,7 @@ async fn run_claims<T: Transport>(
         progress: progress.clone(),
         opts: opts.clone(),
         fatal: Mutex::new(None),
+        db_error: Mutex::new(None),
         hard_bounces: AtomicU64::new(0),
     });
 
@@ -517,6 +520,9 @@ async fn run_claims<T: Transport>(
     if let Some(e) = guard_error {
         return Err(e);
     }
+    if let Some(e) = shared.db_error.lock().ok().and_then(|d| d.clone()) {
+        return Err(MailerError::Ledger(e));
+    }
     match flushed {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(e.into()),
@@ -563,10 +569,19 @@ async fn run_claims<T: Transport>(
 impl<T> Shared<T> {
     /// Marks `id` `sending` right before its SMTP transaction. `Ok(false)`: the claim was taken
     /// over (do not send); `Err`: the database could not be written (stop).
-    async fn begin(&self, id: i64) -> Result<bool, ()> {
+    async fn begin(&self, id: i64) -> Result<bool, String> {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.starter.send((id, tx)).map_err(|_| ())?;
-        rx.await.map_err(|_| ())?
+        let gone = || "the task marking rows `sending` stopped".to_string();
+        self.starter.send((id, tx)).map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
+    }
+
+    /// Records a database failure of a connection task and stops the run.
+    fn db_failed(&self, e: impl std::fmt::Display) {
+        if let Ok(mut d) = self.db_error.lock() {
+            d.get_or_insert_with(|| e.to_string());
+        }
+        self.stop.store(true, Ordering::SeqCst);
     }
 }
 
@@ -589,9 +604,10 @@ async fn start_loop(store: Store, owner: String, mut rx: mpsc::UnboundedReceiver
                     let _ = reply.send(Ok(started.contains(&id)));
                 }
             }
-            Err(_) => {
+            Err(e) => {
+                let e = e.to_string();
                 for (_, reply) in batch {
-                    let _ = reply.send(Err(()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }
@@ -636,8 +652,8 @@ async fn worker<T: Transport>(
                 match sh.begin(job.id).await {
                     Ok(true) => {}
                     Ok(false) => continue, // taken over by another worker
-                    Err(_) => {
-                        sh.stop.store(true, Ordering::SeqCst);
+                    Err(e) => {
+                        sh.db_failed(e);
                         let _ = out.send(Outcome::Unclaim(job.id));
                         continue;
                     }
@@ -658,8 +674,8 @@ async fn worker<T: Transport>(
         // A domain's back-off is waited for while the row is still only claimed: a worker
         // killed while waiting leaves nothing unconfirmed. The campaign's slot comes after
         // `sending` is recorded, right before the transaction, so the pace is kept at the server.
-        if sh.pacer.wait_domain(&domain).await.is_err() {
-            sh.stop.store(true, Ordering::SeqCst);
+        if let Err(e) = sh.pacer.wait_domain(&domain).await {
+            sh.db_failed(e);
         }
         if sh.stop.load(Ordering::SeqCst) {
             let _ = out.send(Outcome::Unclaim(job.id));
@@ -669,8 +685,8 @@ async fn worker<T: Transport>(
             Ok(true) => {}
             // The claim expired and another worker took the row: it is theirs now.
             Ok(false) => continue,
-            Err(_) => {
-                sh.stop.store(true, Ordering::SeqCst);
+            Err(e) => {
+                sh.db_failed(e);
                 let _ = out.send(Outcome::Unclaim(job.id));
                 continue;
             }
@@ -685,8 +701,8 @@ async fn worker<T: Transport>(
             } else {
                 sh.pacer.wait_campaign().await
             };
-            if paced.is_err() {
-                sh.stop.store(true, Ordering::SeqCst);
+            if let Err(e) = paced {
+                sh.db_failed(e);
             }
             match sh.transport.send(index, &msg).await {
                 Ok(_) => {
@@ -736,8 +752,10 @@ async fn worker<T: Transport>(
                     break;
                 }
                 Err(e) => {
-                    if e.is_throttle() && sh.pacer.throttled(&domain).await.is_err() {
-                        sh.stop.store(true, Ordering::SeqCst);
+                    if e.is_throttle() {
+                        if let Err(db) = sh.pacer.throttled(&domain).await {
+                            sh.db_failed(db);
+                        }
                     }
                     reached_server |= !matches!(e, TransportError::Unavailable(_));
                     if attempt >= sh.opts.max_attempts.max(1) && !reached_server {

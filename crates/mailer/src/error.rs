@@ -36,6 +36,10 @@ pub enum MailerError {
     CampaignStopped { campaign: String, state: String },
     #[error("transport: {0}")]
     Transport(#[from] TransportError),
+    /// The database failed while sending (marking a row `sending`, a shared rate slot): the run
+    /// stopped; rows not yet marked went back to the queue.
+    #[error("the send stopped because the database failed: {0}")]
+    Ledger(String),
 }
 
 impl MailerError {

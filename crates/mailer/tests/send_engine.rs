@@ -24,7 +24,7 @@ const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
 
 struct Fixture {
     store: Store,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     composer: Arc<Composer>,
     recipients: Arc<HashMap<String, Recipient>>,
     members: Vec<Member>,
@@ -122,7 +122,7 @@ async fn fixture(n: usize) -> Fixture {
         .collect();
     Fixture {
         store,
-        _dir: dir,
+        dir,
         composer: Arc::new(composer(HTML)),
         recipients: Arc::new(recipients),
         members,
@@ -532,6 +532,42 @@ async fn limit_pause_and_unconfirmed_rows() {
         (1, 1, 0)
     );
     assert_eq!(stub.attempts(&crashed.email.to_lowercase()), 1);
+}
+
+#[tokio::test]
+async fn a_database_failure_while_sending_stops_the_run_and_says_why() {
+    use sqlx::Connection;
+    let f = fixture(20).await;
+    queue(&f).await;
+    // The ledger refuses to mark rows `sending` from now on.
+    let mut c = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        f.dir.path().join("t.db").display()
+    ))
+    .await
+    .expect("connect");
+    sqlx::query(
+        "CREATE TRIGGER retain_test_fail_sending BEFORE UPDATE OF state ON sends \
+         WHEN NEW.state = 'sending' BEGIN SELECT RAISE(ABORT, 'injected ledger failure'); END",
+    )
+    .execute(&mut c)
+    .await
+    .expect("trigger");
+    let stub = Arc::new(StubTransport::new());
+    let e = run(
+        &f,
+        stub.clone(),
+        &fast_opts(),
+        Arc::new(AtomicBool::new(false)),
+    )
+    .await
+    .expect_err("the database failed");
+    assert!(matches!(e, MailerError::Ledger(_)), "{e:?}");
+    assert!(e.to_string().contains("injected ledger failure"), "{e}");
+    // Nothing was handed to the server and nothing is left unconfirmed: every row is queued.
+    assert!(stub.sent().is_empty());
+    let counts = f.store.send_counts("camp-1").await.expect("counts");
+    assert_eq!((counts.queued, counts.sending, counts.sent), (18, 0, 0));
 }
 
 #[tokio::test]
