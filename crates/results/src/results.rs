@@ -131,6 +131,15 @@ pub async fn campaign_report(
     report_of(store, &meta, orders).await
 }
 
+/// The earliest order time a campaign's report reads: one window before its first send (the
+/// members' activity before it), or nothing at all before anything was sent.
+fn attribution_start(campaign: &CampaignInput, sends: &[SendInput]) -> i64 {
+    match report::first_send(sends) {
+        Some(first) => first.saturating_sub(campaign.window_days.saturating_mul(86_400)),
+        None => i64::MAX,
+    }
+}
+
 async fn report_of(
     store: &Store,
     meta: &CampaignMeta,
@@ -170,7 +179,9 @@ async fn report_of(
         Some(o) => o,
         None => {
             let ids: Vec<&str> = members.iter().map(|m| m.customer_id.as_str()).collect();
-            owned = store.orders_of_customers(&ids).await?;
+            owned = store
+                .orders_of_customers_since(&ids, attribution_start(&meta.input, &sends))
+                .await?;
             &owned
         }
     };
@@ -310,11 +321,13 @@ pub async fn share_test_verdict(
     let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
     let events = store.events_of_sends(&ids).await?;
     let who: Vec<&str> = members.iter().map(|m| m.customer_id.as_str()).collect();
-    let orders = store.orders_of_customers(&who).await?;
     let campaign = CampaignInput {
         window_days: days,
         ..meta.input.clone()
     };
+    let orders = store
+        .orders_of_customers_since(&who, attribution_start(&campaign, &sends))
+        .await?;
     let required = meta
         .details
         .get("variant_power")

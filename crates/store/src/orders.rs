@@ -36,17 +36,25 @@ impl Store {
     /// The orders of these customers (by external id), oldest first: one campaign's audience,
     /// never the whole table.
     pub async fn orders_of_customers(&self, ids: &[&str]) -> Result<Vec<Order>> {
+        self.orders_of_customers_since(ids, i64::MIN).await
+    }
+
+    /// [`Store::orders_of_customers`] placed at or after `since` (Unix seconds): what a campaign's
+    /// attribution needs, not the customers' whole history.
+    pub async fn orders_of_customers_since(&self, ids: &[&str], since: i64) -> Result<Vec<Order>> {
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {
             let list = crate::values_clause(1, chunk.len());
             let sql = format!(
                 "SELECT c.id, COALESCE(o.order_ref, CAST(o.okey AS TEXT)), o.at, o.amount, o.items, o.cancelled, o.currency, c.email, o.product \
-                 FROM customers c JOIN orders o ON o.ckey = c.key WHERE c.id IN {list}"
+                 FROM customers c JOIN orders o ON o.ckey = c.key WHERE c.id IN {list} AND o.at >= ${}",
+                chunk.len() + 1
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {
                 q = q.bind(*id);
             }
+            q = q.bind(since);
             for r in q.fetch_all(self.pool()).await? {
                 out.push(order_from_row(&r)?);
             }
@@ -214,6 +222,19 @@ mod tests {
                 .filter(|o| some.contains(&o.customer_id.as_str()))
                 .count()
         );
+        // From a time on: exactly their orders placed at or after it.
+        let mid = theirs[theirs.len() / 2].ordered_at.and_utc().timestamp();
+        let later = store
+            .orders_of_customers_since(&some, mid)
+            .await
+            .expect("orders since");
+        let expected: Vec<_> = theirs
+            .iter()
+            .filter(|o| o.ordered_at.and_utc().timestamp() >= mid)
+            .cloned()
+            .collect();
+        assert!(!expected.is_empty() && expected.len() < theirs.len());
+        assert_eq!(later, expected);
     }
 
     #[tokio::test]
