@@ -131,6 +131,27 @@ pub async fn campaign_report(
     report_of(store, &meta, orders).await
 }
 
+/// A ledger campaign's sends (a campaign or one of its steps) and the events recorded for them.
+async fn sends_and_events(
+    store: &Store,
+    ledger_id: &str,
+) -> Result<(Vec<SendInput>, Vec<retain_store::EventRecord>), ResultsError> {
+    let sends: Vec<SendInput> = store
+        .sends_of(ledger_id)
+        .await?
+        .into_iter()
+        .map(|s| SendInput {
+            id: s.id,
+            customer_id: s.customer_id,
+            state: s.state.as_str().to_string(),
+            sent_at: s.sent_at,
+        })
+        .collect();
+    let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
+    let events = store.events_of_sends(&ids).await?;
+    Ok((sends, events))
+}
+
 /// The earliest order time a campaign's report reads: one window before its first send (the
 /// members' activity before it), or nothing at all before anything was sent.
 fn attribution_start(campaign: &CampaignInput, sends: &[SendInput]) -> i64 {
@@ -161,19 +182,7 @@ async fn report_of(
             holdout: m.holdout,
         })
         .collect();
-    let sends: Vec<SendInput> = store
-        .sends_of(campaign_id)
-        .await?
-        .into_iter()
-        .map(|s| SendInput {
-            id: s.id,
-            customer_id: s.customer_id,
-            state: s.state.as_str().to_string(),
-            sent_at: s.sent_at,
-        })
-        .collect();
-    let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
-    let events = store.events_of_sends(&ids).await?;
+    let (sends, events) = sends_and_events(store, campaign_id).await?;
     let owned;
     let orders = match orders {
         Some(o) => o,
@@ -227,19 +236,7 @@ async fn sequence_of(
     };
     let mut step_data = Vec::new();
     for r in &records {
-        let s: Vec<SendInput> = store
-            .sends_of(&r.ledger_id)
-            .await?
-            .into_iter()
-            .map(|s| SendInput {
-                id: s.id,
-                customer_id: s.customer_id,
-                state: s.state.as_str().to_string(),
-                sent_at: s.sent_at,
-            })
-            .collect();
-        let ids: Vec<i64> = s.iter().map(|x| x.id).collect();
-        let e = store.events_of_sends(&ids).await?;
+        let (s, e) = sends_and_events(store, &r.ledger_id).await?;
         step_data.push((r, s, e));
     }
     // Events of the whole sequence count for its uplift's engagement figures.
@@ -307,19 +304,7 @@ pub async fn share_test_verdict(
             holdout: m.holdout,
         })
         .collect();
-    let sends: Vec<SendInput> = store
-        .sends_of(campaign_id)
-        .await?
-        .into_iter()
-        .map(|s| SendInput {
-            id: s.id,
-            customer_id: s.customer_id,
-            state: s.state.as_str().to_string(),
-            sent_at: s.sent_at,
-        })
-        .collect();
-    let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
-    let events = store.events_of_sends(&ids).await?;
+    let (sends, events) = sends_and_events(store, campaign_id).await?;
     let who: Vec<&str> = members.iter().map(|m| m.customer_id.as_str()).collect();
     let campaign = CampaignInput {
         window_days: days,
