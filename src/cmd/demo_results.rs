@@ -4,12 +4,14 @@
 //! ([`retain_web::replay`]), then sets each campaign's measured uplift and 95 % interval beside
 //! the truth, and the whole programme beside its truth against the global control group.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 
 use anyhow::{Context as _, Result};
 use retain_core::import::ImportOptions;
-use retain_core::response::{simulate, CampaignTruth, Person, ResponseSpec};
+use retain_core::response::{
+    simulate, simulate_step, CampaignTruth, Person, ResponseSpec, SimOrder, StepSpec,
+};
 use retain_core::tracking::{load_secret, Links};
 use retain_store::{PlanState, SendState};
 use serde::Serialize;
@@ -20,6 +22,28 @@ use crate::output::{money, Table};
 /// The true uplift of a goal in the demo: twice its prior response rate (the goals file's guess
 /// is cautious), at average responsiveness.
 pub const TRUE_UPLIFT_FACTOR: f64 = 2.0;
+
+/// The demo's follow-up step: this many days after the first send (goals.toml's `after_days`).
+pub const STEP_AFTER_DAYS: i64 = 7;
+
+/// A follow-up step's true effect, relative to its goal's true uplift: a reminder adds half as
+/// much as the first email, for those who had not bought.
+pub const STEP_UPLIFT_SHARE: f64 = 0.5;
+
+/// One follow-up step the demo created and sent, and what it truly added.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepTruthCheck {
+    pub campaign_id: String,
+    pub step: i64,
+    pub ledger_id: String,
+    pub template: String,
+    pub sent: u64,
+    /// Expected conversions the step added (the sum of its recipients' added probabilities).
+    pub true_added_conversions: f64,
+    pub orders: usize,
+    pub opens: usize,
+    pub clicks: usize,
+}
 
 /// One campaign: measured against true.
 #[derive(Debug, Clone, Serialize)]
@@ -42,6 +66,7 @@ pub struct DemoResults {
     pub clicks: usize,
     pub events_recorded: u64,
     pub campaigns: Vec<CampaignTruthCheck>,
+    pub steps: Vec<StepTruthCheck>,
     pub program_true_per_customer: f64,
     pub program_measured_per_customer: Option<f64>,
     pub program_ci95: Option<[f64; 2]>,
@@ -125,28 +150,91 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
     let sim = simulate(&spec, &people);
 
     // The orders, through the normal import.
-    let path = ctx.path("data").join("orders_after_send.csv");
-    {
-        let mut w = std::io::BufWriter::new(
-            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
-        );
-        writeln!(
-            w,
-            "order_id,customer_id,email,order_date,product,category,quantity,unit_price"
-        )?;
-        for o in &sim.orders {
-            let at = chrono::DateTime::from_timestamp(o.at, 0)
-                .unwrap_or_default()
-                .format("%Y-%m-%d %H:%M:%S");
-            writeln!(
-                w,
-                "{},{},{},{at},Espresso beans 1kg,coffee,1,{:.2}",
-                o.order_id, o.customer_id, o.email, o.amount
-            )?;
+    import_sim_orders(ctx, "orders_after_send.csv", &sim.orders).await?;
+    let mut sim = sim;
+
+    // The follow-up steps due a week after the send, on the simulated clock (what
+    // `retain followups run` does on that day), and the responses to them.
+    let now = start + STEP_AFTER_DAYS * 86_400 + 3_600;
+    println!(
+        "  day {STEP_AFTER_DAYS} (simulated clock {}): retain followups run",
+        chrono::DateTime::from_timestamp(now, 0)
+            .unwrap_or_default()
+            .format("%Y-%m-%d %H:%M")
+    );
+    super::followups::run_due(
+        ctx,
+        now,
+        false,
+        false,
+        Some(super::send::TransportKind::File),
+        crate::output::Format::Table,
+    )
+    .await?;
+    let by_id: HashMap<&str, &Person> =
+        people.iter().map(|p| (p.customer_id.as_str(), p)).collect();
+    let bought: HashSet<&str> = sim.orders.iter().map(|o| o.customer_id.as_str()).collect();
+    let mut steps = Vec::new();
+    let mut step_orders = Vec::new();
+    let (mut step_opens, mut step_clicks) = (Vec::new(), Vec::new());
+    for (i, c) in plan.campaigns.iter().enumerate() {
+        let recipients = people
+            .iter()
+            .filter(|p| p.campaign == Some(i) && !p.holdout)
+            .count()
+            .max(1) as f64;
+        let first_sent = ctx
+            .store
+            .sends_of(&c.campaign_id)
+            .await?
+            .iter()
+            .filter_map(|s| s.sent_at)
+            .min()
+            .unwrap_or(start);
+        for st in ctx.store.campaign_steps(&c.campaign_id).await? {
+            let sends: Vec<(&Person, i64)> = ctx
+                .store
+                .sends_of(&st.ledger_id)
+                .await?
+                .into_iter()
+                .filter(|s| s.state == SendState::Sent)
+                .filter_map(|s| by_id.get(s.customer_id.as_str()).map(|p| (*p, s.id)))
+                .collect();
+            let step_spec = StepSpec {
+                seed: seed ^ (st.step as u64).wrapping_mul(0x9E37_79B9),
+                at: now,
+                window_end: first_sent + spec.campaigns[i].window_days * 86_400,
+                uplift: spec.campaigns[i].uplift * STEP_UPLIFT_SHARE,
+            };
+            let r = simulate_step(&step_spec, &sends, &bought);
+            sim.true_uplift[i] += r.true_added_conversions / recipients;
+            sim.true_incremental_revenue[i] += r.true_incremental_revenue;
+            steps.push(StepTruthCheck {
+                campaign_id: c.campaign_id.clone(),
+                step: st.step,
+                ledger_id: st.ledger_id.clone(),
+                template: st.template.clone(),
+                sent: sends.len() as u64,
+                true_added_conversions: r.true_added_conversions,
+                orders: r.orders.len(),
+                opens: r.opens.len(),
+                clicks: r.clicks.len(),
+            });
+            step_orders.extend(r.orders);
+            step_opens.extend(r.opens);
+            step_clicks.extend(r.clicks);
         }
-        w.flush()?;
     }
-    super::import::import_orders(ctx, &path, &ImportOptions::default(), false).await?;
+    if !step_orders.is_empty() {
+        import_sim_orders(ctx, "orders_after_steps.csv", &step_orders).await?;
+    }
+    let (orders, opens, clicks) = (
+        sim.orders.len() + step_orders.len(),
+        sim.opens.len() + step_opens.len(),
+        sim.clicks.len() + step_clicks.len(),
+    );
+    sim.opens.extend(step_opens);
+    sim.clicks.extend(step_clicks);
 
     // Opens and clicks, through the tracking handlers.
     let secret = load_secret(&ctx.dir).context("the workspace's secret key")?;
@@ -216,11 +304,12 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
     let d = report.incremental_per_customer.as_ref();
     let out = DemoResults {
         seed,
-        orders: sim.orders.len(),
-        opens: sim.opens.len(),
-        clicks: sim.clicks.len(),
+        orders,
+        opens,
+        clicks,
         events_recorded: replay.recorded,
         campaigns,
+        steps,
         program_true_per_customer: true_per_customer,
         program_measured_per_customer: d.map(|d| d.absolute),
         program_ci95: d.map(|d| d.ci95),
@@ -232,6 +321,33 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
         serde_json::to_string_pretty(&out)?,
     )?;
     Ok(Some(out))
+}
+
+/// Simulated orders, through the normal import (a CSV under `data/`).
+async fn import_sim_orders(ctx: &Context, file: &str, orders: &[SimOrder]) -> Result<()> {
+    let path = ctx.path("data").join(file);
+    {
+        let mut w = std::io::BufWriter::new(
+            std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        writeln!(
+            w,
+            "order_id,customer_id,email,order_date,product,category,quantity,unit_price"
+        )?;
+        for o in orders {
+            let at = chrono::DateTime::from_timestamp(o.at, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%d %H:%M:%S");
+            writeln!(
+                w,
+                "{},{},{},{at},Espresso beans 1kg,coffee,1,{:.2}",
+                o.order_id, o.customer_id, o.email, o.amount
+            )?;
+        }
+        w.flush()?;
+    }
+    super::import::import_orders(ctx, &path, &ImportOptions::default(), false).await?;
+    Ok(())
 }
 
 fn program_of(ctx: &Context) -> Result<retain_planner::Program> {
@@ -276,6 +392,19 @@ pub fn render(r: &DemoResults) -> String {
         r.orders, r.opens, r.clicks, r.events_recorded
     );
     out.push_str(&t.render());
+    for st in &r.steps {
+        out.push_str(&format!(
+            "  step {} of {} ({}): {} sent, true added conversions {:.1}; simulated {} orders, {} opens, {} clicks\n",
+            st.step,
+            st.campaign_id,
+            st.template,
+            st.sent,
+            st.true_added_conversions,
+            st.orders,
+            st.opens,
+            st.clicks
+        ));
+    }
     out.push_str(&format!(
         "  programme vs global control: incremental revenue per customer true {}, measured {} (95% CI {}) — {}\n",
         money(r.program_true_per_customer),
