@@ -3,6 +3,9 @@
 //! import, replays the opens and clicks through the real tracking handlers
 //! ([`retain_web::replay`]), then sets each campaign's measured uplift and 95 % interval beside
 //! the truth, and the whole programme beside its truth against the global control group.
+//! A week into the window (the simulated clock) it creates and sends the due follow-up steps as
+//! `retain followups run` does, simulates the responses to them with a known effect
+//! ([`retain_core::response::simulate_step`]) and adds that effect to the campaign's truth.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
