@@ -40,7 +40,7 @@ struct PlanArgs {
 
 /// The demo's win_back goal as a multi-step, A/B-tested sequence: two variants (the starter
 /// template and `win_back_b`, the same body under another subject line) and one follow-up step
-/// to recipients who have not bought. Only the demo's workspace gets it; `false` when its
+/// to recipients who opened but have not bought. Only the demo's workspace gets it; `false` when its
 /// goals.toml has no win_back goal or already has steps (a reused workspace keeps its file).
 fn demo_sequence(dir: &std::path::Path) -> Result<bool> {
     use anyhow::Context as _;
@@ -77,7 +77,7 @@ fn demo_sequence(dir: &std::path::Path) -> Result<bool> {
         "\n# The demo's sequence: an A/B test of two subject lines, then a reminder.\n\
          [[goal.variants]]\nid = \"a\"\ntemplate = \"win_back\"\n\
          [[goal.variants]]\nid = \"b\"\ntemplate = \"win_back_b\"\n\
-         [[goal.steps]]\nafter_days = {}\nwhen = \"not converted and not unsubscribed\"\n\
+         [[goal.steps]]\nafter_days = {}\nwhen = \"opened and not converted and not unsubscribed\"\n\
          template = \"renewal_reminder\"\n",
         super::demo_results::STEP_AFTER_DAYS
     );
@@ -109,7 +109,7 @@ pub async fn run(args: Args) -> Result<()> {
     match demo_sequence(&args.dir)? {
         true => println!(
             "  win_back: A/B test of two subject lines (win_back, win_back_b) and a reminder \
-             (renewal_reminder) {} days later to recipients who have not bought",
+             (renewal_reminder) {} days later to recipients who opened but have not bought",
             super::demo_results::STEP_AFTER_DAYS
         ),
         false => println!("  goals.toml: win_back not found or already has steps; used as it is"),

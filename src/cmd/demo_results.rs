@@ -91,6 +91,7 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
     let mut truths = Vec::new();
     let mut member_of: HashMap<String, (usize, bool)> = HashMap::new();
     let mut sent: HashMap<String, (i64, i64)> = HashMap::new();
+    let mut first_sent: Vec<Option<i64>> = vec![None; plan.campaigns.len()];
     for (i, c) in plan.campaigns.iter().enumerate() {
         let details: serde_json::Value = serde_json::from_str(&c.details).unwrap_or_default();
         let rate = details
@@ -109,6 +110,7 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
         }
         for s in ctx.store.sends_of(&c.campaign_id).await? {
             if let (SendState::Sent, Some(at)) = (s.state, s.sent_at) {
+                first_sent[i] = Some(first_sent[i].map_or(at, |f: i64| f.min(at)));
                 sent.insert(s.customer_id, (s.id, at));
             }
         }
@@ -154,6 +156,9 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
 
     // The orders, through the normal import.
     import_sim_orders(ctx, "orders_after_send.csv", &sim.orders).await?;
+    // Opens and clicks, through the tracking handlers (before the steps: a step's rule may
+    // read who opened).
+    let recorded = replay(ctx, &sim.opens, &sim.clicks).await?;
     let mut sim = sim;
 
     // The follow-up steps due a week after the send, on the simulated clock (what
@@ -186,14 +191,7 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
             .filter(|p| p.campaign == Some(i) && !p.holdout)
             .count()
             .max(1) as f64;
-        let first_sent = ctx
-            .store
-            .sends_of(&c.campaign_id)
-            .await?
-            .iter()
-            .filter_map(|s| s.sent_at)
-            .min()
-            .unwrap_or(start);
+        let first_sent = first_sent[i].unwrap_or(start);
         for st in ctx.store.campaign_steps(&c.campaign_id).await? {
             let sends: Vec<(&Person, i64)> = ctx
                 .store
@@ -236,44 +234,9 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
         sim.opens.len() + step_opens.len(),
         sim.clicks.len() + step_clicks.len(),
     );
-    sim.opens.extend(step_opens);
-    sim.clicks.extend(step_clicks);
 
-    // Opens and clicks, through the tracking handlers.
-    let secret = load_secret(&ctx.dir).context("the workspace's secret key")?;
-    let base = ctx
-        .config
-        .tracking
-        .base_url
-        .trim_end_matches('/')
-        .to_string();
-    let path_of = |url: String| url.strip_prefix(&base).map(str::to_string).unwrap_or(url);
-    let mut visits: Vec<retain_web::replay::Visit> = Vec::new();
-    for &(send_id, at) in &sim.opens {
-        let links = Links {
-            base_url: &base,
-            secret: &secret,
-            send_id,
-        };
-        visits.push(retain_web::replay::Visit {
-            at,
-            path: path_of(links.open_pixel()),
-        });
-    }
-    for &(send_id, at) in &sim.clicks {
-        let links = Links {
-            base_url: &base,
-            secret: &secret,
-            send_id,
-        };
-        visits.push(retain_web::replay::Visit {
-            at,
-            path: path_of(links.click("https://shop.example.com/")),
-        });
-    }
-    visits.sort_by_key(|v| v.at);
-    let replay =
-        retain_web::replay::replay_visits(&ctx.store, ctx.config.clone(), secret, &visits).await?;
+    // The step's opens and clicks, through the tracking handlers.
+    let recorded = recorded + replay(ctx, &step_opens, &step_clicks).await?;
 
     // Measured against true.
     let mut campaigns = Vec::new();
@@ -310,7 +273,7 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
         orders,
         opens,
         clicks,
-        events_recorded: replay.recorded,
+        events_recorded: recorded,
         campaigns,
         steps,
         program_true_per_customer: true_per_customer,
@@ -324,6 +287,46 @@ pub async fn run(ctx: &Context, seed: u64) -> Result<Option<DemoResults>> {
         serde_json::to_string_pretty(&out)?,
     )?;
     Ok(Some(out))
+}
+
+/// Simulated opens and clicks ((send id, time) each), as requests to the tracking handlers;
+/// returns the events recorded.
+async fn replay(ctx: &Context, opens: &[(i64, i64)], clicks: &[(i64, i64)]) -> Result<u64> {
+    let secret = load_secret(&ctx.dir).context("the workspace's secret key")?;
+    let base = ctx
+        .config
+        .tracking
+        .base_url
+        .trim_end_matches('/')
+        .to_string();
+    let path_of = |url: String| url.strip_prefix(&base).map(str::to_string).unwrap_or(url);
+    let mut visits: Vec<retain_web::replay::Visit> = Vec::new();
+    for &(send_id, at) in opens {
+        let links = Links {
+            base_url: &base,
+            secret: &secret,
+            send_id,
+        };
+        visits.push(retain_web::replay::Visit {
+            at,
+            path: path_of(links.open_pixel()),
+        });
+    }
+    for &(send_id, at) in clicks {
+        let links = Links {
+            base_url: &base,
+            secret: &secret,
+            send_id,
+        };
+        visits.push(retain_web::replay::Visit {
+            at,
+            path: path_of(links.click("https://shop.example.com/")),
+        });
+    }
+    visits.sort_by_key(|v| v.at);
+    let r =
+        retain_web::replay::replay_visits(&ctx.store, ctx.config.clone(), secret, &visits).await?;
+    Ok(r.recorded)
 }
 
 /// Simulated orders, through the normal import (a CSV under `data/`).
