@@ -1,5 +1,6 @@
 //! `retain demo [DIR]`: the main job end to end on the embedded default, no server needed —
-//! create a workspace, generate a seeded shop, import it, and report on it.
+//! create a workspace, generate a seeded shop, import it, plan and send (win_back as an A/B test
+//! with a follow-up step), simulate the weeks after, and report on it.
 
 use std::path::PathBuf;
 
@@ -37,6 +38,55 @@ struct PlanArgs {
     args: super::plan::Args,
 }
 
+/// The demo's win_back goal as a multi-step, A/B-tested sequence: two variants (the starter
+/// template and `win_back_b`, the same body under another subject line) and one follow-up step
+/// to recipients who opened but have not bought. Only the demo's workspace gets it; `false` when its
+/// goals.toml has no win_back goal or already has steps (a reused workspace keeps its file).
+fn demo_sequence(dir: &std::path::Path) -> Result<bool> {
+    use anyhow::Context as _;
+    let templates = dir.join("templates");
+    for ext in ["html", "txt"] {
+        let to = templates.join(format!("win_back_b.{ext}"));
+        if !to.exists() {
+            std::fs::copy(templates.join(format!("win_back.{ext}")), &to)
+                .with_context(|| format!("writing {}", to.display()))?;
+        }
+    }
+    let subject = templates.join("win_back_b.subject");
+    if !subject.exists() {
+        std::fs::write(
+            &subject,
+            "{{ customer.first_name | default(value=\"Hello\", boolean=true) }}, \
+             something to welcome you back to {{ company.name }}\n",
+        )
+        .with_context(|| format!("writing {}", subject.display()))?;
+    }
+    let path = dir.join("goals.toml");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    if text.contains("[[goal.steps]]") {
+        return Ok(false);
+    }
+    let Some(goal) = text.find("id = \"win_back\"") else {
+        return Ok(false);
+    };
+    let end = text[goal..]
+        .find("\n[[goal]]")
+        .map_or(text.len(), |i| goal + i);
+    let block = format!(
+        "\n# The demo's sequence: an A/B test of two subject lines, then a reminder.\n\
+         [[goal.variants]]\nid = \"a\"\ntemplate = \"win_back\"\n\
+         [[goal.variants]]\nid = \"b\"\ntemplate = \"win_back_b\"\n\
+         [[goal.steps]]\nafter_days = {}\nwhen = \"opened and not converted and not unsubscribed\"\n\
+         template = \"renewal_reminder\"\n",
+        super::demo_results::STEP_AFTER_DAYS
+    );
+    let mut out = text.clone();
+    out.insert_str(end, &block);
+    std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?;
+    Ok(true)
+}
+
 /// A command's arguments as if typed: the demo runs the real commands with their defaults.
 fn parse<P: clap::Parser>(args: &[&str]) -> Result<P> {
     P::try_parse_from(std::iter::once("retain").chain(args.iter().copied()))
@@ -55,6 +105,15 @@ pub async fn run(args: Args) -> Result<()> {
         created.files.len(),
         created.kept.len()
     );
+
+    match demo_sequence(&args.dir)? {
+        true => println!(
+            "  win_back: A/B test of two subject lines (win_back, win_back_b) and a reminder \
+             (renewal_reminder) {} days later to recipients who opened but have not bought",
+            super::demo_results::STEP_AFTER_DAYS
+        ),
+        false => println!("  goals.toml: win_back not found or already has steps; used as it is"),
+    }
 
     step(2, "Sample shop");
     let data = args.dir.join("data");

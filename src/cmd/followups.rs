@@ -60,7 +60,10 @@ pub async fn run(ctx: &Context, cmd: Command) -> Result<()> {
             require_opt_in,
             transport,
             format,
-        } => run_due(ctx, dry_run, require_opt_in, transport, format).await,
+        } => {
+            let now = test_now().unwrap_or_else(|| chrono::Utc::now().timestamp());
+            run_due(ctx, now, dry_run, require_opt_in, transport, format).await
+        }
         Command::Approve { campaign, step } => {
             if !ctx.store.approve_step(&campaign, step).await? {
                 return Err(fail(
@@ -120,8 +123,11 @@ pub fn test_now() -> Option<i64> {
         .and_then(|v| v.trim().parse::<i64>().ok())
 }
 
-async fn run_due(
+/// Creates the steps due at `now` (Unix seconds), sends the approved ones and prints what was
+/// done; `retain demo` calls it with its simulated clock.
+pub async fn run_due(
     ctx: &Context,
+    now: i64,
     dry_run: bool,
     require_opt_in: bool,
     transport: Option<TransportKind>,
@@ -129,7 +135,6 @@ async fn run_due(
 ) -> Result<()> {
     let identity = Identity::new(&ctx.config.sender.from, &ctx.config.sender.reply_to)
         .map_err(mailer_error)?;
-    let now = test_now().unwrap_or_else(|| chrono::Utc::now().timestamp());
     let opts = FollowupOptions {
         now,
         frequency_cap_days: ctx.config.planner.frequency_cap_days,

@@ -8,6 +8,8 @@
 //! more: the effect differs between customers, so uplift targeting has something to find).
 //! The true effect of a campaign is the intent-to-treat effect the report estimates: the mean
 //! added probability over all its recipients (zero for those never sent).
+//! A follow-up step ([`simulate_step`]) adds its own effect for those of its recipients who had
+//! not bought, between the step and the end of the window; the holdout never gets one.
 
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, LogNormal};
@@ -150,6 +152,76 @@ pub fn simulate(spec: &ResponseSpec, people: &[Person]) -> Simulated {
     out
 }
 
+/// A follow-up step to simulate: who was sent it, when, and its true effect.
+#[derive(Debug, Clone)]
+pub struct StepSpec {
+    pub seed: u64,
+    /// When the step was due (the simulated clock), Unix seconds.
+    pub at: i64,
+    /// The end of the campaign's conversion window (its first send plus `window_days`).
+    pub window_end: i64,
+    /// Added purchase probability of the step for a recipient of average responsiveness.
+    pub uplift: f64,
+}
+
+/// The simulated responses to a step.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SimulatedStep {
+    pub orders: Vec<SimOrder>,
+    pub opens: Vec<(i64, i64)>,
+    pub clicks: Vec<(i64, i64)>,
+    /// The expected conversions the step added (the sum of its recipients' added probabilities).
+    pub true_added_conversions: f64,
+    /// The expected revenue the step added.
+    pub true_incremental_revenue: f64,
+}
+
+/// Simulates a follow-up step after [`simulate`]: each step recipient (a person with the step's
+/// send id) who did not buy in the first simulation buys with the step's added probability,
+/// scaled by responsiveness as the first email's is, between the step and the window's end; the
+/// holdout gets no step, so it stays at the base rate. Opens and clicks as for the first email.
+/// `bought` holds the customers who bought in the first simulation. Deterministic for a seed.
+pub fn simulate_step(
+    spec: &StepSpec,
+    recipients: &[(&Person, i64)],
+    bought: &std::collections::HashSet<&str>,
+) -> SimulatedStep {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(spec.seed ^ 0x5354_4550_5245_5350);
+    let noise = LogNormal::new(-0.08, 0.4).ok();
+    let mut out = SimulatedStep::default();
+    let span = (spec.window_end - spec.at - 120).max(1) as f64;
+    for (n, &(p, send_id)) in recipients.iter().enumerate() {
+        let mut buys = false;
+        if !bought.contains(p.customer_id.as_str()) {
+            let base = base_rate(p.recency_days, p.frequency);
+            let added = (spec.uplift * responsiveness(p.recency_days)).min(0.9 - base);
+            out.true_added_conversions += added;
+            out.true_incremental_revenue += added * p.avg_order_value.max(1.0);
+            buys = rng.gen::<f64>() < added;
+        }
+        if rng.gen::<f64>() < if buys { 0.6 } else { 0.3 } {
+            let at = spec.at + (rng.gen_range(1.0..72.0) * 3600.0) as i64;
+            out.opens.push((send_id, at));
+            if rng.gen::<f64>() < if buys { 0.5 } else { 0.12 } {
+                out.clicks.push((send_id, at + rng.gen_range(5..600)));
+            }
+        }
+        if buys {
+            let at = spec.at + 60 + (rng.gen::<f64>() * span) as i64;
+            let scale = noise.map_or(1.0, |d| d.sample(&mut rng));
+            let amount = (p.avg_order_value.max(1.0) * scale * 100.0).round() / 100.0;
+            out.orders.push(SimOrder {
+                order_id: format!("T{}-{n}", spec.seed),
+                customer_id: p.customer_id.clone(),
+                email: p.email.clone(),
+                at,
+                amount: amount.max(1.0),
+            });
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,6 +276,40 @@ mod tests {
         assert!(s.true_uplift[0] < 0.05 * 1.6);
         assert!(s.orders.iter().all(|o| o.at >= 1_000 + 60));
         assert_eq!(s.orders, simulate(&spec, &ps).orders, "seeded");
+        assert!(!s.opens.is_empty() && s.clicks.len() < s.opens.len());
+    }
+
+    #[test]
+    fn a_step_adds_only_to_those_who_had_not_bought() {
+        let ps = people(40_000);
+        let bought: std::collections::HashSet<&str> = ps
+            .iter()
+            .filter(|p| p.frequency == 1)
+            .map(|p| p.customer_id.as_str())
+            .collect();
+        let recipients: Vec<(&Person, i64)> =
+            ps.iter().enumerate().map(|(i, p)| (p, i as i64)).collect();
+        let spec = StepSpec {
+            seed: 5,
+            at: 10_000,
+            window_end: 10_000 + 20 * 86_400,
+            uplift: 0.04,
+        };
+        let s = simulate_step(&spec, &recipients, &bought);
+        assert!(s
+            .orders
+            .iter()
+            .all(|o| !bought.contains(o.customer_id.as_str())
+                && o.at > spec.at
+                && o.at < spec.window_end));
+        // 32k eligible at about 0.04 each: about 1,300 expected, sd about 36.
+        let expected = s.true_added_conversions;
+        assert!(expected > 500.0, "{expected}");
+        assert!(
+            (s.orders.len() as f64 - expected).abs() < 150.0,
+            "{} orders vs {expected}",
+            s.orders.len()
+        );
         assert!(!s.opens.is_empty() && s.clicks.len() < s.opens.len());
     }
 }
