@@ -138,7 +138,7 @@ impl FileArgs {
 }
 
 /// The summary printed after an import (`--format json` prints exactly this object).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 pub struct Summary {
     pub kind: &'static str,
     pub file: String,
@@ -268,10 +268,7 @@ pub async fn import_orders(
                 s.rows_read,
                 s.rows_rejected,
                 s.rows_without_customer,
-                shown
-                    .first()
-                    .map(|r| format!("; first problem: {r}"))
-                    .unwrap_or_default()
+                first_problem(&shown)
             ),
         ));
     }
@@ -297,7 +294,6 @@ pub async fn import_orders(
         orders: done.orders,
         returns: done.returns,
         revenue: round2(done.revenue),
-        invalid_emails: 0,
         rejects_file: rejects_file.map(|p| p.display().to_string()),
         date_format: Some(s.date_format.clone()),
         delimiter: Some(s.delimiter.escape_default().to_string()),
@@ -308,8 +304,7 @@ pub async fn import_orders(
         skipped_orders: s.skipped.iter().map(|(_, n)| n).sum(),
         new_customers: done.new_customers,
         product_lines: done.item_lines,
-        products: 0,
-        unknown_orders: 0,
+        ..Default::default()
     };
     Ok((summary, shown))
 }
@@ -349,10 +344,7 @@ pub async fn import_items(
                 s.rows_read,
                 s.rows_rejected,
                 done.unknown_orders,
-                shown
-                    .first()
-                    .map(|r| format!("; first problem: {r}"))
-                    .unwrap_or_default()
+                first_problem(&shown)
             ),
         ));
     }
@@ -370,24 +362,16 @@ pub async fn import_items(
         rows_read: s.rows_read,
         rows_imported: done.record.rows_imported.max(0) as u64,
         rows_rejected: done.record.rows_rejected.max(0) as u64,
-        rows_without_customer: 0,
-        customers: 0,
         orders: done.orders,
         returns: done.returns,
-        revenue: 0.0,
-        invalid_emails: 0,
         rejects_file: rejects_file.map(|p| p.display().to_string()),
-        date_format: None,
         delimiter: Some(s.delimiter.escape_default().to_string()),
         columns: s.columns.clone(),
         notes,
-        profile: None,
-        line_items: 0,
-        skipped_orders: 0,
-        new_customers: 0,
         product_lines: done.item_lines,
         products: done.products,
         unknown_orders: done.unknown_orders,
+        ..Default::default()
     };
     Ok((summary, shown))
 }
@@ -487,11 +471,7 @@ pub async fn import_customers(
                 "{}: no customer could be imported ({} rows read){}",
                 file.display(),
                 parsed.rows_read,
-                parsed
-                    .rejects
-                    .first()
-                    .map(|r| format!("; first problem: {r}"))
-                    .unwrap_or_default()
+                first_problem(&parsed.rejects)
             ),
         ));
     }
@@ -516,24 +496,12 @@ pub async fn import_customers(
         rows_read: parsed.rows_read,
         rows_imported: parsed.rows_read - parsed.rows_rejected,
         rows_rejected: parsed.rows_rejected,
-        rows_without_customer: 0,
         customers: parsed.customers.len() as u64,
-        orders: 0,
-        returns: 0,
-        revenue: 0.0,
         invalid_emails: parsed.invalid_emails,
         rejects_file: rejects_file.map(|p| p.display().to_string()),
-        date_format: None,
-        delimiter: None,
         columns: parsed.columns.clone(),
         notes: parsed.notes.clone(),
-        profile: None,
-        line_items: 0,
-        skipped_orders: 0,
-        new_customers: 0,
-        product_lines: 0,
-        products: 0,
-        unknown_orders: 0,
+        ..Default::default()
     };
     Ok((summary, parsed.rejects))
 }
@@ -553,11 +521,7 @@ pub async fn import_products(
                 "{}: no product could be imported ({} rows read){}",
                 file.display(),
                 parsed.rows_read,
-                parsed
-                    .rejects
-                    .first()
-                    .map(|r| format!("; first problem: {r}"))
-                    .unwrap_or_default()
+                first_problem(&parsed.rejects)
             ),
         ));
     }
@@ -579,29 +543,24 @@ pub async fn import_products(
         rows_read: parsed.rows_read,
         rows_imported: parsed.rows_read - parsed.rows_rejected,
         rows_rejected: parsed.rows_rejected,
-        rows_without_customer: 0,
-        customers: 0,
-        orders: 0,
-        returns: 0,
-        revenue: 0.0,
-        invalid_emails: 0,
         rejects_file: rejects_file.map(|p| p.display().to_string()),
-        date_format: None,
-        delimiter: None,
         columns: parsed.columns.clone(),
         notes: vec![format!(
             "{} products out of stock",
             count(out_of_stock as u64)
         )],
-        profile: None,
-        line_items: 0,
-        skipped_orders: 0,
-        new_customers: 0,
-        product_lines: 0,
         products: parsed.products.len() as u64,
-        unknown_orders: 0,
+        ..Default::default()
     };
     Ok((summary, parsed.rejects))
+}
+
+/// "; first problem: …" naming the first rejected row, for a "nothing could be imported" error.
+fn first_problem(rejects: &[Reject]) -> String {
+    rejects
+        .first()
+        .map(|r| format!("; first problem: {r}"))
+        .unwrap_or_default()
 }
 
 fn round2(v: f64) -> f64 {
