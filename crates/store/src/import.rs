@@ -2,9 +2,12 @@
 //! ([`retain_core::import::stream_orders`]) while one writer stores the rows; memory stays a few
 //! blocks plus one key per customer, whatever the file's size.
 //!
-//! SQLite: a native connection, one `BEGIN IMMEDIATE` transaction, prepared upserts in key order
-//! per batch. PostgreSQL: `COPY` into a temporary table, then one set-based merge. Both then
-//! recompute the aggregates of the customers the file touched, record the import, and commit —
+//! SQLite: a native connection, one `BEGIN IMMEDIATE` transaction; the order rows are sorted in
+//! bounded runs spilled to disk ([`crate::spill`]) and merged back in key order, where line items
+//! are added up and repeated id-less rows numbered, then written by one prepared upsert, front to
+//! back; customers without earlier orders get their aggregates from that same pass.
+//! PostgreSQL: `COPY` into a temporary table, then one set-based merge. Both then recompute the
+//! aggregates of the (other) customers the file touched, record the import, and commit —
 //! or, on any error (a bad file, `--strict`, the database), roll back and leave the store as it
 //! was. Rows of an earlier import are replaced, never added to, so re-importing doubles nothing.
 
@@ -19,6 +22,7 @@ use retain_core::{from_minor, CustomerAggregate, Day, OrderFact};
 use rustc_hash::FxHashMap;
 
 use crate::orders::ImportRecord;
+use crate::spill::{Sorter, SpillRow, RUN_ROWS};
 use crate::stats::{stats_values, STATS_COLS};
 use crate::{native, now, Backend, Result, Store, StoreError};
 
@@ -226,17 +230,22 @@ where
     let mut touched: Vec<bool> = Vec::new();
     let mut written = Written::default();
     let mut items = crate::items::SqliteItems::new(&tx, created_at)?;
-    let mut stage_rows = 0i64;
-    // Rows go to a staging table first (appends, cheap whatever the key order), then into the
-    // orders in key order in two set-based upserts: the orders B-tree is written front to back
-    // once instead of once per batch.
-    tx.execute_batch(
-        "CREATE TEMP TABLE import_stage (ckey INTEGER NOT NULL, okey INTEGER NOT NULL, \
-         mode INTEGER NOT NULL, order_ref TEXT, day INTEGER NOT NULL, at INTEGER NOT NULL, \
-         amount INTEGER NOT NULL, items INTEGER NOT NULL, cancelled INTEGER NOT NULL, \
-         currency TEXT, product TEXT)",
-    )
-    .map_err(e)?;
+    // Customers above this key have no orders yet: their aggregates come straight from this
+    // import's rows; the others' are recomputed from the orders table afterwards.
+    let max_order_ckey: i64 = tx
+        .query_row("SELECT COALESCE(MAX(ckey), 0) FROM orders", [], |r| {
+            r.get(0)
+        })
+        .map_err(e)?;
+    // Order rows are sorted in runs spilled beside the database and merged back in key order:
+    // the orders B-tree is then written front to back once.
+    let dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| std::path::PathBuf::from("."), Path::to_path_buf);
+    let mut sorter = Sorter::new(dir, RUN_ROWS);
+    let spill_err = |err: std::io::Error| StoreError::Native(format!("sorting the orders: {err}"));
+    let mut seq = 0i64;
     {
         let mut ins_customer = tx
             .prepare("INSERT INTO customers (key, id, email, email_valid, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)")
@@ -244,17 +253,6 @@ where
         let mut set_email = tx
             .prepare("UPDATE customers SET email = ?1, email_valid = ?2 WHERE key = ?3 AND email IS NULL")
             .map_err(e)?;
-        let row = "(?,?,?,?,?,?,?,?,?,?,?)";
-        let mut stage_one = tx
-            .prepare(&format!("INSERT INTO temp.import_stage VALUES {row}"))
-            .map_err(e)?;
-        let mut stage_many = tx
-            .prepare(&format!(
-                "INSERT INTO temp.import_stage VALUES {}",
-                vec![row; STAGE_ROWS].join(",")
-            ))
-            .map_err(e)?;
-        let mut staged: Vec<Staged> = Vec::with_capacity(STAGE_ROWS);
         for feed in rx {
             if !feed.rejects.is_empty() {
                 on_rejects(&feed.rejects).map_err(io_err)?;
@@ -291,81 +289,137 @@ where
                     items.push(key, &l, None)?;
                     continue;
                 }
-                stage_rows += 1;
-                items.push(key, &l, Some(stage_rows))?;
-                staged.push(Staged {
-                    ints: [
-                        key,
-                        l.order_key,
-                        l.mode.code(),
-                        i64::from(l.day),
-                        l.at.and_utc().timestamp(),
-                        l.amount,
-                        i64::from(l.items),
-                        l.cancelled as i64,
-                    ],
-                    order_ref: l.order_ref,
-                    currency: l.currency,
-                    product: l.product,
-                });
-                if staged.len() == STAGE_ROWS {
-                    stage_many
-                        .execute(rusqlite::params_from_iter(
-                            staged.iter().flat_map(Staged::params),
-                        ))
-                        .map_err(e)?;
-                    staged.clear();
-                }
+                seq += 1;
+                items.push(key, &l, Some(seq))?;
+                sorter
+                    .push(SpillRow {
+                        ckey: key,
+                        okey: l.order_key,
+                        seq,
+                        mode: l.mode.code() as u8,
+                        cancelled: l.cancelled,
+                        has_item: l.item.is_some(),
+                        day: l.day,
+                        at: l.at.and_utc().timestamp(),
+                        amount: l.amount,
+                        items: l.items,
+                        order_ref: l.order_ref,
+                        currency: l.currency,
+                        product: l.product,
+                    })
+                    .map_err(spill_err)?;
             }
         }
-        for one in staged.drain(..) {
-            stage_one
-                .execute(rusqlite::params_from_iter(one.params()))
-                .map_err(e)?;
-        }
     }
+    drop(keys);
     let summary = join(producer)?;
 
-    // Line items add up into their order (within this import); id-less rows that repeat get
-    // the next occurrence number; everything else replaces the rows of earlier imports.
-    let same = "orders.import_id = excluded.import_id";
-    let upsert = |select: &str, set: &str| {
-        format!(
-            "INSERT INTO orders ({ORDER_COLS}) {select} \
-             ON CONFLICT (ckey, okey) DO UPDATE SET {set}, order_ref = excluded.order_ref, import_id = excluded.import_id"
-        )
-    };
-    let sum = upsert(
-        "SELECT ckey, okey, order_ref, day, at, amount, items, cancelled, currency, product, ?1 \
-         FROM temp.import_stage WHERE mode = 1 ORDER BY ckey, okey, rowid",
-        &format!(
-            "amount = CASE WHEN {same} THEN orders.amount + excluded.amount ELSE excluded.amount END, \
-             items = CASE WHEN {same} THEN orders.items + excluded.items ELSE excluded.items END, \
-             cancelled = CASE WHEN {same} THEN MAX(orders.cancelled, excluded.cancelled) ELSE excluded.cancelled END, \
-             day = CASE WHEN {same} THEN MIN(orders.day, excluded.day) ELSE excluded.day END, \
-             at = CASE WHEN {same} THEN MIN(orders.at, excluded.at) ELSE excluded.at END, \
-             currency = CASE WHEN {same} THEN COALESCE(orders.currency, excluded.currency) ELSE excluded.currency END, \
-             product = CASE WHEN {same} THEN COALESCE(orders.product, excluded.product) ELSE excluded.product END"
-        ),
-    );
-    let rest = upsert(
-        "SELECT ckey, CASE WHEN mode = 0 \
-                THEN okey + ROW_NUMBER() OVER (PARTITION BY ckey, okey ORDER BY rowid) - 1 \
-                ELSE okey END, \
-                order_ref, day, at, amount, items, cancelled, currency, product, ?1 \
-         FROM temp.import_stage WHERE mode <> 1",
-        "amount = excluded.amount, items = excluded.items, cancelled = excluded.cancelled, \
-         day = excluded.day, at = excluded.at, currency = excluded.currency, product = excluded.product",
-    );
-    tx.execute(&sum, [import_id]).map_err(e)?;
-    tx.execute(&rest, [import_id]).map_err(e)?;
+    // The rows in key order: line items add up into their order (within this import), id-less
+    // rows that repeat get the next occurrence number, everything else replaces the rows of
+    // earlier imports (what two set-based upserts did before, in the same order).
+    tx.execute_batch(
+        "CREATE TEMP TABLE import_distinct (srow INTEGER PRIMARY KEY, okey INTEGER NOT NULL)",
+    )
+    .map_err(e)?;
+    let mut recompute = touched;
+    {
+        let mut upsert = tx
+            .prepare(&format!(
+                "INSERT INTO orders ({ORDER_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11) \
+                 ON CONFLICT (ckey, okey) DO UPDATE SET order_ref = excluded.order_ref, \
+                 day = excluded.day, at = excluded.at, amount = excluded.amount, \
+                 items = excluded.items, cancelled = excluded.cancelled, \
+                 currency = excluded.currency, product = excluded.product, import_id = excluded.import_id"
+            ))
+            .map_err(e)?;
+        let mut distinct = tx
+            .prepare("INSERT OR REPLACE INTO temp.import_distinct (srow, okey) VALUES (?1, ?2)")
+            .map_err(e)?;
+        let mut ins_stats = tx
+            .prepare(&format!(
+                "INSERT OR REPLACE INTO customer_stats ({STATS_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+            ))
+            .map_err(e)?;
+        let mut merged = sorter.finish().map_err(spill_err)?;
+        let mut group: Vec<SpillRow> = Vec::new();
+        let mut customer = CustomerRows::default();
+        loop {
+            let next = merged.next_row().map_err(spill_err)?;
+            let ends = match (&next, group.first()) {
+                (Some(n), Some(g)) => n.ckey != g.ckey || n.okey != g.okey,
+                (None, Some(_)) => true,
+                (_, None) => false,
+            };
+            if ends {
+                let ckey = group[0].ckey;
+                if customer.key != Some(ckey) {
+                    customer.finish(
+                        &mut written,
+                        &mut recompute,
+                        max_order_ckey,
+                        &mut ins_stats,
+                    )?;
+                    customer.key = Some(ckey);
+                }
+                let mut write = |okey: i64, r: &SpillRow| -> Result<()> {
+                    upsert
+                        .execute(params![
+                            r.ckey,
+                            okey,
+                            r.order_ref,
+                            i64::from(r.day),
+                            r.at,
+                            r.amount,
+                            i64::from(r.items),
+                            r.cancelled as i64,
+                            r.currency,
+                            r.product,
+                            import_id
+                        ])
+                        .map_err(e)?;
+                    customer.add(
+                        okey,
+                        OrderFact {
+                            day: r.day,
+                            amount: r.amount,
+                            cancelled: r.cancelled,
+                        },
+                    );
+                    Ok(())
+                };
+                if let Some(sum) = sum_lines(&group) {
+                    write(sum.okey, &sum)?;
+                }
+                let mut n = 0i64;
+                for r in group.iter().filter(|r| r.mode != SUM) {
+                    n += 1;
+                    let okey = if r.mode == DISTINCT {
+                        r.okey.wrapping_add(n - 1)
+                    } else {
+                        r.okey
+                    };
+                    write(okey, r)?;
+                    if r.mode == DISTINCT && r.has_item {
+                        distinct.execute([r.seq, okey]).map_err(e)?;
+                    }
+                }
+                group.clear();
+            }
+            match next {
+                Some(r) => group.push(r),
+                None => break,
+            }
+        }
+        customer.finish(&mut written, &mut recompute, max_order_ckey, &mut ins_stats)?;
+    }
     written.item_lines = items.finish(&tx, import_id)?;
-    tx.execute_batch("DROP TABLE temp.import_stage")
+    tx.execute_batch("DROP TABLE temp.import_distinct")
         .map_err(e)?;
 
-    // The aggregates of every customer the file touched.
+    // The aggregates of the customers who had orders before: recomputed from all their orders.
     {
-        let few = written.customers * 10 < keys.len() as u64;
+        let pending = recompute.iter().filter(|t| **t).count() as u64;
+        let few = pending * 10 < next_key.max(1) as u64;
         let mut del = tx
             .prepare("DELETE FROM customer_stats WHERE ckey = ?1")
             .map_err(e)?;
@@ -374,35 +428,26 @@ where
                 "INSERT OR REPLACE INTO customer_stats ({STATS_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
             ))
             .map_err(e)?;
-        let mut store_stats = |key: i64, facts: &[(OrderFact, bool)]| -> Result<()> {
-            for (f, mine) in facts {
-                if *mine {
-                    written.count(f);
-                }
-            }
-            let plain: Vec<OrderFact> = facts.iter().map(|(f, _)| *f).collect();
-            match CustomerAggregate::fold(&plain, None) {
+        let mut store_stats = |key: i64, facts: &[OrderFact]| -> Result<()> {
+            match CustomerAggregate::fold(facts, None) {
                 Some(a) => ins.execute(rusqlite::params_from_iter(stats_values(key, &a))),
                 None => del.execute([key]),
             }
             .map_err(e)?;
             Ok(())
         };
-        let read = |r: &rusqlite::Row<'_>, at: usize| -> rusqlite::Result<(OrderFact, bool)> {
-            Ok((
-                OrderFact {
-                    day: r.get::<_, i64>(at)? as Day,
-                    amount: r.get(at + 1)?,
-                    cancelled: r.get::<_, i64>(at + 2)? != 0,
-                },
-                r.get::<_, i64>(at + 3)? == import_id,
-            ))
+        let read = |r: &rusqlite::Row<'_>, at: usize| -> rusqlite::Result<OrderFact> {
+            Ok(OrderFact {
+                day: r.get::<_, i64>(at)? as Day,
+                amount: r.get(at + 1)?,
+                cancelled: r.get::<_, i64>(at + 2)? != 0,
+            })
         };
-        if few {
+        if pending > 0 && few {
             let mut stmt = tx
-                .prepare("SELECT day, amount, cancelled, import_id FROM orders WHERE ckey = ?1")
+                .prepare("SELECT day, amount, cancelled FROM orders WHERE ckey = ?1")
                 .map_err(e)?;
-            for (key, _) in touched.iter().enumerate().filter(|(_, t)| **t) {
+            for (key, _) in recompute.iter().enumerate().filter(|(_, t)| **t) {
                 let facts = stmt
                     .query_map([key as i64], |r| read(r, 0))
                     .map_err(e)?
@@ -410,30 +455,30 @@ where
                     .map_err(e)?;
                 store_stats(key as i64, &facts)?;
             }
-        } else {
+        } else if pending > 0 {
             let mut stmt = tx
-                .prepare("SELECT ckey, day, amount, cancelled, import_id FROM orders ORDER BY ckey, okey")
+                .prepare("SELECT ckey, day, amount, cancelled FROM orders ORDER BY ckey, okey")
                 .map_err(e)?;
             let mut rows = stmt.query([]).map_err(e)?;
             let mut cur: Option<i64> = None;
-            let mut facts: Vec<(OrderFact, bool)> = Vec::new();
+            let mut facts: Vec<OrderFact> = Vec::new();
             while let Some(r) = rows.next().map_err(e)? {
                 let key: i64 = r.get(0).map_err(e)?;
                 if cur != Some(key) {
                     if let Some(k) = cur {
-                        if get(&touched, k) {
+                        if get(&recompute, k) {
                             store_stats(k, &facts)?;
                         }
                     }
                     facts.clear();
                     cur = Some(key);
                 }
-                if get(&touched, key) {
+                if get(&recompute, key) {
                     facts.push(read(r, 1).map_err(e)?);
                 }
             }
             if let Some(k) = cur {
-                if get(&touched, k) {
+                if get(&recompute, k) {
                     store_stats(k, &facts)?;
                 }
             }
@@ -454,34 +499,82 @@ where
     Ok(finish(import_id, file, created_at, summary, written))
 }
 
-/// Rows per multi-row insert into the staging table (11 parameters each).
-const STAGE_ROWS: usize = 64;
+/// [`LineMode::code`]s of the rows that add up and of the id-less rows.
+const DISTINCT: u8 = 0;
+const SUM: u8 = 1;
 
-/// One row for the staging table, in its column order.
-struct Staged {
-    /// ckey, okey, mode, day, at, amount, items, cancelled.
-    ints: [i64; 8],
-    order_ref: Option<String>,
-    currency: Option<String>,
-    product: Option<String>,
+/// The line items (mode sum) of one order key added up, as the orders table keeps them: the
+/// earliest day and time, amounts and quantities summed, cancelled if any line was, the first
+/// currency and product given, the last order reference. `None` when the key has no such row.
+fn sum_lines(group: &[SpillRow]) -> Option<SpillRow> {
+    let mut lines = group.iter().filter(|r| r.mode == SUM);
+    let mut acc = lines.next()?.clone();
+    for r in lines {
+        acc.day = acc.day.min(r.day);
+        acc.at = acc.at.min(r.at);
+        acc.amount = acc.amount.saturating_add(r.amount);
+        acc.items = acc.items.saturating_add(r.items);
+        acc.cancelled |= r.cancelled;
+        if acc.currency.is_none() {
+            acc.currency.clone_from(&r.currency);
+        }
+        if acc.product.is_none() {
+            acc.product.clone_from(&r.product);
+        }
+        acc.order_ref.clone_from(&r.order_ref);
+    }
+    Some(acc)
 }
 
-impl Staged {
-    fn params(&self) -> [&dyn rusqlite::ToSql; 11] {
-        let i = &self.ints;
-        [
-            &i[0],
-            &i[1],
-            &i[2],
-            &self.order_ref,
-            &i[3],
-            &i[4],
-            &i[5],
-            &i[6],
-            &i[7],
-            &self.currency,
-            &self.product,
-        ]
+/// The orders this import wrote for one customer, by order key (a later row with the same key
+/// replaces an earlier one, as in the table).
+#[derive(Default)]
+struct CustomerRows {
+    key: Option<i64>,
+    facts: Vec<(i64, OrderFact)>,
+}
+
+impl CustomerRows {
+    fn add(&mut self, okey: i64, fact: OrderFact) {
+        match self.facts.last() {
+            Some((last, _)) if *last >= okey => {
+                match self.facts.iter_mut().find(|(k, _)| *k == okey) {
+                    Some(slot) => slot.1 = fact,
+                    None => {
+                        self.facts.push((okey, fact));
+                        self.facts.sort_unstable_by_key(|(k, _)| *k);
+                    }
+                }
+            }
+            _ => self.facts.push((okey, fact)),
+        }
+    }
+
+    /// Counts the customer's orders of this import; stores the aggregates of a customer without
+    /// earlier orders (the others are left in `recompute`).
+    fn finish(
+        &mut self,
+        written: &mut Written,
+        recompute: &mut Vec<bool>,
+        max_order_ckey: i64,
+        ins_stats: &mut rusqlite::Statement<'_>,
+    ) -> Result<()> {
+        let Some(key) = self.key.take() else {
+            return Ok(());
+        };
+        let facts: Vec<OrderFact> = self.facts.drain(..).map(|(_, f)| f).collect();
+        for f in &facts {
+            written.count(f);
+        }
+        if key > max_order_ckey {
+            if let Some(a) = CustomerAggregate::fold(&facts, None) {
+                ins_stats
+                    .execute(rusqlite::params_from_iter(stats_values(key, &a)))
+                    .map_err(native::err)?;
+                set(recompute, key, false);
+            }
+        }
+        Ok(())
     }
 }
 

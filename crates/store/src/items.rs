@@ -105,8 +105,9 @@ impl<'c> SqliteItems<'c> {
         Ok(())
     }
 
-    /// Merges the staged lines into `order_items` (after the orders are written, before the
-    /// orders staging table `temp.import_stage` is dropped). Returns the lines stored.
+    /// Merges the staged lines into `order_items` (after the orders are written, before
+    /// `temp.import_distinct`, the order keys the id-less rows with a product line were given, is
+    /// dropped). Returns the lines stored.
     pub(crate) fn finish(mut self, tx: &rusqlite::Transaction<'_>, import_id: i64) -> Result<u64> {
         let e = native::err;
         for one in std::mem::take(&mut self.staged) {
@@ -123,14 +124,13 @@ impl<'c> SqliteItems<'c> {
                 |r| r.get(0),
             )
             .map_err(e)?;
-        // An id-less line's order key is its staging row's (the orders' occurrence numbering).
+        // An id-less line's order key is the one its order row was given (the occurrence numbering).
         let stored = tx.execute(
             "INSERT INTO order_items (ckey, okey, pkey, day, quantity, amount, cancelled, import_id) \
              SELECT i.ckey, COALESCE(d.okey, i.okey) AS k, i.pkey, MIN(i.day), SUM(i.quantity), \
                     SUM(i.amount), MAX(i.cancelled), ?1 \
              FROM temp.item_stage i \
-             LEFT JOIN (SELECT rowid AS srow, okey + ROW_NUMBER() OVER (PARTITION BY ckey, okey ORDER BY rowid) - 1 AS okey \
-                        FROM temp.import_stage WHERE mode <> 1) d ON d.srow = i.srow \
+             LEFT JOIN temp.import_distinct d ON d.srow = i.srow \
              WHERE EXISTS (SELECT 1 FROM orders o WHERE o.ckey = i.ckey AND o.okey = COALESCE(d.okey, i.okey)) \
              GROUP BY i.ckey, k, i.pkey ORDER BY i.ckey, k, i.pkey \
              ON CONFLICT (ckey, okey, pkey) DO UPDATE SET day = excluded.day, \

@@ -28,6 +28,7 @@ mod rows;
 mod segments;
 mod sends;
 mod sequences;
+mod spill;
 mod stats;
 mod suppressions;
 mod uplift;
