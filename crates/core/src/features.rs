@@ -64,7 +64,7 @@ impl CustomerHistory {
 }
 
 /// Sorts purchase (day, value)s and adds up the values of each day.
-fn fold_days(mut days: Vec<(Day, f64)>) -> Vec<(Day, f64)> {
+pub(crate) fn fold_days(mut days: Vec<(Day, f64)>) -> Vec<(Day, f64)> {
     days.sort_unstable_by_key(|d| d.0);
     let mut folded: Vec<(Day, f64)> = Vec::with_capacity(days.len());
     for (day, value) in days {
