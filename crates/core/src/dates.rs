@@ -88,22 +88,23 @@ impl DateFormat {
 }
 
 /// Values of one [`DateFormat`] read before, for a file's many repeats of few dates: a
-/// direct-mapped table of values up to 16 bytes long.
+/// direct-mapped table of values 8 to 16 bytes long, each held as its first and last 8 bytes and
+/// its length.
 pub struct DateCache {
-    /// (value, its length, parsed); empty slots have length 0.
-    slots: Vec<([u8; 16], u8, Option<NaiveDateTime>)>,
+    /// (first 8 bytes, last 8 bytes, length, parsed); empty slots have length 0.
+    slots: Vec<(u64, u64, usize, Option<NaiveDateTime>)>,
 }
 
 impl Default for DateCache {
     fn default() -> Self {
         Self {
-            slots: vec![([0; 16], 0, None); 1 << Self::BITS],
+            slots: vec![(0, 0, 0, None); 1 << Self::BITS],
         }
     }
 }
 
 impl DateCache {
-    const BITS: u32 = 11;
+    const BITS: u32 = 12;
 
     /// A cache that keeps nothing (every value is parsed).
     pub fn none() -> Self {
@@ -113,20 +114,21 @@ impl DateCache {
     /// `format.parse(s)`, from the cache when `s` was read before.
     pub fn parse(&mut self, format: &DateFormat, s: &str) -> Option<NaiveDateTime> {
         let b = s.as_bytes();
-        if b.is_empty() || b.len() > 16 || self.slots.is_empty() {
+        let (Some(head), Some(tail)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) else {
+            return format.parse(s);
+        };
+        if b.len() > 16 || self.slots.is_empty() {
             return format.parse(s);
         }
-        let mut key = [0u8; 16];
-        key[..b.len()].copy_from_slice(b);
-        let k = u128::from_le_bytes(key);
+        let (head, tail) = (u64::from_le_bytes(*head), u64::from_le_bytes(*tail));
         let mixed =
-            ((k as u64) ^ ((k >> 64) as u64).rotate_left(29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            (head ^ tail.rotate_left(29) ^ b.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let slot = &mut self.slots[(mixed >> (64 - Self::BITS)) as usize];
-        if usize::from(slot.1) == b.len() && slot.0 == key {
-            return slot.2;
+        if slot.0 == head && slot.1 == tail && slot.2 == b.len() {
+            return slot.3;
         }
         let v = format.parse(s);
-        *slot = (key, b.len() as u8, v);
+        *slot = (head, tail, b.len(), v);
         v
     }
 }

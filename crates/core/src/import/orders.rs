@@ -751,7 +751,8 @@ fn clean_customer(raw: &str) -> Option<Cow<'_, str>> {
     if s.is_empty() || blank_like(s) {
         return None;
     }
-    if let Some((int, frac)) = s.split_once('.') {
+    let point = s.bytes().position(|b| b == b'.');
+    if let Some((int, frac)) = point.map(|i| (&s[..i], &s[i + 1..])) {
         if !int.is_empty()
             && int.bytes().all(|b| b.is_ascii_digit())
             && !frac.is_empty()
@@ -769,10 +770,13 @@ pub(crate) fn is_cancelled_id(id: &str) -> bool {
 }
 
 fn is_return_status(status: &str) -> bool {
-    let s = status.to_ascii_lowercase();
+    let s = status.as_bytes();
     ["refund", "return", "cancel", "storn", "chargeback", "void"]
         .iter()
-        .any(|k| s.contains(k))
+        .any(|k| {
+            s.windows(k.len())
+                .any(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+        })
 }
 
 pub(crate) fn opt<'a>(fields: &[&'a str], c: &Option<Column>) -> Option<&'a str> {

@@ -307,17 +307,24 @@ fn fold_partition(
     }
     drop(fill);
     let mut orders_total = 0u64;
-    let (mut kept, mut orders) = (Vec::new(), Vec::new());
+    let mut scratch = Scratch::default();
     let mut out = Vec::with_capacity(names.len());
     for (c, id) in names.iter().enumerate() {
         let mine = &lines[offsets[c]..offsets[c + 1]];
-        if let Some((f, n)) = fold_customer(id, mine, keyed, cutoff, as_of, &mut kept, &mut orders)
-        {
+        if let Some((f, n)) = fold_customer(id, mine, keyed, cutoff, as_of, &mut scratch) {
             orders_total += n;
             out.push(f);
         }
     }
     (out, orders_total)
+}
+
+/// Buffers reused from one customer to the next.
+#[derive(Default)]
+struct Scratch {
+    kept: Vec<Line>,
+    orders: Vec<ScanOrder>,
+    days: Vec<(Day, f64)>,
 }
 
 /// An order of one customer as folded: first line's position, day, net amount, cancelled.
@@ -329,8 +336,7 @@ struct ScanOrder {
     cancelled: bool,
 }
 
-/// One customer's lines (in file order) as features, with the number of orders (`kept` and
-/// `orders` are scratch space) — what importing the lines and then computing features gives:
+/// One customer's lines (in file order) as features, with the number of orders — what importing the lines and then computing features gives:
 /// line items of one order (same key) add up into the order (its first day, net amount,
 /// cancelled when any line is), orders on or after `cutoff` are dropped, each order is a
 /// purchase or a return by [`is_return`], and same-day purchases fold into one purchase day.
@@ -341,9 +347,9 @@ fn fold_customer(
     keyed: bool,
     cutoff: Day,
     as_of: NaiveDate,
-    kept: &mut Vec<Line>,
-    orders: &mut Vec<ScanOrder>,
+    scratch: &mut Scratch,
 ) -> Option<(CustomerFeatures, u64)> {
+    let Scratch { kept, orders, days } = scratch;
     orders.clear();
     let order = |l: &Line| ScanOrder {
         seq: l.seq,
@@ -374,7 +380,8 @@ fn fold_customer(
         orders.extend(lines.iter().map(order));
     }
     orders.retain(|o| o.day < cutoff);
-    let mut days: Vec<(Day, f64)> = Vec::with_capacity(orders.len());
+    let mut days = std::mem::take(days);
+    days.clear();
     let mut returns_total = 0.0;
     let mut purchases = 0u32;
     for o in orders.iter() {
@@ -386,9 +393,6 @@ fn fold_customer(
             days.push((o.day, amount));
         }
     }
-    if days.is_empty() {
-        return None;
-    }
     let h = CustomerHistory {
         // The id is set on the features below: no copy is made for the history.
         customer_id: String::new(),
@@ -396,7 +400,9 @@ fn fold_customer(
         purchases,
         returns_total,
     };
-    let mut f = features_of(&h, as_of)?;
+    let f = features_of(&h, as_of);
+    scratch.days = h.purchase_days;
+    let mut f = f?;
     f.customer_id = id.to_string();
     Some((f, orders.len() as u64))
 }
