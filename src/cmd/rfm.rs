@@ -19,7 +19,8 @@ use crate::output::{count, money, print_json, Format};
   retain rfm big-export.csv --output rfm.csv --format json
 
 Reads the file with the same rules as `retain import orders` (columns, dates, returns, line items)
-but keeps nothing: no workspace is needed.")]
+but keeps nothing: no workspace is needed. --output writes one row per customer with a purchase
+before the as-of date, sorted by customer id (byte order).")]
 pub struct Args {
     /// The orders CSV.
     pub file: PathBuf,

@@ -1,5 +1,6 @@
 //! Criterion benchmarks of reading orders: the parallel quote-free path, the quoted (csv crate)
-//! path, line-item collapse, and per-customer features.
+//! path, line-item collapse, and per-customer features straight from the file (`scan_features`,
+//! behind `retain rfm`; with order ids, its line items collapse into orders).
 
 use std::path::Path;
 
@@ -28,6 +29,26 @@ fn plain_csv(rows: usize, customers: usize) -> String {
     s
 }
 
+/// The same orders with an order id column: every third row repeats the order id before it (a
+/// line item of that order when the customer is the same, another order otherwise).
+fn with_order_ids(plain: &str) -> String {
+    let mut out = String::with_capacity(plain.len() * 5 / 4);
+    let mut lines = plain.lines();
+    if let Some(h) = lines.next() {
+        out.push_str("order_id,");
+        out.push_str(h);
+        out.push('\n');
+    }
+    let mut order = 0u64;
+    for (i, l) in lines.enumerate() {
+        if i % 3 != 2 {
+            order += 1;
+        }
+        out.push_str(&format!("o{order},{l}\n"));
+    }
+    out
+}
+
 fn bench(c: &mut Criterion) {
     let opts = ImportOptions::default();
     let mut g = c.benchmark_group("orders");
@@ -37,6 +58,17 @@ fn bench(c: &mut Criterion) {
         g.bench_with_input(
             BenchmarkId::new("scan_features_plain", rows),
             &plain,
+            |b, s| {
+                b.iter(|| {
+                    scan_features(Path::new("b.csv"), s.as_bytes(), &opts, None).map(|r| r.0.len())
+                })
+            },
+        );
+        // Every third row repeats the order id before it.
+        let keyed = with_order_ids(&plain);
+        g.bench_with_input(
+            BenchmarkId::new("scan_features_order_ids", rows),
+            &keyed,
             |b, s| {
                 b.iter(|| {
                     scan_features(Path::new("b.csv"), s.as_bytes(), &opts, None).map(|r| r.0.len())

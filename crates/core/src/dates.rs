@@ -71,7 +71,7 @@ impl DateFormat {
 
     /// Parses a value; a date-only format yields midnight.
     pub fn parse(&self, s: &str) -> Option<NaiveDateTime> {
-        let s = s.trim();
+        let s = crate::import::text::trim(s);
         match &self.toks {
             Some(toks) => parse_fast(toks, s.as_bytes()),
             None => {
@@ -84,6 +84,52 @@ impl DateFormat {
                 }
             }
         }
+    }
+}
+
+/// Values of one [`DateFormat`] read before, for a file's many repeats of few dates: a
+/// direct-mapped table of values 8 to 16 bytes long, each held as its first and last 8 bytes and
+/// its length.
+pub struct DateCache {
+    /// (first 8 bytes, last 8 bytes, length, parsed); empty slots have length 0.
+    slots: Vec<(u64, u64, usize, Option<NaiveDateTime>)>,
+}
+
+impl Default for DateCache {
+    fn default() -> Self {
+        Self {
+            slots: vec![(0, 0, 0, None); 1 << Self::BITS],
+        }
+    }
+}
+
+impl DateCache {
+    const BITS: u32 = 12;
+
+    /// A cache that keeps nothing (every value is parsed).
+    pub fn none() -> Self {
+        Self { slots: Vec::new() }
+    }
+
+    /// `format.parse(s)`, from the cache when `s` was read before.
+    pub fn parse(&mut self, format: &DateFormat, s: &str) -> Option<NaiveDateTime> {
+        let b = s.as_bytes();
+        let (Some(head), Some(tail)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) else {
+            return format.parse(s);
+        };
+        if b.len() > 16 || self.slots.is_empty() {
+            return format.parse(s);
+        }
+        let (head, tail) = (u64::from_le_bytes(*head), u64::from_le_bytes(*tail));
+        let mixed =
+            (head ^ tail.rotate_left(29) ^ b.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let slot = &mut self.slots[(mixed >> (64 - Self::BITS)) as usize];
+        if slot.0 == head && slot.1 == tail && slot.2 == b.len() {
+            return slot.3;
+        }
+        let v = format.parse(s);
+        *slot = (head, tail, b.len(), v);
+        v
     }
 }
 
@@ -268,9 +314,12 @@ pub fn detect_date_format<'a>(
 /// separators allowed, a leading or trailing minus or accounting parentheses for negatives.
 /// With `decimal_comma`, `1.234,56` means 1234.56; otherwise `1,234.56` does.
 pub fn parse_number(raw: &str, decimal_comma: bool) -> Option<f64> {
-    let s = raw.trim();
+    let s = crate::import::text::trim(raw);
     if s.is_empty() {
         return None;
+    }
+    if let Some(v) = plain_decimal(s.as_bytes(), if decimal_comma { b',' } else { b'.' }) {
+        return Some(v);
     }
     if !decimal_comma {
         if let Ok(v) = s.parse::<f64>() {
@@ -317,6 +366,35 @@ pub fn parse_number(raw: &str, decimal_comma: bool) -> Option<f64> {
     let v: f64 = buf.parse().ok()?;
     let v = if neg { -v } else { v };
     v.is_finite().then_some(v)
+}
+
+/// A plain decimal (`-123.45`, `7`) with at most 15 digits, read exactly as [`str::parse`] reads
+/// it: the digits as an integer (exact below 2^53) divided by a power of ten (exact up to 10^22)
+/// is one correctly rounded operation. `None` for anything else.
+fn plain_decimal(b: &[u8], point: u8) -> Option<f64> {
+    const POW10: [f64; 16] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+    ];
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        _ => (false, b),
+    };
+    let (mut mantissa, mut n, mut frac) = (0u64, 0usize, None::<usize>);
+    for (i, &c) in digits.iter().enumerate() {
+        if c.is_ascii_digit() {
+            mantissa = mantissa * 10 + u64::from(c - b'0');
+            n += 1;
+        } else if c == point && frac.is_none() && i > 0 && i + 1 < digits.len() {
+            frac = Some(digits.len() - i - 1);
+        } else {
+            return None;
+        }
+    }
+    if n == 0 || n > 15 {
+        return None;
+    }
+    let v = mantissa as f64 / POW10[frac.unwrap_or(0)];
+    Some(if neg { -v } else { v })
 }
 
 #[cfg(test)]
@@ -392,6 +470,47 @@ mod tests {
         let noisy = detect_date_format(["31.01.2024", "oops", "01.02.2024"]).expect("majority");
         assert_eq!(noisy.format.pattern(), "%d.%m.%Y");
         assert!(detect_date_format(["", " "]).is_none());
+    }
+
+    #[test]
+    fn plain_decimals_read_as_the_standard_parser_reads_them() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..200_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 15 + 1) as usize;
+            let int = (x >> 8) % 10u64.pow(digits as u32);
+            let frac_digits = (x >> 4) as usize % (digits + 1);
+            let s = format!("{int:0digits$}");
+            let s = if frac_digits > 0 && frac_digits < digits {
+                format!(
+                    "{}.{}",
+                    &s[..digits - frac_digits],
+                    &s[digits - frac_digits..]
+                )
+            } else {
+                s
+            };
+            let s = if x & 1 == 1 { format!("-{s}") } else { s };
+            let want: f64 = s.parse().expect("a number");
+            assert_eq!(
+                parse_number(&s, false).map(f64::to_bits),
+                Some(want.to_bits()),
+                "{s}"
+            );
+            let comma = s.replace('.', ",");
+            assert_eq!(
+                parse_number(&comma, true).map(f64::to_bits),
+                Some(want.to_bits()),
+                "{comma}"
+            );
+        }
+        assert_eq!(plain_decimal(b"5.", b'.'), None);
+        assert_eq!(plain_decimal(b".5", b'.'), None);
+        assert_eq!(plain_decimal(b"1.2.3", b'.'), None);
+        assert_eq!(plain_decimal(b"1234567890123456", b'.'), None);
+        assert_eq!(parse_number("5.", false), Some(5.0));
     }
 
     #[test]

@@ -63,17 +63,17 @@ impl CustomerHistory {
     }
 }
 
-/// Sorts purchase (day, value)s and adds up the values of each day.
-fn fold_days(mut days: Vec<(Day, f64)>) -> Vec<(Day, f64)> {
+/// Sorts purchase (day, value)s and adds up the values of each day, in place.
+pub(crate) fn fold_days(mut days: Vec<(Day, f64)>) -> Vec<(Day, f64)> {
     days.sort_unstable_by_key(|d| d.0);
-    let mut folded: Vec<(Day, f64)> = Vec::with_capacity(days.len());
-    for (day, value) in days {
-        match folded.last_mut() {
-            Some(last) if last.0 == day => last.1 += value,
-            _ => folded.push((day, value)),
+    days.dedup_by(|later, kept| {
+        let same = later.0 == kept.0;
+        if same {
+            kept.1 += later.1;
         }
-    }
-    folded
+        same
+    });
+    days
 }
 
 /// The default as-of date: the day after the last order (purchase or return).

@@ -4,13 +4,15 @@
 //!
 //! [`text`] turns bytes into records, [`columns`] maps headers to fields, [`orders`] and
 //! [`customers`] turn records into domain values; [`items`] reads order-lines files (the lines
-//! of orders already imported, by order id).
+//! of orders already imported, by order id); [`scan`] folds an orders file straight into
+//! per-customer features.
 
 pub mod columns;
 pub mod customers;
 pub mod items;
 pub mod orders;
 pub mod products;
+pub mod scan;
 pub mod stream;
 pub mod text;
 

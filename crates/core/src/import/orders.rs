@@ -7,20 +7,19 @@
 
 use rustc_hash::FxHashMap as HashMap;
 use std::borrow::Cow;
-use std::hash::{Hash, Hasher};
 use std::path::Path;
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use super::columns::{self, Column, OrderField};
+pub use super::scan::{scan_features, ScanStats};
 use super::text;
 use super::{ImportError, ImportOptions, Reject};
-use crate::dates::{detect_date_format, parse_number, DateFormat};
-use crate::features::{features_of, CustomerHistory};
+use crate::dates::{detect_date_format, parse_number, DateCache, DateFormat};
 use crate::model::{
-    content_order_key, content_order_ref, date_of, day_of, from_minor, is_return, order_key,
-    product_key, to_minor, CustomerFeatures, Day, Minor, Order,
+    content_order_key, content_order_ref, day_of, from_minor, is_return, order_key, product_key,
+    to_minor, Day, Minor, Order,
 };
 
 /// The outcome of reading an orders file.
@@ -228,17 +227,6 @@ pub(crate) enum Item {
     /// [`LineMode::ItemOnly`] line) when it names a product.
     Continuation(Option<OrderLine>),
     Skipped(&'static str),
-}
-
-/// Shop-level counts of a [`scan_features`] pass.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct ScanStats {
-    pub rows_read: u64,
-    pub rows_rejected: u64,
-    pub rows_without_customer: u64,
-    pub orders: u64,
-    pub revenue: f64,
-    pub as_of: Option<NaiveDate>,
 }
 
 /// A platform export whose columns and rules are known (`--profile`, or recognised by header).
@@ -460,13 +448,13 @@ pub(crate) struct RowItem<'a> {
 }
 
 /// One record, parsed.
-struct Row<'a> {
-    customer: Cow<'a, str>,
-    order_id: Option<&'a str>,
-    at: NaiveDateTime,
-    amount: f64,
+pub(crate) struct Row<'a> {
+    pub(crate) customer: Cow<'a, str>,
+    pub(crate) order_id: Option<&'a str>,
+    pub(crate) at: NaiveDateTime,
+    pub(crate) amount: f64,
     quantity: Option<f64>,
-    cancelled: bool,
+    pub(crate) cancelled: bool,
     email: Option<&'a str>,
     product: Option<&'a str>,
     currency: Option<&'a str>,
@@ -477,14 +465,14 @@ struct Row<'a> {
 }
 
 /// A platform export's further line-item row: its order and product line.
-struct ContinuationRow<'a> {
+pub(crate) struct ContinuationRow<'a> {
     customer: Cow<'a, str>,
     order_id: &'a str,
     at: NaiveDateTime,
     item: RowItem<'a>,
 }
 
-enum Parsed<'a> {
+pub(crate) enum Parsed<'a> {
     Row(Row<'a>),
     NoCustomer,
     Reject(Option<&'a Column>, String),
@@ -751,15 +739,20 @@ fn sample_column(body: &str, delimiter: u8, index: usize, n: usize) -> Vec<Strin
 /// A customer id as exports write it: blank-like values mean none; `17850.0` (a float column
 /// written by a spreadsheet or pandas) means `17850`.
 fn clean_customer(raw: &str) -> Option<Cow<'_, str>> {
-    let s = raw.trim();
-    if s.is_empty()
-        || ["nan", "null", "none", "n/a", "na", "-", "#n/a", "undefined"]
-            .iter()
-            .any(|b| s.eq_ignore_ascii_case(b))
-    {
+    let s = text::trim(raw);
+    // Every blank-like value starts with one of these bytes and has at most 9 of them.
+    let blank_like = |s: &str| {
+        s.len() <= 9
+            && matches!(s.as_bytes()[0], b'n' | b'N' | b'u' | b'U' | b'-' | b'#')
+            && ["nan", "null", "none", "n/a", "na", "-", "#n/a", "undefined"]
+                .iter()
+                .any(|b| s.eq_ignore_ascii_case(b))
+    };
+    if s.is_empty() || blank_like(s) {
         return None;
     }
-    if let Some((int, frac)) = s.split_once('.') {
+    let point = s.bytes().position(|b| b == b'.');
+    if let Some((int, frac)) = point.map(|i| (&s[..i], &s[i + 1..])) {
         if !int.is_empty()
             && int.bytes().all(|b| b.is_ascii_digit())
             && !frac.is_empty()
@@ -777,10 +770,13 @@ pub(crate) fn is_cancelled_id(id: &str) -> bool {
 }
 
 fn is_return_status(status: &str) -> bool {
-    let s = status.to_ascii_lowercase();
+    let s = status.as_bytes();
     ["refund", "return", "cancel", "storn", "chargeback", "void"]
         .iter()
-        .any(|k| s.contains(k))
+        .any(|k| {
+            s.windows(k.len())
+                .any(|w| w.eq_ignore_ascii_case(k.as_bytes()))
+        })
 }
 
 pub(crate) fn opt<'a>(fields: &[&'a str], c: &Option<Column>) -> Option<&'a str> {
@@ -791,6 +787,15 @@ pub(crate) fn opt<'a>(fields: &[&'a str], c: &Option<Column>) -> Option<&'a str>
 
 impl Layout {
     fn parse<'a>(&'a self, fields: &[&'a str]) -> Parsed<'a> {
+        self.parse_with(fields, &mut DateCache::none())
+    }
+
+    /// [`Self::parse`] reading dates through `dates`.
+    pub(crate) fn parse_with<'a>(
+        &'a self,
+        fields: &[&'a str],
+        dates: &mut DateCache,
+    ) -> Parsed<'a> {
         let field = |c: &Column| fields.get(c.index).copied().unwrap_or("");
         match self.profile {
             Profile::Generic => {}
@@ -839,7 +844,7 @@ impl Layout {
             return Parsed::NoCustomer;
         };
         let raw_date = field(&self.date);
-        let Some(at) = self.date_format.parse(raw_date) else {
+        let Some(at) = dates.parse(&self.date_format, raw_date) else {
             let reason = if raw_date.is_empty() {
                 "no order date".to_string()
             } else {
@@ -1216,195 +1221,11 @@ pub fn parse_orders(
     Ok(out)
 }
 
-/// Reads an orders file straight into per-customer features, as of `as_of` (default: the day
-/// after the last order). Same rules as [`parse_orders`]; bad rows are counted, not listed, and
-/// `strict` does not apply.
-pub fn scan_features(
-    file: &Path,
-    bytes: &[u8],
-    opts: &ImportOptions,
-    as_of: Option<NaiveDate>,
-) -> Result<(Vec<CustomerFeatures>, ScanStats), ImportError> {
-    use rayon::prelude::*;
-    let text = text::decode(file, bytes)?;
-    let all: &str = &text.text;
-    let header_line = text::first_line(all);
-    let body_start = memchr::memchr(b'\n', all.as_bytes()).map_or(all.len(), |i| i + 1);
-    let body = &all[body_start..];
-    let lay = layout(file, header_line, body, opts)?;
-    text::check_truncation(file, body, lay.delimiter, lay.header_fields(header_line), 2)?;
-    /// A line item: (customer index within its chunk, day, order key, amount, cancelled).
-    type Line = (u32, Day, u64, f64, bool);
-    #[derive(Default)]
-    struct Acc {
-        ids: HashMap<String, u32>,
-        lines: Vec<Line>,
-        rows: u64,
-        rejected: u64,
-        without_customer: u64,
-        max_day: Day,
-    }
-    let has_order_id = lay.order_id.is_some();
-    let chunks = text::for_each_chunk(
-        body,
-        lay.delimiter,
-        2,
-        || Acc {
-            max_day: Day::MIN,
-            ..Default::default()
-        },
-        |acc, line, fields| {
-            acc.rows += 1;
-            match lay.parse(fields) {
-                Parsed::Row(r) => {
-                    let day = day_of(r.at.date());
-                    acc.max_day = acc.max_day.max(day);
-                    let key = match r.order_id {
-                        Some(id) if has_order_id => {
-                            let mut h = rustc_hash::FxHasher::default();
-                            id.hash(&mut h);
-                            h.finish()
-                        }
-                        _ => line,
-                    };
-                    let next = acc.ids.len() as u32;
-                    let cust = match acc.ids.get(r.customer.as_ref()) {
-                        Some(&i) => i,
-                        None => {
-                            acc.ids.insert(r.customer.into_owned(), next);
-                            next
-                        }
-                    };
-                    acc.lines.push((cust, day, key, r.amount, r.cancelled));
-                }
-                Parsed::NoCustomer => acc.without_customer += 1,
-                Parsed::Reject(..) => acc.rejected += 1,
-                Parsed::LineItem(_) | Parsed::Skipped(_) => {}
-            }
-        },
-    );
-    let mut stats = ScanStats::default();
-    let mut max_day = Day::MIN;
-    // Merge the chunks' customer indices into one numbering, then bucket every line by customer
-    // (a counting sort: linear, and chunk order is kept).
-    let mut global: HashMap<String, u32> = HashMap::default();
-    let mut names: Vec<String> = Vec::new();
-    let mut remaps: Vec<Vec<u32>> = Vec::with_capacity(chunks.len());
-    let mut all_lines: Vec<Vec<Line>> = Vec::with_capacity(chunks.len());
-    for c in chunks {
-        stats.rows_read += c.rows;
-        stats.rows_rejected += c.rejected;
-        stats.rows_without_customer += c.without_customer;
-        max_day = max_day.max(c.max_day);
-        let mut remap = vec![0u32; c.ids.len()];
-        for (name, local) in c.ids {
-            let g = match global.get(&name) {
-                Some(&g) => g,
-                None => {
-                    let g = names.len() as u32;
-                    names.push(name.clone());
-                    global.insert(name, g);
-                    g
-                }
-            };
-            remap[local as usize] = g;
-        }
-        remaps.push(remap);
-        all_lines.push(c.lines);
-    }
-    drop(global);
-    let mut offsets = vec![0usize; names.len() + 1];
-    for (lines, remap) in all_lines.iter().zip(&remaps) {
-        for l in lines {
-            offsets[remap[l.0 as usize] as usize + 1] += 1;
-        }
-    }
-    for i in 1..offsets.len() {
-        offsets[i] += offsets[i - 1];
-    }
-    let mut fill = offsets.clone();
-    let mut bucketed: Vec<(Day, u64, f64, bool)> = vec![(0, 0, 0.0, false); offsets[names.len()]];
-    for (lines, remap) in all_lines.into_iter().zip(&remaps) {
-        for (c, day, key, amount, cancelled) in lines {
-            let g = remap[c as usize] as usize;
-            bucketed[fill[g]] = (day, key, amount, cancelled);
-            fill[g] += 1;
-        }
-    }
-    drop(fill);
-    let as_of = as_of.or_else(|| (max_day > Day::MIN).then(|| date_of(max_day + 1)));
-    stats.as_of = as_of;
-    let Some(as_of_date) = as_of else {
-        return Ok((Vec::new(), stats));
-    };
-    let cutoff = day_of(as_of_date);
-    let per_customer: Vec<(CustomerFeatures, u64, f64)> = names
-        .into_par_iter()
-        .enumerate()
-        .filter_map(|(g, id)| {
-            let mut lines: Vec<(Day, u64, f64, bool)> =
-                bucketed[offsets[g]..offsets[g + 1]].to_vec();
-            lines.retain(|l| l.0 < cutoff);
-            lines.sort_unstable_by_key(|l| (l.1, l.0));
-            // Collapse line items into orders: (first day, amount, cancelled).
-            let mut orders: Vec<(Day, f64, bool)> = Vec::new();
-            let mut last_key = None;
-            for (day, key, amount, cancelled) in lines {
-                if last_key == Some(key) {
-                    if let Some(o) = orders.last_mut() {
-                        o.0 = o.0.min(day);
-                        o.1 += amount;
-                        o.2 |= cancelled;
-                    }
-                } else {
-                    orders.push((day, amount, cancelled));
-                    last_key = Some(key);
-                }
-            }
-            let n_orders = orders.len() as u64;
-            let mut days: Vec<(Day, f64)> = Vec::new();
-            let mut returns_total = 0.0;
-            let mut purchases = 0u32;
-            for (day, amount, cancelled) in orders {
-                if cancelled || amount < 0.0 {
-                    returns_total -= amount.abs();
-                } else {
-                    purchases += 1;
-                    days.push((day, amount));
-                }
-            }
-            days.sort_unstable_by_key(|d| d.0);
-            let mut folded: Vec<(Day, f64)> = Vec::with_capacity(days.len());
-            for (d, v) in days {
-                match folded.last_mut() {
-                    Some(l) if l.0 == d => l.1 += v,
-                    _ => folded.push((d, v)),
-                }
-            }
-            let h = CustomerHistory {
-                customer_id: id,
-                purchase_days: folded,
-                purchases,
-                returns_total,
-            };
-            let revenue = h.net_revenue();
-            features_of(&h, as_of_date).map(|f| (f, n_orders, revenue))
-        })
-        .collect();
-    let mut features = Vec::with_capacity(per_customer.len());
-    for (f, n, r) in per_customer {
-        stats.orders += n;
-        stats.revenue += r;
-        features.push(f);
-    }
-    features.par_sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
-    Ok((features, stats))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::features::customer_features;
+    use chrono::NaiveDate;
 
     fn import(csv: &str, opts: &ImportOptions) -> OrdersImport {
         parse_orders(Path::new("t.csv"), csv.as_bytes(), opts).expect("imports")

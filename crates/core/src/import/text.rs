@@ -27,7 +27,28 @@ pub struct Text<'a> {
 
 /// Decodes a file's bytes, rejecting binary content.
 pub fn decode<'a>(file: &Path, bytes: &'a [u8]) -> Result<Text<'a>, ImportError> {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let bytes = strip_bom(bytes);
+    check_text(file, bytes)?;
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(Text {
+            text: Cow::Borrowed(s),
+            legacy_encoding: false,
+        }),
+        Err(_) => Ok(Text {
+            text: Cow::Owned(cp1252(bytes)),
+            legacy_encoding: true,
+        }),
+    }
+}
+
+/// The bytes without a leading UTF-8 byte order mark.
+pub fn strip_bom(bytes: &[u8]) -> &[u8] {
+    bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes)
+}
+
+/// Rejects what is not a text file: blank, or NUL bytes or many control characters in the first
+/// 64 KiB. `bytes` is the file without its byte order mark.
+pub fn check_text(file: &Path, bytes: &[u8]) -> Result<(), ImportError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(ImportError::Empty {
             file: file.to_path_buf(),
@@ -51,16 +72,64 @@ pub fn decode<'a>(file: &Path, bytes: &'a [u8]) -> Result<Text<'a>, ImportError>
                 .into(),
         });
     }
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(Text {
-            text: Cow::Borrowed(s),
-            legacy_encoding: false,
-        }),
-        Err(_) => Ok(Text {
-            text: Cow::Owned(cp1252(bytes)),
-            legacy_encoding: true,
-        }),
+    Ok(())
+}
+
+/// A piece of a UTF-8 body that ends at a line end (or the body's end).
+#[derive(Debug, Clone, Copy)]
+pub struct Piece<'a> {
+    pub text: &'a str,
+    /// Physical line number of the piece's first line.
+    pub first_line: u64,
+    /// Double quotes in the piece.
+    pub quotes: usize,
+}
+
+/// Cuts `body` at line ends into pieces — a few per thread, at least 4 MiB each — and checks in
+/// parallel that each is UTF-8 (so the whole is), counting lines and quotes on the way. `None`
+/// when the body is not UTF-8. `first_line` is the physical line number of the body's first line.
+pub fn utf8_pieces(body: &[u8], first_line: u64) -> Option<Vec<Piece<'_>>> {
+    let counted: Vec<(&str, u64, usize)> = cut_at_lines(body)
+        .into_par_iter()
+        .map(|(start, end)| {
+            let b = &body[start..end];
+            let text = std::str::from_utf8(b).ok()?;
+            let lines = b.iter().filter(|&&c| c == b'\n').count() as u64;
+            Some((text, lines, memchr::memchr_iter(b'"', b).count()))
+        })
+        .collect::<Option<_>>()?;
+    let mut line = first_line;
+    Some(
+        counted
+            .into_iter()
+            .map(|(text, lines, quotes)| {
+                let p = Piece {
+                    text,
+                    first_line: line,
+                    quotes,
+                };
+                line += lines;
+                p
+            })
+            .collect(),
+    )
+}
+
+/// Where `body` is cut into chunks, as byte ranges: after a line end, a few chunks per thread,
+/// at least 4 MiB each.
+fn cut_at_lines(body: &[u8]) -> Vec<(usize, usize)> {
+    let target = (4usize << 20).max(body.len() / (4 * rayon::current_num_threads()).max(1));
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < body.len() {
+        let mut end = (start + target).min(body.len());
+        if end < body.len() {
+            end = memchr::memchr(b'\n', &body[end..]).map_or(body.len(), |i| end + i + 1);
+        }
+        out.push((start, end));
+        start = end;
     }
+    out
 }
 
 /// Decodes one block of a streamed file: UTF-8 when it is (and no earlier block was not),
@@ -136,10 +205,47 @@ pub fn check_truncation(
 ) -> Result<(), ImportError> {
     let quotes = memchr::memchr_iter(b'"', body.as_bytes()).count();
     let lines = memchr::memchr_iter(b'\n', body.as_bytes()).count() as u64;
+    check_end(
+        file,
+        body,
+        quotes,
+        first_body_line + lines,
+        delimiter,
+        header_fields,
+    )
+}
+
+/// [`check_truncation`] of a body given as pieces (see [`utf8_pieces`]).
+pub fn check_truncation_pieces(
+    file: &Path,
+    pieces: &[Piece<'_>],
+    delimiter: u8,
+    header_fields: usize,
+) -> Result<(), ImportError> {
+    let Some(last) = pieces.last() else {
+        return Ok(());
+    };
+    let quotes = pieces.iter().map(|p| p.quotes).sum();
+    let last_line =
+        last.first_line + memchr::memchr_iter(b'\n', last.text.as_bytes()).count() as u64;
+    check_end(file, last.text, quotes, last_line, delimiter, header_fields)
+}
+
+/// The truncation checks given the body's quote count, the number of its last line and its end
+/// (`tail`: any text that ends where the body ends and holds at least its last line end).
+fn check_end(
+    file: &Path,
+    tail: &str,
+    quotes: usize,
+    last_line: u64,
+    delimiter: u8,
+    header_fields: usize,
+) -> Result<(), ImportError> {
+    let body = tail;
     if quotes % 2 == 1 {
         return Err(ImportError::Truncated {
             file: file.to_path_buf(),
-            line: first_body_line + lines,
+            line: last_line,
             reason: "a quoted field is never closed before the end of the file".into(),
         });
     }
@@ -150,7 +256,7 @@ pub fn check_truncation(
         if !last.trim().is_empty() && fields < header_fields && header_fields > 1 {
             return Err(ImportError::Truncated {
                 file: file.to_path_buf(),
-                line: first_body_line + lines,
+                line: last_line,
                 reason: format!(
                     "the last line has {fields} of the header's {header_fields} fields and no line end"
                 ),
@@ -196,27 +302,112 @@ where
         .collect()
 }
 
-/// Cuts `body` into pieces at line boundaries — a few per thread, at least 4 MiB each — with each
-/// piece's first line number.
+/// Cuts `body` into pieces at line boundaries (see [`cut_at_lines`]) with each piece's first
+/// line number.
 fn split_chunks(body: &str, first_line: u64) -> Vec<(&str, u64)> {
-    let target = (4usize << 20).max(body.len() / (4 * rayon::current_num_threads()).max(1));
-    let bytes = body.as_bytes();
-    let mut out = Vec::new();
-    let mut start = 0;
     let mut line = first_line;
-    while start < bytes.len() {
-        let mut end = (start + target).min(bytes.len());
-        if end < bytes.len() {
-            end = memchr::memchr(b'\n', &bytes[end..]).map_or(bytes.len(), |i| end + i + 1);
-        }
-        out.push((&body[start..end], line));
-        line += memchr::memchr_iter(b'\n', &bytes[start..end]).count() as u64;
-        start = end;
-    }
-    out
+    cut_at_lines(body.as_bytes())
+        .into_iter()
+        .map(|(start, end)| {
+            let piece = (&body[start..end], line);
+            line += memchr::memchr_iter(b'\n', &body.as_bytes()[start..end]).count() as u64;
+            piece
+        })
+        .collect()
 }
 
+/// [`for_each_chunk`] over the pieces of a body without quotes (see [`utf8_pieces`]).
+pub fn for_each_piece<T, I, V>(pieces: &[Piece<'_>], delimiter: u8, init: I, visit: V) -> Vec<T>
+where
+    T: Send,
+    I: Fn() -> T + Sync,
+    V: Fn(&mut T, u64, &[&str]) + Sync,
+{
+    pieces
+        .par_iter()
+        .map(|p| {
+            let mut acc = init();
+            drive_plain(p.text, delimiter, p.first_line, &mut |line, fields| {
+                visit(&mut acc, line, fields)
+            });
+            acc
+        })
+        .collect()
+}
+
+/// `s` without leading and trailing whitespace ([`str::trim`]), skipping the work when it starts
+/// and ends with a visible ASCII character (as almost every field does).
+pub fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(a), Some(b)) if a.is_ascii_graphic() && b.is_ascii_graphic() => s,
+        (None, _) => s,
+        _ => s.trim(),
+    }
+}
+
+/// Whether a line is blank (whitespace only).
+fn is_blank(line: &str) -> bool {
+    match line.as_bytes().first() {
+        None => true,
+        Some(b) if b.is_ascii_graphic() => false,
+        _ => line.trim().is_empty(),
+    }
+}
+
+/// Splits quote-free text into records: one scan for delimiters and line ends together; each
+/// line loses one trailing `\r`, blank lines are skipped, fields are trimmed.
 fn drive_plain(chunk: &str, delimiter: u8, start_line: u64, cb: &mut impl FnMut(u64, &[&str])) {
+    if !delimiter.is_ascii() || matches!(delimiter, b'\n' | b'\r') {
+        return drive_lines(chunk, delimiter, start_line, cb);
+    }
+    let bytes = chunk.as_bytes();
+    let mut fields: Vec<&str> = Vec::with_capacity(16);
+    let (mut line, mut line_start, mut field_start) = (start_line, 0usize, 0usize);
+    for i in memchr::memchr2_iter(delimiter, b'\n', bytes) {
+        if bytes[i] == b'\n' {
+            end_line(chunk, &mut fields, (line_start, field_start, i), line, cb);
+            line += 1;
+            line_start = i + 1;
+            field_start = i + 1;
+        } else {
+            fields.push(trim(chunk.get(field_start..i).unwrap_or("")));
+            field_start = i + 1;
+        }
+    }
+    if line_start < bytes.len() {
+        end_line(
+            chunk,
+            &mut fields,
+            (line_start, field_start, bytes.len()),
+            line,
+            cb,
+        );
+    }
+}
+
+/// Ends the record of line `line` (`at`: where the line and its last field start, and where it
+/// ends before its line end): adds the last field and visits the record unless it is blank.
+fn end_line<'a>(
+    chunk: &'a str,
+    fields: &mut Vec<&'a str>,
+    (line_start, field_start, end): (usize, usize, usize),
+    line: u64,
+    cb: &mut impl FnMut(u64, &[&str]),
+) {
+    let end = if end > line_start && chunk.as_bytes()[end - 1] == b'\r' {
+        end - 1
+    } else {
+        end
+    };
+    if !is_blank(chunk.get(line_start..end).unwrap_or("")) {
+        fields.push(trim(chunk.get(field_start.min(end)..end).unwrap_or("")));
+        cb(line, fields);
+    }
+    fields.clear();
+}
+
+/// [`drive_plain`] line by line, for delimiters that are not plain ASCII punctuation.
+fn drive_lines(chunk: &str, delimiter: u8, start_line: u64, cb: &mut impl FnMut(u64, &[&str])) {
     let mut fields: Vec<&str> = Vec::with_capacity(16);
     for (line, raw) in (start_line..).zip(chunk.split('\n')) {
         let l = raw.strip_suffix('\r').unwrap_or(raw);
@@ -224,10 +415,13 @@ fn drive_plain(chunk: &str, delimiter: u8, start_line: u64, cb: &mut impl FnMut(
             fields.clear();
             let mut s = 0;
             for i in memchr::memchr_iter(delimiter, l.as_bytes()) {
-                fields.push(l[s..i].trim());
+                match (l.get(s..i), l.get(i..)) {
+                    (Some(f), Some(_)) => fields.push(f.trim()),
+                    _ => continue,
+                }
                 s = i + 1;
             }
-            fields.push(l[s..].trim());
+            fields.push(l.get(s..).unwrap_or("").trim());
             cb(line, &fields);
         }
     }
