@@ -1193,7 +1193,10 @@ mod tests {
             (2, 1, 1, 1, 1)
         );
         let r = store.send(mine[0].id).await.expect("r").expect("row");
-        assert_eq!((r.state, r.attempts, r.sent_at), (SendState::Sent, 1, Some(100)));
+        assert_eq!(
+            (r.state, r.attempts, r.sent_at),
+            (SendState::Sent, 1, Some(100))
+        );
         let r = store.send(mine[1].id).await.expect("r").expect("row");
         assert_eq!(r.last_error.as_deref(), Some("550 no"));
         assert!(r.permanent);
