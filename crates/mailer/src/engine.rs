@@ -401,16 +401,7 @@ async fn run_claims<T: Transport>(
     let concurrency = opts.concurrency.max(1);
     let ledger = store.send_ledger()?;
     let (start_tx, start_rx) = mpsc::unbounded_channel::<StartRequest>();
-    let depth = match store.backend() {
-        retain_store::Backend::Postgres => 4,
-        retain_store::Backend::Sqlite => 1,
-    };
-    let starter = tokio::spawn(start_loop(
-        ledger.clone(),
-        opts.owner.clone(),
-        depth,
-        start_rx,
-    ));
+    let starter = tokio::spawn(start_loop(ledger.clone(), opts.owner.clone(), start_rx));
     let shared = Arc::new(Shared {
         store: store.clone(),
         starter: start_tx,
@@ -597,63 +588,33 @@ impl<T> Shared<T> {
 
 /// Marks rows `sending` for the connection tasks, with group commit: each task asks for its own
 /// row when its SMTP transaction is about to start and waits for the answer; the requests that
-/// arrive while a statement runs go together in the next one. A row is still marked only
+/// arrive while one statement runs go together in the next one. A row is still marked only
 /// when its own transaction is next, so this worker never has more rows `sending` than
-/// connections, and a crash leaves at most that many unconfirmed.
-///
-/// Up to `depth` statements run at once (each its own commit): on PostgreSQL a request that
-/// arrives while one commit waits for the WAL flush need not wait for that commit to finish
-/// before its own starts (the server flushes concurrent commits together); on SQLite one
-/// statement at a time (one writer; the batches are larger).
+/// connections, and a crash leaves at most that many unconfirmed. (Several statements in flight
+/// at once were tried on PostgreSQL: smaller batches, more commits, one sender slower.)
 async fn start_loop(
     ledger: SendLedger,
     owner: String,
-    depth: usize,
     mut rx: mpsc::UnboundedReceiver<StartRequest>,
 ) {
-    let mut running = tokio::task::JoinSet::new();
-    loop {
-        let first = if running.len() >= depth.max(1) {
-            running.join_next().await;
-            continue;
-        } else if running.is_empty() {
-            match rx.recv().await {
-                Some(r) => r,
-                None => break,
-            }
-        } else {
-            tokio::select! {
-                r = rx.recv() => match r {
-                    Some(r) => r,
-                    None => break,
-                },
-                _ = running.join_next() => continue,
-            }
-        };
+    while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
-        let (ledger, owner) = (ledger.clone(), owner.clone());
-        running.spawn(async move { begin_batch(&ledger, &owner, batch).await });
-    }
-    while running.join_next().await.is_some() {}
-}
-
-/// One group-commit statement of [`start_loop`], and its answers.
-async fn begin_batch(ledger: &SendLedger, owner: &str, batch: Vec<StartRequest>) {
-    let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
-    match ledger.begin_sends(&ids, owner).await {
-        Ok(started) => {
-            let started: std::collections::HashSet<i64> = started.into_iter().collect();
-            for (id, reply) in batch {
-                let _ = reply.send(Ok(started.contains(&id)));
+        let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+        match ledger.begin_sends(&ids, &owner).await {
+            Ok(started) => {
+                let started: std::collections::HashSet<i64> = started.into_iter().collect();
+                for (id, reply) in batch {
+                    let _ = reply.send(Ok(started.contains(&id)));
+                }
             }
-        }
-        Err(e) => {
-            let e = e.to_string();
-            for (_, reply) in batch {
-                let _ = reply.send(Err(e.clone()));
+            Err(e) => {
+                let e = e.to_string();
+                for (_, reply) in batch {
+                    let _ = reply.send(Err(e.clone()));
+                }
             }
         }
     }
