@@ -19,7 +19,8 @@
 #        (an smtp-sink to use instead of the unpacked one; smtp-source is looked up next to
 #        it), BENCH_SKIP_BUILD=1 (use target/release/retain as it is), MESSAGE_BYTES (size of
 #        smtp-source's messages, default 4100: a `weekly` message is 4,0xx bytes),
-#        SENDERS (PostgreSQL runs, default "1 2 4"; empty for none), SQLITE=0 (skip SQLite)
+#        SENDERS (PostgreSQL runs, default "1 2 4"; empty for none), SQLITE=0 (skip SQLite),
+#        RETAIN_BIN (a retain binary to measure instead of building one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-100000}"
@@ -50,10 +51,14 @@ trap 'kill $SINK_PID 2>/dev/null || true' EXIT
 sleep 0.5
 kill -0 $SINK_PID || { cat "$OUT/smtp-sink-fleet.log"; exit 1; }
 
-if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
-  cargo build -q --release --bin retain
+if [ -n "${RETAIN_BIN:-}" ]; then
+  BIN="$(cd "$(dirname "$RETAIN_BIN")" && pwd)/$(basename "$RETAIN_BIN")"
+else
+  if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
+    cargo build -q --release --bin retain
+  fi
+  BIN="$(pwd)/${CARGO_TARGET_DIR:-target}/release/retain"
 fi
-BIN="$(pwd)/target/release/retain"
 export RETAIN_SMTP_URL="smtp://127.0.0.1:$PORT"
 unset RETAIN_DATABASE_URL RETAIN_SECRET
 TIMEFORMAT='%R %U %S'

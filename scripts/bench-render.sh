@@ -5,7 +5,7 @@
 # both JSON lines and the ratio. The Python side runs in .venv-bench/, which
 # benches/baselines/venv.sh creates.
 #
-# usage: scripts/bench-render.sh [N]     (default N=20000 recipients)
+# usage: scripts/bench-render.sh [N]     (default N=20000 recipients; honours CARGO_TARGET_DIR)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-20000}"
@@ -13,8 +13,9 @@ OUT=bench-data
 mkdir -p "$OUT"
 . benches/baselines/venv.sh   # sets BASELINES and PY
 cargo build -q --release -p retain-mailer --example render_bench
+TARGET="${CARGO_TARGET_DIR:-target}"
 py=$(nice -n -10 taskset -c 0 "$PY" "$BASELINES/render_jinja2.py" --n "$N" --write-contexts "$OUT/render_contexts.json")
-rs=$(nice -n -10 taskset -c 0 target/release/examples/render_bench "$OUT/render_contexts.json" --inline)
+rs=$(nice -n -10 taskset -c 0 "$TARGET"/release/examples/render_bench "$OUT/render_contexts.json" --inline)
 echo "$py"
 echo "$rs"
 "$PY" - "$py" "$rs" <<'PY'

@@ -21,7 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use retain_core::SuppressionReason;
-use retain_store::{Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure, Store};
+use retain_store::{
+    Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure, SendLedger, Store,
+};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
@@ -376,10 +378,8 @@ async fn run_claims<T: Transport>(
     }
     // Templates first: nothing is sent when one does not render.
     let real = store
-        .sends_of(campaign)
+        .first_queued_send(campaign)
         .await?
-        .into_iter()
-        .find(|s| s.state == retain_store::SendState::Queued)
         .and_then(|s| recipients.get(&s.customer_id).map(|r| (s.email, r)));
     composer.check(real.as_ref().map(|(e, r)| (e.as_str(), *r)))?;
 
@@ -399,8 +399,9 @@ async fn run_claims<T: Transport>(
     progress.total.store(total, Ordering::Relaxed);
 
     let concurrency = opts.concurrency.max(1);
+    let ledger = store.send_ledger()?;
     let (start_tx, start_rx) = mpsc::unbounded_channel::<StartRequest>();
-    let starter = tokio::spawn(start_loop(store.clone(), opts.owner.clone(), start_rx));
+    let starter = tokio::spawn(start_loop(ledger.clone(), opts.owner.clone(), start_rx));
     let shared = Arc::new(Shared {
         store: store.clone(),
         starter: start_tx,
@@ -424,7 +425,7 @@ async fn run_claims<T: Transport>(
 
     let (out_tx, out_rx) = mpsc::unbounded_channel::<Outcome>();
     let flusher = tokio::spawn(flush_loop(
-        store.clone(),
+        ledger.clone(),
         opts.owner.clone(),
         out_rx,
         opts.flush_interval,
@@ -472,7 +473,7 @@ async fn run_claims<T: Transport>(
             }
         }
         let want = (batch as u64).min(left) as usize;
-        let claim = match store
+        let claim = match ledger
             .claim_rows(campaign, &opts.owner, opts.claim_ttl_s, want, opts.consent)
             .await
         {
@@ -589,15 +590,20 @@ impl<T> Shared<T> {
 /// row when its SMTP transaction is about to start and waits for the answer; the requests that
 /// arrive while one statement runs go together in the next one. A row is still marked only
 /// when its own transaction is next, so this worker never has more rows `sending` than
-/// connections, and a crash leaves at most that many unconfirmed.
-async fn start_loop(store: Store, owner: String, mut rx: mpsc::UnboundedReceiver<StartRequest>) {
+/// connections, and a crash leaves at most that many unconfirmed. (Several statements in flight
+/// at once were tried on PostgreSQL: smaller batches, more commits, one sender slower.)
+async fn start_loop(
+    ledger: SendLedger,
+    owner: String,
+    mut rx: mpsc::UnboundedReceiver<StartRequest>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while let Ok(more) = rx.try_recv() {
             batch.push(more);
         }
         let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
-        match store.begin_sends(&ids, &owner).await {
+        match ledger.begin_sends(&ids, &owner).await {
             Ok(started) => {
                 let started: std::collections::HashSet<i64> = started.into_iter().collect();
                 for (id, reply) in batch {
@@ -886,14 +892,15 @@ impl Pending {
         }
     }
 
-    async fn flush(&mut self, store: &Store, owner: &str) -> retain_store::Result<()> {
+    async fn flush(&mut self, ledger: &SendLedger, owner: &str) -> retain_store::Result<()> {
+        let store = ledger.store();
         // `sent` first: it is what exactly-once depends on.
         if !self.sent.is_empty() {
-            store.mark_sent(&self.sent).await?;
+            ledger.mark_sent(&self.sent).await?;
             self.sent.clear();
         }
         if !self.failed.is_empty() {
-            store.mark_failed(&self.failed).await?;
+            ledger.mark_failed(&self.failed).await?;
             self.failed.clear();
         }
         while let Some((id, error)) = self.requeue.last() {
@@ -901,7 +908,7 @@ impl Pending {
             self.requeue.pop();
         }
         if !self.unclaim.is_empty() {
-            store.release_claims(owner, &self.unclaim).await?;
+            ledger.release_claims(owner, &self.unclaim).await?;
             self.unclaim.clear();
         }
         while let Some((id, n)) = self.extra.last() {
@@ -916,7 +923,7 @@ impl Pending {
 /// trouble it stops the run and keeps retrying; rows it cannot write stay `sending`
 /// (unconfirmed), never `queued`.
 async fn flush_loop(
-    store: Store,
+    ledger: SendLedger,
     owner: String,
     mut rx: mpsc::UnboundedReceiver<Outcome>,
     interval: Duration,
@@ -943,7 +950,7 @@ async fn flush_loop(
             _ = tick.tick() => {}
         }
         let mut tries = 0;
-        while let Err(e) = pending.flush(&store, &owner).await {
+        while let Err(e) = pending.flush(&ledger, &owner).await {
             tries += 1;
             stop.store(true, Ordering::SeqCst);
             if tries >= 20 {

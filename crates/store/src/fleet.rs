@@ -57,11 +57,157 @@ pub struct ScheduleRecord {
     pub queued_at: Option<i64>,
 }
 
+/// What the send-time check found about one claimed row.
+struct Exclusion {
+    customer_exists: bool,
+    subscribed: Option<i64>,
+    valid: Option<i64>,
+    /// The suppression list's reason for the address.
+    suppressed: Option<String>,
+    /// The address's hash is among the erased customers'.
+    erased: bool,
+}
+
+impl Exclusion {
+    /// Why the row may no longer be mailed, if so (the one rule of the send-time check).
+    fn reason(&self, check: ConsentCheck) -> Option<String> {
+        if let Some(reason) = &self.suppressed {
+            Some(format!("suppressed: {reason}"))
+        } else if self.erased {
+            Some("suppressed: erased".to_string())
+        } else if !self.customer_exists {
+            Some("customer no longer exists".to_string())
+        } else if self.subscribed == Some(0) {
+            Some("unsubscribed".to_string())
+        } else if self.subscribed.is_none() && check.require_opt_in {
+            Some("no consent".to_string())
+        } else if self.valid == Some(0) {
+            Some("invalid email address".to_string())
+        } else {
+            None
+        }
+    }
+}
+
+/// The SQL of the claim statement (`$1` worker, `$2` TTL, `$3` campaign, `$4` limit).
+fn claim_sql(now: &str, lock: &str) -> String {
+    format!(
+        "UPDATE sends SET claimed_by = $1, claim_expires_at = {now} + $2 \
+         WHERE id IN (SELECT id FROM sends WHERE campaign_id = $3 AND state = 'queued' \
+             AND next_attempt_at <= {now} \
+             AND (claimed_by IS NULL OR claim_expires_at IS NULL OR claim_expires_at < {now}) \
+             ORDER BY id LIMIT $4{lock}) \
+         RETURNING id, customer_id, email, message_id, attempts"
+    )
+}
+
+const SQLITE_NOW: &str = "CAST(strftime('%s','now') AS INTEGER)";
+
+/// [`Store::claim_rows`] on the native SQLite connection of a send run: the same statements in
+/// one `BEGIN IMMEDIATE` transaction, the send-time check by point lookups per row.
+pub(crate) fn claim_rows_native(
+    conn: &mut rusqlite::Connection,
+    campaign_id: &str,
+    worker: &str,
+    ttl_s: i64,
+    limit: usize,
+    check: ConsentCheck,
+) -> Result<Claim> {
+    use crate::native::err;
+    use rusqlite::OptionalExtension;
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(err)?;
+    let state: Option<String> = tx
+        .prepare_cached("SELECT state FROM send_campaigns WHERE campaign_id = ?1")
+        .map_err(err)?
+        .query_row([campaign_id], |r| r.get(0))
+        .optional()
+        .map_err(err)?;
+    let state = match state {
+        Some(s) => crate::CampaignSendState::parse(&s)
+            .ok_or_else(|| StoreError::Corrupt(format!("campaign send state '{s}'")))?,
+        None => crate::CampaignSendState::Active,
+    };
+    if state != crate::CampaignSendState::Active {
+        return Ok(Claim::Stopped(state));
+    }
+    let mut claimed = Vec::with_capacity(limit);
+    {
+        let mut stmt = tx.prepare_cached(&claim_sql(SQLITE_NOW, "")).map_err(err)?;
+        let mut rows = stmt
+            .query(rusqlite::params![worker, ttl_s, campaign_id, limit as i64])
+            .map_err(err)?;
+        while let Some(r) = rows.next().map_err(err)? {
+            claimed.push(ClaimedSend {
+                id: r.get(0).map_err(err)?,
+                customer_id: r.get(1).map_err(err)?,
+                email: r.get(2).map_err(err)?,
+                message_id: r.get(3).map_err(err)?,
+                attempts: r.get::<_, i64>(4).map_err(err)? + 1,
+            });
+        }
+    }
+    claimed.sort_by_key(|c| c.id);
+    let mut sends = Vec::with_capacity(claimed.len());
+    let mut suppressed = Vec::new();
+    {
+        let mut found = tx
+            .prepare_cached(
+                "SELECT c.id, c.subscribed, c.email_valid, sp.reason FROM sends s \
+                 LEFT JOIN customers c ON c.id = s.customer_id \
+                 LEFT JOIN suppressions sp ON sp.email = LOWER(s.email) WHERE s.id = ?1",
+            )
+            .map_err(err)?;
+        let mut erased = tx
+            .prepare_cached("SELECT 1 FROM erased_hashes WHERE hash = ?1")
+            .map_err(err)?;
+        for c in claimed {
+            let hit = found
+                .query_row([c.id], |r| {
+                    Ok(Exclusion {
+                        customer_exists: r.get::<_, Option<String>>(0)?.is_some(),
+                        subscribed: r.get(1)?,
+                        valid: r.get(2)?,
+                        suppressed: r.get(3)?,
+                        erased: false,
+                    })
+                })
+                .optional()
+                .map_err(err)?;
+            let Some(mut hit) = hit else {
+                sends.push(c);
+                continue;
+            };
+            hit.erased = erased
+                .exists([retain_core::email_hash(&c.email)])
+                .map_err(err)?;
+            match hit.reason(check) {
+                Some(w) => suppressed.push((c.id, w)),
+                None => sends.push(c),
+            }
+        }
+    }
+    {
+        let mut stmt = tx
+            .prepare_cached(&format!(
+                "UPDATE sends SET state = 'suppressed', last_error = ?1, updated_at = {SQLITE_NOW}, \
+                 claimed_by = NULL, claim_expires_at = NULL WHERE id = ?2"
+            ))
+            .map_err(err)?;
+        for (id, why) in &suppressed {
+            stmt.execute(rusqlite::params![why, id]).map_err(err)?;
+        }
+    }
+    tx.commit().map_err(err)?;
+    Ok(Claim::Claimed { sends, suppressed })
+}
+
 impl Store {
     /// The database clock's now, integer Unix seconds, as an SQL expression.
     pub(crate) fn db_now_sql(&self) -> &'static str {
         match self.backend() {
-            Backend::Sqlite => "CAST(strftime('%s','now') AS INTEGER)",
+            Backend::Sqlite => SQLITE_NOW,
             Backend::Postgres => "CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)",
         }
     }
@@ -144,14 +290,7 @@ impl Store {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
-        let sql = format!(
-            "UPDATE sends SET claimed_by = $1, claim_expires_at = {now} + $2 \
-             WHERE id IN (SELECT id FROM sends WHERE campaign_id = $3 AND state = 'queued' \
-                 AND next_attempt_at <= {now} \
-                 AND (claimed_by IS NULL OR claim_expires_at IS NULL OR claim_expires_at < {now}) \
-                 ORDER BY id LIMIT $4{lock}) \
-             RETURNING id, customer_id, email, message_id, attempts"
-        );
+        let sql = claim_sql(now, lock);
         let rows = sqlx::query(&sql)
             .bind(worker)
             .bind(ttl_s)
@@ -254,25 +393,14 @@ impl Store {
             for r in found {
                 let id: i64 = r.try_get(0)?;
                 let customer: Option<String> = r.try_get(1)?;
-                let subscribed: Option<i64> = r.try_get(2)?;
-                let valid: Option<i64> = r.try_get(3)?;
-                let reason: Option<String> = r.try_get(4)?;
-                let why = if let Some(reason) = reason {
-                    Some(format!("suppressed: {reason}"))
-                } else if erased_ids.contains(&id) {
-                    Some("suppressed: erased".to_string())
-                } else if customer.is_none() {
-                    Some("customer no longer exists".to_string())
-                } else if subscribed == Some(0) {
-                    Some("unsubscribed".to_string())
-                } else if subscribed.is_none() && check.require_opt_in {
-                    Some("no consent".to_string())
-                } else if valid == Some(0) {
-                    Some("invalid email address".to_string())
-                } else {
-                    None
+                let found = Exclusion {
+                    customer_exists: customer.is_some(),
+                    subscribed: r.try_get(2)?,
+                    valid: r.try_get(3)?,
+                    suppressed: r.try_get(4)?,
+                    erased: erased_ids.contains(&id),
                 };
-                if let Some(w) = why {
+                if let Some(w) = found.reason(check) {
                     out.insert(id, w);
                 }
             }
@@ -388,9 +516,17 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if r.rows_affected() > 0 {
+            // On PostgreSQL the rows are locked in id order and the ones another statement
+            // holds are skipped: a row being started (`begin_sends`, in the same worker) or
+            // taken over needs no extension, and waiting for it while that statement waits for
+            // a row locked here was a deadlock, which stopped the sender.
+            let lock = match self.backend() {
+                Backend::Postgres => " ORDER BY id FOR UPDATE SKIP LOCKED",
+                Backend::Sqlite => "",
+            };
             sqlx::query(&format!(
-                "UPDATE sends SET claim_expires_at = {now} + $1 \
-                 WHERE claimed_by = $2 AND state = 'queued' AND claim_expires_at >= {now}"
+                "UPDATE sends SET claim_expires_at = {now} + $1 WHERE id IN (SELECT id FROM sends \
+                 WHERE claimed_by = $2 AND state = 'queued' AND claim_expires_at >= {now}{lock})"
             ))
             .bind(ttl_s)
             .bind(id)

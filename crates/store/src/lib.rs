@@ -66,7 +66,7 @@ pub use segments::{
 };
 pub use sends::{
     CampaignSendState, Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure,
-    SendLease, SendRecord, SendState,
+    SendLease, SendLedger, SendRecord, SendState,
 };
 pub use sequences::{step_ledger_id, RecipientActivity, StepRecord, VariantAssignment};
 pub use stats::CustomerStats;

@@ -259,8 +259,43 @@ impl Store {
     /// Queues recipients of a campaign. Idempotent: a (campaign, customer) already in the ledger
     /// keeps its row and state. Returns how many rows were added.
     pub async fn queue_sends(&self, campaign_id: &str, sends: &[NewSend]) -> Result<u64> {
-        let mut tx = self.pool().begin().await?;
         let t = now();
+        if self.sqlite_path().is_some() {
+            // One prepared single-row insert per recipient on the native connection.
+            let mut tx = self.write_tx().await?;
+            let added = tx.with_native(|conn| {
+                let mut stmt = conn
+                    .prepare(
+                        "INSERT INTO sends (campaign_id, customer_id, email, state, last_error, \
+                         message_id, queued_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) \
+                         ON CONFLICT (campaign_id, customer_id) DO NOTHING",
+                    )
+                    .map_err(crate::native::err)?;
+                let mut added = 0u64;
+                for s in sends {
+                    let state = if s.suppressed.is_some() {
+                        SendState::Suppressed
+                    } else {
+                        SendState::Queued
+                    };
+                    added += stmt
+                        .execute(rusqlite::params![
+                            campaign_id,
+                            s.customer_id,
+                            s.email,
+                            state.as_str(),
+                            s.suppressed,
+                            s.message_id,
+                            t
+                        ])
+                        .map_err(crate::native::err)? as u64;
+                }
+                Ok(added)
+            })?;
+            tx.commit().await?;
+            return Ok(added.unwrap_or(0));
+        }
+        let mut tx = self.pool().begin().await?;
         let mut added = 0;
         for chunk in sends.chunks(CHUNK / 8) {
             let sql = format!(
@@ -621,6 +656,17 @@ impl Store {
         row.as_ref().map(record).transpose()
     }
 
+    /// The first `queued` row of a campaign (by send id), if any.
+    pub async fn first_queued_send(&self, campaign_id: &str) -> Result<Option<SendRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLS} FROM sends WHERE campaign_id = $1 AND state = 'queued' ORDER BY id LIMIT 1"
+        ))
+        .bind(campaign_id)
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(record).transpose()
+    }
+
     /// Every ledger row of a campaign, by send id.
     pub async fn sends_of(&self, campaign_id: &str) -> Result<Vec<SendRecord>> {
         let rows = sqlx::query(&format!(
@@ -730,6 +776,227 @@ impl Store {
         .execute(self.pool())
         .await?;
         Ok(())
+    }
+}
+
+/// The hot statements of one send run (claims, `sending`, outcomes), on the connection that
+/// suits the backend: on SQLite one native connection held for the run (each statement a
+/// prepared point update inside its own `BEGIN IMMEDIATE` transaction: sqlx's SQLite driver
+/// hands every statement, value and row to its worker thread, which cost more than the writes
+/// themselves); on PostgreSQL the pool, exactly as the [`Store`] methods of the same names. The
+/// contract is theirs ([`Store::claim_rows`], [`Store::begin_sends`], [`Store::mark_sent`],
+/// [`Store::mark_failed`], [`Store::release_claims`]).
+#[derive(Clone)]
+pub struct SendLedger {
+    store: Store,
+    native: Option<std::sync::Arc<std::sync::Mutex<rusqlite::Connection>>>,
+}
+
+impl std::fmt::Debug for SendLedger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendLedger")
+            .field("native", &self.native.is_some())
+            .finish()
+    }
+}
+
+impl Store {
+    /// A ledger handle for one send run ([`SendLedger`]); its native connection (SQLite)
+    /// closes when the last clone is dropped.
+    pub fn send_ledger(&self) -> Result<SendLedger> {
+        let native = match self.sqlite_path() {
+            Some(path) => Some(std::sync::Arc::new(std::sync::Mutex::new(
+                crate::native::open_write(path)?,
+            ))),
+            None => None,
+        };
+        Ok(SendLedger {
+            store: self.clone(),
+            native,
+        })
+    }
+}
+
+/// One `BEGIN IMMEDIATE` transaction running `f` on a native connection.
+fn immediate<R>(
+    conn: &mut rusqlite::Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R>,
+) -> Result<R> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(crate::native::err)?;
+    let r = f(&tx)?;
+    tx.commit().map_err(crate::native::err)?;
+    Ok(r)
+}
+
+/// Runs `sql` once per item of `items` (bound by `bind`) with one prepared statement; returns
+/// the rows changed per item.
+fn each<T>(
+    tx: &rusqlite::Transaction<'_>,
+    sql: &str,
+    items: &[T],
+    mut run: impl FnMut(&mut rusqlite::CachedStatement<'_>, &T) -> rusqlite::Result<usize>,
+) -> Result<Vec<usize>> {
+    let mut stmt = tx.prepare_cached(sql).map_err(crate::native::err)?;
+    items
+        .iter()
+        .map(|i| run(&mut stmt, i).map_err(crate::native::err))
+        .collect()
+}
+
+const BEGIN_ONE: &str = "UPDATE sends SET state = 'sending', attempts = attempts + 1, \
+     sending_at = CAST(strftime('%s','now') AS INTEGER), \
+     updated_at = CAST(strftime('%s','now') AS INTEGER), claim_expires_at = NULL \
+     WHERE id = ?1 AND state = 'queued' AND claimed_by = ?2";
+const SENT_ONE: &str = "UPDATE sends SET state = 'sent', sent_at = ?1, updated_at = ?2, \
+     last_error = NULL, permanent = 0 WHERE id = ?3 AND state = 'sending'";
+const FAILED_ONE: &str = "UPDATE sends SET state = 'failed', last_error = ?1, permanent = ?2, \
+     updated_at = ?3 WHERE id = ?4 AND state = 'sending'";
+const RELEASE_ONE: &str = "UPDATE sends SET claimed_by = NULL, claim_expires_at = NULL \
+     WHERE id = ?1 AND state = 'queued' AND claimed_by = ?2";
+
+impl SendLedger {
+    /// The store this ledger writes to.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Runs `f` on the native connection on a blocking thread; `None` on PostgreSQL.
+    async fn native<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut rusqlite::Connection) -> Result<R> + Send + 'static,
+    ) -> Option<Result<R>> {
+        let conn = self.native.clone()?;
+        let r = tokio::task::spawn_blocking(move || {
+            let mut c = conn
+                .lock()
+                .map_err(|_| StoreError::Corrupt("the ledger connection was poisoned".into()))?;
+            f(&mut c)
+        })
+        .await;
+        Some(match r {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Corrupt(format!("ledger task failed: {e}"))),
+        })
+    }
+
+    /// [`Store::claim_rows`].
+    pub async fn claim_rows(
+        &self,
+        campaign_id: &str,
+        worker: &str,
+        ttl_s: i64,
+        limit: usize,
+        check: ConsentCheck,
+    ) -> Result<Claim> {
+        let (c, w) = (campaign_id.to_string(), worker.to_string());
+        let native = self
+            .native(move |conn| crate::fleet::claim_rows_native(conn, &c, &w, ttl_s, limit, check))
+            .await;
+        match native {
+            Some(r) => r,
+            None => {
+                self.store
+                    .claim_rows(campaign_id, worker, ttl_s, limit, check)
+                    .await
+            }
+        }
+    }
+
+    /// [`Store::begin_sends`].
+    pub async fn begin_sends(&self, ids: &[i64], worker: &str) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (owned, w) = (ids.to_vec(), worker.to_string());
+        let native = self
+            .native(move |conn| {
+                immediate(conn, |tx| {
+                    let changed = each(tx, BEGIN_ONE, &owned, |st, id| {
+                        st.execute(rusqlite::params![id, w])
+                    })?;
+                    Ok(owned
+                        .iter()
+                        .zip(changed)
+                        .filter(|(_, n)| *n > 0)
+                        .map(|(id, _)| *id)
+                        .collect())
+                })
+            })
+            .await;
+        match native {
+            Some(r) => r,
+            None => self.store.begin_sends(ids, worker).await,
+        }
+    }
+
+    /// [`Store::mark_sent`].
+    pub async fn mark_sent(&self, sent: &[(i64, i64)]) -> Result<u64> {
+        if sent.is_empty() {
+            return Ok(0);
+        }
+        let owned = sent.to_vec();
+        let native = self
+            .native(move |conn| {
+                let t = now();
+                immediate(conn, |tx| {
+                    let n = each(tx, SENT_ONE, &owned, |st, (id, at)| {
+                        st.execute(rusqlite::params![at, t, id])
+                    })?;
+                    Ok(n.into_iter().sum::<usize>() as u64)
+                })
+            })
+            .await;
+        match native {
+            Some(r) => r,
+            None => self.store.mark_sent(sent).await,
+        }
+    }
+
+    /// [`Store::mark_failed`].
+    pub async fn mark_failed(&self, failures: &[SendFailure]) -> Result<u64> {
+        if failures.is_empty() {
+            return Ok(0);
+        }
+        let owned = failures.to_vec();
+        let native = self
+            .native(move |conn| {
+                let t = now();
+                immediate(conn, |tx| {
+                    let n = each(tx, FAILED_ONE, &owned, |st, f| {
+                        st.execute(rusqlite::params![f.error, i64::from(f.permanent), t, f.id])
+                    })?;
+                    Ok(n.into_iter().sum::<usize>() as u64)
+                })
+            })
+            .await;
+        match native {
+            Some(r) => r,
+            None => self.store.mark_failed(failures).await,
+        }
+    }
+
+    /// [`Store::release_claims`].
+    pub async fn release_claims(&self, worker: &str, ids: &[i64]) -> Result<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let (owned, w) = (ids.to_vec(), worker.to_string());
+        let native = self
+            .native(move |conn| {
+                immediate(conn, |tx| {
+                    let n = each(tx, RELEASE_ONE, &owned, |st, id| {
+                        st.execute(rusqlite::params![id, w])
+                    })?;
+                    Ok(n.into_iter().sum::<usize>() as u64)
+                })
+            })
+            .await;
+        match native {
+            Some(r) => r,
+            None => self.store.release_claims(worker, ids).await,
+        }
     }
 }
 
@@ -848,6 +1115,114 @@ mod tests {
         assert_eq!(
             again.iter().map(|s| s.id).collect::<Vec<_>>(),
             vec![mine[1].id, mine[2].id]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_run_ledger_keeps_the_contract() {
+        on_both(the_run_ledger_keeps_the_contract_on).await;
+    }
+
+    async fn the_run_ledger_keeps_the_contract_on(store: Store) {
+        setup(&store, 6).await;
+        store
+            .suppress("c5@x.io", SuppressionReason::Complaint, "t")
+            .await
+            .expect("suppress");
+        let ledger = store.send_ledger().expect("ledger");
+        let (mine, supp) = claimed(
+            ledger
+                .claim_rows("k1", "me", 60, 4, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        assert_eq!(mine.len(), 4);
+        assert!(supp.is_empty());
+        let (yours, supp) = claimed(
+            ledger
+                .claim_rows("k1", "you", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        assert_eq!(yours.len(), 1, "the rest, less the suppressed address");
+        assert_eq!(supp.len(), 1);
+        assert!(supp[0].1.contains("complaint"), "{supp:?}");
+        // Only my claimed rows start, once.
+        let mut started = ledger
+            .begin_sends(&[mine[0].id, yours[0].id, mine[1].id, mine[2].id], "me")
+            .await
+            .expect("begin");
+        started.sort_unstable();
+        assert_eq!(started, vec![mine[0].id, mine[1].id, mine[2].id]);
+        assert!(ledger
+            .begin_sends(&[mine[0].id], "me")
+            .await
+            .expect("begin")
+            .is_empty());
+        // Outcomes only from `sending`.
+        assert_eq!(
+            ledger
+                .mark_sent(&[(mine[0].id, 100), (mine[3].id, 100)])
+                .await
+                .expect("sent"),
+            1
+        );
+        assert_eq!(
+            ledger
+                .mark_failed(&[SendFailure {
+                    id: mine[1].id,
+                    error: "550 no".into(),
+                    permanent: true,
+                }])
+                .await
+                .expect("failed"),
+            1
+        );
+        assert_eq!(ledger.mark_sent(&[(mine[1].id, 100)]).await.expect("s"), 0);
+        // Releasing gives back only my unstarted claims.
+        assert_eq!(
+            ledger
+                .release_claims("me", &[mine[3].id, mine[2].id, yours[0].id])
+                .await
+                .expect("release"),
+            1
+        );
+        let c = store.send_counts("k1").await.expect("counts");
+        assert_eq!(
+            (c.queued, c.sending, c.sent, c.failed, c.suppressed),
+            (2, 1, 1, 1, 1)
+        );
+        let r = store.send(mine[0].id).await.expect("r").expect("row");
+        assert_eq!(
+            (r.state, r.attempts, r.sent_at),
+            (SendState::Sent, 1, Some(100))
+        );
+        let r = store.send(mine[1].id).await.expect("r").expect("row");
+        assert_eq!(r.last_error.as_deref(), Some("550 no"));
+        assert!(r.permanent);
+        // The released row is claimable at once; the other worker's claim is still theirs.
+        let (again, _) = claimed(
+            ledger
+                .claim_rows("k1", "me", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+        );
+        assert_eq!(
+            again.iter().map(|s| s.id).collect::<Vec<_>>(),
+            vec![mine[3].id]
+        );
+        let first = store.first_queued_send("k1").await.expect("first");
+        assert_eq!(first.map(|f| f.id), Some(mine[3].id));
+        store
+            .set_send_campaign_state("k1", CampaignSendState::Paused)
+            .await
+            .expect("pause");
+        assert_eq!(
+            ledger
+                .claim_rows("k1", "me", 60, 10, ConsentCheck::default())
+                .await
+                .expect("claim"),
+            Claim::Stopped(CampaignSendState::Paused)
         );
     }
 
