@@ -10,6 +10,9 @@ use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
+/// (customer key, order key, file position): the order rows are merged in.
+type SortKey = (i64, i64, i64);
+
 /// One order row of an import, before line items are added up and occurrences numbered.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct SpillRow {
@@ -32,7 +35,7 @@ pub(crate) struct SpillRow {
 }
 
 impl SpillRow {
-    fn key(&self) -> (i64, i64, i64) {
+    fn key(&self) -> SortKey {
         (self.ckey, self.okey, self.seq)
     }
 
@@ -198,7 +201,7 @@ pub(crate) enum Merged {
     Runs {
         readers: Vec<BufReader<File>>,
         heads: Vec<Option<SpillRow>>,
-        heap: BinaryHeap<Reverse<((i64, i64, i64), usize)>>,
+        heap: BinaryHeap<Reverse<(SortKey, usize)>>,
     },
 }
 
@@ -247,14 +250,14 @@ mod tests {
     }
 
     fn sorted_of(rows: &[SpillRow], cap: usize) -> Vec<SpillRow> {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let mut s = Sorter::new(dir.path().to_path_buf(), cap);
         for r in rows {
-            s.push(r.clone()).unwrap();
+            s.push(r.clone()).expect("a spilled row");
         }
-        let mut m = s.finish().unwrap();
+        let mut m = s.finish().expect("the merged runs");
         let mut out = Vec::new();
-        while let Some(r) = m.next_row().unwrap() {
+        while let Some(r) = m.next_row().expect("a merged row") {
             out.push(r);
         }
         out
