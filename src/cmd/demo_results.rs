@@ -301,26 +301,21 @@ async fn replay(ctx: &Context, opens: &[(i64, i64)], clicks: &[(i64, i64)]) -> R
         .to_string();
     let path_of = |url: String| url.strip_prefix(&base).map(str::to_string).unwrap_or(url);
     let mut visits: Vec<retain_web::replay::Visit> = Vec::new();
+    let links = |send_id| Links {
+        base_url: &base,
+        secret: &secret,
+        send_id,
+    };
     for &(send_id, at) in opens {
-        let links = Links {
-            base_url: &base,
-            secret: &secret,
-            send_id,
-        };
         visits.push(retain_web::replay::Visit {
             at,
-            path: path_of(links.open_pixel()),
+            path: path_of(links(send_id).open_pixel()),
         });
     }
     for &(send_id, at) in clicks {
-        let links = Links {
-            base_url: &base,
-            secret: &secret,
-            send_id,
-        };
         visits.push(retain_web::replay::Visit {
             at,
-            path: path_of(links.click("https://shop.example.com/")),
+            path: path_of(links(send_id).click("https://shop.example.com/")),
         });
     }
     visits.sort_by_key(|v| v.at);

@@ -322,6 +322,13 @@ where
     )
     .map_err(e)?;
     let mut recompute = touched;
+    // One customer's aggregates: stored from the merge for customers without earlier orders,
+    // from the orders table for the others.
+    let mut ins_stats = tx
+        .prepare(&format!(
+            "INSERT OR REPLACE INTO customer_stats ({STATS_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
+        ))
+        .map_err(e)?;
     {
         let mut upsert = tx
             .prepare(&format!(
@@ -334,11 +341,6 @@ where
             .map_err(e)?;
         let mut distinct = tx
             .prepare("INSERT OR REPLACE INTO temp.import_distinct (srow, okey) VALUES (?1, ?2)")
-            .map_err(e)?;
-        let mut ins_stats = tx
-            .prepare(&format!(
-                "INSERT OR REPLACE INTO customer_stats ({STATS_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
-            ))
             .map_err(e)?;
         let mut merged = sorter.finish().map_err(spill_err)?;
         let mut group: Vec<SpillRow> = Vec::new();
@@ -423,14 +425,9 @@ where
         let mut del = tx
             .prepare("DELETE FROM customer_stats WHERE ckey = ?1")
             .map_err(e)?;
-        let mut ins = tx
-            .prepare(&format!(
-                "INSERT OR REPLACE INTO customer_stats ({STATS_COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"
-            ))
-            .map_err(e)?;
         let mut store_stats = |key: i64, facts: &[OrderFact]| -> Result<()> {
             match CustomerAggregate::fold(facts, None) {
-                Some(a) => ins.execute(rusqlite::params_from_iter(stats_values(key, &a))),
+                Some(a) => ins_stats.execute(rusqlite::params_from_iter(stats_values(key, &a))),
                 None => del.execute([key]),
             }
             .map_err(e)?;
@@ -484,6 +481,7 @@ where
             }
         }
     }
+    drop(ins_stats);
     let rejected = summary.rows_rejected + summary.rows_without_customer;
     tx.execute(
         "UPDATE imports SET rows_read = ?1, rows_imported = ?2, rows_rejected = ?3 WHERE id = ?4",
