@@ -255,14 +255,11 @@ pub async fn load_summaries(
     let as_of = retain_core::date_of(last);
     let out: Vec<(String, Summary)> = ctx
         .store
-        .customer_stats()
-        .await?
-        .into_iter()
-        .map(|c| {
-            let s = summarize_aggregate(&c.agg, as_of, period);
-            (c.id, s)
+        .customer_stats_with(move |_, id, agg| {
+            let s = summarize_aggregate(&agg, as_of, period);
+            (id, s)
         })
-        .collect();
+        .await?;
     Ok(Some((as_of, out)))
 }
 

@@ -200,7 +200,10 @@ pub async fn fit_and_store(
     show: bool,
 ) -> Result<(i64, SegmentationRun)> {
     let sp = spinner("loading", show);
-    let Some((as_of, customers)) = ctx.store.customer_features(as_of).await? else {
+    // The features and the predictions are read at once, on two connections.
+    let (features, predictions) =
+        tokio::try_join!(ctx.store.customer_features(as_of), ctx.store.predictions())?;
+    let Some((as_of, customers)) = features else {
         sp.finish_and_clear();
         return Err(fail(
             exit::PRECONDITION,
@@ -214,7 +217,6 @@ pub async fn fit_and_store(
             format!("no customer has a purchase before {as_of}: nothing to segment"),
         ));
     }
-    let predictions = ctx.store.predictions().await?;
     sp.finish_and_clear();
     if predictions.is_empty() && params.features.iter().any(|f| f.needs_prediction()) {
         return Err(fail(

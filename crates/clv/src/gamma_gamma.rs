@@ -218,7 +218,10 @@ fn log_likelihood_and_gradient(data: &GgData, p: &GammaGammaParams) -> (f64, [f6
         data.rows
             .par_chunks(4096)
             .map(|c| row_terms(c, &data.groups, p))
-            .reduce(Acc::default, |a, b| a + b)
+            // Chunk sums added in chunk order: the same result on every run and thread count.
+            .collect::<Vec<Acc>>()
+            .into_iter()
+            .fold(Acc::default(), |a, b| a + b)
     } else {
         row_terms(&data.rows, &data.groups, p)
     };

@@ -97,7 +97,10 @@ pub(crate) fn log_likelihood_and_gradient(data: &BgData, p: &MbgNbdParams) -> (f
         data.rows
             .par_chunks(4096)
             .map(|c| row_terms(c, &data.groups, p))
-            .reduce(Acc::default, |x, y| x + y)
+            // Chunk sums added in chunk order: the same result on every run and thread count.
+            .collect::<Vec<Acc>>()
+            .into_iter()
+            .fold(Acc::default(), |x, y| x + y)
     } else {
         row_terms(&data.rows, &data.groups, p)
     };

@@ -261,7 +261,10 @@ pub(crate) fn log_likelihood_and_gradient(data: &BgData, p: &ParetoNbdParams) ->
         data.rows
             .par_chunks(256)
             .map(terms)
-            .reduce(Acc::default, |a, b| a + b)
+            // Chunk sums added in chunk order: the same result on every run and thread count.
+            .collect::<Vec<Acc>>()
+            .into_iter()
+            .fold(Acc::default(), |a, b| a + b)
     } else {
         terms(&data.rows)
     };

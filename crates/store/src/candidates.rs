@@ -1,7 +1,8 @@
 //! The planner's candidates: every buyer of the newest segmentation with their customer record,
 //! features, segment and RFM scores, prediction and last mailing — joined in the database and
-//! merged with the features in id order, so `retain plan` holds one row per customer instead of
-//! several whole-shop maps.
+//! merged with the features on the integer customer key (both read in key order), then put in
+//! customer id order once, so `retain plan` holds one row per customer instead of several
+//! whole-shop maps.
 
 use chrono::NaiveDate;
 use retain_core::{Customer, CustomerFeatures, Prediction};
@@ -43,19 +44,19 @@ impl Store {
         as_of: Option<NaiveDate>,
         bound: PredictionBound,
     ) -> Result<Option<PlanCandidates>> {
-        let Some((as_of, features)) = self.customer_features(as_of).await? else {
-            return Ok(None);
-        };
         let run: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM segment_runs")
             .fetch_one(self.pool())
             .await?;
         let Some(run) = run else {
-            return Ok(Some(PlanCandidates {
-                as_of,
-                segmented: false,
-                unsegmented: features.len(),
-                candidates: Vec::new(),
-            }));
+            return Ok(self
+                .customer_features_by_key(as_of)
+                .await?
+                .map(|(as_of, features)| PlanCandidates {
+                    as_of,
+                    segmented: false,
+                    unsegmented: features.len(),
+                    candidates: Vec::new(),
+                }));
         };
         let (ep, clv) = match bound {
             PredictionBound::Point => ("p.expected_purchases_90d", "p.clv"),
@@ -69,9 +70,9 @@ impl Store {
             .map(|c| format!("c.{c}"))
             .collect::<Vec<_>>()
             .join(", ");
-        // Columns: 0–3 segment and scores, 4–13 customer, 14–16 prediction, 17 last mailing.
+        // Columns: 0–3 segment and scores, 4–13 customer, 14–16 prediction, 17 last mailing, 18 key.
         let sql = format!(
-            "SELECT a.segment, a.r, a.f, a.m, {customer_cols}, p.p_alive, {ep}, {clv}, lm.at \
+            "SELECT a.segment, a.r, a.f, a.m, {customer_cols}, p.p_alive, {ep}, {clv}, lm.at, a.ckey \
              FROM segment_assignments a \
              JOIN customers c ON c.key = a.ckey \
              LEFT JOIN predictions p ON p.ckey = a.ckey \
@@ -81,59 +82,62 @@ impl Store {
              WHERE a.run_id = $1 ORDER BY a.ckey"
         );
         type Row = (
+            i64,
             String,
             (i64, i64, i64),
             Customer,
             Option<Prediction>,
             Option<i64>,
         );
-        let mut rows: Vec<Row> = self
-            .read_rows(sql, vec![OwnedVal::Int(Some(run))], |r| {
-                let customer = crate::customers::customer_from_row_at(r, 4)?;
-                let prediction = match r.opt_real(14)? {
-                    Some(p_alive) => Some(Prediction {
-                        customer_id: customer.id.clone(),
-                        p_alive,
-                        expected_purchases_90d: r.real(15)?,
-                        clv: r.opt_real(16)?.unwrap_or(f64::NAN),
-                    }),
-                    None => None,
-                };
-                Ok((
-                    r.text(0)?,
-                    (r.int(1)?, r.int(2)?, r.int(3)?),
-                    customer,
-                    prediction,
-                    r.opt_int(17)?,
-                ))
-            })
-            .await?;
-        // Both in customer id order (sorted here: text collation differs between backends).
-        rows.sort_by(|a, b| a.2.id.cmp(&b.2.id));
+        // The features and the joined rows are read at once, on two connections.
+        let rows = self.read_rows(sql, vec![OwnedVal::Int(Some(run))], |r| {
+            let customer = crate::customers::customer_from_row_at(r, 4)?;
+            let prediction = match r.opt_real(14)? {
+                Some(p_alive) => Some(Prediction {
+                    customer_id: customer.id.clone(),
+                    p_alive,
+                    expected_purchases_90d: r.real(15)?,
+                    clv: r.opt_real(16)?.unwrap_or(f64::NAN),
+                }),
+                None => None,
+            };
+            Ok((
+                r.int(18)?,
+                r.text(0)?,
+                (r.int(1)?, r.int(2)?, r.int(3)?),
+                customer,
+                prediction,
+                r.opt_int(17)?,
+            ))
+        });
+        let (features, rows): (_, Vec<Row>) =
+            tokio::try_join!(self.customer_features_by_key(as_of), rows)?;
+        let Some((as_of, features)) = features else {
+            return Ok(None);
+        };
+        // Both in key order: merged on the key, then put in customer id order once.
         let mut rows = rows.into_iter().peekable();
         let mut candidates = Vec::with_capacity(features.len());
         let mut unsegmented = 0;
-        for f in features {
-            while rows
-                .peek()
-                .is_some_and(|r| r.2.id.as_str() < f.customer_id.as_str())
-            {
+        for (key, f) in features {
+            while rows.peek().is_some_and(|r| r.0 < key) {
                 rows.next();
             }
-            match rows.next_if(|r| r.2.id == f.customer_id) {
-                Some((segment, scores, customer, prediction, last_mailed_at)) => {
-                    candidates.push(PlanCandidate {
+            match rows.next_if(|r| r.0 == key) {
+                Some((_, segment, scores, customer, prediction, last_mailed_at)) => candidates
+                    .push(PlanCandidate {
                         customer,
                         features: f,
                         segment,
                         scores,
                         prediction,
                         last_mailed_at,
-                    })
-                }
+                    }),
                 None => unsegmented += 1,
             }
         }
+        let candidates =
+            retain_core::by_id::sort_by_id(candidates, |c: &PlanCandidate| c.customer.id.as_str());
         Ok(Some(PlanCandidates {
             as_of,
             segmented: true,

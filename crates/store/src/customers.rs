@@ -70,7 +70,7 @@ impl Store {
         let mut out =
             crate::collect_rows(sqlx::query(&sql), self.pool(), customer_from_row).await?;
         // Sorted here: text collation differs between the backends.
-        out.sort_by(|a, b| a.id.cmp(&b.id));
+        out = retain_core::by_id::sort_by_id(out, |c| c.id.as_str());
         Ok(out)
     }
 

@@ -27,7 +27,7 @@ impl KeyedTable {
         &self,
         tx: &mut WriteTx<'_>,
         len: usize,
-        id: impl Fn(usize) -> &'v str,
+        id: impl Fn(usize) -> &'v str + Sync,
         row: impl Fn(usize, &mut Vec<Val<'v>>),
     ) -> Result<()> {
         if len == 0 {
@@ -97,15 +97,16 @@ impl KeyedTable {
         &self,
         conn: &rusqlite::Connection,
         len: usize,
-        id: &impl Fn(usize) -> &'v str,
+        id: &(impl Fn(usize) -> &'v str + Sync),
         row: &impl Fn(usize, &mut Vec<Val<'v>>),
     ) -> Result<()> {
         let err = crate::native::err;
         // The rows by id (callers usually pass them sorted already: checked in one pass).
-        let mut by_id: Vec<usize> = (0..len).collect();
-        if !(1..len).all(|i| id(i - 1) <= id(i)) {
-            by_id.sort_unstable_by(|&a, &b| id(a).cmp(id(b)));
-        }
+        let by_id: Vec<usize> = if (1..len).all(|i| id(i - 1) <= id(i)) {
+            (0..len).collect()
+        } else {
+            retain_core::by_id::order_by_id(len, id)
+        };
         if let Some(w) = by_id.windows(2).find(|w| id(w[0]) == id(w[1])) {
             return Err(StoreError::Conflict(format!(
                 "customer {} appears twice in one write to {}",

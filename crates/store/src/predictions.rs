@@ -250,7 +250,7 @@ impl Store {
         })
         .await?;
         // Sorted here: text collation differs between the backends.
-        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        out = retain_core::by_id::sort_by_id(out, |r| r.customer_id.as_str());
         Ok(out)
     }
 
@@ -275,7 +275,7 @@ impl Store {
                  FROM predictions p JOIN customers c ON c.key = p.ckey ORDER BY p.ckey"
             }
         };
-        let mut out = self
+        let out = self
             .read_rows(sql.to_string(), Vec::new(), |r| {
                 Ok(Prediction {
                     customer_id: r.text(0)?,
@@ -286,8 +286,9 @@ impl Store {
             })
             .await?;
         // Sorted here: text collation differs between the backends.
-        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
-        Ok(out)
+        Ok(retain_core::by_id::sort_by_id(out, |p: &Prediction| {
+            p.customer_id.as_str()
+        }))
     }
 }
 

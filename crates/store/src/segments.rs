@@ -256,7 +256,7 @@ impl Store {
         })
         .await?;
         // Sorted here: text collation differs between the backends.
-        out.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        out = retain_core::by_id::sort_by_id(out, |r| r.customer_id.as_str());
         Ok(out)
     }
 
@@ -271,7 +271,7 @@ impl Store {
         })
         .await?;
         // Sorted here: text collation differs between the backends.
-        out.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        out = retain_core::by_id::sort_by_id(out, |r| r.customer_id.as_str());
         Ok(out)
     }
 }

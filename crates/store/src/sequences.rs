@@ -101,7 +101,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        out = retain_core::by_id::sort_by_id(out, |r| r.customer_id.as_str());
         Ok(out)
     }
 
@@ -201,7 +201,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        out = retain_core::by_id::sort_by_id(out, |r| r.customer_id.as_str());
         Ok(out)
     }
 

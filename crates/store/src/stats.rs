@@ -26,6 +26,18 @@ pub(crate) const STATS_COLS: &str = "ckey, first_day, last_day, purchase_days, p
 impl Store {
     /// Every customer with a purchase, with their aggregate, by key.
     pub async fn customer_stats(&self) -> Result<Vec<CustomerStats>> {
+        self.customer_stats_with(|key, id, agg| CustomerStats { key, id, agg })
+            .await
+    }
+
+    /// Every customer's aggregates as `f(key, id, aggregates)` gives them, in key order: the
+    /// rows are mapped as they are read, so no list of [`CustomerStats`] is held beside the
+    /// result.
+    pub async fn customer_stats_with<T, F>(&self, f: F) -> Result<Vec<T>>
+    where
+        T: Send + 'static,
+        F: Fn(i64, String, CustomerAggregate) -> T + Send + 'static,
+    {
         let sql = format!(
             "SELECT c.id, s.{} FROM customer_stats s JOIN customers c ON c.key = s.ckey ORDER BY s.ckey",
             STATS_COLS.replace(", ", ", s.")
@@ -33,17 +45,11 @@ impl Store {
         match self.sqlite_path() {
             Some(path) => {
                 let path = path.to_path_buf();
-                tokio::task::spawn_blocking(move || -> Result<Vec<CustomerStats>> {
+                tokio::task::spawn_blocking(move || -> Result<Vec<T>> {
                     let conn = crate::native::open_read(&path)?;
                     let mut stmt = conn.prepare(&sql).map_err(crate::native::err)?;
                     let rows = stmt
-                        .query_map([], |r| {
-                            Ok(CustomerStats {
-                                id: r.get(0)?,
-                                key: r.get(1)?,
-                                agg: agg_native(r, 1)?,
-                            })
-                        })
+                        .query_map([], |r| Ok(f(r.get(1)?, r.get(0)?, agg_native(r, 1)?)))
                         .map_err(crate::native::err)?;
                     rows.collect::<std::result::Result<Vec<_>, _>>()
                         .map_err(crate::native::err)
@@ -55,11 +61,7 @@ impl Store {
                 let mut out = Vec::new();
                 let mut rows = sqlx::query(&sql).fetch(self.pool());
                 while let Some(r) = rows.try_next().await? {
-                    out.push(CustomerStats {
-                        id: r.try_get(0)?,
-                        key: r.try_get(1)?,
-                        agg: agg_any(&r, 1)?,
-                    });
+                    out.push(f(r.try_get(1)?, r.try_get(0)?, agg_any(&r, 1)?));
                 }
                 Ok(out)
             }
@@ -299,6 +301,26 @@ impl Store {
         &self,
         as_of: Option<chrono::NaiveDate>,
     ) -> Result<Option<(chrono::NaiveDate, Vec<retain_core::CustomerFeatures>)>> {
+        Ok(self
+            .customer_features_by_key(as_of)
+            .await?
+            .map(|(as_of, keyed)| {
+                let features = keyed.into_iter().map(|(_, f)| f).collect();
+                (
+                    as_of,
+                    retain_core::by_id::sort_by_id(
+                        features,
+                        |f: &retain_core::CustomerFeatures| f.customer_id.as_str(),
+                    ),
+                )
+            }))
+    }
+
+    /// [`Store::customer_features`] with each customer's key, in key order (no sort).
+    pub(crate) async fn customer_features_by_key(
+        &self,
+        as_of: Option<chrono::NaiveDate>,
+    ) -> Result<Option<(chrono::NaiveDate, Vec<(i64, retain_core::CustomerFeatures)>)>> {
         let Some(last) = self.last_order_day().await? else {
             return Ok(None);
         };
@@ -306,19 +328,18 @@ impl Store {
         let cutoff = retain_core::day_of(as_of);
         let mut out = Vec::new();
         if cutoff > last {
-            for c in self.customer_stats().await? {
-                out.push(c.agg.features(&c.id, as_of));
-            }
+            out = self
+                .customer_stats_with(move |key, id, agg| (key, agg.features(&id, as_of)))
+                .await?;
         } else {
             out = self
-                .fold_customer_orders(out, move |out, _, id, facts| {
+                .fold_customer_orders(out, move |out, key, id, facts| {
                     if let Some(a) = CustomerAggregate::fold(facts, Some(cutoff)) {
-                        out.push(a.features(id, as_of));
+                        out.push((key, a.features(id, as_of)));
                     }
                 })
                 .await?;
         }
-        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
         Ok(Some((as_of, out)))
     }
 
@@ -330,7 +351,7 @@ impl Store {
         cutoff: Option<chrono::NaiveDate>,
     ) -> Result<Vec<retain_core::features::CustomerHistory>> {
         let cut = cutoff.map(retain_core::day_of).unwrap_or(Day::MAX);
-        let mut out = self
+        let out = self
             .fold_customer_orders(Vec::new(), move |out, _, id, facts| {
                 if let Some(h) =
                     retain_core::features::CustomerHistory::from_facts(id, facts, Some(cut))
@@ -339,8 +360,10 @@ impl Store {
                 }
             })
             .await?;
-        out.sort_unstable_by(|a, b| a.customer_id.cmp(&b.customer_id));
-        Ok(out)
+        Ok(retain_core::by_id::sort_by_id(
+            out,
+            |h: &retain_core::features::CustomerHistory| h.customer_id.as_str(),
+        ))
     }
 }
 

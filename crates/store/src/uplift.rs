@@ -121,7 +121,7 @@ impl Store {
                 })
             })
             .await?;
-        rows.sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+        rows = retain_core::by_id::sort_by_id(rows, |r| r.customer_id.as_str());
         let index: HashMap<String, usize> = rows
             .iter()
             .enumerate()
