@@ -133,17 +133,46 @@ impl KMeansFit {
 /// extra clusters end up empty or duplicated (the segmentation layer rejects that case first).
 pub fn kmeans(data: &[f64], dim: usize, cfg: &KMeansConfig) -> Result<KMeansFit> {
     validate(data, dim, cfg)?;
+    Ok(fit(data, dim, cfg, None))
+}
+
+/// One run of Lloyd iterations from the given centres (`k × dim` values, row by row) instead of
+/// k-means++ seeds: to refine on every customer the centres a fit on a sample found. `n_runs` and
+/// `seed` are not used.
+///
+/// Errors: those of [`kmeans`], and centres of the wrong length or not finite.
+pub fn kmeans_from(
+    data: &[f64],
+    dim: usize,
+    cfg: &KMeansConfig,
+    centres: &[f64],
+) -> Result<KMeansFit> {
+    validate(data, dim, cfg)?;
+    if centres.len() != cfg.k * dim || centres.iter().any(|v| !v.is_finite()) {
+        return Err(ClusteringError::InvalidParameter {
+            name: "centres",
+            reason: format!(
+                "{} values; k = {} centres of {dim} finite values are needed",
+                centres.len(),
+                cfg.k
+            ),
+        });
+    }
+    Ok(fit(data, dim, cfg, Some(centres)))
+}
+
+fn fit(data: &[f64], dim: usize, cfg: &KMeansConfig, centres: Option<&[f64]>) -> KMeansFit {
     macro_rules! by_dim {
         ($f:ty) => {
             match dim {
-                1 => fit_dim::<$f, 1>(data, cfg),
-                2 => fit_dim::<$f, 2>(data, cfg),
-                3 => fit_dim::<$f, 3>(data, cfg),
-                4 => fit_dim::<$f, 4>(data, cfg),
-                5 => fit_dim::<$f, 5>(data, cfg),
-                6 => fit_dim::<$f, 6>(data, cfg),
-                7 => fit_dim::<$f, 7>(data, cfg),
-                _ => fit_dim::<$f, 8>(data, cfg),
+                1 => fit_dim::<$f, 1>(data, cfg, centres),
+                2 => fit_dim::<$f, 2>(data, cfg, centres),
+                3 => fit_dim::<$f, 3>(data, cfg, centres),
+                4 => fit_dim::<$f, 4>(data, cfg, centres),
+                5 => fit_dim::<$f, 5>(data, cfg, centres),
+                6 => fit_dim::<$f, 6>(data, cfg, centres),
+                7 => fit_dim::<$f, 7>(data, cfg, centres),
+                _ => fit_dim::<$f, 8>(data, cfg, centres),
             }
         };
     }
@@ -154,7 +183,7 @@ pub fn kmeans(data: &[f64], dim: usize, cfg: &KMeansConfig) -> Result<KMeansFit>
     if cfg.precision == Precision::F32 {
         fit.inertia = inertia(data, dim, &fit.centroids, &fit.labels);
     }
-    Ok(fit)
+    fit
 }
 
 fn validate(data: &[f64], dim: usize, cfg: &KMeansConfig) -> Result<()> {
@@ -614,8 +643,18 @@ fn run_once<F: Lane, const D: usize>(
     tol: f64,
     rng: &mut Xoshiro256PlusPlus,
 ) -> RunResult<D> {
-    let n = x.n;
     let init = kmeans_plus_plus(x, k, rng);
+    lloyd(x, init, max_iter, tol)
+}
+
+/// Lloyd iterations from the centres `init`.
+fn lloyd<F: Lane, const D: usize>(
+    x: &Blocks<F, D>,
+    init: Vec<[F; D]>,
+    max_iter: usize,
+    tol: f64,
+) -> RunResult<D> {
+    let n = x.n;
     let mut centers: Vec<[f64; D]> = init
         .iter()
         .map(|c| std::array::from_fn(|j| c[j].to_f64()))
@@ -711,7 +750,11 @@ fn relocate_empty<F: Lane, const D: usize>(
     }
 }
 
-fn fit_dim<F: Lane, const D: usize>(data: &[f64], cfg: &KMeansConfig) -> KMeansFit {
+fn fit_dim<F: Lane, const D: usize>(
+    data: &[f64],
+    cfg: &KMeansConfig,
+    centres: Option<&[f64]>,
+) -> KMeansFit {
     let x = Blocks::<F, D>::new(data);
     // scikit-learn's tolerance: tol × mean of the per-feature variances.
     let n = x.n as f64;
@@ -731,8 +774,15 @@ fn fit_dim<F: Lane, const D: usize>(data: &[f64], cfg: &KMeansConfig) -> KMeansF
     let mean_var = var.iter().map(|v| v / n).sum::<f64>() / D as f64;
     let tol = cfg.tol * mean_var;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
-    let mut best: Option<RunResult<D>> = None;
-    for _ in 0..cfg.n_runs {
+    let mut best: Option<RunResult<D>> = centres.map(|c| {
+        let init: Vec<[F; D]> = c
+            .chunks_exact(D)
+            .map(|row| std::array::from_fn(|j| F::from_f64(row[j])))
+            .collect();
+        lloyd(&x, init, cfg.max_iter, tol)
+    });
+    let runs = if centres.is_some() { 0 } else { cfg.n_runs };
+    for _ in 0..runs {
         let run = run_once(&x, cfg.k, cfg.max_iter, tol, &mut rng);
         if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
             best = Some(run);

@@ -11,8 +11,9 @@
 //! Automatic k (`KChoice::Auto`, default 2–10) fits every k in the range on all customers and
 //! scores each by the silhouette of a seeded sample of at most `silhouette_sample` customers; the
 //! best score wins, ties going to the smaller k. With more than `fit_sample` customers (default
-//! 200,000) the k-means candidates are fitted on a seeded sample of that many and the chosen k is
-//! refitted on everyone. Gaussian mixtures are fitted on at most `gmm_sample` customers (default
+//! 200,000) k-means (a fixed k or every candidate k) runs its `n_runs` k-means++ starts on a
+//! seeded sample of that many, and the best centres of the chosen k are refined on everyone by
+//! one run of Lloyd iterations. Gaussian mixtures are fitted on at most `gmm_sample` customers (default
 //! 20,000; linfa's EM is slow on large inputs) and assign everyone. Documented fallbacks, each recorded in
 //! [`SegmentationRun::notes`]: the range is clamped to what the data can support (no more clusters
 //! than distinct customers, and fewer than the sampled customers); a `gmm` fit that fails for one k
@@ -27,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ClusteringError, Result};
 use crate::features::{Feature, Scaling};
 use crate::gmm::{gmm, GaussianParams};
-use crate::kmeans::{kmeans, nearest, KMeansConfig, Precision, MAX_K};
+use crate::kmeans::{kmeans, kmeans_from, nearest, KMeansConfig, Precision, MAX_K};
 use crate::profile::{profile_segments, SegmentProfile};
 use crate::rfm::{score_customers, RfmBoundaries, RfmScores, RfmSegment};
 use crate::silhouette::{sample_indices, sample_silhouette};
@@ -156,7 +157,8 @@ pub struct SegmentParams {
     /// Customers sampled to score a k by silhouette.
     pub silhouette_sample: usize,
     /// Automatic k with more customers than this fits the k-means candidates on a seeded sample
-    /// of this many, then refits the chosen k on all customers.
+    /// of this many, then refines the chosen k's centres on all customers; a fixed k seeds its
+    /// centres on the sample the same way.
     pub fit_sample: usize,
     /// Gaussian mixtures are fitted on a seeded sample of at most this many customers (linfa's EM
     /// allocates per-customer matrices on every step); every customer is then assigned by the
@@ -390,6 +392,26 @@ fn fit_k(x: &[f64], d: usize, k: usize, params: &SegmentParams) -> Result<Fitted
     }
 }
 
+/// k-means on `x` from the given centres (one run of Lloyd iterations).
+fn refine_k(x: &[f64], d: usize, centroids: &[Vec<f64>], params: &SegmentParams) -> Result<Fitted> {
+    let cfg = KMeansConfig {
+        k: centroids.len(),
+        n_runs: 1,
+        max_iter: params.max_iter,
+        tol: params.tol,
+        seed: params.seed,
+        precision: params.precision,
+    };
+    let start: Vec<f64> = centroids.iter().flatten().copied().collect();
+    let fit = kmeans_from(x, d, &cfg, &start)?;
+    let centroids = (0..fit.k).map(|c| fit.centroid(c).to_vec()).collect();
+    Ok(Fitted {
+        labels: fit.labels,
+        model: Model::Kmeans { centroids },
+        inertia: Some(fit.inertia),
+    })
+}
+
 /// Segments the customers of `input`, reporting one progress step per k fitted.
 ///
 /// Errors: no customers, a duplicate customer id, invalid parameters, a non-finite feature, a
@@ -450,8 +472,9 @@ pub fn segment_with_progress(
             // `gmm_sample` customers and assigns everyone.
             let limit = match (params.method, params.k) {
                 (Method::Gmm, _) => params.gmm_sample,
-                (_, KChoice::Auto { .. }) => params.fit_sample,
-                _ => usize::MAX,
+                // k-means seeds (and, with k auto, compares k) on the sample, then refines
+                // the best centres on everyone.
+                _ => params.fit_sample,
             };
             let subsample = n > limit;
             let (xs, distinct_s) = if subsample {
@@ -466,9 +489,14 @@ pub fn segment_with_progress(
                         "mixture fitted on a seeded sample of {} of {n} customers; every customer assigned by it",
                         rows.len()
                     )
+                } else if matches!(params.k, KChoice::Auto { .. }) {
+                    format!(
+                        "k chosen and centres seeded on a seeded sample of {} of {n} customers, then refined on all",
+                        rows.len()
+                    )
                 } else {
                     format!(
-                        "k chosen on a seeded sample of {} of {n} customers, then refitted on all",
+                        "centres seeded on a seeded sample of {} of {n} customers, then refined on all",
                         rows.len()
                     )
                 });
@@ -559,14 +587,15 @@ pub fn segment_with_progress(
                         inertia: None,
                     }
                 }
-                (true, _) => {
+                (true, Model::Kmeans { centroids }) => {
                     progress.update(
-                        &format!("fitting {} k={k} on all customers", params.method),
+                        &format!("refining {} k={k} on all customers", params.method),
                         ks.len(),
                         ks.len(),
                     );
-                    fit_k(&x, d, k, params)?
+                    refine_k(&x, d, &centroids, params)?
                 }
+                (true, _) => fit_k(&x, d, k, params)?,
             };
             let (labels, model, names) = name_clusters(fitted.labels, fitted.model, k, &rfm_of);
             (

@@ -7,7 +7,9 @@ use common::{ari, blobs};
 use linfa::traits::{Fit, Predict};
 use linfa::DatasetBase;
 use ndarray::{Array1, Array2};
-use retain_clustering::kmeans::{inertia, kmeans, linfa_kmeans, nearest, KMeansConfig, Precision};
+use retain_clustering::kmeans::{
+    inertia, kmeans, kmeans_from, linfa_kmeans, nearest, KMeansConfig, Precision,
+};
 use retain_clustering::ClusteringError;
 
 fn four_blobs(per: usize, seed: u64) -> (Vec<f64>, Vec<usize>) {
@@ -36,6 +38,44 @@ fn adjusted_rand_index_behaves() {
         "an unrelated split scores near 0"
     );
     assert!(ari(&a, &[0, 0, 1, 1, 2, 0]) < 1.0);
+}
+
+#[test]
+fn refining_centres_from_a_sample_fit_reaches_the_full_fit() {
+    let (data, truth) = four_blobs(2_000, 11);
+    let cfg = KMeansConfig::new(4);
+    // Seeds from every fourth point, refined on all of them.
+    let sample: Vec<f64> = data.chunks_exact(3).step_by(4).flatten().copied().collect();
+    let seeded = kmeans(&sample, 3, &cfg).expect("sample fit");
+    let refined = kmeans_from(&data, 3, &cfg, &seeded.centroids).expect("refined");
+    assert!(refined.converged);
+    assert_eq!(refined.labels.len(), truth.len());
+    assert!(ari(&as_usize(&refined.labels), &truth) >= 0.95);
+    assert_eq!(
+        refined.labels,
+        nearest(&data, 3, &refined.centroids),
+        "labels are the nearest refined centres"
+    );
+    let full = kmeans(&data, 3, &cfg).expect("full fit");
+    assert!(
+        refined.inertia <= full.inertia * 1.001,
+        "refined {} against a full fit's {}",
+        refined.inertia,
+        full.inertia
+    );
+    // Refining converged centres changes nothing.
+    let again = kmeans_from(&data, 3, &cfg, &refined.centroids).expect("again");
+    assert_eq!(again.labels, refined.labels);
+    // Centres of the wrong shape or not finite are typed errors.
+    for bad in [vec![0.0; 9], vec![f64::NAN; 12]] {
+        assert!(matches!(
+            kmeans_from(&data, 3, &cfg, &bad),
+            Err(ClusteringError::InvalidParameter {
+                name: "centres",
+                ..
+            })
+        ));
+    }
 }
 
 #[test]

@@ -185,6 +185,40 @@ fn auto_k_with_a_small_sample_still_finds_the_groups() {
 }
 
 #[test]
+fn fixed_k_on_many_customers_seeds_on_a_sample_and_refines_on_all() {
+    let (cs, truth) = customer_groups(&FOUR, 500, 4);
+    let p = params(Method::Kmeans, KChoice::Fixed(4));
+    let full = segment(&SegmentInput::new(&cs), &p).expect("run");
+    assert!(full.notes.is_empty(), "{:?}", full.notes);
+    let mut p = p;
+    p.fit_sample = 300;
+    let sampled = segment(&SegmentInput::new(&cs), &p).expect("run");
+    assert!(
+        sampled
+            .notes
+            .iter()
+            .any(|n| n.contains("centres seeded on a seeded sample of 300 of 2000")),
+        "{:?}",
+        sampled.notes
+    );
+    check_run_invariants(&sampled, &cs);
+    let labels = |r: &retain_clustering::SegmentationRun| {
+        r.assignments.iter().map(|a| a.cluster).collect::<Vec<_>>()
+    };
+    assert!(ari(&labels(&sampled), &truth) >= 0.95);
+    assert!(ari(&labels(&sampled), &labels(&full)) >= 0.95);
+    let (Some(a), Some(b)) = (sampled.inertia, full.inertia) else {
+        panic!("k-means runs report their inertia");
+    };
+    assert!(
+        a <= b * 1.01,
+        "refined {a} against {b} from four starts on all"
+    );
+    let again = segment(&SegmentInput::new(&cs), &p).expect("run");
+    assert_eq!(labels(&again), labels(&sampled), "same seed, same run");
+}
+
+#[test]
 fn gmm_recovers_groups_and_reassigns_identically() {
     let (cs, truth) = customer_groups(&THREE, 150, 5);
     let run = segment(
