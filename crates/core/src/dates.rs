@@ -89,17 +89,40 @@ impl DateFormat {
 
 /// Values of one [`DateFormat`] read before, for a file's many repeats of few dates: a table of
 /// two-way sets of values 8 to 16 bytes long, each held as its first and last 8 bytes and its
-/// length (a file's few hundred distinct dates hardly ever meet three in one set).
+/// length (a file's few hundred distinct dates hardly ever meet three in one set). A set is one
+/// cache line.
 pub struct DateCache {
-    /// (first 8 bytes, last 8 bytes, length, parsed); empty slots have length 0. Set `i` is
-    /// slots `2i` (the newer) and `2i + 1`.
-    slots: Vec<(u64, u64, usize, Option<NaiveDateTime>)>,
+    sets: Vec<CacheSet>,
+}
+
+/// Two cached values: the newer first.
+#[derive(Clone, Copy)]
+#[repr(align(64))]
+struct CacheSet([CacheSlot; 2]);
+
+#[derive(Clone, Copy)]
+struct CacheSlot {
+    head: u64,
+    tail: u64,
+    /// The value's length (0: empty slot), with [`CacheSlot::PARSED`] when it is a date.
+    len: u32,
+    at: NaiveDateTime,
+}
+
+impl CacheSlot {
+    const PARSED: u32 = 1 << 31;
+    const EMPTY: Self = Self {
+        head: 0,
+        tail: 0,
+        len: 0,
+        at: NaiveDateTime::MIN,
+    };
 }
 
 impl Default for DateCache {
     fn default() -> Self {
         Self {
-            slots: vec![(0, 0, 0, None); 2 << Self::BITS],
+            sets: vec![CacheSet([CacheSlot::EMPTY; 2]); 1 << Self::BITS],
         }
     }
 }
@@ -109,7 +132,7 @@ impl DateCache {
 
     /// A cache that keeps nothing (every value is parsed).
     pub fn none() -> Self {
-        Self { slots: Vec::new() }
+        Self { sets: Vec::new() }
     }
 
     /// `format.parse(s)`, from the cache when `s` was read before.
@@ -118,7 +141,7 @@ impl DateCache {
         let (Some(head), Some(tail)) = (b.first_chunk::<8>(), b.last_chunk::<8>()) else {
             return format.parse(s);
         };
-        if b.len() > 16 || self.slots.is_empty() {
+        if b.len() > 16 || self.sets.is_empty() {
             return format.parse(s);
         }
         let (head, tail) = (u64::from_le_bytes(*head), u64::from_le_bytes(*tail));
@@ -126,20 +149,23 @@ impl DateCache {
             ^ tail.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
             ^ b.len() as u64)
             .wrapping_mul(0x1656_67B1_9E37_79F9);
-        let set = 2 * (mixed >> (64 - Self::BITS)) as usize;
-        let (Some(&newer), Some(&older)) = (self.slots.get(set), self.slots.get(set + 1)) else {
+        let Some(set) = self.sets.get_mut((mixed >> (64 - Self::BITS)) as usize) else {
             return format.parse(s);
         };
-        let key = (head, tail, b.len());
-        if (newer.0, newer.1, newer.2) == key {
-            return newer.3;
-        }
-        if (older.0, older.1, older.2) == key {
-            return older.3;
+        let len = b.len() as u32;
+        for slot in &set.0 {
+            if slot.head == head && slot.tail == tail && slot.len & !CacheSlot::PARSED == len {
+                return (slot.len & CacheSlot::PARSED != 0).then_some(slot.at);
+            }
         }
         let v = format.parse(s);
-        self.slots[set + 1] = newer;
-        self.slots[set] = (head, tail, b.len(), v);
+        set.0[1] = set.0[0];
+        set.0[0] = CacheSlot {
+            head,
+            tail,
+            len: len | if v.is_some() { CacheSlot::PARSED } else { 0 },
+            at: v.unwrap_or(NaiveDateTime::MIN),
+        };
         v
     }
 }

@@ -810,11 +810,6 @@ impl<'a> From<NotOrder<'a>> for Parsed<'a> {
     }
 }
 
-/// The non-empty value of an optional column, read through `field`.
-fn opt_by<'a>(field: &impl Fn(&Column) -> &'a str, c: &Option<Column>) -> Option<&'a str> {
-    c.as_ref().map(field).filter(|s| !s.is_empty())
-}
-
 /// The amount with a return's sign: negative when the record is cancelled or its quantity is.
 fn signed_amount(amount: f64, cancelled: bool, quantity: Option<f64>) -> f64 {
     if (cancelled || quantity.is_some_and(|q| q < 0.0)) && amount > 0.0 {
@@ -845,31 +840,34 @@ impl Layout {
         .map(|c| c.index)
     }
 
-    /// A generic file's order from one record (its fields read through `field`, which gives `""`
-    /// for a missing one): [`Self::order_core`], cancelled by a `C…` order id or a return
+    /// A generic file's order from one record (`fields`: its fields up to the last of the
+    /// [`Self::order_columns`] at least; a missing one reads as empty): [`Self::order_core`], cancelled by a `C…` order id or a return
     /// status, with the amount signed; the `Err` says why the record is none. Reads only the
     /// [`Self::order_columns`]. The one implementation of these rules: [`Self::parse_with`]
     /// reads a generic record through it, and so does the scan's column-projected reader.
+    #[inline]
     pub(crate) fn generic_order<'a>(
         &'a self,
-        field: &impl Fn(&Column) -> &'a str,
+        fields: &[&'a str],
         dates: &mut DateCache,
     ) -> Result<(OrderCore<'a>, bool), NotOrder<'a>> {
-        let mut core = self.order_core(field, dates)?;
+        let mut core = self.order_core(fields, dates)?;
         let cancelled = core.order_id.is_some_and(is_cancelled_id)
-            || opt_by(field, &self.status).is_some_and(is_return_status);
+            || opt(fields, &self.status).is_some_and(is_return_status);
         core.amount = signed_amount(core.amount, cancelled, core.quantity);
         Ok((core, cancelled))
     }
 
     /// The order fields every profile reads: customer, date, quantity, amount (or unit price ×
     /// quantity) and order id, in that order of checks.
+    #[inline]
     fn order_core<'a>(
         &'a self,
-        field: &impl Fn(&Column) -> &'a str,
+        fields: &[&'a str],
         dates: &mut DateCache,
     ) -> Result<OrderCore<'a>, NotOrder<'a>> {
-        let Some(customer) = self.customer_of(field) else {
+        let field = |c: &Column| fields.get(c.index).copied().unwrap_or("");
+        let Some(customer) = self.customer_of(fields) else {
             return Err(NotOrder::NoCustomer);
         };
         let raw_date = field(&self.date);
@@ -906,7 +904,7 @@ impl Layout {
         };
         Ok(OrderCore {
             customer,
-            order_id: opt_by(field, &self.order_id),
+            order_id: opt(fields, &self.order_id),
             at,
             amount,
             quantity,
@@ -914,6 +912,7 @@ impl Layout {
     }
 
     /// A number of this file's format, or why the value is not one (`what`: the field's name).
+    #[inline]
     fn number(&self, raw: &str, what: &str) -> Result<f64, String> {
         parse_number(raw, self.decimal_comma).ok_or_else(|| {
             if raw.is_empty() {
@@ -985,7 +984,7 @@ impl Layout {
         }
         let (core, cancelled, mode, refund) = match self.profile {
             Profile::Generic => {
-                let (core, cancelled) = match self.generic_order(&field, dates) {
+                let (core, cancelled) = match self.generic_order(fields, dates) {
                     Ok(o) => o,
                     Err(e) => return e.into(),
                 };
@@ -997,7 +996,7 @@ impl Layout {
                 (core, cancelled, mode, None)
             }
             Profile::Shopify | Profile::WooCommerce => {
-                let mut core = match self.order_core(&field, dates) {
+                let mut core = match self.order_core(fields, dates) {
                     Ok(c) => c,
                     Err(e) => return e.into(),
                 };
@@ -1064,8 +1063,12 @@ impl Layout {
     }
 
     /// The record's customer: the id column (cleaned) or the email (lowercased).
-    fn customer_of<'a>(&self, field: &impl Fn(&Column) -> &'a str) -> Option<Cow<'a, str>> {
-        let raw = field(self.customer.as_ref()?);
+    #[inline]
+    fn customer_of<'a>(&self, fields: &[&'a str]) -> Option<Cow<'a, str>> {
+        let raw = fields
+            .get(self.customer.as_ref()?.index)
+            .copied()
+            .unwrap_or("");
         if self.customer_from_email {
             let e = raw.trim();
             (!e.is_empty()).then(|| Cow::Owned(e.to_ascii_lowercase()))
@@ -1077,8 +1080,7 @@ impl Layout {
     /// A platform export's further line-item row: its customer, order and product line, or
     /// `None` when one of them cannot be read (the row still counts as a line item).
     fn continuation<'a>(&self, fields: &[&'a str]) -> Option<ContinuationRow<'a>> {
-        let customer =
-            self.customer_of(&|c: &Column| fields.get(c.index).copied().unwrap_or(""))?;
+        let customer = self.customer_of(fields)?;
         let order_id = opt(fields, &self.order_id)?;
         let at = self
             .date_format

@@ -19,7 +19,6 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHasher};
 use serde::Serialize;
 
-use super::columns::Column;
 use super::orders::{layout, Layout, NotOrder, Parsed, Profile};
 use super::text;
 use super::{ImportError, ImportOptions};
@@ -425,8 +424,7 @@ fn read_chunks(
 /// no product line, no per-record [`super::orders::Row`]) into its chunk's partition.
 fn read_order(lay: &Layout, keyed: bool, acc: &mut Chunk, line: u64, fields: &[&str]) {
     acc.rows += 1;
-    let field = |c: &Column| fields.get(c.index).copied().unwrap_or("");
-    match lay.generic_order(&field, &mut acc.dates) {
+    match lay.generic_order(fields, &mut acc.dates) {
         Ok((o, cancelled)) => push(
             acc,
             keyed,
@@ -537,13 +535,30 @@ fn number_by_hash<'a>(
             let c = *by_hash.entry(fx_hash(id)).or_insert(next);
             if c == next {
                 names.push(id);
-            } else if names.get(c as usize) != Some(&id) {
+            } else if !names.get(c as usize).is_some_and(|n| same_id(n, id)) {
                 return false;
             }
             cust.push(c);
         }
     }
     true
+}
+
+/// `a == b`, for short ids without a call to `memcmp`: ids of up to 8 bytes compare as one
+/// word.
+#[inline]
+fn same_id(a: &str, b: &str) -> bool {
+    let word = |s: &str| {
+        let mut w = [0u8; 8];
+        w[..s.len()].copy_from_slice(s.as_bytes());
+        u64::from_ne_bytes(w)
+    };
+    a.len() == b.len()
+        && if a.len() <= 8 {
+            word(a) == word(b)
+        } else {
+            a == b
+        }
 }
 
 /// [`number_by_hash`] by the ids themselves.
