@@ -1,15 +1,22 @@
-//! Reading an orders file straight into per-customer features ([`scan_features`], behind
-//! `retain rfm FILE`): the same records and rules as the import ([`Layout::parse`]), folded
-//! customer by customer without materialising orders.
+//! Reading an orders file straight into per-customer features ([`scan_file`] behind
+//! `retain rfm FILE`, [`scan_features`] on bytes in memory): the same records and rules as the
+//! import, folded customer by customer without materialising orders.
 //!
 //! The pass is built for exports of tens of millions of rows:
-//! 1. the body's chunks are read in parallel; each record's customer id is hashed and the record
-//!    (id bytes, day, amount, flags — 16 bytes plus the id) goes to one of [`PARTS`] partitions
-//!    chosen by that hash, so every customer's records land in one partition;
-//! 2. partitions are folded in parallel, each with a small hash map of its own customers
-//!    (cache-resident), records bucketed by customer in file order, then each customer's orders
-//!    folded by [`fold_customer`] into a [`CustomerHistory`] and [`features_of`];
-//! 3. the features are sorted by customer id on a byte-prefix key.
+//! 1. the body is cut at line ends into pieces read in parallel. A UTF-8 file without quotes is
+//!    read by each piece's thread in blocks from the file (never whole), and a generic one
+//!    (no platform profile) only in the fields the order rules read: each record goes through
+//!    [`Layout::generic_order`], the rules [`Layout::parse_with`] applies to every generic record
+//!    of the import, without the import's per-record row and product line. Any other file is
+//!    read whole, decoded, and parsed by [`Layout::parse_with`]. Each record's customer id is
+//!    hashed and the record (id bytes, day, amount, flags — 16 bytes plus the id) goes to one of
+//!    [`PARTS`] partitions chosen by that hash, so every customer's records land in one
+//!    partition;
+//! 2. partitions are folded in parallel (buffers reused by each thread), each with a small hash
+//!    map of its own customers (cache-resident), records bucketed by customer in file order,
+//!    then each customer's orders folded by [`features_from`] into a [`CustomerHistory`] and
+//!    [`features_of`] (with order ids, line items first collapse into orders, [`fold_customer`]);
+//! 3. the features are sorted by customer id on a byte-prefix key and moved once into that order.
 
 use std::hash::{Hash as _, Hasher as _};
 use std::path::Path;
@@ -780,18 +787,18 @@ fn features_from(
     Some((f, n))
 }
 
-/// The partitions' features in one list sorted by customer id (byte order): on the ids' first 8
+/// The partitions' features in one list sorted by customer id (byte order): on the ids' first 16
 /// bytes as a big-endian number, the whole id breaking ties; each feature is moved once, from
 /// its partition to its place.
 fn sort_by_id(mut parts: Vec<Vec<CustomerFeatures>>) -> Vec<CustomerFeatures> {
     let prefix = |s: &str| {
-        let mut b = [0u8; 8];
-        let n = s.len().min(8);
+        let mut b = [0u8; 16];
+        let n = s.len().min(16);
         b[..n].copy_from_slice(&s.as_bytes()[..n]);
-        u64::from_be_bytes(b)
+        u128::from_be_bytes(b)
     };
     // (prefix, partition, index in the partition)
-    let mut order: Vec<(u64, u32, u32)> = parts
+    let mut order: Vec<(u128, u32, u32)> = parts
         .iter()
         .enumerate()
         .flat_map(|(p, fs)| {
@@ -800,18 +807,23 @@ fn sort_by_id(mut parts: Vec<Vec<CustomerFeatures>>) -> Vec<CustomerFeatures> {
                 .map(move |(i, f)| (prefix(&f.customer_id), p as u32, i as u32))
         })
         .collect();
-    {
-        let parts = &parts;
-        let id_of = |p: u32, i: u32| {
-            parts
-                .get(p as usize)
-                .and_then(|fs| fs.get(i as usize))
-                .map_or("", |f| f.customer_id.as_str())
-        };
-        order.par_sort_unstable_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| id_of(a.1, a.2).cmp(id_of(b.1, b.2)))
-        });
+    // By prefix first (a plain integer sort); then runs of equal prefixes (ids sharing their
+    // first 16 bytes) by the whole id.
+    order.par_sort_unstable_by_key(|e| e.0);
+    let id_of = |&(_, p, i): &(u128, u32, u32)| {
+        parts
+            .get(p as usize)
+            .and_then(|fs| fs.get(i as usize))
+            .map_or("", |f| f.customer_id.as_str())
+    };
+    let mut start = 0;
+    while start < order.len() {
+        let prefix = order[start].0;
+        let end = start + order[start..].partition_point(|e| e.0 == prefix);
+        if end - start > 1 {
+            order[start..end].par_sort_unstable_by(|a, b| id_of(a).cmp(id_of(b)));
+        }
+        start = end;
     }
     // What is left behind in a partition: no allocation.
     let moved = || CustomerFeatures {

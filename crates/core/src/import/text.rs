@@ -189,7 +189,8 @@ pub fn read_plain_piece(
             // A line longer than the block: the block grows.
             buf.resize(buf.len() * 2, 0);
         }
-        let n = (buf.len() - filled).min(usize::try_from(end.saturating_sub(at)).unwrap_or(0));
+        let n =
+            (buf.len() - filled).min(usize::try_from(end.saturating_sub(at)).unwrap_or(usize::MAX));
         f.read_exact_at(&mut buf[filled..filled + n], at)?;
         at += n as u64;
         filled += n;
