@@ -164,7 +164,12 @@ fn stream_chunks(
         source,
     };
     let f = std::fs::File::open(file).map_err(io)?;
-    let len = f.metadata().map_err(io)?.len();
+    let meta = f.metadata().map_err(io)?;
+    // A pipe or device has no length to cut at: read whole.
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let len = meta.len();
     let mut head = vec![0u8; usize::try_from(len.min(text::TEXT_CHECK_BYTES as u64)).unwrap_or(0)];
     f.read_exact_at(&mut head, 0).map_err(io)?;
     let raw = text::strip_bom(&head);
