@@ -511,29 +511,11 @@ fn is_blank(line: &str) -> bool {
     }
 }
 
-/// The first position of `a` or `b` in `bytes`: eight bytes at a time for the first few words
-/// (fields are short, and a call into [`memchr::memchr2`] costs more than the search), then
-/// [`memchr::memchr2`].
+/// The high bit of each byte of `v` that is zero, and no other bit.
 #[inline]
-fn find2(bytes: &[u8], a: u8, b: u8) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
+fn zero_bytes(v: u64) -> u64 {
     const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
-    // The high bit of each byte of `v` that is zero, and no other bit.
-    let zero_bytes = |v: u64| !(((v & LOW7) + LOW7) | v | LOW7);
-    let (wa, wb) = (ONES * u64::from(a), ONES * u64::from(b));
-    let mut at = 0usize;
-    for _ in 0..4 {
-        let Some(word) = bytes.get(at..).and_then(|r| r.first_chunk::<8>()) else {
-            break;
-        };
-        let x = u64::from_le_bytes(*word);
-        let hits = zero_bytes(x ^ wa) | zero_bytes(x ^ wb);
-        if hits != 0 {
-            return Some(at + (hits.trailing_zeros() / 8) as usize);
-        }
-        at += 8;
-    }
-    memchr::memchr2(a, b, bytes.get(at..)?).map(|i| at + i)
+    !(((v & LOW7) + LOW7) | v | LOW7)
 }
 
 /// Splits quote-free text into records: one scan for delimiters and line ends together; each
@@ -554,32 +536,58 @@ fn drive_plain(
     let bytes = chunk.as_bytes();
     let mut fields: Vec<&str> = Vec::with_capacity(keep.clamp(1, 16));
     let (mut line, mut line_start, mut field_start) = (start_line, 0usize, 0usize);
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let (wd, wn) = (ONES * u64::from(delimiter), ONES * u64::from(b'\n'));
+    // Every byte before `at` has been looked at.
     let mut at = 0usize;
-    while let Some(rest) = bytes.get(at..) {
-        let found = if fields.len() < keep {
-            find2(rest, delimiter, b'\n')
+    while at < bytes.len() {
+        // The separators (delimiters and line ends) among the next `span` bytes: the high bit
+        // of each one's byte in `hits`.
+        let (hits, span) = if fields.len() >= keep {
+            // Past the fields kept: straight to the line end.
+            match memchr::memchr(b'\n', &bytes[at..]) {
+                Some(o) => {
+                    at += o;
+                    (0x80, 1)
+                }
+                None => break,
+            }
+        } else if let Some(word) = bytes.get(at..).and_then(|r| r.first_chunk::<8>()) {
+            // Eight bytes at a time: fields are short, a search call per field costs more.
+            let x = u64::from_le_bytes(*word);
+            (zero_bytes(x ^ wd) | zero_bytes(x ^ wn), 8)
         } else {
-            memchr::memchr(b'\n', rest)
+            let b = bytes[at];
+            (
+                if b == delimiter || b == b'\n' {
+                    0x80
+                } else {
+                    0
+                },
+                1,
+            )
         };
-        let Some(i) = found.map(|o| at + o) else {
-            break;
-        };
-        if bytes[i] == b'\n' {
-            end_line(
-                chunk,
-                &mut fields,
-                keep,
-                (line_start, field_start, i),
-                line,
-                cb,
-            );
-            line += 1;
-            line_start = i + 1;
-        } else {
-            fields.push(trim(chunk.get(field_start..i).unwrap_or("")));
+        let mut rest = hits;
+        while rest != 0 {
+            let i = at + (rest.trailing_zeros() / 8) as usize;
+            rest &= rest - 1;
+            if bytes[i] == b'\n' {
+                end_line(
+                    chunk,
+                    &mut fields,
+                    keep,
+                    (line_start, field_start, i),
+                    line,
+                    cb,
+                );
+                line += 1;
+                line_start = i + 1;
+            } else if fields.len() < keep {
+                fields.push(trim(chunk.get(field_start..i).unwrap_or("")));
+            }
+            field_start = i + 1;
         }
-        field_start = i + 1;
-        at = i + 1;
+        at += span;
     }
     if line_start < bytes.len() {
         end_line(
@@ -721,6 +729,60 @@ mod tests {
         let all: Vec<(u64, u64)> = per_chunk.into_iter().flatten().collect();
         assert_eq!(all.len(), 200_000);
         assert!(all.iter().all(|(line, i)| *line == i + 2));
+    }
+
+    #[test]
+    fn plain_records_split_as_lines_and_fields_whatever_their_lengths() {
+        // Random text of letters, spaces, delimiters and line ends against a plain reference:
+        // lines without their `\r`, blank ones skipped, fields trimmed, the first `keep` kept.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for case in 0..2_000 {
+            let mut text = String::new();
+            for _ in 0..(case % 90) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.push(match x % 9 {
+                    0 | 1 => ',',
+                    2 => '\n',
+                    3 => '\r',
+                    4 => ' ',
+                    _ => char::from(b'a' + (x >> 8) as u8 % 26),
+                });
+            }
+            let keep = case % 5 + 1;
+            let mut want: Vec<(u64, Vec<String>)> = Vec::new();
+            for (line, l) in (7u64..).zip(text.split('\n')) {
+                let l = l.strip_suffix('\r').unwrap_or(l);
+                if !l.trim().is_empty() {
+                    want.push((
+                        line,
+                        l.split(',')
+                            .take(keep)
+                            .map(|f| f.trim().to_string())
+                            .collect(),
+                    ));
+                }
+            }
+            for k in [keep, usize::MAX] {
+                let mut got = Vec::new();
+                let lines = drive_plain(&text, b',', 7, k, &mut |line, f| {
+                    got.push((line, f.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+                });
+                assert_eq!(lines as usize, text.matches('\n').count());
+                let want: Vec<(u64, Vec<String>)> = if k == keep {
+                    want.clone()
+                } else {
+                    (7u64..)
+                        .zip(text.split('\n'))
+                        .map(|(n, l)| (n, l.strip_suffix('\r').unwrap_or(l)))
+                        .filter(|(_, l)| !l.trim().is_empty())
+                        .map(|(n, l)| (n, l.split(',').map(|f| f.trim().to_string()).collect()))
+                        .collect()
+                };
+                assert_eq!(got, want, "{text:?} keep {k}");
+            }
+        }
     }
 
     #[test]
