@@ -62,7 +62,6 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         &format!("reading {}", args.file.display()),
         !quiet && args.format == Format::Table,
     );
-    let bytes = import::read_file(&args.file)?;
     let opts = ImportOptions {
         delimiter: args.delimiter,
         date_format: args.date_format.clone(),
@@ -71,8 +70,7 @@ pub fn run(args: Args, quiet: bool) -> Result<()> {
         strict: false,
         profile: None,
     };
-    let (features, stats) = import::scan_features(&args.file, &bytes, &opts, args.as_of)?;
-    drop(bytes);
+    let (features, stats) = import::scan_file(&args.file, &opts, args.as_of)?;
     sp.finish_and_clear();
     if let Some(out) = &args.output {
         let mut w =

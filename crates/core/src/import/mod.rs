@@ -24,7 +24,7 @@ pub use columns::{CustomerField, OrderField, ProductField};
 pub use customers::{parse_customers, CustomersImport};
 pub use items::{is_items_header, stream_items, ItemLine, ItemsFeed, ItemsSummary};
 pub use orders::{
-    parse_orders, scan_features, LineItem, LineMode, OrderLine, OrdersImport, Profile,
+    parse_orders, scan_features, scan_file, LineItem, LineMode, OrderLine, OrdersImport, Profile,
 };
 pub use products::{parse_products, Product, ProductsImport};
 pub use stream::{stream_orders, OrderFeed, StreamSummary};

@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 use serde::Serialize;
 
 use super::columns::{self, Column, OrderField};
-pub use super::scan::{scan_features, ScanStats};
+pub use super::scan::{scan_features, scan_file, ScanStats};
 use super::text;
 use super::{ImportError, ImportOptions, Reject};
 use crate::dates::{detect_date_format, parse_number, DateCache, DateFormat};
@@ -785,9 +785,151 @@ pub(crate) fn opt<'a>(fields: &[&'a str], c: &Option<Column>) -> Option<&'a str>
         .filter(|s| !s.is_empty())
 }
 
+/// A record's order as every profile reads it, before the profile's own rules: customer, order
+/// id, time, quantity and amount (as written: a return's sign is not applied yet).
+pub(crate) struct OrderCore<'a> {
+    pub(crate) customer: Cow<'a, str>,
+    pub(crate) order_id: Option<&'a str>,
+    pub(crate) at: NaiveDateTime,
+    pub(crate) amount: f64,
+    pub(crate) quantity: Option<f64>,
+}
+
+/// Why a record is no order: [`Parsed::NoCustomer`] or [`Parsed::Reject`].
+pub(crate) enum NotOrder<'a> {
+    NoCustomer,
+    Reject(Option<&'a Column>, String),
+}
+
+impl<'a> From<NotOrder<'a>> for Parsed<'a> {
+    fn from(e: NotOrder<'a>) -> Self {
+        match e {
+            NotOrder::NoCustomer => Parsed::NoCustomer,
+            NotOrder::Reject(c, why) => Parsed::Reject(c, why),
+        }
+    }
+}
+
+/// The amount with a return's sign: negative when the record is cancelled or its quantity is.
+fn signed_amount(amount: f64, cancelled: bool, quantity: Option<f64>) -> f64 {
+    if (cancelled || quantity.is_some_and(|q| q < 0.0)) && amount > 0.0 {
+        -amount
+    } else {
+        amount
+    }
+}
+
 impl Layout {
     fn parse<'a>(&'a self, fields: &[&'a str]) -> Parsed<'a> {
         self.parse_with(fields, &mut DateCache::none())
+    }
+
+    /// The columns a generic file's order rules ([`Self::generic_order`]) read, by index.
+    pub(crate) fn order_columns(&self) -> impl Iterator<Item = usize> + '_ {
+        [
+            &self.customer,
+            &self.amount,
+            &self.quantity,
+            &self.unit_price,
+            &self.order_id,
+            &self.status,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(std::iter::once(&self.date))
+        .map(|c| c.index)
+    }
+
+    /// A generic file's order from one record (`fields`: its fields up to the last of the
+    /// [`Self::order_columns`] at least; a missing one reads as empty): [`Self::order_core`], cancelled by a `C…` order id or a return
+    /// status, with the amount signed; the `Err` says why the record is none. Reads only the
+    /// [`Self::order_columns`]. The one implementation of these rules: [`Self::parse_with`]
+    /// reads a generic record through it, and so does the scan's column-projected reader.
+    #[inline]
+    pub(crate) fn generic_order<'a>(
+        &'a self,
+        fields: &[&'a str],
+        dates: &mut DateCache,
+    ) -> Result<(OrderCore<'a>, bool), NotOrder<'a>> {
+        let mut core = self.order_core(fields, dates)?;
+        let cancelled = core.order_id.is_some_and(is_cancelled_id)
+            || opt(fields, &self.status).is_some_and(is_return_status);
+        core.amount = signed_amount(core.amount, cancelled, core.quantity);
+        Ok((core, cancelled))
+    }
+
+    /// The order fields every profile reads: customer, date, quantity, amount (or unit price ×
+    /// quantity) and order id, in that order of checks.
+    #[inline]
+    fn order_core<'a>(
+        &'a self,
+        fields: &[&'a str],
+        dates: &mut DateCache,
+    ) -> Result<OrderCore<'a>, NotOrder<'a>> {
+        let field = |c: &Column| fields.get(c.index).copied().unwrap_or("");
+        let Some(customer) = self.customer_of(fields) else {
+            return Err(NotOrder::NoCustomer);
+        };
+        let raw_date = field(&self.date);
+        let Some(at) = dates.parse(&self.date_format, raw_date) else {
+            let reason = if raw_date.is_empty() {
+                "no order date".to_string()
+            } else {
+                format!(
+                    "'{raw_date}' is not a date in the format {}",
+                    self.date_format.pattern()
+                )
+            };
+            return Err(NotOrder::Reject(Some(&self.date), reason));
+        };
+        let quantity = match &self.quantity {
+            Some(c) if !field(c).is_empty() || self.amount.is_none() => {
+                match self.number(field(c), "quantity") {
+                    Ok(q) => Some(q),
+                    Err(e) => return Err(NotOrder::Reject(Some(c), e)),
+                }
+            }
+            _ => None,
+        };
+        let amount = match (&self.amount, &self.unit_price) {
+            (Some(a), _) => match self.number(field(a), "amount") {
+                Ok(v) => v,
+                Err(e) => return Err(NotOrder::Reject(Some(a), e)),
+            },
+            (None, Some(p)) => match self.number(field(p), "unit price") {
+                Ok(v) => v * quantity.unwrap_or(1.0),
+                Err(e) => return Err(NotOrder::Reject(Some(p), e)),
+            },
+            (None, None) => return Err(NotOrder::Reject(None, "no amount".into())),
+        };
+        Ok(OrderCore {
+            customer,
+            order_id: opt(fields, &self.order_id),
+            at,
+            amount,
+            quantity,
+        })
+    }
+
+    /// A number of this file's format, or why the value is not one (`what`: the field's name).
+    #[inline]
+    fn number(&self, raw: &str, what: &str) -> Result<f64, String> {
+        parse_number(raw, self.decimal_comma).ok_or_else(|| {
+            if raw.is_empty() {
+                format!("no {what}")
+            } else {
+                format!(
+                    "'{raw}' is not a number{}",
+                    if self.decimal_comma {
+                        " (reading decimal commas)"
+                    } else if raw.contains(',') && !raw.contains('.') {
+                        " (use --decimal-comma for values like 12,50)"
+                    } else {
+                        ""
+                    }
+                )
+            }
+        })
     }
 
     /// [`Self::parse`] reading dates through `dates`.
@@ -840,98 +982,58 @@ impl Layout {
                 }
             }
         }
-        let Some(customer) = self.customer_of(fields) else {
-            return Parsed::NoCustomer;
-        };
-        let raw_date = field(&self.date);
-        let Some(at) = dates.parse(&self.date_format, raw_date) else {
-            let reason = if raw_date.is_empty() {
-                "no order date".to_string()
-            } else {
-                format!(
-                    "'{raw_date}' is not a date in the format {}",
-                    self.date_format.pattern()
-                )
-            };
-            return Parsed::Reject(Some(&self.date), reason);
-        };
-        let number = |c: &Column, what: &str| -> Result<f64, String> {
-            let raw = field(c);
-            parse_number(raw, self.decimal_comma).ok_or_else(|| {
-                if raw.is_empty() {
-                    format!("no {what}")
-                } else {
-                    format!(
-                        "'{raw}' is not a number{}",
-                        if self.decimal_comma {
-                            " (reading decimal commas)"
-                        } else if raw.contains(',') && !raw.contains('.') {
-                            " (use --decimal-comma for values like 12,50)"
-                        } else {
-                            ""
-                        }
-                    )
-                }
-            })
-        };
-        let quantity = match &self.quantity {
-            Some(c) if !field(c).is_empty() || self.amount.is_none() => match number(c, "quantity")
-            {
-                Ok(q) => Some(q),
-                Err(e) => return Parsed::Reject(Some(c), e),
-            },
-            _ => None,
-        };
-        let mut amount = match (&self.amount, &self.unit_price) {
-            (Some(a), _) => match number(a, "amount") {
-                Ok(v) => v,
-                Err(e) => return Parsed::Reject(Some(a), e),
-            },
-            (None, Some(p)) => match number(p, "unit price") {
-                Ok(v) => v * quantity.unwrap_or(1.0),
-                Err(e) => return Parsed::Reject(Some(p), e),
-            },
-            (None, None) => return Parsed::Reject(None, "no amount".into()),
-        };
-        let order_id = opt(fields, &self.order_id);
-        let (cancelled, mode, refund) = match self.profile {
+        let (core, cancelled, mode, refund) = match self.profile {
             Profile::Generic => {
-                let cancelled = order_id.is_some_and(is_cancelled_id)
-                    || opt(fields, &self.status).is_some_and(is_return_status);
-                let mode = if order_id.is_some() {
+                let (core, cancelled) = match self.generic_order(fields, dates) {
+                    Ok(o) => o,
+                    Err(e) => return e.into(),
+                };
+                let mode = if core.order_id.is_some() {
                     LineMode::Sum
                 } else {
                     LineMode::Distinct
                 };
-                (cancelled, mode, None)
+                (core, cancelled, mode, None)
             }
             Profile::Shopify | Profile::WooCommerce => {
+                let mut core = match self.order_core(fields, dates) {
+                    Ok(c) => c,
+                    Err(e) => return e.into(),
+                };
                 // Refunds reduce revenue by the refunded amount; a refunded order without the
                 // amount was refunded in full.
                 let refunded = match &self.refunded {
-                    Some(c) if !field(c).is_empty() => match number(c, "refunded amount") {
-                        Ok(v) => v.abs(),
-                        Err(e) => return Parsed::Reject(Some(c), e),
-                    },
+                    Some(c) if !field(c).is_empty() => {
+                        match self.number(field(c), "refunded amount") {
+                            Ok(v) => v.abs(),
+                            Err(e) => return Parsed::Reject(Some(c), e),
+                        }
+                    }
                     _ => 0.0,
                 };
                 let status = opt(fields, &self.status).unwrap_or("").to_ascii_lowercase();
                 let refunded = if refunded == 0.0 && status.trim_start_matches("wc-") == "refunded"
                 {
-                    amount.abs()
+                    core.amount.abs()
                 } else {
                     refunded
                 };
+                core.amount = signed_amount(core.amount, false, core.quantity);
                 (
+                    core,
                     false,
                     LineMode::Replace,
                     (refunded > 0.0).then_some(refunded),
                 )
             }
         };
-        if (cancelled || quantity.is_some_and(|q| q < 0.0)) && amount > 0.0 {
-            amount = -amount;
-        }
+        let OrderCore {
+            customer,
+            order_id,
+            at,
+            amount,
+            quantity,
+        } = core;
         let item = match self.profile {
             Profile::Generic => self.row_item(fields, quantity, Some(amount), cancelled),
             Profile::Shopify => self.row_item(fields, None, None, false),
@@ -961,9 +1063,12 @@ impl Layout {
     }
 
     /// The record's customer: the id column (cleaned) or the email (lowercased).
+    #[inline]
     fn customer_of<'a>(&self, fields: &[&'a str]) -> Option<Cow<'a, str>> {
-        let cust_col = self.customer.as_ref()?;
-        let raw = fields.get(cust_col.index).copied().unwrap_or("");
+        let raw = fields
+            .get(self.customer.as_ref()?.index)
+            .copied()
+            .unwrap_or("");
         if self.customer_from_email {
             let e = raw.trim();
             (!e.is_empty()).then(|| Cow::Owned(e.to_ascii_lowercase()))

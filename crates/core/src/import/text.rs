@@ -81,6 +81,8 @@ pub struct Piece<'a> {
     pub text: &'a str,
     /// Physical line number of the piece's first line.
     pub first_line: u64,
+    /// Line ends in the piece.
+    pub lines: u64,
     /// Double quotes in the piece.
     pub quotes: usize,
 }
@@ -94,7 +96,7 @@ pub fn utf8_pieces(body: &[u8], first_line: u64) -> Option<Vec<Piece<'_>>> {
         .map(|(start, end)| {
             let b = &body[start..end];
             let text = std::str::from_utf8(b).ok()?;
-            let lines = b.iter().filter(|&&c| c == b'\n').count() as u64;
+            let lines = memchr::memchr_iter(b'\n', b).count() as u64;
             Some((text, lines, memchr::memchr_iter(b'"', b).count()))
         })
         .collect::<Option<_>>()?;
@@ -106,6 +108,7 @@ pub fn utf8_pieces(body: &[u8], first_line: u64) -> Option<Vec<Piece<'_>>> {
                 let p = Piece {
                     text,
                     first_line: line,
+                    lines,
                     quotes,
                 };
                 line += lines;
@@ -115,10 +118,141 @@ pub fn utf8_pieces(body: &[u8], first_line: u64) -> Option<Vec<Piece<'_>>> {
     )
 }
 
+/// The length a piece of a body of `len` bytes is cut at (then extended to the next line end):
+/// a few pieces per thread, at least 4 MiB.
+fn piece_target(len: u64) -> u64 {
+    (4u64 << 20).max(len / (4 * rayon::current_num_threads() as u64).max(1))
+}
+
+/// Where the body of a file, bytes `start..end` of `f`, is cut into pieces: the cuts of
+/// [`utf8_pieces`] on the same bytes, found by reading only around each cut.
+#[cfg(unix)]
+pub fn cut_file_at_lines(
+    f: &std::fs::File,
+    start: u64,
+    end: u64,
+) -> std::io::Result<Vec<(u64, u64)>> {
+    use std::os::unix::fs::FileExt;
+    let target = piece_target(end.saturating_sub(start));
+    let mut window = vec![0u8; 64 << 10];
+    let mut out = Vec::new();
+    let mut at = start;
+    while at < end {
+        let mut cut = at.saturating_add(target).min(end);
+        // The cut moves past the next line end.
+        while cut < end {
+            let n = window
+                .len()
+                .min(usize::try_from(end - cut).unwrap_or(usize::MAX));
+            f.read_exact_at(&mut window[..n], cut)?;
+            match memchr::memchr(b'\n', &window[..n]) {
+                Some(i) => {
+                    cut += i as u64 + 1;
+                    break;
+                }
+                None => cut += n as u64,
+            }
+        }
+        out.push((at, cut));
+        at = cut;
+    }
+    Ok(out)
+}
+
+/// What [`read_plain_piece`] read: the line ends it passed and the text after the last of them
+/// (the piece's unterminated last line, empty when it ends with a line end).
+#[derive(Debug)]
+pub struct PlainPiece {
+    pub lines: u64,
+    pub rest: String,
+}
+
+/// Reads bytes `start..end` of `f` in blocks of about `block` bytes, each cut after its last line
+/// end, and visits the records of each (the first `keep` fields, as [`for_each_piece_upto`]
+/// does) while the block is in cache; `first_line` numbers the piece's first line. `None` as
+/// soon as a block is not UTF-8 or holds a double quote: such a file is read whole (the visits
+/// made so far are to be discarded).
+#[cfg(unix)]
+pub fn read_plain_piece(
+    f: &std::fs::File,
+    (start, end): (u64, u64),
+    block: usize,
+    delimiter: u8,
+    (first_line, keep): (u64, usize),
+    cb: &mut impl FnMut(u64, &[&str]),
+) -> std::io::Result<Option<PlainPiece>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; block.max(1)];
+    let (mut filled, mut at, mut line) = (0usize, start, first_line);
+    loop {
+        if filled == buf.len() {
+            // A line longer than the block: the block grows.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n =
+            (buf.len() - filled).min(usize::try_from(end.saturating_sub(at)).unwrap_or(usize::MAX));
+        f.read_exact_at(&mut buf[filled..filled + n], at)?;
+        at += n as u64;
+        filled += n;
+        let done = at >= end;
+        let cut = match memchr::memrchr(b'\n', &buf[..filled]) {
+            Some(i) => i + 1,
+            None if done => 0,
+            None => continue,
+        };
+        let upto = if done { filled } else { cut };
+        if memchr::memchr(b'"', &buf[..upto]).is_some() {
+            return Ok(None);
+        }
+        let Ok(text) = std::str::from_utf8(&buf[..upto]) else {
+            return Ok(None);
+        };
+        line += visit_plain(text, delimiter, line, keep, cb);
+        if done {
+            let rest = text.get(cut..).unwrap_or("").to_string();
+            return Ok(Some(PlainPiece {
+                lines: line - first_line,
+                rest,
+            }));
+        }
+        buf.copy_within(cut..filled, 0);
+        filled -= cut;
+    }
+}
+
+/// Visits the records of quote-free `text` (the first `keep` fields of each, as
+/// [`for_each_piece_upto`] does), numbering lines from `first_line`; returns the number of line
+/// ends passed.
+pub fn visit_plain(
+    text: &str,
+    delimiter: u8,
+    first_line: u64,
+    keep: usize,
+    cb: &mut impl FnMut(u64, &[&str]),
+) -> u64 {
+    drive_plain(text, delimiter, first_line, keep, cb)
+}
+
+/// Bytes at the start of a file that decide [`check_text`] (64 KiB after a byte order mark) for
+/// a file that is not blank.
+pub const TEXT_CHECK_BYTES: usize = (64 << 10) + 3;
+
+/// [`check_truncation`] of a quote-free body given its end: `tail` ends where the body ends and
+/// holds its last line end (or is its only line), `last_line` is the number of its last line.
+pub fn check_truncation_tail(
+    file: &Path,
+    tail: &str,
+    last_line: u64,
+    delimiter: u8,
+    header_fields: usize,
+) -> Result<(), ImportError> {
+    check_end(file, tail, 0, last_line, delimiter, header_fields)
+}
+
 /// Where `body` is cut into chunks, as byte ranges: after a line end, a few chunks per thread,
 /// at least 4 MiB each.
 fn cut_at_lines(body: &[u8]) -> Vec<(usize, usize)> {
-    let target = (4usize << 20).max(body.len() / (4 * rayon::current_num_threads()).max(1));
+    let target = piece_target(body.len() as u64) as usize;
     let mut out = Vec::new();
     let mut start = 0;
     while start < body.len() {
@@ -295,7 +429,7 @@ where
             if quoted {
                 drive_csv(chunk, delimiter, start_line, &mut cb);
             } else {
-                drive_plain(chunk, delimiter, start_line, &mut cb);
+                drive_plain(chunk, delimiter, start_line, usize::MAX, &mut cb);
             }
             acc
         })
@@ -316,20 +450,43 @@ fn split_chunks(body: &str, first_line: u64) -> Vec<(&str, u64)> {
         .collect()
 }
 
-/// [`for_each_chunk`] over the pieces of a body without quotes (see [`utf8_pieces`]).
+/// [`for_each_chunk`] over the pieces of a body without quotes (see [`utf8_pieces`]); each
+/// piece's accumulator is made by `init` from the piece (to size its buffers).
 pub fn for_each_piece<T, I, V>(pieces: &[Piece<'_>], delimiter: u8, init: I, visit: V) -> Vec<T>
 where
     T: Send,
-    I: Fn() -> T + Sync,
+    I: Fn(&Piece<'_>) -> T + Sync,
+    V: Fn(&mut T, u64, &[&str]) + Sync,
+{
+    for_each_piece_upto(pieces, delimiter, usize::MAX, init, visit)
+}
+
+/// [`for_each_piece`] that splits only a record's first `keep` fields (at least one): the rest
+/// of each line is skipped, and the visitor sees at most `keep` fields (fewer when the line has
+/// fewer). For readers that need a few leading columns of a wide file.
+pub fn for_each_piece_upto<T, I, V>(
+    pieces: &[Piece<'_>],
+    delimiter: u8,
+    keep: usize,
+    init: I,
+    visit: V,
+) -> Vec<T>
+where
+    T: Send,
+    I: Fn(&Piece<'_>) -> T + Sync,
     V: Fn(&mut T, u64, &[&str]) + Sync,
 {
     pieces
         .par_iter()
         .map(|p| {
-            let mut acc = init();
-            drive_plain(p.text, delimiter, p.first_line, &mut |line, fields| {
-                visit(&mut acc, line, fields)
-            });
+            let mut acc = init(p);
+            drive_plain(
+                p.text,
+                delimiter,
+                p.first_line,
+                keep,
+                &mut |line, fields| visit(&mut acc, line, fields),
+            );
             acc
         })
         .collect()
@@ -354,42 +511,104 @@ fn is_blank(line: &str) -> bool {
     }
 }
 
+/// The high bit of each byte of `v` that is zero, and no other bit.
+#[inline]
+fn zero_bytes(v: u64) -> u64 {
+    const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+    !(((v & LOW7) + LOW7) | v | LOW7)
+}
+
 /// Splits quote-free text into records: one scan for delimiters and line ends together; each
-/// line loses one trailing `\r`, blank lines are skipped, fields are trimmed.
-fn drive_plain(chunk: &str, delimiter: u8, start_line: u64, cb: &mut impl FnMut(u64, &[&str])) {
+/// line loses one trailing `\r`, blank lines are skipped, fields are trimmed. Only the first
+/// `keep` fields are split (`usize::MAX`: all); past them the scan looks for the line end only.
+/// Returns the number of line ends passed.
+fn drive_plain(
+    chunk: &str,
+    delimiter: u8,
+    start_line: u64,
+    keep: usize,
+    cb: &mut impl FnMut(u64, &[&str]),
+) -> u64 {
     if !delimiter.is_ascii() || matches!(delimiter, b'\n' | b'\r') {
-        return drive_lines(chunk, delimiter, start_line, cb);
+        drive_lines(chunk, delimiter, start_line, cb);
+        return memchr::memchr_iter(b'\n', chunk.as_bytes()).count() as u64;
     }
     let bytes = chunk.as_bytes();
-    let mut fields: Vec<&str> = Vec::with_capacity(16);
+    let mut fields: Vec<&str> = Vec::with_capacity(keep.clamp(1, 16));
     let (mut line, mut line_start, mut field_start) = (start_line, 0usize, 0usize);
-    for i in memchr::memchr2_iter(delimiter, b'\n', bytes) {
-        if bytes[i] == b'\n' {
-            end_line(chunk, &mut fields, (line_start, field_start, i), line, cb);
-            line += 1;
-            line_start = i + 1;
-            field_start = i + 1;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let (wd, wn) = (ONES * u64::from(delimiter), ONES * u64::from(b'\n'));
+    // Every byte before `at` has been looked at.
+    let mut at = 0usize;
+    while at < bytes.len() {
+        // The separators (delimiters and line ends) among the next `span` bytes: the high bit
+        // of each one's byte in `hits`.
+        let (hits, span) = if fields.len() >= keep {
+            // Past the fields kept: straight to the line end.
+            match memchr::memchr(b'\n', &bytes[at..]) {
+                Some(o) => {
+                    at += o;
+                    (0x80, 1)
+                }
+                None => break,
+            }
+        } else if let Some(word) = bytes.get(at..).and_then(|r| r.first_chunk::<8>()) {
+            // Eight bytes at a time: fields are short, a search call per field costs more.
+            let x = u64::from_le_bytes(*word);
+            (zero_bytes(x ^ wd) | zero_bytes(x ^ wn), 8)
         } else {
-            fields.push(trim(chunk.get(field_start..i).unwrap_or("")));
+            let b = bytes[at];
+            (
+                if b == delimiter || b == b'\n' {
+                    0x80
+                } else {
+                    0
+                },
+                1,
+            )
+        };
+        let mut rest = hits;
+        while rest != 0 {
+            let i = at + (rest.trailing_zeros() / 8) as usize;
+            rest &= rest - 1;
+            if bytes[i] == b'\n' {
+                end_line(
+                    chunk,
+                    &mut fields,
+                    keep,
+                    (line_start, field_start, i),
+                    line,
+                    cb,
+                );
+                line += 1;
+                line_start = i + 1;
+            } else if fields.len() < keep {
+                fields.push(trim(chunk.get(field_start..i).unwrap_or("")));
+            }
             field_start = i + 1;
         }
+        at += span;
     }
     if line_start < bytes.len() {
         end_line(
             chunk,
             &mut fields,
+            keep,
             (line_start, field_start, bytes.len()),
             line,
             cb,
         );
     }
+    line - start_line
 }
 
 /// Ends the record of line `line` (`at`: where the line and its last field start, and where it
-/// ends before its line end): adds the last field and visits the record unless it is blank.
+/// ends before its line end): adds the last field (unless `keep` fields are there already) and
+/// visits the record unless it is blank.
 fn end_line<'a>(
     chunk: &'a str,
     fields: &mut Vec<&'a str>,
+    keep: usize,
     (line_start, field_start, end): (usize, usize, usize),
     line: u64,
     cb: &mut impl FnMut(u64, &[&str]),
@@ -400,7 +619,9 @@ fn end_line<'a>(
         end
     };
     if !is_blank(chunk.get(line_start..end).unwrap_or("")) {
-        fields.push(trim(chunk.get(field_start.min(end)..end).unwrap_or("")));
+        if fields.len() < keep {
+            fields.push(trim(chunk.get(field_start.min(end)..end).unwrap_or("")));
+        }
         cb(line, fields);
     }
     fields.clear();
@@ -508,6 +729,60 @@ mod tests {
         let all: Vec<(u64, u64)> = per_chunk.into_iter().flatten().collect();
         assert_eq!(all.len(), 200_000);
         assert!(all.iter().all(|(line, i)| *line == i + 2));
+    }
+
+    #[test]
+    fn plain_records_split_as_lines_and_fields_whatever_their_lengths() {
+        // Random text of letters, spaces, delimiters and line ends against a plain reference:
+        // lines without their `\r`, blank ones skipped, fields trimmed, the first `keep` kept.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for case in 0..2_000 {
+            let mut text = String::new();
+            for _ in 0..(case % 90) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                text.push(match x % 9 {
+                    0 | 1 => ',',
+                    2 => '\n',
+                    3 => '\r',
+                    4 => ' ',
+                    _ => char::from(b'a' + (x >> 8) as u8 % 26),
+                });
+            }
+            let keep = case % 5 + 1;
+            let mut want: Vec<(u64, Vec<String>)> = Vec::new();
+            for (line, l) in (7u64..).zip(text.split('\n')) {
+                let l = l.strip_suffix('\r').unwrap_or(l);
+                if !l.trim().is_empty() {
+                    want.push((
+                        line,
+                        l.split(',')
+                            .take(keep)
+                            .map(|f| f.trim().to_string())
+                            .collect(),
+                    ));
+                }
+            }
+            for k in [keep, usize::MAX] {
+                let mut got = Vec::new();
+                let lines = drive_plain(&text, b',', 7, k, &mut |line, f| {
+                    got.push((line, f.iter().map(|s| s.to_string()).collect::<Vec<_>>()))
+                });
+                assert_eq!(lines as usize, text.matches('\n').count());
+                let want: Vec<(u64, Vec<String>)> = if k == keep {
+                    want.clone()
+                } else {
+                    (7u64..)
+                        .zip(text.split('\n'))
+                        .map(|(n, l)| (n, l.strip_suffix('\r').unwrap_or(l)))
+                        .filter(|(_, l)| !l.trim().is_empty())
+                        .map(|(n, l)| (n, l.split(',').map(|f| f.trim().to_string()).collect()))
+                        .collect()
+                };
+                assert_eq!(got, want, "{text:?} keep {k}");
+            }
+        }
     }
 
     #[test]
