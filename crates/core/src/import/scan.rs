@@ -528,6 +528,17 @@ struct FoldBufs {
     scratch: Scratch,
 }
 
+/// The customer ids of a piece's records, in record order.
+fn record_ids(piece: &Bin) -> impl Iterator<Item = &str> + '_ {
+    let mut at = 0usize;
+    piece.recs.iter().map(move |r| {
+        let len = (r.id_len & !CANCELLED) as usize;
+        let id = piece.ids.get(at..at + len).unwrap_or("");
+        at += len;
+        id
+    })
+}
+
 /// Numbers the customers of a partition's records in order of first appearance (`names`) and
 /// gives each record its customer's number (`cust`), by the 64-bit hash of the id; `false` when
 /// two ids share a hash (then nothing is to be used).
@@ -538,11 +549,7 @@ fn number_by_hash<'a>(
     cust: &mut Vec<u32>,
 ) -> bool {
     for piece in pieces {
-        let mut at = 0usize;
-        for r in &piece.recs {
-            let len = (r.id_len & !CANCELLED) as usize;
-            let id = piece.ids.get(at..at + len).unwrap_or("");
-            at += len;
+        for id in record_ids(piece) {
             let next = names.len() as u32;
             let c = *by_hash.entry(fx_hash(id)).or_insert(next);
             if c == next {
@@ -577,11 +584,7 @@ fn same_id(a: &str, b: &str) -> bool {
 fn number_by_id<'a>(pieces: &'a [Bin], names: &mut Vec<&'a str>, cust: &mut Vec<u32>) {
     let mut index: HashMap<&str, u32> = HashMap::default();
     for piece in pieces {
-        let mut at = 0usize;
-        for r in &piece.recs {
-            let len = (r.id_len & !CANCELLED) as usize;
-            let id = piece.ids.get(at..at + len).unwrap_or("");
-            at += len;
+        for id in record_ids(piece) {
             let next = names.len() as u32;
             let c = *index.entry(id).or_insert_with(|| {
                 names.push(id);
