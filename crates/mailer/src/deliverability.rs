@@ -144,13 +144,19 @@ pub async fn check_guardrail(
     judge(store, campaign_id, d.total, limits).await
 }
 
-/// Between two batches of a send: judges the campaign's totals (counted in SQL, cheap) and
-/// pauses it when a limit is reached. Returns the reason when the campaign paused now.
+/// Between two batches of a send: judges the campaign's totals (counted in SQL) and pauses it
+/// when a limit is reached. Returns the reason when the campaign paused now. Without a
+/// complaint, hard bounce or block no limit can be reached, so the delivered messages (a count
+/// that grows with the campaign) are counted only once such a report exists.
 pub async fn guardrail_between_batches(
     store: &Store,
     campaign_id: &str,
     limits: &GuardrailLimits,
 ) -> Result<Option<String>, MailerError> {
+    let reports = store.campaign_deliverability_reports(campaign_id).await?;
+    if reports.complaints + reports.hard_bounces + reports.blocks == 0 {
+        return Ok(None);
+    }
     let c = store.campaign_deliverability_totals(campaign_id).await?;
     let check = judge(store, campaign_id, c, limits).await?;
     Ok(check.paused_now.then_some(check.breach).flatten())

@@ -295,21 +295,30 @@ impl Store {
         })
     }
 
-    /// A campaign's delivered messages and reports in total, counted in SQL (what the send
-    /// engine asks between batches; no per-domain split).
+    /// A campaign's delivered messages and reports in total, counted in SQL (no per-domain
+    /// split).
     pub async fn campaign_deliverability_totals(
         &self,
         campaign_id: &str,
     ) -> Result<DeliverabilityCounts> {
-        let mut total = DeliverabilityCounts {
-            delivered: sqlx::query_scalar(
-                "SELECT COUNT(*) FROM sends WHERE campaign_id = $1 AND state = 'sent'",
-            )
-            .bind(campaign_id)
-            .fetch_one(self.pool())
-            .await?,
-            ..Default::default()
-        };
+        let mut total = self.campaign_deliverability_reports(campaign_id).await?;
+        total.delivered = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sends WHERE campaign_id = $1 AND state = 'sent'",
+        )
+        .bind(campaign_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(total)
+    }
+
+    /// A campaign's bounce, block and complaint reports in total (`delivered` left at 0): what
+    /// the send engine asks between batches before it counts the delivered messages, which it
+    /// needs only once a report exists.
+    pub async fn campaign_deliverability_reports(
+        &self,
+        campaign_id: &str,
+    ) -> Result<DeliverabilityCounts> {
+        let mut total = DeliverabilityCounts::default();
         let rows = sqlx::query(
             "SELECT kind, COUNT(DISTINCT send_id) FROM deliverability_events \
              WHERE campaign_id = $1 GROUP BY kind",
