@@ -773,22 +773,26 @@ fn fit_dim<F: Lane, const D: usize>(
     }
     let mean_var = var.iter().map(|v| v / n).sum::<f64>() / D as f64;
     let tol = cfg.tol * mean_var;
-    let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
-    let mut best: Option<RunResult<D>> = centres.map(|c| {
-        let init: Vec<[F; D]> = c
-            .chunks_exact(D)
-            .map(|row| std::array::from_fn(|j| F::from_f64(row[j])))
-            .collect();
-        lloyd(&x, init, cfg.max_iter, tol)
-    });
-    let runs = if centres.is_some() { 0 } else { cfg.n_runs };
-    for _ in 0..runs {
-        let run = run_once(&x, cfg.k, cfg.max_iter, tol, &mut rng);
-        if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
-            best = Some(run);
+    let best = match centres {
+        Some(c) => {
+            let init: Vec<[F; D]> = c
+                .chunks_exact(D)
+                .map(|row| std::array::from_fn(|j| F::from_f64(row[j])))
+                .collect();
+            lloyd(&x, init, cfg.max_iter, tol)
         }
-    }
-    let best = best.unwrap_or_else(|| run_once(&x, cfg.k, cfg.max_iter, tol, &mut rng));
+        None => {
+            let mut rng = Xoshiro256PlusPlus::seed_from_u64(cfg.seed);
+            let mut best: Option<RunResult<D>> = None;
+            for _ in 0..cfg.n_runs {
+                let run = run_once(&x, cfg.k, cfg.max_iter, tol, &mut rng);
+                if best.as_ref().is_none_or(|b| run.inertia < b.inertia) {
+                    best = Some(run);
+                }
+            }
+            best.unwrap_or_else(|| run_once(&x, cfg.k, cfg.max_iter, tol, &mut rng))
+        }
+    };
     KMeansFit {
         k: cfg.k,
         dim: D,

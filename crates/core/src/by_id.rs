@@ -1,17 +1,17 @@
 //! Ordering per-customer rows by customer id (byte order, the order every output and both
 //! backends share) without a million string comparisons at random heap addresses: rows are
-//! sorted on the ids' first 8 bytes read as a big-endian number, in one contiguous array, and
+//! sorted on the ids' first 16 bytes read as a big-endian number, in one contiguous array, and
 //! only rows whose prefixes are equal compare their whole ids.
 
 use rayon::prelude::*;
 
-/// The first 8 bytes of `id` as a big-endian number, zero-padded: comparing two prefixes agrees
+/// The first 16 bytes of `id` as a big-endian number, zero-padded: comparing two prefixes agrees
 /// with comparing the ids whenever the prefixes differ.
-fn prefix(id: &str) -> u64 {
-    let mut b = [0u8; 8];
-    let n = id.len().min(8);
+fn prefix(id: &str) -> u128 {
+    let mut b = [0u8; 16];
+    let n = id.len().min(16);
     b[..n].copy_from_slice(&id.as_bytes()[..n]);
-    u64::from_be_bytes(b)
+    u128::from_be_bytes(b)
 }
 
 /// The positions `0..len` ordered by `id(i)` (byte order; equal ids keep no particular order).
@@ -19,7 +19,7 @@ pub fn order_by_id<'a, F>(len: usize, id: F) -> Vec<usize>
 where
     F: Fn(usize) -> &'a str + Sync,
 {
-    let mut order: Vec<(u64, usize)> = (0..len).map(|i| (prefix(id(i)), i)).collect();
+    let mut order: Vec<(u128, usize)> = (0..len).map(|i| (prefix(id(i)), i)).collect();
     order.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id(a.1).cmp(id(b.1))));
     order.into_iter().map(|(_, i)| i).collect()
 }
@@ -67,6 +67,9 @@ mod tests {
                 Just(String::from("abcdefgh")),
                 Just(String::from("abcdefgh\u{0}")),
                 Just(String::from("abcdefg")),
+                Just(String::from("customer-0000001")),
+                Just(String::from("customer-00000012")),
+                Just(String::from("customer-0000001\u{0}")),
             ],
             0..300,
         )) {

@@ -326,20 +326,17 @@ impl Store {
         };
         let as_of = as_of.unwrap_or_else(|| retain_core::date_of(last + 1));
         let cutoff = retain_core::day_of(as_of);
-        let mut out = Vec::new();
-        if cutoff > last {
-            out = self
-                .customer_stats_with(move |key, id, agg| (key, agg.features(&id, as_of)))
-                .await?;
+        let out = if cutoff > last {
+            self.customer_stats_with(move |key, id, agg| (key, agg.features(&id, as_of)))
+                .await?
         } else {
-            out = self
-                .fold_customer_orders(out, move |out, key, id, facts| {
-                    if let Some(a) = CustomerAggregate::fold(facts, Some(cutoff)) {
-                        out.push((key, a.features(id, as_of)));
-                    }
-                })
-                .await?;
-        }
+            self.fold_customer_orders(Vec::new(), move |out, key, id, facts| {
+                if let Some(a) = CustomerAggregate::fold(facts, Some(cutoff)) {
+                    out.push((key, a.features(id, as_of)));
+                }
+            })
+            .await?
+        };
         Ok(Some((as_of, out)))
     }
 

@@ -1260,13 +1260,27 @@ pub(crate) fn line_item(r: RowItem<'_>) -> Option<LineItem> {
     })
 }
 
-/// Reads an orders file that has been loaded into memory: the reference the streaming import
-/// ([`super::stream`]) is tested against, and the reader for small files.
-pub fn parse_orders(
+/// A whole orders file decoded, its layout read from the header and a sample of the body, and
+/// the body checked for truncation: where [`parse_orders`] and the scan's whole-file path start.
+pub(crate) struct DecodedOrders<'a> {
+    pub(crate) text: text::Text<'a>,
+    body_start: usize,
+    pub(crate) lay: Layout,
+}
+
+impl DecodedOrders<'_> {
+    /// The records after the header line.
+    pub(crate) fn body(&self) -> &str {
+        &self.text.text[self.body_start..]
+    }
+}
+
+/// Decodes `bytes` and reads their layout (see [`DecodedOrders`]).
+pub(crate) fn decode_orders<'a>(
     file: &Path,
-    bytes: &[u8],
+    bytes: &'a [u8],
     opts: &ImportOptions,
-) -> Result<OrdersImport, ImportError> {
+) -> Result<DecodedOrders<'a>, ImportError> {
     let text = text::decode(file, bytes)?;
     let all: &str = &text.text;
     let header_line = text::first_line(all);
@@ -1274,16 +1288,35 @@ pub fn parse_orders(
     let body = &all[body_start..];
     let lay = layout(file, header_line, body, opts)?;
     text::check_truncation(file, body, lay.delimiter, lay.header_fields(header_line), 2)?;
+    Ok(DecodedOrders {
+        text,
+        body_start,
+        lay,
+    })
+}
 
-    let chunks = text::for_each_chunk(body, lay.delimiter, 2, Vec::new, |v, line, fields| {
-        v.push(lay.item(line, fields))
-    });
+/// Reads an orders file that has been loaded into memory: the reference the streaming import
+/// ([`super::stream`]) is tested against, and the reader for small files.
+pub fn parse_orders(
+    file: &Path,
+    bytes: &[u8],
+    opts: &ImportOptions,
+) -> Result<OrdersImport, ImportError> {
+    let decoded = decode_orders(file, bytes, opts)?;
+    let lay = &decoded.lay;
+    let chunks = text::for_each_chunk(
+        decoded.body(),
+        lay.delimiter,
+        2,
+        Vec::new,
+        |v, line, fields| v.push(lay.item(line, fields)),
+    );
     let mut out = OrdersImport {
         delimiter: char::from(lay.delimiter),
         date_format: lay.date_format.pattern().to_string(),
         date_format_ambiguous: lay.date_format_ambiguous,
         columns: lay.columns.clone(),
-        notes: lay.notes(text.legacy_encoding),
+        notes: lay.notes(decoded.text.legacy_encoding),
         profile: lay.profile,
         ..Default::default()
     };

@@ -16,7 +16,8 @@
 //!    map of its own customers (cache-resident), records bucketed by customer in file order,
 //!    then each customer's orders folded by [`features_from`] into a [`CustomerHistory`] and
 //!    [`features_of`] (with order ids, line items first collapse into orders, [`fold_customer`]);
-//! 3. the features are sorted by customer id on a byte-prefix key and moved once into that order.
+//! 3. the features are put in customer id order ([`crate::by_id::order_by_id`]) and moved once
+//!    into that order.
 
 use std::hash::{Hash as _, Hasher as _};
 use std::path::Path;
@@ -26,7 +27,7 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap as HashMap, FxHasher};
 use serde::Serialize;
 
-use super::orders::{layout, Layout, NotOrder, Parsed, Profile};
+use super::orders::{decode_orders, layout, Layout, NotOrder, Parsed, Profile};
 use super::text;
 use super::{ImportError, ImportOptions};
 use crate::dates::DateCache;
@@ -414,20 +415,15 @@ fn read_chunks(
         };
         return Ok((chunks, keyed));
     }
-    let text = text::decode(file, bytes)?;
-    let all: &str = &text.text;
-    let header_line = text::first_line(all);
-    let body_start = memchr::memchr(b'\n', all.as_bytes()).map_or(all.len(), |i| i + 1);
-    let body = &all[body_start..];
-    let lay = layout(file, header_line, body, opts)?;
-    text::check_truncation(file, body, lay.delimiter, lay.header_fields(header_line), 2)?;
+    let decoded = decode_orders(file, bytes, opts)?;
+    let lay = &decoded.lay;
     let keyed = lay.order_id.is_some();
     let chunks = text::for_each_chunk(
-        body,
+        decoded.body(),
         lay.delimiter,
         2,
         || new_chunk(0),
-        |acc, line, fields| read_record(&lay, keyed, acc, line, fields),
+        |acc, line, fields| read_record(lay, keyed, acc, line, fields),
     );
     Ok((chunks, keyed))
 }
@@ -795,44 +791,22 @@ fn features_from(
     Some((f, n))
 }
 
-/// The partitions' features in one list sorted by customer id (byte order): on the ids' first 16
-/// bytes as a big-endian number, the whole id breaking ties; each feature is moved once, from
-/// its partition to its place.
+/// The partitions' features in one list sorted by customer id (byte order, by
+/// [`crate::by_id::order_by_id`]); each feature is moved once, from its partition to its place.
 fn sort_by_id(mut parts: Vec<Vec<CustomerFeatures>>) -> Vec<CustomerFeatures> {
-    let prefix = |s: &str| {
-        let mut b = [0u8; 16];
-        let n = s.len().min(16);
-        b[..n].copy_from_slice(&s.as_bytes()[..n]);
-        u128::from_be_bytes(b)
-    };
-    // (prefix, partition, index in the partition)
-    let mut order: Vec<(u128, u32, u32)> = parts
+    // (partition, index in the partition) of every feature.
+    let at: Vec<(u32, u32)> = parts
         .iter()
         .enumerate()
-        .flat_map(|(p, fs)| {
-            fs.iter()
-                .enumerate()
-                .map(move |(i, f)| (prefix(&f.customer_id), p as u32, i as u32))
-        })
+        .flat_map(|(p, fs)| (0..fs.len()).map(move |i| (p as u32, i as u32)))
         .collect();
-    // By prefix first (a plain integer sort); then runs of equal prefixes (ids sharing their
-    // first 16 bytes) by the whole id.
-    order.par_sort_unstable_by_key(|e| e.0);
-    let id_of = |&(_, p, i): &(u128, u32, u32)| {
+    let order = crate::by_id::order_by_id(at.len(), |k| {
+        let (p, i) = at[k];
         parts
             .get(p as usize)
             .and_then(|fs| fs.get(i as usize))
             .map_or("", |f| f.customer_id.as_str())
-    };
-    let mut start = 0;
-    while start < order.len() {
-        let prefix = order[start].0;
-        let end = start + order[start..].partition_point(|e| e.0 == prefix);
-        if end - start > 1 {
-            order[start..end].par_sort_unstable_by(|a, b| id_of(a).cmp(id_of(b)));
-        }
-        start = end;
-    }
+    });
     // What is left behind in a partition: no allocation.
     let moved = || CustomerFeatures {
         customer_id: String::new(),
@@ -847,7 +821,8 @@ fn sort_by_id(mut parts: Vec<Vec<CustomerFeatures>>) -> Vec<CustomerFeatures> {
     };
     order
         .into_iter()
-        .filter_map(|(_, p, i)| {
+        .filter_map(|k| {
+            let (p, i) = at[k];
             let f = parts.get_mut(p as usize)?.get_mut(i as usize)?;
             Some(std::mem::replace(f, moved()))
         })
