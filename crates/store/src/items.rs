@@ -154,59 +154,145 @@ impl<'c> SqliteItems<'c> {
     }
 }
 
-/// The PostgreSQL staging columns of a line's product line, in COPY text (after a tab):
-/// pkey, product id, name, quantity, amount, cancelled — `\N` when the line has none.
-pub(crate) fn copy_item_fields(buf: &mut String, line: &OrderLine) {
-    match &line.item {
-        None => buf.push_str("\t\\N\t\\N\t\\N\t\\N\t\\N\t\\N"),
-        Some(i) => {
-            buf.push('\t');
-            buf.push_str(&i.product_key.to_string());
-            buf.push('\t');
-            crate::import::copy_field(buf, Some(&i.product_id));
-            buf.push('\t');
-            crate::import::copy_field(buf, i.name.as_deref());
-            buf.push_str(&format!(
-                "\t{}\t{}\t{}",
-                i.quantity, i.amount, i.cancelled as i64
-            ));
+/// The PostgreSQL staging table of an import's product lines (the columns of SQLite's
+/// `temp.item_stage`), and of the products they name.
+pub(crate) const PG_STAGE: &str = "CREATE TEMP TABLE item_stage (ckey BIGINT NOT NULL, \
+     okey BIGINT NOT NULL, srow BIGINT NOT NULL, pkey BIGINT NOT NULL, day BIGINT NOT NULL, \
+     quantity BIGINT NOT NULL, amount BIGINT NOT NULL, cancelled BIGINT NOT NULL) ON COMMIT DROP; \
+     CREATE TEMP TABLE item_products (key BIGINT NOT NULL, id TEXT NOT NULL, name TEXT) ON COMMIT DROP";
+
+/// The columns of `item_stage`, in COPY order.
+pub(crate) const PG_STAGE_COLS: &str = "ckey, okey, srow, pkey, day, quantity, amount, cancelled";
+
+/// The PostgreSQL line-items writer of the import's reading thread: product lines as COPY text
+/// handed to the staging COPY in chunks; the products named, first time seen, kept for
+/// [`pg_finish`].
+pub(crate) struct PgItems {
+    buf: String,
+    out: tokio::sync::mpsc::Sender<String>,
+    products: Vec<(i64, String, Option<String>)>,
+    seen: FxHashSet<i64>,
+    any: bool,
+}
+
+/// What [`PgItems`] leaves for [`pg_finish`].
+pub(crate) struct PgItemsRead {
+    products: Vec<(i64, String, Option<String>)>,
+    any: bool,
+}
+
+impl PgItems {
+    pub(crate) fn new(out: tokio::sync::mpsc::Sender<String>) -> Self {
+        Self {
+            buf: String::new(),
+            out,
+            products: Vec::new(),
+            seen: FxHashSet::default(),
+            any: false,
         }
+    }
+
+    /// [`SqliteItems::push`], as COPY text.
+    pub(crate) fn push(&mut self, ckey: i64, line: &OrderLine, srow: Option<i64>) -> Result<()> {
+        use std::fmt::Write as _;
+        let Some(item) = &line.item else {
+            return Ok(());
+        };
+        self.any = true;
+        if self.seen.insert(item.product_key) {
+            self.products
+                .push((item.product_key, item.product_id.clone(), item.name.clone()));
+        }
+        let srow = if line.mode == LineMode::Distinct {
+            srow.unwrap_or(-1)
+        } else {
+            -1
+        };
+        let _ = writeln!(
+            self.buf,
+            "{ckey}\t{}\t{srow}\t{}\t{}\t{}\t{}\t{}",
+            line.order_key,
+            item.product_key,
+            line.day,
+            item.quantity,
+            item.amount,
+            i64::from(item.cancelled)
+        );
+        if self.buf.len() >= 1 << 20 {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> Result<()> {
+        self.out
+            .blocking_send(std::mem::take(&mut self.buf))
+            .map_err(|_| crate::StoreError::Corrupt("the import's connection stopped".into()))
+    }
+
+    /// Hands over the last lines; the staging COPY ends when this is dropped.
+    pub(crate) fn finish(mut self) -> Result<PgItemsRead> {
+        if !self.buf.is_empty() {
+            self.send()?;
+        }
+        Ok(PgItemsRead {
+            products: self.products,
+            any: self.any,
+        })
     }
 }
 
-/// The PostgreSQL staging table's product-line columns.
-pub(crate) const PG_STAGE_ITEM_COLS: &str = ", pkey BIGINT, pid TEXT, pname TEXT, iqty BIGINT, \
-     iamount BIGINT, icancelled BIGINT";
-
-/// Merges the staged product lines on PostgreSQL (after the orders merge): products, then
-/// order lines with the orders' occurrence numbering for id-less rows, then the lines earlier
-/// imports stored for orders this import rewrote. Returns the lines stored.
-pub(crate) async fn pg_merge(tx: &mut sqlx::PgConnection, import_id: i64, now: i64) -> Result<u64> {
-    sqlx::query(
-        "INSERT INTO products (key, id, name, updated_at) \
-         SELECT pkey, (ARRAY_AGG(pid ORDER BY seq DESC))[1], \
-                (ARRAY_AGG(pname ORDER BY seq DESC) FILTER (WHERE pname IS NOT NULL))[1], $1 \
-         FROM import_stage WHERE pkey IS NOT NULL GROUP BY pkey \
-         ON CONFLICT (key) DO UPDATE SET \
-           name = CASE WHEN products.in_catalogue = 1 THEN products.name \
-                       ELSE COALESCE(excluded.name, products.name) END",
-    )
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
+/// [`SqliteItems::finish`] on PostgreSQL (after the orders and `import_distinct` are written):
+/// the products named, then the staged lines merged into `order_items`. Returns the lines stored.
+pub(crate) async fn pg_finish(
+    tx: &mut sqlx::PgConnection,
+    import_id: i64,
+    now: i64,
+    read: PgItemsRead,
+) -> Result<u64> {
+    if !read.products.is_empty() {
+        let mut text = String::new();
+        for (key, id, name) in &read.products {
+            text.push_str(&key.to_string());
+            text.push('\t');
+            crate::import::copy_field(&mut text, Some(id));
+            text.push('\t');
+            crate::import::copy_field(&mut text, name.as_deref());
+            text.push('\n');
+        }
+        let mut copy = tx
+            .copy_in_raw("COPY item_products (key, id, name) FROM STDIN")
+            .await?;
+        copy.send(text.into_bytes()).await?;
+        copy.finish().await?;
+        sqlx::query(
+            "INSERT INTO products (key, id, name, updated_at) \
+             SELECT key, id, name, $1 FROM item_products \
+             ON CONFLICT (key) DO UPDATE SET \
+               name = CASE WHEN products.in_catalogue = 1 THEN products.name \
+                           ELSE COALESCE(excluded.name, products.name) END",
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    }
+    if !read.any {
+        return Ok(0);
+    }
+    let earlier: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM order_items WHERE import_id <> $1)")
+            .bind(import_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    // An id-less line's order key is the one its order row was given (the occurrence numbering).
     let stored = sqlx::query(
-        "WITH s AS (SELECT c.key AS ckey, \
-                     CASE WHEN st.mode = 0 \
-                          THEN st.okey + ROW_NUMBER() OVER (PARTITION BY c.key, st.okey, st.mode = 3 ORDER BY st.seq) - 1 \
-                          ELSE st.okey END AS okey, \
-                     st.pkey, st.day, st.iqty, st.iamount, st.icancelled \
-                   FROM import_stage st JOIN customers c ON c.id = st.cid) \
-         INSERT INTO order_items (ckey, okey, pkey, day, quantity, amount, cancelled, import_id) \
-         SELECT s.ckey, s.okey, s.pkey, MIN(s.day), SUM(s.iqty)::BIGINT, SUM(s.iamount)::BIGINT, \
-                MAX(s.icancelled), $1 \
-         FROM s WHERE s.pkey IS NOT NULL \
-           AND EXISTS (SELECT 1 FROM orders o WHERE o.ckey = s.ckey AND o.okey = s.okey) \
-         GROUP BY s.ckey, s.okey, s.pkey \
+        "INSERT INTO order_items (ckey, okey, pkey, day, quantity, amount, cancelled, import_id) \
+         SELECT i.ckey, COALESCE(d.okey, i.okey), i.pkey, MIN(i.day), SUM(i.quantity)::BIGINT, \
+                SUM(i.amount)::BIGINT, MAX(i.cancelled), $1 \
+         FROM item_stage i \
+         LEFT JOIN import_distinct d ON d.srow = i.srow \
+         WHERE EXISTS (SELECT 1 FROM orders o WHERE o.ckey = i.ckey AND o.okey = COALESCE(d.okey, i.okey)) \
+         GROUP BY i.ckey, COALESCE(d.okey, i.okey), i.pkey \
          ON CONFLICT (ckey, okey, pkey) DO UPDATE SET day = excluded.day, \
            quantity = excluded.quantity, amount = excluded.amount, \
            cancelled = excluded.cancelled, import_id = excluded.import_id",
@@ -215,13 +301,15 @@ pub(crate) async fn pg_merge(tx: &mut sqlx::PgConnection, import_id: i64, now: i
     .execute(&mut *tx)
     .await?
     .rows_affected();
-    sqlx::query(
-        "DELETE FROM order_items i USING orders o \
-         WHERE o.ckey = i.ckey AND o.okey = i.okey AND o.import_id = $1 AND i.import_id <> $1 \
-           AND EXISTS (SELECT 1 FROM import_stage WHERE pkey IS NOT NULL)",
-    )
-    .bind(import_id)
-    .execute(&mut *tx)
-    .await?;
+    // A file without product lines says nothing about its orders' lines (see SQLite's).
+    if earlier {
+        sqlx::query(
+            "DELETE FROM order_items i USING orders o \
+             WHERE o.ckey = i.ckey AND o.okey = i.okey AND o.import_id = $1 AND i.import_id <> $1",
+        )
+        .bind(import_id)
+        .execute(&mut *tx)
+        .await?;
+    }
     Ok(stored)
 }

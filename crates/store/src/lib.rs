@@ -13,6 +13,7 @@ mod dbcopy;
 mod deliverability;
 mod events;
 mod fleet;
+mod idmap;
 mod import;
 mod items;
 mod items_file;

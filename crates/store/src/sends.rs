@@ -453,6 +453,21 @@ impl Store {
         })
     }
 
+    /// On PostgreSQL, lets the transaction that records attempts' outcomes (`sending → sent`
+    /// or `failed`) commit without waiting for its WAL flush, so a sender does not wait a disk
+    /// flush per batch of outcomes. This is safe for exactly-once: if the server crashes before
+    /// the flush, the rows stay `sending` — reported unconfirmed, never sent again by
+    /// themselves. The `sending` mark itself, which exactly-once rests on, always commits
+    /// synchronously.
+    async fn outcome_commit_async(&self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        if self.backend() == crate::Backend::Postgres {
+            sqlx::query("SET LOCAL synchronous_commit = off")
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Records accepted messages: `sending → sent` with their acceptance time. Rows not in
     /// `sending` are left alone. Returns how many changed.
     pub async fn mark_sent(&self, sent: &[(i64, i64)]) -> Result<u64> {
@@ -460,6 +475,7 @@ impl Store {
             return Ok(0);
         }
         let mut tx = self.pool().begin().await?;
+        self.outcome_commit_async(&mut tx).await?;
         let mut changed = 0;
         // Group by time so one statement covers many rows.
         let mut by_time: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
@@ -491,6 +507,7 @@ impl Store {
             return Ok(0);
         }
         let mut tx = self.pool().begin().await?;
+        self.outcome_commit_async(&mut tx).await?;
         let t = now();
         let mut changed = 0;
         for f in failures {

@@ -1,14 +1,16 @@
 //! The external sort of an SQLite import's order rows: rows are buffered in runs of bounded size,
 //! each run sorted by (customer key, order key, file position) and spilled to an unlinked
-//! temporary file beside the database, then the runs are merged back in that order. Memory is one
-//! run plus one buffered reader per run, whatever the file's size; the orders B-tree is then
-//! written front to back once, without SQLite's sorter.
+//! temporary file beside the database (on a thread of its own, while the next run fills), then the
+//! runs are merged back in that order. Memory is two runs plus one buffered reader per run,
+//! whatever the file's size; the orders B-tree is then written front to back once, without
+//! SQLite's sorter.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
+use std::sync::mpsc;
 
 /// (customer key, order key, file position): the order rows are merged in.
 type SortKey = (i64, i64, i64);
@@ -117,15 +119,26 @@ impl SpillRow {
     }
 }
 
-/// Rows buffered in memory before a run is sorted and spilled.
-pub(crate) const RUN_ROWS: usize = 1 << 19;
+/// Rows buffered in memory before a run is handed to the spilling thread.
+pub(crate) const RUN_ROWS: usize = 1 << 18;
 
-/// Collects rows; [`Sorter::finish`] hands them back sorted.
+/// The thread that sorts and spills full runs while the next one fills.
+struct Spiller {
+    tx: mpsc::SyncSender<Vec<SpillRow>>,
+    /// Spilled runs' buffers come back here, emptied, to be filled again (a fresh buffer of
+    /// tens of MiB would be faulted in page by page every time).
+    spare: mpsc::Receiver<Vec<SpillRow>>,
+    done: std::thread::JoinHandle<io::Result<Vec<File>>>,
+}
+
+/// Collects rows; [`Sorter::finish`] hands them back sorted. Full runs are sorted and written
+/// on a thread of their own, so at most two runs are in memory: the one filling and the one
+/// being spilled.
 pub(crate) struct Sorter {
     dir: PathBuf,
     cap: usize,
     buf: Vec<SpillRow>,
-    runs: Vec<File>,
+    spiller: Option<Spiller>,
 }
 
 impl Sorter {
@@ -135,7 +148,7 @@ impl Sorter {
             dir,
             cap: cap.max(1),
             buf: Vec::new(),
-            runs: Vec::new(),
+            spiller: None,
         }
     }
 
@@ -150,31 +163,57 @@ impl Sorter {
         Ok(())
     }
 
+    /// Hands the full run to the spilling thread (started with the first run).
     fn spill(&mut self) -> io::Result<()> {
-        self.buf.sort_unstable_by_key(SpillRow::key);
-        let file = tempfile::tempfile_in(&self.dir)?;
-        let mut w = BufWriter::with_capacity(1 << 20, file);
-        for r in self.buf.drain(..) {
-            r.write(&mut w)?;
+        let spiller = match &mut self.spiller {
+            Some(s) => s,
+            None => {
+                let (tx, rx) = mpsc::sync_channel::<Vec<SpillRow>>(0);
+                let (back, spare) = mpsc::channel::<Vec<SpillRow>>();
+                let dir = self.dir.clone();
+                let done = std::thread::spawn(move || {
+                    let mut files = Vec::new();
+                    for mut run in rx {
+                        files.push(write_run(&dir, &run)?);
+                        run.clear();
+                        let _ = back.send(run);
+                    }
+                    Ok(files)
+                });
+                self.spiller.insert(Spiller { tx, spare, done })
+            }
+        };
+        let next = spiller
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(self.cap));
+        let run = std::mem::replace(&mut self.buf, next);
+        if spiller.tx.send(run).is_err() {
+            // The thread stopped: its error says why.
+            return Err(match self.spiller.take().map(|s| s.done.join()) {
+                Some(Ok(Err(e))) => e,
+                _ => io::Error::other("the thread spilling sorted runs stopped"),
+            });
         }
-        let mut file = w.into_inner().map_err(|e| e.into_error())?;
-        file.seek(SeekFrom::Start(0))?;
-        self.runs.push(file);
         Ok(())
     }
 
     /// Every row pushed, in (customer key, order key, file position) order.
     pub(crate) fn finish(mut self) -> io::Result<Merged> {
-        if self.runs.is_empty() {
+        let Some(spiller) = self.spiller.take() else {
             self.buf.sort_unstable_by_key(SpillRow::key);
             return Ok(Merged::Memory(self.buf.into_iter()));
+        };
+        let last = std::mem::take(&mut self.buf);
+        if !last.is_empty() && spiller.tx.send(last).is_err() {
+            // Reported by the join below.
         }
-        if !self.buf.is_empty() {
-            self.spill()?;
-        }
-        self.buf = Vec::new();
-        let mut readers: Vec<BufReader<File>> = self
-            .runs
+        drop(spiller.tx);
+        let runs = spiller
+            .done
+            .join()
+            .map_err(|_| io::Error::other("the thread spilling sorted runs panicked"))??;
+        let mut readers: Vec<BufReader<File>> = runs
             .into_iter()
             .map(|f| BufReader::with_capacity(1 << 16, f))
             .collect();
@@ -193,6 +232,21 @@ impl Sorter {
             heap,
         })
     }
+}
+
+/// Sorts one run (its keys, not the rows themselves, are moved by the sort) and writes it to an
+/// unlinked temporary file in `dir`, rewound for reading.
+fn write_run(dir: &std::path::Path, run: &[SpillRow]) -> io::Result<File> {
+    let mut order: Vec<(SortKey, usize)> = run.iter().map(SpillRow::key).zip(0..).collect();
+    order.sort_unstable();
+    let file = tempfile::tempfile_in(dir)?;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    for (_, i) in order {
+        run[i].write(&mut w)?;
+    }
+    let mut file = w.into_inner().map_err(|e| e.into_error())?;
+    file.seek(SeekFrom::Start(0))?;
+    Ok(file)
 }
 
 /// The sorted rows of a [`Sorter`].
