@@ -47,7 +47,8 @@ pub struct StreamSummary {
     pub notes: Vec<String>,
 }
 
-/// Reads `file` block by block and hands each group of rows to `sink` in file order; `sink`
+/// Reads `file` block by block and hands the rows to `sink` a parsed chunk at a time, in file
+/// order; `sink`
 /// returns false to stop early (the receiver is gone). `progress` gets the bytes read so far.
 /// File-level problems (empty, binary, no columns, undetectable dates, truncated) are errors, as
 /// is the first bad row under `strict`.
@@ -204,8 +205,8 @@ pub(crate) struct Body {
 }
 
 /// Reads the body of `file` (after its header line) in blocks cut at record boundaries, parses
-/// the records of each group of blocks in parallel with `parse(line, fields)`, and hands each
-/// group's results to `each` in file order (`Ok(false)` stops early). Then checks that the file
+/// the records of each group of blocks in parallel with `parse(line, fields)`, and hands the
+/// results to `each` one parsed chunk at a time, in file order (`Ok(false)` stops early). Then checks that the file
 /// ends in a complete record. Returns whether any part was read as Windows-1252.
 pub(crate) fn stream_body<T: Send>(
     file: &Path,
@@ -261,7 +262,16 @@ pub(crate) fn stream_body<T: Send>(
             })
             .collect();
         pending.clear();
-        if !each(parsed.into_iter().flatten().flatten().collect())? {
+        // Each chunk's rows are handed over as they are: gathering a group's rows into one
+        // vector first copied every row once more, into a fresh allocation of hundreds of MiB.
+        let mut stopped = false;
+        for rows in parsed.into_iter().flatten() {
+            if !each(rows)? {
+                stopped = true;
+                break;
+            }
+        }
+        if stopped {
             break;
         }
     }
