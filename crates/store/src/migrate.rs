@@ -103,6 +103,12 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0017_products.sql"),
         include_str!("../migrations/postgres/0017_products.sql"),
     ),
+    (
+        18,
+        "assignment_index",
+        include_str!("../migrations/sqlite/0018_assignment_index.sql"),
+        include_str!("../migrations/postgres/0018_assignment_index.sql"),
+    ),
 ];
 
 /// Any number of processes may open a fresh database at once: migrations run in one transaction

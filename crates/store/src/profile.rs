@@ -189,9 +189,10 @@ impl Store {
         let orders = self.orders_of_customers(&[id.as_str()]).await?;
 
         let rows = sqlx::query(
+            // Run by run through the assignments' primary key (run_id, ckey).
             "SELECT a.run_id, r.method, r.as_of, r.created_at, a.segment, a.r, a.f, a.m \
-             FROM segment_assignments a JOIN segment_runs r ON r.id = a.run_id \
-             WHERE a.ckey = (SELECT key FROM customers WHERE id = $1) ORDER BY a.run_id",
+             FROM segment_runs r JOIN segment_assignments a ON a.run_id = r.id \
+               AND a.ckey = (SELECT key FROM customers WHERE id = $1) ORDER BY r.id",
         )
         .bind(id.as_str())
         .fetch_all(self.pool())
