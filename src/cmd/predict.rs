@@ -514,13 +514,20 @@ pub fn render(run: &PredictionRun, as_of: NaiveDate) -> String {
             pct(run.options.discount),
             money(clv)
         ));
-        let mut top: Vec<&retain_clv::CustomerPrediction> = run.predictions.iter().collect();
-        top.sort_by(|a, b| {
+        // The ten highest: a selection, then a sort of those ten (a total order, so the same
+        // ten in the same order as sorting every customer).
+        let by_clv = |a: &&retain_clv::CustomerPrediction, b: &&retain_clv::CustomerPrediction| {
             b.clv
                 .unwrap_or(0.0)
                 .total_cmp(&a.clv.unwrap_or(0.0))
                 .then_with(|| a.customer_id.cmp(&b.customer_id))
-        });
+        };
+        let mut top: Vec<&retain_clv::CustomerPrediction> = run.predictions.iter().collect();
+        if top.len() > 10 {
+            top.select_nth_unstable_by(9, by_clv);
+            top.truncate(10);
+        }
+        top.sort_by(by_clv);
         let level = format!("CLV {:.0}% interval", 100.0 * run.options.interval_level);
         let mut t = Table::new([
             "customer",
