@@ -99,21 +99,15 @@ pub async fn all_campaigns(store: &Store) -> Result<Vec<CampaignMeta>, ResultsEr
 }
 
 /// The segment each member is counted in: the campaign's only segment, or else the customer's
-/// segment in `assignments` (the latest segmentation; `(not segmented)` when it has none), or
-/// `all` when nothing is segmented.
-fn member_segment(
-    segments: &[String],
-    assignments: Option<&HashMap<String, String>>,
-    customer_id: &str,
-) -> String {
+/// segment in the latest segmentation (`(not segmented)` when it has none), or `all` when
+/// nothing is segmented. `in_run`: `None` when nothing is segmented, else the member's segment in
+/// the latest run, if any.
+fn member_segment(segments: &[String], in_run: Option<Option<String>>) -> String {
     if let [only] = segments {
         return only.clone();
     }
-    match assignments {
-        Some(a) => a
-            .get(customer_id)
-            .cloned()
-            .unwrap_or_else(|| "(not segmented)".to_string()),
+    match in_run {
+        Some(seg) => seg.unwrap_or_else(|| "(not segmented)".to_string()),
         None => "all".to_string(),
     }
 }
@@ -167,17 +161,30 @@ async fn report_of(
     orders: Option<&[Order]>,
 ) -> Result<CampaignReport, ResultsError> {
     let campaign_id = meta.input.campaign_id.as_str();
-    let assignments = if meta.segments.len() == 1 {
-        None
-    } else {
-        latest_assignments(store).await?
+    // Members with their segment in the latest run, looked up member by member (a campaign of
+    // several segments only).
+    let run = match meta.segments.len() {
+        1 => None,
+        _ => store.latest_segment_run().await?.map(|r| r.id),
     };
-    let members: Vec<MemberInput> = store
-        .plan_members(campaign_id)
-        .await?
+    let with_segment = match run {
+        Some(run) => store
+            .plan_members_in_run(campaign_id, run)
+            .await?
+            .into_iter()
+            .map(|(m, seg)| (m, Some(seg)))
+            .collect::<Vec<_>>(),
+        None => store
+            .plan_members(campaign_id)
+            .await?
+            .into_iter()
+            .map(|m| (m, None))
+            .collect(),
+    };
+    let members: Vec<MemberInput> = with_segment
         .into_iter()
-        .map(|m| MemberInput {
-            segment: member_segment(&meta.segments, assignments.as_ref(), &m.customer_id),
+        .map(|(m, in_run)| MemberInput {
+            segment: member_segment(&meta.segments, in_run),
             customer_id: m.customer_id,
             holdout: m.holdout,
         })
@@ -334,22 +341,6 @@ pub async fn share_test_verdict(
 }
 
 /// Customer → segment of the latest segmentation run, when there is one.
-async fn latest_assignments(
-    store: &Store,
-) -> Result<Option<HashMap<String, String>>, ResultsError> {
-    let Some(run) = store.latest_segment_run().await? else {
-        return Ok(None);
-    };
-    Ok(Some(
-        store
-            .segment_assignments(run.id)
-            .await?
-            .into_iter()
-            .map(|a| (a.customer_id, a.segment))
-            .collect(),
-    ))
-}
-
 /// The reports of every campaign of a plan.
 pub async fn plan_reports(
     store: &Store,

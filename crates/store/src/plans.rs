@@ -300,6 +300,36 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::plan_members`] with each member's segment in segmentation run `run` (`None`
+    /// when the member is not in it), joined member by member through the assignments'
+    /// primary key — never reading the run's other customers.
+    pub async fn plan_members_in_run(
+        &self,
+        campaign_id: &str,
+        run: i64,
+    ) -> Result<Vec<(PlanMember, Option<String>)>> {
+        let sql = "SELECT c.id, m.holdout, a.segment FROM plan_members m \
+             JOIN customers c ON c.key = m.ckey \
+             LEFT JOIN segment_assignments a ON a.run_id = $2 AND a.ckey = m.ckey \
+             WHERE m.campaign_id = $1 ORDER BY m.ckey";
+        let q = sqlx::query(sql).bind(campaign_id).bind(run);
+        let mut out = crate::collect_rows(q, self.pool(), |r| {
+            Ok((
+                PlanMember {
+                    customer_id: r.try_get(0)?,
+                    holdout: r.try_get::<i64, _>(1)? != 0,
+                },
+                r.try_get::<Option<String>, _>(2)?,
+            ))
+        })
+        .await?;
+        // Sorted here, as `plan_members`: text collation differs between the backends.
+        out.sort_unstable_by(|(a, _), (b, _)| {
+            (a.holdout, a.customer_id.as_str()).cmp(&(b.holdout, b.customer_id.as_str()))
+        });
+        Ok(out)
+    }
+
     /// Moves a draft plan to `to` (approved or discarded). Any other move is a conflict; an
     /// unknown plan is not found.
     pub async fn set_plan_state(&self, id: &str, to: PlanState) -> Result<()> {
@@ -425,6 +455,53 @@ mod tests {
         assert_eq!(members.len(), 12_002);
         assert_eq!(members.iter().filter(|m| m.holdout).count(), 2);
         assert!(!members[0].holdout);
+        // The same members with their segment in a segmentation run that holds three of them.
+        let seg = |id: &str, s: &str| crate::SegmentAssignmentRow {
+            customer_id: id.into(),
+            cluster: 0,
+            segment: s.into(),
+            r: 1,
+            f: 1,
+            m: 1,
+        };
+        let run = store
+            .save_segment_run(
+                &crate::NewSegmentRun {
+                    method: "rfm".into(),
+                    k: 2,
+                    seed: 1,
+                    as_of: None,
+                    customers: 3,
+                    params: "{}".into(),
+                    k_scores: "[]".into(),
+                    model: "{}".into(),
+                },
+                &[],
+                &[
+                    seg("c00007", "At Risk"),
+                    seg("h2", "Can't Lose Them"),
+                    seg("c00000", "At Risk"),
+                ],
+            )
+            .await
+            .expect("a segment run");
+        let with = store
+            .plan_members_in_run(&c.campaign_id, run)
+            .await
+            .expect("members with segments");
+        assert_eq!(
+            with.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
+            members
+        );
+        let segment_of = |id: &str| {
+            with.iter()
+                .find(|(m, _)| m.customer_id == id)
+                .and_then(|(_, s)| s.clone())
+        };
+        assert_eq!(segment_of("c00007").as_deref(), Some("At Risk"));
+        assert_eq!(segment_of("h2").as_deref(), Some("Can't Lose Them"));
+        assert_eq!(segment_of("c00001"), None);
+        assert_eq!(with.iter().filter(|(_, s)| s.is_some()).count(), 3);
         let (_, state) = store
             .plan_campaign(&c.campaign_id)
             .await
