@@ -795,13 +795,13 @@ struct PgRead {
 
 impl ReadSink for PgRead {
     fn new_customer(&mut self, key: i64, l: &OrderLine, valid: bool) -> Result<()> {
+        use std::fmt::Write as _;
         let c = &mut self.customers;
-        c.push_str(&key.to_string());
-        c.push('\t');
+        let _ = write!(c, "{key}\t");
         copy_field(c, Some(&l.customer));
         c.push('\t');
         copy_field(c, l.email.as_deref());
-        c.push_str(&format!("\t{}\t{}\n", valid as i64, self.created_at));
+        let _ = writeln!(c, "\t{}\t{}", valid as i64, self.created_at);
         Ok(())
     }
 
@@ -820,6 +820,23 @@ impl ReadSink for PgRead {
 enum Chunk {
     Stage(String),
     Orders(String),
+}
+
+impl Chunk {
+    fn of(staged: bool, text: String) -> Self {
+        if staged {
+            Chunk::Stage(text)
+        } else {
+            Chunk::Orders(text)
+        }
+    }
+}
+
+/// One customer's aggregates as a line of COPY text, in [`STATS_COLS`] order.
+fn stats_copy_line(key: i64, a: &CustomerAggregate) -> String {
+    let mut line = stats_values(key, a).map(|x| x.to_string()).join("\t");
+    line.push('\n');
+    line
 }
 
 /// COPY text chunks are handed over at about this size.
@@ -999,12 +1016,8 @@ where
                         let stage = r.ckey <= max_order_ckey;
                         if (stage != staged && !buf.is_empty()) || buf.len() >= COPY_CHUNK {
                             let text = std::mem::take(&mut buf);
-                            let chunk = if staged {
-                                Chunk::Stage(text)
-                            } else {
-                                Chunk::Orders(text)
-                            };
-                            otx.blocking_send(chunk).map_err(|_| gone())?;
+                            otx.blocking_send(Chunk::of(staged, text))
+                                .map_err(|_| gone())?;
                         }
                         staged = stage;
                         order_copy_line(&mut buf, &r, import_id);
@@ -1014,20 +1027,17 @@ where
                     }
                     Write::Stats(key, a) => {
                         set(&mut recompute, key, false);
-                        let v = stats_values(key, &a).map(|x| x.to_string());
-                        writeln!(stats, "{}", v.join("\t")).map_err(spill_err)?;
+                        stats
+                            .write_all(stats_copy_line(key, &a).as_bytes())
+                            .map_err(spill_err)?;
                     }
                 }
             }
             Ok(())
         })?;
         if !buf.is_empty() {
-            let chunk = if staged {
-                Chunk::Stage(buf)
-            } else {
-                Chunk::Orders(buf)
-            };
-            otx.blocking_send(chunk).map_err(|_| gone())?;
+            otx.blocking_send(Chunk::of(staged, buf))
+                .map_err(|_| gone())?;
         }
         let distinct = rewound(distinct).map_err(spill_err)?;
         let stats = rewound(stats).map_err(spill_err)?;
@@ -1136,9 +1146,7 @@ where
             let fold = |key: Option<i64>, facts: &mut Vec<OrderFact>, out: &mut String| {
                 if let Some(k) = key {
                     if let Some(a) = CustomerAggregate::fold(facts, None) {
-                        let v = stats_values(k, &a).map(|x| x.to_string());
-                        out.push_str(&v.join("\t"));
-                        out.push('\n');
+                        out.push_str(&stats_copy_line(k, &a));
                     }
                 }
                 facts.clear();

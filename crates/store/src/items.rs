@@ -6,13 +6,35 @@
 //! import rewrote are removed when the file has product lines at all — and every product named gets a `products` row (the catalogue's
 //! own fields are never overwritten by an order's product name).
 
-use retain_core::import::{LineMode, OrderLine};
+use retain_core::import::{LineItem, LineMode, OrderLine};
 use rustc_hash::FxHashSet;
 
 use crate::{native, Result};
 
 /// Rows per multi-row insert into the item staging table (8 parameters each).
 const ITEM_ROWS: usize = 100;
+
+/// One staged product line, in the staging table's column order (both backends): customer key,
+/// order key, the orders staging row of an id-less line (-1 for any other: only id-less rows
+/// take their order key from the occurrence numbering), product key, day, quantity, amount,
+/// cancelled.
+fn staged_line(ckey: i64, line: &OrderLine, item: &LineItem, srow: Option<i64>) -> [i64; 8] {
+    let srow = if line.mode == LineMode::Distinct {
+        srow.unwrap_or(-1)
+    } else {
+        -1
+    };
+    [
+        ckey,
+        line.order_key,
+        srow,
+        item.product_key,
+        i64::from(line.day),
+        item.quantity,
+        item.amount,
+        i64::from(item.cancelled),
+    ]
+}
 
 /// The SQLite line-items writer: prepared statements on the import's transaction.
 pub(crate) struct SqliteItems<'c> {
@@ -81,21 +103,7 @@ impl<'c> SqliteItems<'c> {
                 ])
                 .map_err(e)?;
         }
-        let srow = if line.mode == LineMode::Distinct {
-            srow.unwrap_or(-1)
-        } else {
-            -1
-        };
-        self.staged.push([
-            ckey,
-            line.order_key,
-            srow,
-            item.product_key,
-            i64::from(line.day),
-            item.quantity,
-            item.amount,
-            i64::from(item.cancelled),
-        ]);
+        self.staged.push(staged_line(ckey, line, item, srow));
         if self.staged.len() == ITEM_ROWS {
             self.stage_many
                 .execute(rusqlite::params_from_iter(self.staged.iter().flatten()))
@@ -203,21 +211,10 @@ impl PgItems {
             self.products
                 .push((item.product_key, item.product_id.clone(), item.name.clone()));
         }
-        let srow = if line.mode == LineMode::Distinct {
-            srow.unwrap_or(-1)
-        } else {
-            -1
-        };
-        let _ = writeln!(
-            self.buf,
-            "{ckey}\t{}\t{srow}\t{}\t{}\t{}\t{}\t{}",
-            line.order_key,
-            item.product_key,
-            line.day,
-            item.quantity,
-            item.amount,
-            i64::from(item.cancelled)
-        );
+        for (i, v) in staged_line(ckey, line, item, srow).iter().enumerate() {
+            let _ = write!(self.buf, "{}{v}", if i == 0 { "" } else { "\t" });
+        }
+        self.buf.push('\n');
         if self.buf.len() >= 1 << 20 {
             self.send()?;
         }

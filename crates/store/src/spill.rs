@@ -205,8 +205,9 @@ impl Sorter {
             return Ok(Merged::Memory(self.buf.into_iter()));
         };
         let last = std::mem::take(&mut self.buf);
-        if !last.is_empty() && spiller.tx.send(last).is_err() {
-            // Reported by the join below.
+        if !last.is_empty() {
+            // A thread that stopped reports why through the join below.
+            let _ = spiller.tx.send(last);
         }
         drop(spiller.tx);
         let runs = spiller
