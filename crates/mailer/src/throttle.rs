@@ -106,14 +106,19 @@ impl Pacer {
     /// domain's own slot when it is limited.
     pub async fn wait_domain(&self, domain: &str) -> Result<(), retain_store::StoreError> {
         let (key, rate) = self.domain_key(domain);
-        let mut until = Instant::now();
+        let mut until = None;
         if let Some(t) = self.backoff(&key).await? {
-            until = until.max(t);
+            until = Some(t);
         }
         if let Some(rate) = rate {
-            until = until.max(self.slot(&key, rate).await?);
+            let slot = self.slot(&key, rate).await?;
+            until = Some(until.map_or(slot, |u: Instant| u.max(slot)));
         }
-        tokio::time::sleep_until(until).await;
+        // No timer when there is nothing to wait for: tokio's timers tick in milliseconds, so
+        // even a deadline already past would hold every message for up to a millisecond.
+        if let Some(until) = until.filter(|u| *u > Instant::now()) {
+            tokio::time::sleep_until(until).await;
+        }
         Ok(())
     }
 
@@ -128,7 +133,9 @@ impl Pacer {
             let late = Duration::from_millis(30).max(Duration::from_secs_f64(0.5 / rate));
             for _ in 0..8 {
                 let at = self.slot(key, *rate).await?;
-                tokio::time::sleep_until(at).await;
+                if at > Instant::now() {
+                    tokio::time::sleep_until(at).await;
+                }
                 if Instant::now().duration_since(at) <= late {
                     break;
                 }
@@ -223,6 +230,33 @@ mod tests {
         }
         let many: std::collections::HashSet<Duration> = (0..20).map(|_| backoff(b, m, 3)).collect();
         assert!(many.len() > 1, "jitter");
+    }
+
+    /// With no back-off and no domain limit there is nothing to wait for: the wait must finish
+    /// on its first poll, not park the message on a timer (tokio's timers tick in milliseconds,
+    /// which held every message of an unpaced send for up to a millisecond).
+    #[tokio::test]
+    async fn an_unlimited_domain_is_not_held_on_a_timer() {
+        use std::future::Future;
+        use std::task::{Context, Poll, Waker};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open_sqlite(&dir.path().join("t.db"))
+            .await
+            .expect("store");
+        let pacer = Pacer::new(store, "c-1", 0.0, Vec::new(), Duration::from_secs(1));
+        // The first wait reads the recorded back-offs from the database.
+        pacer.wait_domain("example.com").await.expect("first wait");
+        for _ in 0..3 {
+            let mut wait = std::pin::pin!(pacer.wait_domain("example.com"));
+            let mut cx = Context::from_waker(Waker::noop());
+            assert!(
+                matches!(wait.as_mut().poll(&mut cx), Poll::Ready(Ok(()))),
+                "an unlimited domain without back-off waited"
+            );
+            // The campaign has no rate either: its slot is free at once too.
+            let mut slot = std::pin::pin!(pacer.wait_campaign());
+            assert!(matches!(slot.as_mut().poll(&mut cx), Poll::Ready(Ok(()))));
+        }
     }
 
     #[test]

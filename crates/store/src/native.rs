@@ -46,6 +46,19 @@ pub(crate) fn open_write(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
+/// A read-write connection for many small transactions (the send ledger): a modest page cache,
+/// because SQLite walks the cache's whole hash table at the end of every write transaction, so
+/// a bulk-sized cache makes each small commit cost more than its own writes.
+pub(crate) fn open_small_writes(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    pragmas(&conn, 8)?;
+    Ok(conn)
+}
+
 /// Every customer's (key, id), by key.
 pub(crate) fn customer_ids(conn: &Connection) -> Result<Vec<(i64, String)>> {
     let mut stmt = conn

@@ -823,7 +823,7 @@ impl Store {
     pub fn send_ledger(&self) -> Result<SendLedger> {
         let native = match self.sqlite_path() {
             Some(path) => Some(std::sync::Arc::new(std::sync::Mutex::new(
-                crate::native::open_write(path)?,
+                crate::native::open_small_writes(path)?,
             ))),
             None => None,
         };
