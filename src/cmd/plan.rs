@@ -180,6 +180,9 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
     } else {
         PredictionBound::Point
     };
+    // Past campaigns' measured uplift first: their reports are read and let go before the
+    // customers are loaded, so the two never share the memory bound.
+    let measured = retain_results::results::measured_incremental_rates(&ctx.store).await;
     // Every segmented buyer with their record, features, prediction and last mailing: one
     // store call, one row per customer.
     let Some(pool) = ctx.store.plan_candidates(a.as_of, bound).await? else {
@@ -271,7 +274,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         options.now,
     ));
     let mut measured_note = None;
-    match observed_uplift(ctx).await {
+    match measured {
         Ok(rates) => {
             if !rates.is_empty() {
                 measured_note = Some(format!(
@@ -330,6 +333,9 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         })
     };
     let mut planned = plan(&goals, &candidates, &options).map_err(|e| fail(2, e.to_string()))?;
+    // The plan owns its audiences: the customers are let go before it is stored and printed.
+    drop(candidates);
+    drop(pool);
     planned.warnings.extend(uplift_note);
     planned.warnings.extend(measured_note);
     planned.warnings.extend(cautious_note);
@@ -403,33 +409,6 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
             .map(|c| (c.audience.clone(), c.holdout.clone()))
     });
     render(&view, a.format)
-}
-
-/// Recipients a goal's closed campaigns need before their measured uplift replaces the prior.
-const MIN_MEASURED_RECIPIENTS: u64 = 1_000;
-
-/// Measured incremental response per goal — Σ incremental conversions (recipients vs holdout) /
-/// Σ recipients over campaigns whose conversion window has closed — for goals with at least
-/// [`MIN_MEASURED_RECIPIENTS`] such recipients.
-async fn observed_uplift(ctx: &Context) -> Result<std::collections::BTreeMap<String, f64>> {
-    let reports = retain_results::results::sent_reports(&ctx.store).await?;
-    let mut acc: std::collections::BTreeMap<String, (f64, u64)> = std::collections::BTreeMap::new();
-    for r in &reports {
-        let Some(incremental) = r.incremental_conversions.filter(|x| x.is_finite()) else {
-            continue;
-        };
-        if !r.window_closed || r.recipients == 0 {
-            continue;
-        }
-        let e = acc.entry(r.goal.clone()).or_default();
-        e.0 += incremental;
-        e.1 += r.recipients;
-    }
-    Ok(acc
-        .into_iter()
-        .filter(|(_, (_, n))| *n >= MIN_MEASURED_RECIPIENTS)
-        .map(|(goal, (x, n))| (goal, (x / n as f64).clamp(0.0, 1.0)))
-        .collect())
 }
 
 fn random_seed() -> u64 {

@@ -369,6 +369,48 @@ pub async fn sent_reports(store: &Store) -> Result<Vec<CampaignReport>, ResultsE
     Ok(out)
 }
 
+/// Closed campaigns (sent, and their conversion window over since their last accepted
+/// message) need at least this many recipients per goal before their measured uplift is used.
+pub const MIN_MEASURED_RECIPIENTS: u64 = 1_000;
+
+/// Measured incremental response per goal, for the planner: Σ incremental conversions
+/// (recipients vs holdout) / Σ recipients over the campaigns whose conversion window has
+/// closed, for goals with at least [`MIN_MEASURED_RECIPIENTS`] such recipients, clamped to
+/// [0, 1]. Only those campaigns are reported on: which windows are closed is read from the
+/// ledger's per-campaign last acceptance, so campaigns still measuring cost nothing.
+pub async fn measured_incremental_rates(
+    store: &Store,
+) -> Result<std::collections::BTreeMap<String, f64>, ResultsError> {
+    let counts = store.send_counts_all().await?;
+    let last_sent = store.last_sent_all().await?;
+    let now = now();
+    let mut acc: std::collections::BTreeMap<String, (f64, u64)> = Default::default();
+    for c in all_campaigns(store).await? {
+        let id = c.input.campaign_id.as_str();
+        let closed = last_sent
+            .get(id)
+            .is_some_and(|l| now >= l + c.input.window_days.max(0) * 86_400);
+        if !closed || counts.get(id).is_none_or(|n| n.sent <= 0) {
+            continue;
+        }
+        let r = report_of(store, &c, None).await?;
+        let Some(incremental) = r.incremental_conversions.filter(|x| x.is_finite()) else {
+            continue;
+        };
+        if !r.window_closed || r.recipients == 0 {
+            continue;
+        }
+        let e = acc.entry(r.goal.clone()).or_default();
+        e.0 += incremental;
+        e.1 += r.recipients;
+    }
+    Ok(acc
+        .into_iter()
+        .filter(|(_, (_, n))| *n >= MIN_MEASURED_RECIPIENTS)
+        .map(|(goal, (x, n))| (goal, (x / n as f64).clamp(0.0, 1.0)))
+        .collect())
+}
+
 /// Observed conversion rate of recipients per goal over every campaign sent so far:
 /// `goal → (rate, recipients)`. The planner can use these as priors in place of its defaults.
 pub async fn observed_response_rates(

@@ -654,6 +654,18 @@ impl Store {
         Ok(out)
     }
 
+    /// When each campaign's last accepted message was accepted (Unix seconds), for the
+    /// campaigns with one: aggregated in the database, one row per campaign.
+    pub async fn last_sent_all(&self) -> Result<BTreeMap<String, i64>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT campaign_id, MAX(sent_at) FROM sends WHERE sent_at IS NOT NULL \
+             GROUP BY campaign_id",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     /// The earliest time a queued row of the campaign is due, if any row is queued.
     pub async fn next_send_due(&self, campaign_id: &str) -> Result<Option<i64>> {
         Ok(sqlx::query_scalar(
@@ -1309,6 +1321,16 @@ mod tests {
         );
         // A second mark is a no-op: sent stays sent.
         assert_eq!(store.mark_sent(&[(ids[0], 200)]).await.expect("sent"), 0);
+        // The campaign's last acceptance, as the database aggregates it.
+        assert_eq!(
+            store
+                .last_sent_all()
+                .await
+                .expect("last")
+                .into_iter()
+                .collect::<Vec<_>>(),
+            vec![("k1".to_string(), 101)]
+        );
         assert_eq!(
             store
                 .mark_failed(&[SendFailure {
