@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::rows::DbRow;
-use crate::{now, Result, Store};
+use crate::{now, Result, Store, StoreError};
 
 /// A stored customer (alias kept for callers that want the storage view).
 pub type CustomerRow = Customer;
@@ -24,28 +24,80 @@ impl Store {
         customers: &[Customer],
         counts: (u64, u64, u64),
     ) -> Result<i64> {
-        let mut tx = self.pool().begin().await?;
         let t = now();
+        if self.sqlite_path().is_some() {
+            // One prepared single-row upsert per customer on the native connection, in the
+            // import's one transaction (sqlx's per-parameter cost dominated multi-row upserts).
+            let mut tx = self.write_tx().await?;
+            let (read, imported, rejected) = counts;
+            let id = tx
+                .fetch_int(
+                    crate::orders::IMPORT_SQL,
+                    &[
+                        "customers".into(),
+                        file.into(),
+                        (read as i64).into(),
+                        (imported as i64).into(),
+                        (rejected as i64).into(),
+                        t.into(),
+                    ],
+                )
+                .await?
+                .ok_or_else(|| StoreError::Corrupt("no import id returned".into()))?;
+            tx.with_native(|conn| {
+                let existing = if customers.iter().all(|c| c.attributes.is_empty()) {
+                    BTreeMap::new()
+                } else {
+                    let mut stmt = conn.prepare(ATTRIBUTES_SQL).map_err(crate::native::err)?;
+                    let rows = stmt
+                        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                        .map_err(crate::native::err)?;
+                    let mut out = BTreeMap::new();
+                    for r in rows {
+                        let (id, a) = r.map_err(crate::native::err)?;
+                        if let Ok(map) = serde_json::from_str(&a) {
+                            out.insert(id, map);
+                        }
+                    }
+                    out
+                };
+                let mut stmt = conn
+                    .prepare(&format!(
+                        "{UPSERT_HEAD} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) {UPSERT_TAIL}"
+                    ))
+                    .map_err(crate::native::err)?;
+                for c in customers {
+                    let v = stored(c, &existing);
+                    stmt.execute(rusqlite::params![
+                        c.id,
+                        c.email,
+                        i64::from(c.email_valid),
+                        c.first_name,
+                        c.last_name,
+                        c.subscribed.map(i64::from),
+                        v.signup,
+                        c.locale,
+                        v.attributes,
+                        t
+                    ])
+                    .map_err(crate::native::err)?;
+                }
+                Ok(())
+            })?;
+            tx.commit().await?;
+            return Ok(id);
+        }
+        let mut tx = self.pool().begin().await?;
         let id = crate::orders::record_import(&mut tx, "customers", file, counts, t).await?;
-        // Existing attributes are merged in Rust (portable across backends).
         let existing = load_attributes(&mut tx, customers).await?;
         for chunk in customers.chunks(2000) {
             let sql = format!(
-                "INSERT INTO customers ({COLS}) VALUES {} ON CONFLICT (id) DO UPDATE SET \
-                 email = COALESCE(excluded.email, customers.email), \
-                 email_valid = CASE WHEN excluded.email IS NULL THEN customers.email_valid ELSE excluded.email_valid END, \
-                 first_name = COALESCE(excluded.first_name, customers.first_name), \
-                 last_name = COALESCE(excluded.last_name, customers.last_name), \
-                 subscribed = COALESCE(excluded.subscribed, customers.subscribed), \
-                 signup_date = COALESCE(excluded.signup_date, customers.signup_date), \
-                 locale = COALESCE(excluded.locale, customers.locale), \
-                 attributes = excluded.attributes, updated_at = excluded.updated_at",
+                "{UPSERT_HEAD} VALUES {} {UPSERT_TAIL}",
                 self.bulk_values(chunk.len(), 10)
             );
             let mut q = sqlx::query(&sql);
             for c in chunk {
-                let mut attrs = existing.get(&c.id).cloned().unwrap_or_default();
-                attrs.extend(c.attributes.clone());
+                let v = stored(c, &existing);
                 q = q
                     .bind(c.id.as_str())
                     .bind(c.email.as_deref())
@@ -53,9 +105,9 @@ impl Store {
                     .bind(c.first_name.as_deref())
                     .bind(c.last_name.as_deref())
                     .bind(c.subscribed.map(i64::from))
-                    .bind(c.signup_date.map(|d| d.format("%Y-%m-%d").to_string()))
+                    .bind(v.signup)
                     .bind(c.locale.as_deref())
-                    .bind(serde_json::to_string(&attrs).unwrap_or_else(|_| "{}".into()))
+                    .bind(v.attributes)
                     .bind(t);
             }
             q.execute(&mut *tx).await?;
@@ -104,6 +156,41 @@ impl Store {
     }
 }
 
+const ATTRIBUTES_SQL: &str = "SELECT id, attributes FROM customers WHERE attributes <> '{}'";
+const UPSERT_HEAD: &str = "INSERT INTO customers (id, email, email_valid, first_name, last_name, \
+     subscribed, signup_date, locale, attributes, updated_at)";
+/// Fields the file leaves empty keep their stored value; an email's validity goes with it.
+const UPSERT_TAIL: &str = "ON CONFLICT (id) DO UPDATE SET \
+     email = COALESCE(excluded.email, customers.email), \
+     email_valid = CASE WHEN excluded.email IS NULL THEN customers.email_valid ELSE excluded.email_valid END, \
+     first_name = COALESCE(excluded.first_name, customers.first_name), \
+     last_name = COALESCE(excluded.last_name, customers.last_name), \
+     subscribed = COALESCE(excluded.subscribed, customers.subscribed), \
+     signup_date = COALESCE(excluded.signup_date, customers.signup_date), \
+     locale = COALESCE(excluded.locale, customers.locale), \
+     attributes = excluded.attributes, updated_at = excluded.updated_at";
+
+/// The stored form of a customer's signup day and attributes (merged over `existing`).
+struct Stored {
+    signup: Option<String>,
+    attributes: String,
+}
+
+fn stored(c: &Customer, existing: &BTreeMap<String, BTreeMap<String, String>>) -> Stored {
+    let attributes = match (existing.get(&c.id), c.attributes.is_empty()) {
+        (None, true) => "{}".to_string(),
+        (old, _) => {
+            let mut attrs = old.cloned().unwrap_or_default();
+            attrs.extend(c.attributes.clone());
+            serde_json::to_string(&attrs).unwrap_or_else(|_| "{}".into())
+        }
+    };
+    Stored {
+        signup: c.signup_date.map(|d| d.format("%Y-%m-%d").to_string()),
+        attributes,
+    }
+}
+
 async fn load_attributes(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     customers: &[Customer],
@@ -112,9 +199,7 @@ async fn load_attributes(
     if customers.iter().all(|c| c.attributes.is_empty()) {
         return Ok(out);
     }
-    let rows = sqlx::query("SELECT id, attributes FROM customers WHERE attributes <> '{}'")
-        .fetch_all(&mut **tx)
-        .await?;
+    let rows = sqlx::query(ATTRIBUTES_SQL).fetch_all(&mut **tx).await?;
     for r in rows {
         let id: String = r.try_get(0)?;
         let a: String = r.try_get(1)?;

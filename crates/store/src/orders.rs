@@ -126,6 +126,10 @@ fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order> {
     })
 }
 
+/// Records an import: kind, file, rows read, imported and rejected, time; returns its id.
+pub(crate) const IMPORT_SQL: &str = "INSERT INTO imports (kind, file, rows_read, rows_imported, \
+     rows_rejected, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+
 /// Records an import (inside the import's own transaction) and returns its id.
 pub(crate) async fn record_import(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -134,18 +138,15 @@ pub(crate) async fn record_import(
     (read, imported, rejected): (u64, u64, u64),
     created_at: i64,
 ) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO imports (kind, file, rows_read, rows_imported, rows_rejected, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-    )
-    .bind(kind)
-    .bind(file)
-    .bind(read as i64)
-    .bind(imported as i64)
-    .bind(rejected as i64)
-    .bind(created_at)
-    .fetch_one(&mut **tx)
-    .await?)
+    Ok(sqlx::query_scalar(IMPORT_SQL)
+        .bind(kind)
+        .bind(file)
+        .bind(read as i64)
+        .bind(imported as i64)
+        .bind(rejected as i64)
+        .bind(created_at)
+        .fetch_one(&mut **tx)
+        .await?)
 }
 
 #[cfg(test)]
