@@ -21,26 +21,24 @@ fn pragmas(conn: &Connection, cache_mib: i64) -> Result<()> {
     .map_err(err)
 }
 
+/// A connection opened with `flags` (no SQLite mutex: one thread uses it at a time) and the
+/// common pragmas with a page cache of `cache_mib`.
+fn open(path: &Path, flags: OpenFlags, cache_mib: i64) -> Result<Connection> {
+    let conn =
+        Connection::open_with_flags(path, flags | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(err)?;
+    pragmas(&conn, cache_mib)?;
+    Ok(conn)
+}
+
 /// A read-only connection.
 pub(crate) fn open_read(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(err)?;
-    pragmas(&conn, 64)?;
-    Ok(conn)
+    open(path, OpenFlags::SQLITE_OPEN_READ_ONLY, 64)
 }
 
 /// A read-write connection with a large page cache for bulk writes; its temporary tables and
 /// sorts go to disk, so their memory stays bounded.
 pub(crate) fn open_write(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(err)?;
-    pragmas(&conn, 128)?;
+    let conn = open(path, OpenFlags::SQLITE_OPEN_READ_WRITE, 128)?;
     conn.execute_batch("PRAGMA temp_store = FILE; PRAGMA threads = 2;")
         .map_err(err)?;
     Ok(conn)
@@ -50,13 +48,7 @@ pub(crate) fn open_write(path: &Path) -> Result<Connection> {
 /// because SQLite walks the cache's whole hash table at the end of every write transaction, so
 /// a bulk-sized cache makes each small commit cost more than its own writes.
 pub(crate) fn open_small_writes(path: &Path) -> Result<Connection> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(err)?;
-    pragmas(&conn, 8)?;
-    Ok(conn)
+    open(path, OpenFlags::SQLITE_OPEN_READ_WRITE, 8)
 }
 
 /// Every customer's (key, id), by key.
