@@ -4,6 +4,7 @@
 
 use retain_core::{Customer, CustomerFeatures, Prediction};
 
+use crate::rows::OwnedVal;
 use crate::stats::STATS_COLS;
 use crate::{Result, Store};
 
@@ -51,44 +52,51 @@ impl Store {
              JOIN customers c ON c.key = m.ckey \
              LEFT JOIN customer_stats s ON s.ckey = m.ckey \
              LEFT JOIN predictions p ON p.ckey = m.ckey \
-             LEFT JOIN segment_assignments a ON a.run_id = $2 AND a.ckey = m.ckey \
-             WHERE m.campaign_id = $1"
+             LEFT JOIN segment_assignments a ON a.run_id = $1 AND a.ckey = m.ckey \
+             WHERE m.campaign_id = $2"
         );
-        let q = sqlx::query(&sql).bind(campaign_id).bind(run.unwrap_or(-1));
-        let mut out = crate::collect_rows(q, self.pool(), |r| {
-            use sqlx::Row;
-            let id: String = r.try_get(0)?;
-            let customer = match r.try_get::<Option<String>, _>(2)? {
-                Some(_) => Some(crate::customers::customer_from_row_at(r, 2)?),
-                None => None,
-            };
-            let features = match (r.try_get::<Option<i64>, _>(12)?, as_of) {
-                (Some(_), Some(as_of)) => Some(crate::stats::agg_any(r, 12)?.features(&id, as_of)),
-                _ => None,
-            };
-            let prediction = match r.try_get::<Option<f64>, _>(22)? {
-                Some(p_alive) => Some(Prediction {
-                    customer_id: id.clone(),
-                    p_alive,
-                    expected_purchases_90d: r.try_get(23)?,
-                    clv: r.try_get::<Option<f64>, _>(24)?.unwrap_or(f64::NAN),
-                }),
-                None => None,
-            };
-            let segment = match r.try_get::<Option<String>, _>(25)? {
-                Some(s) => Some((s, r.try_get(26)?, r.try_get(27)?, r.try_get(28)?)),
-                None => None,
-            };
-            Ok(AudienceMember {
-                holdout: r.try_get::<i64, _>(1)? != 0,
-                customer_id: id,
-                customer,
-                features,
-                prediction,
-                segment,
+        // On SQLite a native read connection (sqlx's per-column cost dominated the read). Its
+        // `$N` are numbered in order of appearance, so they appear in order.
+        let binds = vec![
+            OwnedVal::Int(Some(run.unwrap_or(-1))),
+            OwnedVal::Text(Some(campaign_id.to_string())),
+        ];
+        let mut out = self
+            .read_rows(sql, binds, move |r| {
+                let id = r.text(0)?;
+                let customer = match r.opt_text(2)? {
+                    Some(_) => Some(crate::customers::customer_from_row_at(r, 2)?),
+                    None => None,
+                };
+                let features = match (r.opt_int(12)?, as_of) {
+                    (Some(_), Some(as_of)) => {
+                        Some(crate::stats::agg_any(r, 12)?.features(&id, as_of))
+                    }
+                    _ => None,
+                };
+                let prediction = match r.opt_real(22)? {
+                    Some(p_alive) => Some(Prediction {
+                        customer_id: id.clone(),
+                        p_alive,
+                        expected_purchases_90d: r.real(23)?,
+                        clv: r.opt_real(24)?.unwrap_or(f64::NAN),
+                    }),
+                    None => None,
+                };
+                let segment = match r.opt_text(25)? {
+                    Some(s) => Some((s, r.int(26)?, r.int(27)?, r.int(28)?)),
+                    None => None,
+                };
+                Ok(AudienceMember {
+                    holdout: r.int(1)? != 0,
+                    customer_id: id,
+                    customer,
+                    features,
+                    prediction,
+                    segment,
+                })
             })
-        })
-        .await?;
+            .await?;
         // Sorted here: text collation differs between the backends.
         out = retain_core::by_id::sort_by_id(out, |r| r.customer_id.as_str());
         Ok(out)

@@ -58,12 +58,14 @@ impl<'a> From<Option<&'a str>> for Val<'a> {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum OwnedVal {
     Int(Option<i64>),
+    Text(Option<String>),
 }
 
 impl OwnedVal {
     fn as_val(&self) -> Val<'_> {
         match self {
             OwnedVal::Int(v) => Val::Int(*v),
+            OwnedVal::Text(v) => Val::Text(v.as_deref()),
         }
     }
 }
@@ -142,7 +144,8 @@ impl DbRow for rusqlite::Row<'_> {
 
 impl Store {
     /// Every row of `sql` (with `binds`), mapped by `map`, in the order the database returns
-    /// them. On SQLite the query runs on a native read connection on a blocking thread.
+    /// them. On SQLite the query runs on a native read connection on a blocking thread, where
+    /// `$N` placeholders are numbered by first appearance: write them in order.
     pub(crate) async fn read_rows<T, F>(
         &self,
         sql: String,

@@ -192,8 +192,8 @@ fn agg_native(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<CustomerAggr
     })
 }
 
-pub(crate) fn agg_any(r: &sqlx::any::AnyRow, at: usize) -> Result<CustomerAggregate> {
-    let g = |i: usize| -> Result<i64> { Ok(r.try_get::<i64, _>(at + i)?) };
+pub(crate) fn agg_any(r: &dyn crate::rows::DbRow, at: usize) -> Result<CustomerAggregate> {
+    let g = |i: usize| -> Result<i64> { r.int(at + i) };
     Ok(CustomerAggregate {
         first_day: g(1)? as Day,
         last_day: g(2)? as Day,
