@@ -408,6 +408,12 @@ fn group(outcomes: &[&Outcome<'_>]) -> GroupResult {
     }
 }
 
+/// Whether a campaign's attribution window has closed at `now`: `window_days` after its last
+/// accepted message (never, before anything was accepted).
+pub fn window_closed(last_sent: Option<i64>, window_days: i64, now: i64) -> bool {
+    last_sent.is_some_and(|l| now >= l + window_days.max(0) * DAY)
+}
+
 /// Computes a campaign's report.
 pub fn compute(inp: Inputs<'_>) -> CampaignReport {
     let window = inp.campaign.window_days.max(0) * DAY;
@@ -519,7 +525,7 @@ pub fn compute(inp: Inputs<'_>) -> CampaignReport {
         goal_name: inp.campaign.goal_name.clone(),
         window_days: inp.campaign.window_days,
         started_at,
-        window_closed: last_sent.is_some_and(|l| inp.now >= l + window),
+        window_closed: window_closed(last_sent, inp.campaign.window_days, inp.now),
         recipients: total.recipients,
         sent: total.sent,
         delivered: total.delivered,

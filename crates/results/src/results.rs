@@ -340,7 +340,6 @@ pub async fn share_test_verdict(
     ))
 }
 
-/// Customer → segment of the latest segmentation run, when there is one.
 /// The reports of every campaign of a plan.
 pub async fn plan_reports(
     store: &Store,
@@ -387,9 +386,7 @@ pub async fn measured_incremental_rates(
     let mut acc: std::collections::BTreeMap<String, (f64, u64)> = Default::default();
     for c in all_campaigns(store).await? {
         let id = c.input.campaign_id.as_str();
-        let closed = last_sent
-            .get(id)
-            .is_some_and(|l| now >= l + c.input.window_days.max(0) * 86_400);
+        let closed = report::window_closed(last_sent.get(id).copied(), c.input.window_days, now);
         if !closed || counts.get(id).is_none_or(|n| n.sent <= 0) {
             continue;
         }

@@ -45,21 +45,14 @@ impl Store {
                 .await?
                 .ok_or_else(|| StoreError::Corrupt("no import id returned".into()))?;
             tx.with_native(|conn| {
-                let existing = if customers.iter().all(|c| c.attributes.is_empty()) {
-                    BTreeMap::new()
-                } else {
+                let existing = if any_attributes(customers) {
                     let mut stmt = conn.prepare(ATTRIBUTES_SQL).map_err(crate::native::err)?;
                     let rows = stmt
                         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                         .map_err(crate::native::err)?;
-                    let mut out = BTreeMap::new();
-                    for r in rows {
-                        let (id, a) = r.map_err(crate::native::err)?;
-                        if let Ok(map) = serde_json::from_str(&a) {
-                            out.insert(id, map);
-                        }
-                    }
-                    out
+                    attributes_by_id(rows.map(|r| r.map_err(crate::native::err)))?
+                } else {
+                    BTreeMap::new()
                 };
                 let mut stmt = conn
                     .prepare(&format!(
@@ -195,14 +188,26 @@ async fn load_attributes(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     customers: &[Customer],
 ) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
-    let mut out = BTreeMap::new();
-    if customers.iter().all(|c| c.attributes.is_empty()) {
-        return Ok(out);
+    if !any_attributes(customers) {
+        return Ok(BTreeMap::new());
     }
     let rows = sqlx::query(ATTRIBUTES_SQL).fetch_all(&mut **tx).await?;
+    attributes_by_id(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))))
+}
+
+/// Whether the file carries any attribute: only then are the stored ones read to merge into.
+fn any_attributes(customers: &[Customer]) -> bool {
+    customers.iter().any(|c| !c.attributes.is_empty())
+}
+
+/// The stored attributes by customer id, from ([`ATTRIBUTES_SQL`]) rows of (id, JSON); a value
+/// that is not a JSON object of strings is left out (the file's attributes replace it).
+fn attributes_by_id(
+    rows: impl Iterator<Item = Result<(String, String)>>,
+) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+    let mut out = BTreeMap::new();
     for r in rows {
-        let id: String = r.try_get(0)?;
-        let a: String = r.try_get(1)?;
+        let (id, a) = r?;
         if let Ok(map) = serde_json::from_str(&a) {
             out.insert(id, map);
         }
