@@ -70,7 +70,8 @@ pub struct Args {
     /// Messages per second (default: smtp.rate); 0 for no limit.
     #[arg(long)]
     pub rate: Option<f64>,
-    /// Parallel SMTP connections (default: smtp.concurrency).
+    /// Parallel SMTP connections (default: smtp.concurrency), or messages written at once to
+    /// the file outbox (default: 64).
     #[arg(long)]
     pub concurrency: Option<u32>,
     /// Send at most this many emails in this run.
@@ -452,10 +453,18 @@ pub fn base_options(config: &Config, kind: TransportKind) -> SendOptions {
             TransportKind::File => Vec::new(),
         },
         throttle_pause: Duration::from_secs_f64(config.smtp.throttle_pause_s.clamp(0.0, 3600.0)),
-        concurrency: config.smtp.concurrency.clamp(1, 256) as usize,
+        concurrency: match kind {
+            TransportKind::Smtp => config.smtp.concurrency.clamp(1, 256) as usize,
+            TransportKind::File => FILE_WRITERS,
+        },
         ..Default::default()
     }
 }
+
+/// Messages written to the file outbox at once: each is marked `sending` just before its file
+/// is written, and the marks of the writers that reach that point together share one commit,
+/// so more writers mean fewer commits. (A crash leaves at most this many rows unconfirmed.)
+const FILE_WRITERS: usize = 64;
 
 pub fn transport_kind(config: &Config, asked: Option<TransportKind>) -> TransportKind {
     asked.unwrap_or(if config.smtp.url.trim().is_empty() {

@@ -415,10 +415,16 @@ impl Transport for SmtpTransport {
 // ---------------------------------------------------------------------------------------------
 // Files
 
-/// Writes each message to `DIR/<send id>.eml` (atomically: temp file, then rename).
+/// Writes each message to `DIR/<send id>.eml`, whole or not at all. On Linux the message is
+/// written to an unnamed file (`O_TMPFILE`) that is linked into the directory once complete: one
+/// directory entry per message. Elsewhere, on a filesystem without unnamed files, or when the
+/// name is already taken (a message sent again after an unconfirmed attempt), it is written to
+/// a temp file that is renamed into place.
 #[derive(Debug, Clone)]
 pub struct FileTransport {
     dir: PathBuf,
+    #[cfg(target_os = "linux")]
+    unnamed: Option<std::sync::Arc<unnamed::Dir>>,
 }
 
 impl FileTransport {
@@ -427,11 +433,86 @@ impl FileTransport {
             .map_err(|e| TransportError::Fatal(format!("creating {}: {e}", dir.display())))?;
         Ok(Self {
             dir: dir.to_path_buf(),
+            #[cfg(target_os = "linux")]
+            unnamed: unnamed::Dir::open(dir).map(std::sync::Arc::new),
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Writes `bytes` as `name` in the directory, whole or not at all.
+    fn write_whole(&self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if let Some(dir) = &self.unnamed {
+            if dir.write(name, bytes)? {
+                return Ok(());
+            }
+        }
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, self.dir.join(name))
+    }
+}
+
+/// Unnamed files linked into a directory (Linux).
+#[cfg(target_os = "linux")]
+mod unnamed {
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use rustix::fs::{linkat, openat, AtFlags, Mode, OFlags, CWD};
+    use rustix::io::Errno;
+
+    #[derive(Debug)]
+    pub(super) struct Dir {
+        fd: OwnedFd,
+        /// Cleared when the filesystem or the system cannot do it: the rename path from then on.
+        works: AtomicBool,
+    }
+
+    impl Dir {
+        pub(super) fn open(dir: &Path) -> Option<Self> {
+            let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+            let fd = openat(CWD, dir, flags, Mode::empty()).ok()?;
+            Some(Self {
+                fd,
+                works: AtomicBool::new(true),
+            })
+        }
+
+        /// `Ok(true)`: `name` now holds `bytes`; `Ok(false)`: not done, write it another way
+        /// (unnamed files unsupported, or `name` exists); `Err`: the write itself failed.
+        pub(super) fn write(&self, name: &str, bytes: &[u8]) -> std::io::Result<bool> {
+            if !self.works.load(Ordering::Relaxed) {
+                return Ok(false);
+            }
+            let flags = OFlags::WRONLY | OFlags::TMPFILE | OFlags::CLOEXEC;
+            let fd = match openat(&self.fd, ".", flags, Mode::from_raw_mode(0o666)) {
+                Ok(fd) => fd,
+                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {
+                    self.works.store(false, Ordering::Relaxed);
+                    return Ok(false);
+                }
+                Err(_) => return Ok(false),
+            };
+            let mut file = std::fs::File::from(fd);
+            file.write_all(bytes)?;
+            // Linking an open file by descriptor needs either CAP_DAC_READ_SEARCH
+            // (AT_EMPTY_PATH) or /proc: the latter.
+            let by_fd = format!("/proc/self/fd/{}", file.as_raw_fd());
+            match linkat(CWD, by_fd.as_str(), &self.fd, name, AtFlags::SYMLINK_FOLLOW) {
+                Ok(()) => Ok(true),
+                Err(Errno::EXIST) => Ok(false),
+                Err(_) => {
+                    self.works.store(false, Ordering::Relaxed);
+                    Ok(false)
+                }
+            }
+        }
     }
 }
 
@@ -441,16 +522,14 @@ impl Transport for FileTransport {
         _worker: usize,
         msg: &OutgoingMessage,
     ) -> Result<Delivery, TransportError> {
-        let path = self.dir.join(format!("{}.eml", msg.send_id));
-        let tmp = self.dir.join(format!(".{}.eml.tmp", msg.send_id));
-        let fail =
-            |e: std::io::Error| TransportError::Fatal(format!("writing {}: {e}", path.display()));
+        let name = format!("{}.eml", msg.send_id);
         // Written in place, not through the blocking pool: a few KiB into the page cache cost
-        // less than the two thread hand-offs of `tokio::fs` (create-write-close, rename).
-        std::fs::write(&tmp, &msg.raw).map_err(fail)?;
-        std::fs::rename(&tmp, &path).map_err(fail)?;
+        // less than the thread hand-offs of `tokio::fs`.
+        self.write_whole(&name, &msg.raw).map_err(|e| {
+            TransportError::Fatal(format!("writing {}: {e}", self.dir.join(&name).display()))
+        })?;
         Ok(Delivery {
-            response: format!("written {}", path.display()),
+            response: format!("written {}", self.dir.join(&name).display()),
         })
     }
 
@@ -571,6 +650,53 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"));
         assert!(SmtpSettings::from_url("http://x", None, None).is_err());
         assert!(SmtpSettings::from_url("smtp://x:notaport", None, None).is_err());
+    }
+
+    /// Every file in `dir`, hidden ones (temporary files) included.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .expect("dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A message is written whole under its send id, a second write of the same send replaces
+    /// it, and nothing else is left in the outbox — through the unnamed-file path and through
+    /// the temp-file-and-rename path alike.
+    #[tokio::test]
+    async fn outbox_files_are_written_whole_and_replaced() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let message = |send_id: i64, body: &str| OutgoingMessage {
+            send_id,
+            to: "a@example.com".into(),
+            message_id: format!("<{send_id}@example.com>"),
+            envelope: lettre::address::Envelope::new(
+                Some("from@example.com".parse().expect("from")),
+                vec!["a@example.com".parse().expect("to")],
+            )
+            .expect("envelope"),
+            raw: body.as_bytes().to_vec(),
+        };
+        let linked = FileTransport::new(&tmp.path().join("linked")).expect("outbox");
+        #[cfg(target_os = "linux")]
+        assert!(linked.unnamed.is_some(), "the outbox directory opens");
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+        let mut renamed = FileTransport::new(&tmp.path().join("renamed")).expect("outbox");
+        #[cfg(target_os = "linux")]
+        {
+            renamed.unnamed = None;
+        }
+        for t in [&linked, &renamed] {
+            t.send(0, &message(7, "first\r\n")).await.expect("written");
+            t.send(1, &message(8, "other\r\n")).await.expect("written");
+            t.send(0, &message(7, "again\r\n")).await.expect("replaced");
+            assert_eq!(files(t.dir()), ["7.eml", "8.eml"]);
+            let read = |n: &str| std::fs::read_to_string(t.dir().join(n)).expect("read");
+            assert_eq!(read("7.eml"), "again\r\n");
+            assert_eq!(read("8.eml"), "other\r\n");
+        }
     }
 
     #[test]
