@@ -131,7 +131,7 @@ pub async fn run(args: Args) -> Result<()> {
     let ctx = Context::open(&args.dir).await?;
     step(3, "Import");
     let opts = ImportOptions::default();
-    let (c, _) = import::import_customers(&ctx, &data.join("customers.csv"), &opts).await?;
+    let (c, _) = import::import_customers(&ctx, &data.join("customers.csv"), &opts, false).await?;
     println!(
         "  customers: {} imported, {} invalid emails",
         c.customers, c.invalid_emails

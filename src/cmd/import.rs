@@ -211,7 +211,13 @@ pub async fn run(ctx: &Context, cmd: Command, quiet: bool) -> Result<()> {
             (s, r, a.format)
         }
         Command::Customers(a) => {
-            let (s, r) = import_customers(ctx, &a.file, &a.options()).await?;
+            let (s, r) = import_customers(
+                ctx,
+                &a.file,
+                &a.options(),
+                !quiet && a.format == Format::Table,
+            )
+            .await?;
             (s, r, a.format)
         }
         Command::Products(a) => {
@@ -456,54 +462,58 @@ impl RejectsFile {
     }
 }
 
-/// Imports a customers file into the workspace.
+/// Imports a customers file into the workspace, streaming it; returns the summary and the first
+/// rows set aside (all of them are written to the workspace's rejects file).
 pub async fn import_customers(
     ctx: &Context,
     file: &Path,
     opts: &ImportOptions,
+    show_progress: bool,
 ) -> Result<(Summary, Vec<Reject>)> {
-    let bytes = import::read_file(file)?;
-    let parsed = import::parse_customers(file, &bytes, opts)?;
-    if parsed.customers.is_empty() {
+    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let pb = progress(len, "reading", show_progress && len > 4 << 20);
+    let bar = pb.clone();
+    let rejects = RejectsFile::new(ctx.path("rejects"), file);
+    let sink = rejects.clone();
+    let done = ctx
+        .store
+        .import_customers_file(
+            file,
+            opts,
+            move |n| bar.set_position(n),
+            move |batch| sink.write(batch),
+        )
+        .await
+        .with_context(|| format!("importing the customers of {}", file.display()))?;
+    pb.finish_and_clear();
+    let (shown, rejects_file) = rejects.finish()?;
+    let s = &done.summary;
+    if done.customers == 0 {
         return Err(fail(
             exit::BAD_INPUT,
             format!(
                 "{}: no customer could be imported ({} rows read){}",
                 file.display(),
-                parsed.rows_read,
-                first_problem(&parsed.rejects)
+                s.rows_read,
+                first_problem(&shown)
             ),
         ));
     }
-    let rejects_file = write_rejects(ctx, file, &parsed.rejects)?;
-    let id = ctx
-        .store
-        .import_customers(
-            &file.display().to_string(),
-            &parsed.customers,
-            (
-                parsed.rows_read,
-                parsed.customers.len() as u64,
-                parsed.rows_rejected,
-            ),
-        )
-        .await
-        .with_context(|| format!("storing the customers of {}", file.display()))?;
     let summary = Summary {
         kind: "customers",
         file: file.display().to_string(),
-        import_id: id,
-        rows_read: parsed.rows_read,
-        rows_imported: parsed.rows_read - parsed.rows_rejected,
-        rows_rejected: parsed.rows_rejected,
-        customers: parsed.customers.len() as u64,
-        invalid_emails: parsed.invalid_emails,
+        import_id: done.import_id,
+        rows_read: s.rows_read,
+        rows_imported: s.rows_read - s.rows_rejected,
+        rows_rejected: s.rows_rejected,
+        customers: done.customers,
+        invalid_emails: s.invalid_emails,
         rejects_file: rejects_file.map(|p| p.display().to_string()),
-        columns: parsed.columns.clone(),
-        notes: parsed.notes.clone(),
+        columns: s.columns.clone(),
+        notes: s.notes.clone(),
         ..Default::default()
     };
-    Ok((summary, parsed.rejects))
+    Ok((summary, shown))
 }
 
 /// Imports a products (catalogue) file into the workspace.

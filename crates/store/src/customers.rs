@@ -1,13 +1,17 @@
-//! Customers: atomic upsert of an imported customers file and reading customers back.
+//! Customers: the atomic, streamed upsert of an imported customers file and reading customers
+//! back.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 
 use chrono::NaiveDate;
+use retain_core::import::{
+    stream_customers, CustomerFeed, CustomersSummary, ImportOptions, Reject,
+};
 use retain_core::Customer;
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
-use crate::rows::DbRow;
+use crate::rows::{DbRow, Val, WriteTx};
 use crate::{now, Result, Store, StoreError};
 
 /// A stored customer (alias kept for callers that want the storage view).
@@ -15,9 +19,20 @@ pub type CustomerRow = Customer;
 
 pub(crate) const COLS: &str = "id, email, email_valid, first_name, last_name, subscribed, signup_date, locale, attributes, updated_at";
 
+/// What [`Store::import_customers_file`] did.
+#[derive(Debug, Clone, Default)]
+pub struct CustomersImported {
+    /// The import's id (0 when nothing was imported and nothing written).
+    pub import_id: i64,
+    /// Distinct customers of the file.
+    pub customers: u64,
+    pub summary: CustomersSummary,
+}
+
 impl Store {
     /// Records an import and upserts its customers in one transaction. Fields the file leaves
-    /// empty keep their stored value; attributes are merged.
+    /// empty keep their stored value; attributes are merged. `customers` has one entry per id
+    /// (as [`retain_core::import::parse_customers`] gives them).
     pub async fn import_customers(
         &self,
         file: &str,
@@ -25,90 +40,166 @@ impl Store {
         counts: (u64, u64, u64),
     ) -> Result<i64> {
         let t = now();
-        if self.sqlite_path().is_some() {
-            // One prepared single-row upsert per customer on the native connection, in the
-            // import's one transaction (sqlx's per-parameter cost dominated multi-row upserts).
-            let mut tx = self.write_tx().await?;
-            let (read, imported, rejected) = counts;
-            let id = tx
-                .fetch_int(
-                    crate::orders::IMPORT_SQL,
-                    &[
-                        "customers".into(),
-                        file.into(),
-                        (read as i64).into(),
-                        (imported as i64).into(),
-                        (rejected as i64).into(),
-                        t.into(),
-                    ],
-                )
-                .await?
-                .ok_or_else(|| StoreError::Corrupt("no import id returned".into()))?;
-            tx.with_native(|conn| {
-                let existing = if any_attributes(customers) {
-                    let mut stmt = conn.prepare(ATTRIBUTES_SQL).map_err(crate::native::err)?;
-                    let rows = stmt
-                        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-                        .map_err(crate::native::err)?;
-                    attributes_by_id(rows.map(|r| r.map_err(crate::native::err)))?
-                } else {
-                    BTreeMap::new()
-                };
-                let mut stmt = conn
-                    .prepare(&format!(
-                        "{UPSERT_HEAD} VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) {UPSERT_TAIL}"
-                    ))
-                    .map_err(crate::native::err)?;
-                for c in customers {
-                    let v = stored(c, &existing);
-                    stmt.execute(rusqlite::params![
-                        c.id,
-                        c.email,
-                        i64::from(c.email_valid),
-                        c.first_name,
-                        c.last_name,
-                        c.subscribed.map(i64::from),
-                        v.signup,
-                        c.locale,
-                        v.attributes,
-                        t
-                    ])
-                    .map_err(crate::native::err)?;
-                }
-                Ok(())
-            })?;
-            tx.commit().await?;
-            return Ok(id);
-        }
-        let mut tx = self.pool().begin().await?;
-        let id = crate::orders::record_import(&mut tx, "customers", file, counts, t).await?;
-        let existing = load_attributes(&mut tx, customers).await?;
-        for chunk in customers.chunks(2000) {
-            let sql = format!(
-                "{UPSERT_HEAD} VALUES {} {UPSERT_TAIL}",
-                self.bulk_values(chunk.len(), 10)
-            );
-            let mut q = sqlx::query(&sql);
-            for c in chunk {
-                let v = stored(c, &existing);
-                q = q
-                    .bind(c.id.as_str())
-                    .bind(c.email.as_deref())
-                    .bind(i64::from(c.email_valid))
-                    .bind(c.first_name.as_deref())
-                    .bind(c.last_name.as_deref())
-                    .bind(c.subscribed.map(i64::from))
-                    .bind(v.signup)
-                    .bind(c.locale.as_deref())
-                    .bind(v.attributes)
-                    .bind(t);
-            }
-            q.execute(&mut *tx).await?;
-        }
+        let mut tx = self.write_tx().await?;
+        let id = record_import(&mut tx, file, counts, t).await?;
+        write_customers(&mut tx, customers, t).await?;
         tx.commit().await?;
         Ok(id)
     }
 
+    /// Imports a customers file of any size, streamed: all or nothing, in one transaction, with
+    /// memory that does not grow with the file (the file is read a few blocks at a time; the
+    /// stored attributes are read only for the customers of the block being written). Fields the
+    /// file leaves empty keep their stored value; attributes are merged; a later row of the same
+    /// customer is merged over an earlier one. `progress` gets the bytes read; `on_rejects` each
+    /// batch of rows set aside. Nothing is written when no customer could be read.
+    pub async fn import_customers_file<P, R>(
+        &self,
+        path: &Path,
+        opts: &ImportOptions,
+        progress: P,
+        mut on_rejects: R,
+    ) -> Result<CustomersImported>
+    where
+        P: Fn(u64) + Send + Sync + 'static,
+        R: FnMut(&[Reject]) -> std::io::Result<()> + Send + 'static,
+    {
+        let (feeds, mut rx) = tokio::sync::mpsc::channel::<CustomerFeed>(1);
+        let file = path.to_path_buf();
+        let o = opts.clone();
+        let producer = std::thread::spawn(move || {
+            stream_customers(&file, &o, &progress, &mut |feed| {
+                feeds.blocking_send(feed).is_ok()
+            })
+        });
+        let t = now();
+        let mut tx = self.write_tx().await?;
+        let id = record_import(&mut tx, &path.display().to_string(), (0, 0, 0), t).await?;
+        // Distinct customers, by a 64-bit hash of the id: 8 bytes each, not the ids.
+        let mut seen: HashSet<u64> = HashSet::new();
+        let mut failed = None;
+        while let Some(feed) = rx.recv().await {
+            if let Err(e) = on_rejects(&feed.rejects) {
+                failed = Some(StoreError::Native(format!("writing rejected rows: {e}")));
+                break;
+            }
+            seen.extend(feed.customers.iter().map(|c| id_hash(&c.id)));
+            if let Err(e) = write_customers(&mut tx, &feed.customers, t).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        // The reader stops at its next block once nobody receives.
+        drop(rx);
+        let summary = match producer.join() {
+            Ok(r) => r?,
+            Err(_) => return Err(StoreError::Corrupt("the file reader panicked".into())),
+        };
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let customers = seen.len() as u64;
+        if customers == 0 {
+            // Rolled back when `tx` drops: nothing was imported.
+            return Ok(CustomersImported {
+                import_id: 0,
+                customers,
+                summary,
+            });
+        }
+        tx.execute(
+            "UPDATE imports SET rows_read = $1, rows_imported = $2, rows_rejected = $3 WHERE id = $4",
+            &[
+                (summary.rows_read as i64).into(),
+                ((summary.rows_read - summary.rows_rejected) as i64).into(),
+                (summary.rows_rejected as i64).into(),
+                id.into(),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(CustomersImported {
+            import_id: id,
+            customers,
+            summary,
+        })
+    }
+}
+
+/// A customer id's 64-bit hash (for counting distinct customers).
+fn id_hash(id: &str) -> u64 {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
+}
+
+/// Records a customers import in its own transaction; returns its id.
+async fn record_import(
+    tx: &mut WriteTx<'_>,
+    file: &str,
+    (read, imported, rejected): (u64, u64, u64),
+    t: i64,
+) -> Result<i64> {
+    tx.fetch_int(
+        crate::orders::IMPORT_SQL,
+        &[
+            "customers".into(),
+            file.into(),
+            (read as i64).into(),
+            (imported as i64).into(),
+            (rejected as i64).into(),
+            t.into(),
+        ],
+    )
+    .await?
+    .ok_or_else(|| StoreError::Corrupt("no import id returned".into()))
+}
+
+/// Stored attributes read per statement when merging.
+const ATTRIBUTES_PER_READ: usize = 1000;
+
+/// Upserts `customers` (one entry per id) in `tx`: the stored attributes of those that carry
+/// any are read first and merged under theirs; the others keep what is stored.
+async fn write_customers(tx: &mut WriteTx<'_>, customers: &[Customer], t: i64) -> Result<()> {
+    let with_attributes: Vec<&str> = customers
+        .iter()
+        .filter(|c| !c.attributes.is_empty())
+        .map(|c| c.id.as_str())
+        .collect();
+    let mut existing: HashMap<String, String> = HashMap::new();
+    for ids in with_attributes.chunks(ATTRIBUTES_PER_READ) {
+        let sql = format!(
+            "SELECT id, attributes FROM customers WHERE id IN ({})",
+            (1..=ids.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let vals: Vec<Val<'_>> = ids.iter().map(|&id| id.into()).collect();
+        existing.extend(tx.fetch_text_pairs(&sql, &vals).await?);
+    }
+    let stored: Vec<Stored> = customers
+        .iter()
+        .map(|c| stored(c, existing.get(&c.id).map(String::as_str)))
+        .collect();
+    tx.insert_many_then(UPSERT_HEAD, UPSERT_TAIL, 10, customers.len(), |i, out| {
+        let (c, v) = (&customers[i], &stored[i]);
+        out.extend::<[Val<'_>; 10]>([
+            c.id.as_str().into(),
+            c.email.as_deref().into(),
+            i64::from(c.email_valid).into(),
+            c.first_name.as_deref().into(),
+            c.last_name.as_deref().into(),
+            c.subscribed.map(i64::from).into(),
+            v.signup.as_deref().into(),
+            c.locale.as_deref().into(),
+            v.attributes.as_str().into(),
+            t.into(),
+        ]);
+    })
+    .await
+}
+
+impl Store {
     /// Every customer, by id.
     pub async fn customers(&self) -> Result<Vec<Customer>> {
         let sql = format!("SELECT {COLS} FROM customers");
@@ -149,10 +240,10 @@ impl Store {
     }
 }
 
-const ATTRIBUTES_SQL: &str = "SELECT id, attributes FROM customers WHERE attributes <> '{}'";
 const UPSERT_HEAD: &str = "INSERT INTO customers (id, email, email_valid, first_name, last_name, \
      subscribed, signup_date, locale, attributes, updated_at)";
-/// Fields the file leaves empty keep their stored value; an email's validity goes with it.
+/// Fields the file leaves empty keep their stored value; an email's validity goes with it; a
+/// row without attributes keeps the stored ones (a row with some carries them merged already).
 const UPSERT_TAIL: &str = "ON CONFLICT (id) DO UPDATE SET \
      email = COALESCE(excluded.email, customers.email), \
      email_valid = CASE WHEN excluded.email IS NULL THEN customers.email_valid ELSE excluded.email_valid END, \
@@ -161,58 +252,31 @@ const UPSERT_TAIL: &str = "ON CONFLICT (id) DO UPDATE SET \
      subscribed = COALESCE(excluded.subscribed, customers.subscribed), \
      signup_date = COALESCE(excluded.signup_date, customers.signup_date), \
      locale = COALESCE(excluded.locale, customers.locale), \
-     attributes = excluded.attributes, updated_at = excluded.updated_at";
+     attributes = CASE WHEN excluded.attributes = '{}' THEN customers.attributes ELSE excluded.attributes END, \
+     updated_at = excluded.updated_at";
 
-/// The stored form of a customer's signup day and attributes (merged over `existing`).
+/// The stored form of a customer's signup day and attributes.
 struct Stored {
     signup: Option<String>,
     attributes: String,
 }
 
-fn stored(c: &Customer, existing: &BTreeMap<String, BTreeMap<String, String>>) -> Stored {
-    let attributes = match (existing.get(&c.id), c.attributes.is_empty()) {
-        (None, true) => "{}".to_string(),
-        (old, _) => {
-            let mut attrs = old.cloned().unwrap_or_default();
-            attrs.extend(c.attributes.clone());
-            serde_json::to_string(&attrs).unwrap_or_else(|_| "{}".into())
-        }
+/// `c`'s stored form; its attributes merged over `existing` (the stored JSON, if any: a value
+/// that is not a JSON object of strings is replaced).
+fn stored(c: &Customer, existing: Option<&str>) -> Stored {
+    let attributes = if c.attributes.is_empty() {
+        "{}".to_string()
+    } else {
+        let mut attrs: BTreeMap<String, String> = existing
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_default();
+        attrs.extend(c.attributes.clone());
+        serde_json::to_string(&attrs).unwrap_or_else(|_| "{}".into())
     };
     Stored {
         signup: c.signup_date.map(|d| d.format("%Y-%m-%d").to_string()),
         attributes,
     }
-}
-
-async fn load_attributes(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    customers: &[Customer],
-) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
-    if !any_attributes(customers) {
-        return Ok(BTreeMap::new());
-    }
-    let rows = sqlx::query(ATTRIBUTES_SQL).fetch_all(&mut **tx).await?;
-    attributes_by_id(rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))))
-}
-
-/// Whether the file carries any attribute: only then are the stored ones read to merge into.
-fn any_attributes(customers: &[Customer]) -> bool {
-    customers.iter().any(|c| !c.attributes.is_empty())
-}
-
-/// The stored attributes by customer id, from ([`ATTRIBUTES_SQL`]) rows of (id, JSON); a value
-/// that is not a JSON object of strings is left out (the file's attributes replace it).
-fn attributes_by_id(
-    rows: impl Iterator<Item = Result<(String, String)>>,
-) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
-    let mut out = BTreeMap::new();
-    for r in rows {
-        let (id, a) = r?;
-        if let Ok(map) = serde_json::from_str(&a) {
-            out.insert(id, map);
-        }
-    }
-    Ok(out)
 }
 
 pub(crate) fn customer_from_row(r: &AnyRow) -> Result<Customer> {
@@ -291,5 +355,107 @@ mod tests {
             store.customer("a").await.expect("r").expect("e").subscribed,
             Some(true)
         );
+    }
+
+    /// The streamed import of customers files, on either backend.
+    async fn streamed_files(store: Store) {
+        let dir = tempfile::tempdir().expect("tmp");
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).expect("write");
+            p
+        };
+        let opts = ImportOptions::default();
+        let import = |p: std::path::PathBuf| {
+            let store = store.clone();
+            let opts = opts.clone();
+            async move {
+                let rejects = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+                let sink = rejects.clone();
+                let done = store
+                    .import_customers_file(
+                        &p,
+                        &opts,
+                        |_| {},
+                        move |r: &[Reject]| {
+                            sink.lock().expect("lock").extend(r.iter().map(|x| x.line));
+                            Ok(())
+                        },
+                    )
+                    .await;
+                let lines = rejects.lock().expect("lock").clone();
+                (done, lines)
+            }
+        };
+        // Ann twice (the later row fills in her city and her consent), Bob with a bad email,
+        // a row without id.
+        let first = write(
+            "c1.csv",
+            "customer_id,email,first_name,subscribed,tier,city\n\
+a,ann@x.io,Ann,yes,gold,\n\
+b,bob(at)x.io,Bob,,,\n\
+,nobody@x.io,No,yes,,\n\
+a,,,no,,Oslo\n",
+        );
+        let (done, rejected) = import(first).await;
+        let done = done.expect("imported");
+        assert_eq!(done.customers, 2, "a and b");
+        assert_eq!((done.summary.rows_read, done.summary.rows_rejected), (4, 1));
+        assert_eq!(done.summary.invalid_emails, 1);
+        assert_eq!(rejected, [3, 4], "the bad email's note, the row without id");
+        let ann = store.customer("a").await.expect("read").expect("ann");
+        assert_eq!(ann.email.as_deref(), Some("ann@x.io"));
+        assert_eq!(ann.subscribed, Some(false));
+        assert_eq!(ann.attributes.get("tier").map(String::as_str), Some("gold"));
+        assert_eq!(ann.attributes.get("city").map(String::as_str), Some("Oslo"));
+        assert!(
+            !store
+                .customer("b")
+                .await
+                .expect("read")
+                .expect("bob")
+                .email_valid
+        );
+        let recorded = store.imports().await.expect("imports");
+        let last = recorded.last().expect("an import");
+        assert_eq!(
+            (last.rows_read, last.rows_imported, last.rows_rejected),
+            (4, 3, 1)
+        );
+
+        // A file without attribute columns keeps the stored attributes.
+        let (done, _) = import(write("c2.csv", "customer_id,first_name\na,Anna\n")).await;
+        assert_eq!(done.expect("imported").customers, 1);
+        let ann = store.customer("a").await.expect("read").expect("ann");
+        assert_eq!(ann.first_name.as_deref(), Some("Anna"));
+        assert_eq!(ann.attributes.get("tier").map(String::as_str), Some("gold"));
+        assert_eq!(ann.email.as_deref(), Some("ann@x.io"));
+
+        // Nothing importable: nothing written, not even the import's record.
+        let before = store.imports().await.expect("imports").len();
+        let (done, _) = import(write("c3.csv", "customer_id,email\n,\n,\n")).await;
+        let done = done.expect("read");
+        assert_eq!((done.customers, done.import_id), (0, 0));
+        assert_eq!(store.imports().await.expect("imports").len(), before);
+
+        // A file that turns out truncated (an unclosed quote at its end) writes nothing.
+        let (done, _) = import(write("c4.csv", "customer_id,first_name\nz,Zed\na,\"Ann\n")).await;
+        assert!(done.is_err(), "truncated file");
+        assert!(store.customer("z").await.expect("read").is_none());
+        assert_eq!(store.imports().await.expect("imports").len(), before);
+        assert_eq!(store.customer_count().await.expect("count"), 2);
+    }
+
+    #[tokio::test]
+    async fn streamed_customers_files_sqlite() {
+        let (store, _dir) = test_support::sqlite().await;
+        streamed_files(store).await;
+    }
+
+    #[tokio::test]
+    async fn streamed_customers_files_postgres() {
+        if let Some((store, _db)) = test_support::postgres().await {
+            streamed_files(store).await;
+        }
     }
 }

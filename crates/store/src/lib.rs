@@ -43,7 +43,7 @@ use sqlx::{AnyPool, ConnectOptions, Executor};
 
 pub use audience::AudienceMember;
 pub use candidates::{PlanCandidate, PlanCandidates};
-pub use customers::CustomerRow;
+pub use customers::{CustomerRow, CustomersImported};
 pub use dbcopy::TableCopy;
 pub use deliverability::{
     email_domain, CampaignDeliverability, DeliverabilityCounts, DeliverabilityEvent,

@@ -130,25 +130,6 @@ fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order> {
 pub(crate) const IMPORT_SQL: &str = "INSERT INTO imports (kind, file, rows_read, rows_imported, \
      rows_rejected, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
 
-/// Records an import (inside the import's own transaction) and returns its id.
-pub(crate) async fn record_import(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    kind: &str,
-    file: &str,
-    (read, imported, rejected): (u64, u64, u64),
-    created_at: i64,
-) -> Result<i64> {
-    Ok(sqlx::query_scalar(IMPORT_SQL)
-        .bind(kind)
-        .bind(file)
-        .bind(read as i64)
-        .bind(imported as i64)
-        .bind(rejected as i64)
-        .bind(created_at)
-        .fetch_one(&mut **tx)
-        .await?)
-}
-
 #[cfg(test)]
 mod tests {
     use std::io::Write;

@@ -308,6 +308,41 @@ impl<'c> WriteTx<'c> {
         }
     }
 
+    /// Every row of `sql` as its first two columns, text.
+    pub(crate) async fn fetch_text_pairs(
+        &mut self,
+        sql: &str,
+        vals: &[Val<'_>],
+    ) -> Result<Vec<(String, String)>> {
+        match self.inner()? {
+            Inner::Sqlx(tx) => {
+                let mut q = sqlx::query(sql);
+                for v in vals {
+                    q = bind_sqlx(q, *v);
+                }
+                let rows = q.fetch_all(&mut **tx).await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect()
+            }
+            Inner::Native(conn) => blocking(|| {
+                let mut stmt = conn.prepare_cached(sql).map_err(crate::native::err)?;
+                for (i, v) in vals.iter().enumerate() {
+                    bind_native(&mut stmt, i + 1, *v)?;
+                }
+                let mut rows = stmt.raw_query();
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().map_err(crate::native::err)? {
+                    out.push((
+                        r.get::<_, String>(0).map_err(crate::native::err)?,
+                        r.get::<_, String>(1).map_err(crate::native::err)?,
+                    ));
+                }
+                Ok(out)
+            }),
+        }
+    }
+
     /// The first column of the first row of `sql` as text; `None` for no row or NULL.
     pub(crate) async fn fetch_text(
         &mut self,
@@ -349,6 +384,18 @@ impl<'c> WriteTx<'c> {
         len: usize,
         row: impl Fn(usize, &mut Vec<Val<'v>>),
     ) -> Result<()> {
+        self.insert_many_then(head, "", width, len, row).await
+    }
+
+    /// [`WriteTx::insert_many`] with `tail` after the values (an `ON CONFLICT` clause).
+    pub(crate) async fn insert_many_then<'v>(
+        &mut self,
+        head: &str,
+        tail: &str,
+        width: usize,
+        len: usize,
+        row: impl Fn(usize, &mut Vec<Val<'v>>),
+    ) -> Result<()> {
         if len == 0 {
             return Ok(());
         }
@@ -356,7 +403,7 @@ impl<'c> WriteTx<'c> {
         match self.inner()? {
             Inner::Sqlx(tx) => {
                 let batch = (MAX_PARAMS / width).max(1);
-                let full = format!("{head} VALUES {}", store.bulk_values(batch, width));
+                let full = format!("{head} VALUES {} {tail}", store.bulk_values(batch, width));
                 let mut vals = Vec::with_capacity(batch * width);
                 let mut start = 0;
                 while start < len {
@@ -369,8 +416,10 @@ impl<'c> WriteTx<'c> {
                     let sql = if end - start == batch {
                         &full
                     } else {
-                        partial =
-                            format!("{head} VALUES {}", store.bulk_values(end - start, width));
+                        partial = format!(
+                            "{head} VALUES {} {tail}",
+                            store.bulk_values(end - start, width)
+                        );
                         &partial
                     };
                     let mut q = sqlx::query(sql);
@@ -383,7 +432,7 @@ impl<'c> WriteTx<'c> {
                 Ok(())
             }
             Inner::Native(conn) => blocking(|| {
-                let sql = format!("{head} VALUES ({})", vec!["?"; width].join(","));
+                let sql = format!("{head} VALUES ({}) {tail}", vec!["?"; width].join(","));
                 let mut stmt = conn.prepare(&sql).map_err(crate::native::err)?;
                 let mut vals = Vec::with_capacity(width);
                 for i in 0..len {

@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use columns::{CustomerField, OrderField, ProductField};
-pub use customers::{parse_customers, CustomersImport};
+pub use customers::{
+    parse_customers, stream_customers, CustomerFeed, CustomersImport, CustomersSummary,
+};
 pub use items::{is_items_header, stream_items, ItemLine, ItemsFeed, ItemsSummary};
 pub use orders::{
     parse_orders, scan_features, scan_file, LineItem, LineMode, OrderLine, OrdersImport, Profile,
