@@ -239,6 +239,41 @@ pub async fn run(ctx: &Context, cmd: Command, quiet: bool) -> Result<()> {
 /// How many skipped rows the summary lists (all of them go to the rejects file).
 const REJECTS_SHOWN: usize = 10;
 
+/// Where a streamed import reports the bytes it has read.
+type ProgressFn = Box<dyn Fn(u64) + Send + Sync>;
+/// Where a streamed import hands the rows it set aside.
+type RejectsFn = Box<dyn FnMut(&[Reject]) -> std::io::Result<()> + Send>;
+
+/// Runs a streamed import of `file` (`import`, given where to report progress and rejected
+/// rows): a progress bar on files over 4 MiB when `show_progress`, every rejected row to the
+/// workspace's rejects file. Returns what the import returned, the first rejected rows and the
+/// rejects file, if one was written. `what` names the file's rows in errors.
+async fn streamed<T, Fut>(
+    ctx: &Context,
+    file: &Path,
+    show_progress: bool,
+    what: &str,
+    import: impl FnOnce(ProgressFn, RejectsFn) -> Fut,
+) -> Result<(T, Vec<Reject>, Option<PathBuf>)>
+where
+    Fut: std::future::Future<Output = retain_store::Result<T>>,
+{
+    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let pb = progress(len, "reading", show_progress && len > 4 << 20);
+    let bar = pb.clone();
+    let rejects = RejectsFile::new(ctx.path("rejects"), file);
+    let sink = rejects.clone();
+    let done = import(
+        Box::new(move |n| bar.set_position(n)),
+        Box::new(move |batch| sink.write(batch)),
+    )
+    .await
+    .with_context(|| format!("importing the {what} of {}", file.display()))?;
+    pb.finish_and_clear();
+    let (shown, rejects_file) = rejects.finish()?;
+    Ok((done, shown, rejects_file))
+}
+
 /// Imports an orders file into the workspace, streaming it; returns the summary and the first
 /// skipped rows (all of them are written to the workspace's rejects file).
 pub async fn import_orders(
@@ -247,23 +282,11 @@ pub async fn import_orders(
     opts: &ImportOptions,
     show_progress: bool,
 ) -> Result<(Summary, Vec<Reject>)> {
-    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let pb = progress(len, "reading", show_progress && len > 4 << 20);
-    let bar = pb.clone();
-    let rejects = RejectsFile::new(ctx.path("rejects"), file);
-    let sink = rejects.clone();
-    let done = ctx
-        .store
-        .import_orders_file(
-            file,
-            opts,
-            move |n| bar.set_position(n),
-            move |batch| sink.write(batch),
-        )
-        .await
-        .with_context(|| format!("importing the orders of {}", file.display()))?;
-    pb.finish_and_clear();
-    let (shown, rejects_file) = rejects.finish()?;
+    let (done, shown, rejects_file) =
+        streamed(ctx, file, show_progress, "orders", |progress, rejects| {
+            ctx.store.import_orders_file(file, opts, progress, rejects)
+        })
+        .await?;
     let s = &done.summary;
     if done.orders + done.returns == 0 {
         return Err(fail(
@@ -323,23 +346,14 @@ pub async fn import_items(
     opts: &ImportOptions,
     show_progress: bool,
 ) -> Result<(Summary, Vec<Reject>)> {
-    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let pb = progress(len, "reading", show_progress && len > 4 << 20);
-    let bar = pb.clone();
-    let rejects = RejectsFile::new(ctx.path("rejects"), file);
-    let sink = rejects.clone();
-    let done = ctx
-        .store
-        .import_items_file(
-            file,
-            opts,
-            move |n| bar.set_position(n),
-            move |batch| sink.write(batch),
-        )
-        .await
-        .with_context(|| format!("importing the order lines of {}", file.display()))?;
-    pb.finish_and_clear();
-    let (shown, rejects_file) = rejects.finish()?;
+    let (done, shown, rejects_file) = streamed(
+        ctx,
+        file,
+        show_progress,
+        "order lines",
+        |progress, rejects| ctx.store.import_items_file(file, opts, progress, rejects),
+    )
+    .await?;
     let s = &done.summary;
     if done.item_lines == 0 {
         return Err(fail(
@@ -470,23 +484,17 @@ pub async fn import_customers(
     opts: &ImportOptions,
     show_progress: bool,
 ) -> Result<(Summary, Vec<Reject>)> {
-    let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
-    let pb = progress(len, "reading", show_progress && len > 4 << 20);
-    let bar = pb.clone();
-    let rejects = RejectsFile::new(ctx.path("rejects"), file);
-    let sink = rejects.clone();
-    let done = ctx
-        .store
-        .import_customers_file(
-            file,
-            opts,
-            move |n| bar.set_position(n),
-            move |batch| sink.write(batch),
-        )
-        .await
-        .with_context(|| format!("importing the customers of {}", file.display()))?;
-    pb.finish_and_clear();
-    let (shown, rejects_file) = rejects.finish()?;
+    let (done, shown, rejects_file) = streamed(
+        ctx,
+        file,
+        show_progress,
+        "customers",
+        |progress, rejects| {
+            ctx.store
+                .import_customers_file(file, opts, progress, rejects)
+        },
+    )
+    .await?;
     let s = &done.summary;
     if done.customers == 0 {
         return Err(fail(
