@@ -387,6 +387,10 @@ impl Store {
         &self,
         customer_ids: &[String],
     ) -> Result<HashMap<String, Vec<ProductRow>>> {
+        if !self.any_row("recommendations").await? {
+            // Nothing recommended yet: no need to look a whole audience up.
+            return Ok(HashMap::new());
+        }
         let mut ranked: HashMap<String, Vec<(i64, ProductRow)>> = HashMap::new();
         for chunk in customer_ids.chunks(CHUNK) {
             let sql = format!(
@@ -459,6 +463,9 @@ impl Store {
         customer_ids: &[String],
     ) -> Result<HashMap<String, (Day, ProductRow)>> {
         let mut out = HashMap::new();
+        if !self.any_row("replenishment_due").await? {
+            return Ok(out);
+        }
         for chunk in customer_ids.chunks(CHUNK) {
             let sql = format!(
                 "SELECT c.id, d.due_day, {PRODUCT_COLS} FROM replenishment_due d                  JOIN customers c ON c.key = d.ckey JOIN products p ON p.key = d.pkey                  WHERE c.id IN ({})",
@@ -478,6 +485,14 @@ impl Store {
             }
         }
         Ok(out)
+    }
+
+    /// Whether `table` (a name of this schema, never user input) holds any row.
+    async fn any_row(&self, table: &str) -> Result<bool> {
+        // A count (an integer on both backends) of at most one row.
+        let sql = format!("SELECT COUNT(*) FROM (SELECT 1 FROM {table} LIMIT 1) t");
+        let found: i64 = sqlx::query_scalar(&sql).fetch_one(self.pool()).await?;
+        Ok(found > 0)
     }
 
     /// Replaces the stored replenishment dues. One transaction.
@@ -682,6 +697,32 @@ FILT,Filters,https://shop.example/filters,,3.00,no\n";
             .await
             .expect("key")
             .expect("known");
+        let asked = ["xav@example.org".to_string(), "nobody".to_string()];
+        assert!(store
+            .recommendations_of(&asked)
+            .await
+            .expect("recs")
+            .is_empty());
+        assert!(store
+            .replenishment_dues_of(&asked)
+            .await
+            .expect("dues")
+            .is_empty());
+        store
+            .save_replenishment(&[StoredDue {
+                ckey,
+                product: product_key("COFF"),
+                last_day: 100,
+                interval_days: 30,
+                due_day: 130,
+                own: true,
+            }])
+            .await
+            .expect("dues");
+        let dues = store.replenishment_dues_of(&asked).await.expect("dues");
+        assert_eq!(dues.len(), 1);
+        assert_eq!(dues["xav@example.org"].0, 130);
+        assert_eq!(dues["xav@example.org"].1.id, "COFF");
         store
             .save_recommendations(vec![(
                 ckey,
@@ -689,10 +730,7 @@ FILT,Filters,https://shop.example/filters,,3.00,no\n";
             )])
             .await
             .expect("save");
-        let recs = store
-            .recommendations_of(&["xav@example.org".to_string(), "nobody".to_string()])
-            .await
-            .expect("recs");
+        let recs = store.recommendations_of(&asked).await.expect("recs");
         assert_eq!(recs.len(), 1);
         assert_eq!(
             recs["xav@example.org"]
