@@ -132,7 +132,7 @@ fn id_hash(id: &str) -> u64 {
     BuildHasherDefault::<DefaultHasher>::default().hash_one(id)
 }
 
-/// Records a customers import in its own transaction; returns its id.
+/// Records a customers import in the import's transaction `tx`; returns its id.
 async fn record_import(
     tx: &mut WriteTx<'_>,
     file: &str,
@@ -169,10 +169,7 @@ async fn write_customers(tx: &mut WriteTx<'_>, customers: &[Customer], t: i64) -
     for ids in with_attributes.chunks(ATTRIBUTES_PER_READ) {
         let sql = format!(
             "SELECT id, attributes FROM customers WHERE id IN ({})",
-            (1..=ids.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::in_list(1, ids.len())
         );
         let vals: Vec<Val<'_>> = ids.iter().map(|&id| id.into()).collect();
         existing.extend(tx.fetch_text_pairs(&sql, &vals).await?);

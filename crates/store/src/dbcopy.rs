@@ -232,10 +232,7 @@ impl Store {
         loop {
             let mut sql = format!("SELECT {list}, {} FROM \"{table}\"", keys.join(", "));
             if last.is_some() {
-                let params = (1..=keys.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let params = crate::in_list(1, keys.len());
                 sql.push_str(&format!(" WHERE ({}) > ({params})", keys.join(", ")));
             }
             sql.push_str(&format!(" ORDER BY {} LIMIT {page}", keys.join(", ")));

@@ -87,13 +87,6 @@ fn clip(s: &Option<String>, max: usize) -> Option<String> {
     })
 }
 
-fn in_list(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
 impl Store {
     /// Records events in one transaction (all or none). Returns how many were written.
     pub async fn record_events(&self, events: &[NewEvent]) -> Result<u64> {
@@ -129,7 +122,7 @@ impl Store {
         for chunk in send_ids.chunks(IN_CHUNK) {
             let sql = format!(
                 "SELECT id, send_id, kind, at, bot, url FROM events WHERE send_id IN ({}) ORDER BY at, id",
-                in_list(chunk.len())
+                crate::in_list(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {

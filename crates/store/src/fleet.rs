@@ -22,17 +22,10 @@ use serde::Serialize;
 use sqlx::{FromRow, Row};
 
 use crate::sends::{ClaimedSend, ConsentCheck};
-use crate::{Backend, Claim, Result, Store, StoreError};
+use crate::{in_list, Backend, Claim, Result, Store, StoreError};
 
 /// Largest IN-list per statement.
 const CHUNK: usize = 500;
-
-fn in_list(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 /// A sending process as the database knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

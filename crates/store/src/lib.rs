@@ -247,6 +247,14 @@ impl Store {
     }
 }
 
+/// `$start, $start+1, …` (`n` placeholders), for an `IN (…)` list or a row value.
+pub(crate) fn in_list(start: usize, n: usize) -> String {
+    (start..start + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Builds `($1, $2, …), (…)` for a multi-row insert of `rows` rows of `cols` columns. Prefer
 /// [`Store::bulk_values`] for large batches on SQLite.
 pub(crate) fn values_clause(rows: usize, cols: usize) -> String {

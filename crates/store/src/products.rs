@@ -397,10 +397,7 @@ impl Store {
                 "SELECT c.id, r.rank, {PRODUCT_COLS} FROM customers c \
                  JOIN recommendations r ON r.ckey = c.key JOIN products p ON p.key = r.pkey \
                  WHERE p.in_stock = 1 AND c.id IN ({})",
-                (1..=chunk.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
+                crate::in_list(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {
@@ -433,10 +430,7 @@ impl Store {
                 for chunk in missing.chunks(CHUNK) {
                     let sql = format!(
                         "SELECT id FROM customers WHERE id IN ({})",
-                        (1..=chunk.len())
-                            .map(|i| format!("${i}"))
-                            .collect::<Vec<_>>()
-                            .join(",")
+                        crate::in_list(1, chunk.len())
                     );
                     let mut q = sqlx::query_scalar::<_, String>(&sql);
                     for id in chunk {
@@ -469,10 +463,7 @@ impl Store {
         for chunk in customer_ids.chunks(CHUNK) {
             let sql = format!(
                 "SELECT c.id, d.due_day, {PRODUCT_COLS} FROM replenishment_due d                  JOIN customers c ON c.key = d.ckey JOIN products p ON p.key = d.pkey                  WHERE c.id IN ({})",
-                (1..=chunk.len())
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(",")
+                crate::in_list(1, chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {

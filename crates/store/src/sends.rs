@@ -16,7 +16,7 @@ use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-use crate::{now, Result, Store, StoreError};
+use crate::{in_list, now, Result, Store, StoreError};
 
 /// Where one (campaign, recipient) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -228,13 +228,6 @@ pub(crate) const COLS: &str =
 
 /// Largest IN-list / multi-row statement, well under every backend's bind limit.
 const CHUNK: usize = 500;
-
-fn in_list(start: usize, n: usize) -> String {
-    (start..start + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
 
 pub(crate) fn record(r: &AnyRow) -> Result<SendRecord> {
     let state: String = r.try_get(4)?;
