@@ -324,7 +324,7 @@ impl Merged {
     }
 }
 
-/// Counts of a read, and what it learnt of the file.
+/// The row counts of a read.
 #[derive(Debug, Default)]
 struct Tally {
     rows_read: u64,
