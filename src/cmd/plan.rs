@@ -184,8 +184,14 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
     // customers are loaded, so the two never share the memory bound.
     let measured = retain_results::results::measured_incremental_rates(&ctx.store).await;
     // Every segmented buyer with their record, features, prediction and last mailing: one
-    // store call, one row per customer.
-    let Some(pool) = ctx.store.plan_candidates(a.as_of, bound).await? else {
+    // store call, one row per customer; the small lookups are read meanwhile.
+    let (pool, suppressions, dues, attributes) = tokio::try_join!(
+        ctx.store.plan_candidates(a.as_of, bound),
+        ctx.store.suppression_list(),
+        ctx.store.replenishment_due_days(),
+        ctx.store.customer_attribute_names(),
+    )?;
+    let Some(pool) = pool else {
         return Err(fail(
             exit::PRECONDITION,
             "no orders yet: import some with `retain import orders FILE`",
@@ -211,15 +217,12 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
             Some(_) => None,
         };
     }
-    let suppressions = ctx.store.suppression_list().await?;
-    let dues = ctx.store.replenishment_due_days().await?;
 
     // Names the rules may use.
-    let mut segment_names: BTreeSet<String> = RFM_SEGMENTS.iter().map(|s| s.to_string()).collect();
-    segment_names.extend(pool.candidates.iter().map(|c| c.segment.clone()));
-    let attributes = ctx.store.customer_attribute_names().await?;
+    let mut segment_names: BTreeSet<&str> = RFM_SEGMENTS.iter().copied().collect();
+    segment_names.extend(pool.candidates.iter().map(|c| &*c.segment));
     let vocab = Vocabulary {
-        segments: Some(segment_names.into_iter().collect()),
+        segments: Some(segment_names.into_iter().map(str::to_string).collect()),
         templates: workspace_templates(&ctx.path("templates")),
         attributes: Some(attributes.into_iter().collect()),
     };
@@ -234,7 +237,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         .map(|c| Candidate {
             customer: &c.customer,
             features: &c.features,
-            segment: c.segment.as_str(),
+            segment: &c.segment,
             scores: match (score(c.scores.0), score(c.scores.1), score(c.scores.2)) {
                 (Some(r), Some(f), Some(m)) => Some(RfmScores { r, f, m }),
                 _ => None,
@@ -333,9 +336,10 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         })
     };
     let mut planned = plan(&goals, &candidates, &options).map_err(|e| fail(2, e.to_string()))?;
-    // The plan owns its audiences: the customers are let go before it is stored and printed.
+    // The plan owns its audiences: the customers are let go before it is stored and printed,
+    // on another thread (freeing a million records takes a second) while the plan is stored.
     drop(candidates);
-    drop(pool);
+    let freeing = std::thread::spawn(move || drop(pool));
     planned.warnings.extend(uplift_note);
     planned.warnings.extend(measured_note);
     planned.warnings.extend(cautious_note);
@@ -345,14 +349,14 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         ));
     }
 
-    let mut document = plan_document(&planned, budget)?;
+    let mut document = plan_document(&mut planned, budget)?;
     document["cautious"] = json!(a.cautious);
     document["target"] = json!(match a.target {
         TargetArg::Prior => "prior",
         _ if options.uplift.is_empty() => "prior",
         _ => "uplift",
     });
-    let new_plan = NewPlan {
+    let mut new_plan = NewPlan {
         budget: if budget == UNLIMITED { -1.0 } else { budget },
         used: planned.budget.used,
         expected_value: planned.expected_value,
@@ -361,9 +365,10 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         as_of: Some(as_of.format("%Y-%m-%d").to_string()),
         goals_file: Some(goals_path.display().to_string()),
         document: document.to_string(),
+        // The member lists move to the stored plan, and from there to the printed view.
         campaigns: planned
             .campaigns
-            .iter()
+            .iter_mut()
             .map(|c| NewPlanCampaign {
                 local_id: c.campaign_id.clone(),
                 goal: c.goal.clone(),
@@ -371,8 +376,8 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
                 segments: c.segments.clone(),
                 expected_value: c.expected_value,
                 cost: c.cost,
-                recipients: c.audience.clone(),
-                holdout: c.holdout.clone(),
+                recipients: std::mem::take(&mut c.audience),
+                holdout: std::mem::take(&mut c.holdout),
                 details: campaign_details(c).to_string(),
             })
             .collect(),
@@ -402,12 +407,19 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
         .await
         .context("storing the plan")?;
     let view = view_of(&id, PlanState::Draft, document, |local| {
-        planned
+        new_plan
             .campaigns
-            .iter()
-            .find(|c| c.campaign_id == local)
-            .map(|c| (c.audience.clone(), c.holdout.clone()))
+            .iter_mut()
+            .find(|c| c.local_id == local)
+            .map(|c| {
+                (
+                    std::mem::take(&mut c.recipients),
+                    std::mem::take(&mut c.holdout),
+                )
+            })
     });
+    // Joined so the records are freed within the command, whatever comes after it.
+    let _ = freeing.join();
     render(&view, a.format)
 }
 
@@ -443,9 +455,25 @@ fn workspace_templates(dir: &Path) -> Option<Vec<String>> {
     Some(names.into_iter().collect())
 }
 
-/// The stored form of a plan: everything but the member lists.
-fn plan_document(p: &Plan, budget: f64) -> Result<Value> {
-    let mut v = serde_json::to_value(p)?;
+/// The stored form of a plan: everything but the member lists (taken out while the plan is
+/// written as JSON, then put back).
+fn plan_document(p: &mut Plan, budget: f64) -> Result<Value> {
+    let members: Vec<(Vec<String>, Vec<String>)> = p
+        .campaigns
+        .iter_mut()
+        .map(|c| {
+            (
+                std::mem::take(&mut c.audience),
+                std::mem::take(&mut c.holdout),
+            )
+        })
+        .collect();
+    let v = serde_json::to_value(&*p);
+    for (c, (audience, holdout)) in p.campaigns.iter_mut().zip(members) {
+        c.audience = audience;
+        c.holdout = holdout;
+    }
+    let mut v = v?;
     if let Some(campaigns) = v.get_mut("campaigns").and_then(Value::as_array_mut) {
         for c in campaigns {
             if let Some(o) = c.as_object_mut() {
@@ -494,7 +522,7 @@ fn view_of(
     id: &str,
     state: PlanState,
     mut document: Value,
-    members: impl Fn(&str) -> Option<(Vec<String>, Vec<String>)>,
+    mut members: impl FnMut(&str) -> Option<(Vec<String>, Vec<String>)>,
 ) -> Value {
     if let Some(campaigns) = document.get_mut("campaigns").and_then(Value::as_array_mut) {
         for c in campaigns {

@@ -2,7 +2,11 @@
 //! features, segment and RFM scores, prediction and last mailing — joined in the database and
 //! merged with the features on the integer customer key (both read in key order), then put in
 //! customer id order once, so `retain plan` holds one row per customer instead of several
-//! whole-shop maps.
+//! whole-shop maps. Each customer's last mailing is read apart (one `GROUP BY` over the sends,
+//! as integer pairs) and merged by key: joined to the candidates in SQL, it cost a lookup by text
+//! id per candidate.
+
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use retain_core::{Customer, CustomerFeatures, Prediction};
@@ -14,9 +18,12 @@ use crate::{Result, Store};
 /// One buyer the plan may target.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanCandidate {
+    /// The fields planning reads: id, email, email_valid, subscribed, locale and attributes.
+    /// Names and the signup date are not read (left empty).
     pub customer: Customer,
     pub features: CustomerFeatures,
-    pub segment: String,
+    /// Shared by every candidate of the segment.
+    pub segment: Arc<str>,
     /// RFM scores (r, f, m) as stored with the assignment.
     pub scores: (i64, i64, i64),
     pub prediction: Option<Prediction>,
@@ -65,56 +72,91 @@ impl Store {
                 "CASE WHEN p.clv IS NULL THEN NULL ELSE COALESCE(p.clv_low, p.clv) END",
             ),
         };
-        let customer_cols = crate::customers::COLS
-            .split(", ")
-            .map(|c| format!("c.{c}"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        // Columns: 0–3 segment and scores, 4–13 customer, 14–16 prediction, 17 last mailing, 18 key.
+        // Columns: 0–3 segment and scores, 4–9 customer, 10–12 prediction, 13 key.
         let sql = format!(
-            "SELECT a.segment, a.r, a.f, a.m, {customer_cols}, p.p_alive, {ep}, {clv}, lm.at, a.ckey \
+            "SELECT a.segment, a.r, a.f, a.m, c.id, c.email, c.email_valid, c.subscribed, \
+             c.locale, c.attributes, p.p_alive, {ep}, {clv}, a.ckey \
              FROM segment_assignments a \
              JOIN customers c ON c.key = a.ckey \
              LEFT JOIN predictions p ON p.ckey = a.ckey \
-             LEFT JOIN (SELECT customer_id, MAX(COALESCE(sent_at, sending_at)) AS at FROM sends \
-                        WHERE state IN ('sent', 'sending') GROUP BY customer_id) lm \
-               ON lm.customer_id = c.id \
              WHERE a.run_id = $1 ORDER BY a.ckey"
         );
         /// A segmented customer as read, waiting for their features.
         struct Row {
             key: i64,
             features: Option<CustomerFeatures>,
-            segment: String,
+            segment: Arc<str>,
             scores: (i64, i64, i64),
             customer: Customer,
             prediction: Option<Prediction>,
             last_mailed_at: Option<i64>,
         }
-        // The features and the joined rows are read at once, on two connections.
-        let rows = self.read_rows(sql, vec![OwnedVal::Int(Some(run))], |r| {
-            let customer = crate::customers::customer_from_row_at(r, 4)?;
-            let prediction = match r.opt_real(14)? {
+        // The segments' names, each allocated once (a run has a handful).
+        let names = std::sync::Mutex::new(Vec::<Arc<str>>::new());
+        // The features, the joined rows and the last mailings are read at once.
+        let rows = self.read_rows(sql, vec![OwnedVal::Int(Some(run))], move |r| {
+            let segment = r.text(0)?;
+            let segment = {
+                let mut names = names.lock().unwrap_or_else(|e| e.into_inner());
+                match names.iter().find(|n| ***n == *segment) {
+                    Some(n) => n.clone(),
+                    None => {
+                        let n: Arc<str> = segment.into();
+                        names.push(n.clone());
+                        n
+                    }
+                }
+            };
+            let attrs = r.text(9)?;
+            let customer = Customer {
+                id: r.text(4)?,
+                email: r.opt_text(5)?,
+                email_valid: r.int(6)? != 0,
+                subscribed: r.opt_int(7)?.map(|v| v != 0),
+                locale: r.opt_text(8)?,
+                attributes: crate::customers::attributes_of(&attrs),
+                ..Customer::default()
+            };
+            let prediction = match r.opt_real(10)? {
                 Some(p_alive) => Some(Prediction {
                     customer_id: customer.id.clone(),
                     p_alive,
-                    expected_purchases_90d: r.real(15)?,
-                    clv: r.opt_real(16)?.unwrap_or(f64::NAN),
+                    expected_purchases_90d: r.real(11)?,
+                    clv: r.opt_real(12)?.unwrap_or(f64::NAN),
                 }),
                 None => None,
             };
             Ok(Row {
-                key: r.int(18)?,
+                key: r.int(13)?,
                 features: None,
-                segment: r.text(0)?,
+                segment,
                 scores: (r.int(1)?, r.int(2)?, r.int(3)?),
                 customer,
                 prediction,
-                last_mailed_at: r.opt_int(17)?,
+                last_mailed_at: None,
             })
         });
-        let (features, mut rows): (_, Vec<Row>) =
-            tokio::try_join!(self.customer_features_by_key(as_of), rows)?;
+        // (key, last mailing) of every customer mailed.
+        let mailed = self.read_rows(
+            "SELECT MAX(c.key), MAX(COALESCE(s.sent_at, s.sending_at)) FROM sends s \
+             JOIN customers c ON c.id = s.customer_id \
+             WHERE s.state IN ('sent', 'sending') GROUP BY s.customer_id"
+                .to_string(),
+            Vec::new(),
+            |r| Ok((r.int(0)?, r.opt_int(1)?)),
+        );
+        let (features, mut rows, mut mailed): (_, Vec<Row>, Vec<(i64, Option<i64>)>) =
+            tokio::try_join!(self.customer_features_by_key(as_of), rows, mailed)?;
+        mailed.sort_unstable();
+        let mut at = 0;
+        for (key, last) in mailed {
+            while rows.get(at).is_some_and(|r| r.key < key) {
+                at += 1;
+            }
+            if let Some(r) = rows.get_mut(at).filter(|r| r.key == key) {
+                r.last_mailed_at = last;
+            }
+        }
         let Some((as_of, features)) = features else {
             return Ok(None);
         };
@@ -225,9 +267,46 @@ mod tests {
         let a = &got.candidates[0];
         assert_eq!(a.features.customer_id, "a");
         assert_eq!(a.features.frequency, 2);
-        assert_eq!((a.segment.as_str(), a.scores), ("Loyal", (5, 2, 3)));
+        assert_eq!((&*a.segment, a.scores), ("Loyal", (5, 2, 3)));
         assert_eq!(a.customer.email.as_deref(), Some("a@example.com"));
         assert!(a.prediction.is_none() && a.last_mailed_at.is_none());
+        // Last mailings: the latest sent or sending email of each customer; queued ones and
+        // customers who are not candidates do not count.
+        for (n, (campaign, customer, state, at)) in [
+            ("x", "c", "sent", 100),
+            ("y", "c", "sending", 200),
+            ("z", "c", "sent", 150),
+            ("x", "a", "queued", 300),
+            ("x", "zz", "sent", 400),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            sqlx::query(
+                "INSERT INTO sends (campaign_id, customer_id, email, state, message_id, queued_at, \
+                 sending_at, sent_at, updated_at) VALUES ($1, $2, 'e@x.io', $3, $4, 0, $5, $6, 0)",
+            )
+            .bind(campaign)
+            .bind(customer)
+            .bind(state)
+            .bind(format!("m{n}"))
+            .bind(at)
+            .bind((state == "sent").then_some(at))
+            .execute(store.pool())
+            .await
+            .expect("send");
+        }
+        let mailed = store
+            .plan_candidates(None, PredictionBound::Point)
+            .await
+            .expect("read")
+            .expect("orders");
+        let last: Vec<(&str, Option<i64>)> = mailed
+            .candidates
+            .iter()
+            .map(|c| (c.customer.id.as_str(), c.last_mailed_at))
+            .collect();
+        assert_eq!(last, [("a", None), ("c", Some(200))]);
         // An earlier date: c bought on 2024-01-20, so as of 2024-01-10 only a is a buyer.
         let early = store
             .plan_candidates(

@@ -293,12 +293,17 @@ pub(crate) fn customer_from_row_at(r: &dyn DbRow, at: usize) -> Result<Customer>
         subscribed: r.opt_int(at + 5)?.map(|v| v != 0),
         signup_date: signup.and_then(|s| NaiveDate::parse_from_str(&s, "%Y-%m-%d").ok()),
         locale: r.opt_text(at + 7)?,
-        attributes: if attrs.is_empty() || attrs == "{}" {
-            Default::default()
-        } else {
-            serde_json::from_str(&attrs).unwrap_or_default()
-        },
+        attributes: attributes_of(&attrs),
     })
+}
+
+/// The attributes of a customer from their stored JSON text (empty when there are none).
+pub(crate) fn attributes_of(text: &str) -> std::collections::BTreeMap<String, String> {
+    if text.is_empty() || text == "{}" {
+        Default::default()
+    } else {
+        serde_json::from_str(text).unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

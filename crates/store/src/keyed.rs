@@ -4,7 +4,8 @@
 //! them in key order (one `INSERT … SELECT` joining `customers`); a row whose id names no customer
 //! is an error, not a silent drop. Runs in a [`WriteTx`]. On SQLite the connection resolves the
 //! ids itself instead: the rows, sorted by id, are merged with one scan of the customers' id index,
-//! then inserted in key order by one prepared statement (no staging table, no SQL sort).
+//! then inserted in key order by one prepared statement (no staging table, no SQL sort). Several
+//! groups of rows written at once (the members of each campaign of a plan) share that one scan.
 
 use crate::rows::{bind_native, Val, WriteTx};
 use crate::{Result, StoreError};
@@ -30,13 +31,58 @@ impl KeyedTable {
         id: impl Fn(usize) -> &'v str + Sync,
         row: impl Fn(usize, &mut Vec<Val<'v>>),
     ) -> Result<()> {
-        if len == 0 {
+        self.insert_groups(tx, &[len], |_, i| id(i), |_, i, out| row(i, out))
+            .await
+    }
+
+    /// [`KeyedTable::insert`] of several groups of rows (the members of each campaign of a plan):
+    /// group `g` has `sizes[g]` rows, `id(g, i)` and `row(g, i, out)` as in `insert`. A customer
+    /// may appear in several groups, once in each. On SQLite the ids of every group are resolved
+    /// by one scan of the customers' id index, and the rows inserted group by group in key order.
+    pub(crate) async fn insert_groups<'v>(
+        &self,
+        tx: &mut WriteTx<'_>,
+        sizes: &[usize],
+        id: impl Fn(usize, usize) -> &'v str + Sync,
+        row: impl Fn(usize, usize, &mut Vec<Val<'v>>),
+    ) -> Result<()> {
+        let at: Vec<(usize, usize)> = sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(g, &n)| (0..n).map(move |i| (g, i)))
+            .collect();
+        if at.is_empty() {
             return Ok(());
         }
-        let native = tx.with_native(|conn| self.insert_native(conn, len, &id, &row))?;
+        let native = tx.with_native(|conn| {
+            self.insert_native(
+                conn,
+                at.len(),
+                &|k: usize| id(at[k].0, at[k].1),
+                &|k: usize| at[k].0,
+                &|k: usize, out: &mut Vec<Val<'v>>| row(at[k].0, at[k].1, out),
+            )
+        })?;
         if native.is_some() {
             return Ok(());
         }
+        for (g, &len) in sizes.iter().enumerate() {
+            if len > 0 {
+                self.insert_staged(tx, len, |i| id(g, i), |i, out| row(g, i, out))
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The portable path of [`KeyedTable::insert`]: a staging table and one `INSERT … SELECT`.
+    async fn insert_staged<'v>(
+        &self,
+        tx: &mut WriteTx<'_>,
+        len: usize,
+        id: impl Fn(usize) -> &'v str,
+        row: impl Fn(usize, &mut Vec<Val<'v>>),
+    ) -> Result<()> {
         let columns = self
             .cols
             .iter()
@@ -92,12 +138,14 @@ impl KeyedTable {
         Ok(())
     }
 
-    /// The SQLite path of [`KeyedTable::insert`] on the transaction's connection.
+    /// The SQLite path of [`KeyedTable::insert_groups`] on the transaction's connection, over
+    /// the rows of every group at once (`group(i)` is row `i`'s group).
     fn insert_native<'v>(
         &self,
         conn: &rusqlite::Connection,
         len: usize,
         id: &(impl Fn(usize) -> &'v str + Sync),
+        group: &impl Fn(usize) -> usize,
         row: &impl Fn(usize, &mut Vec<Val<'v>>),
     ) -> Result<()> {
         let err = crate::native::err;
@@ -107,16 +155,9 @@ impl KeyedTable {
         } else {
             retain_core::by_id::order_by_id(len, id)
         };
-        if let Some(w) = by_id.windows(2).find(|w| id(w[0]) == id(w[1])) {
-            return Err(StoreError::Conflict(format!(
-                "customer {} appears twice in one write to {}",
-                id(w[0]),
-                self.table
-            )));
-        }
         // Merge them with the customers' id index (SQLite's text order is byte order, as
-        // Rust's), then put the matches in key order.
-        let mut order: Vec<(i64, usize)> = Vec::with_capacity(len);
+        // Rust's), then put the matches in (group, key) order.
+        let mut order: Vec<(usize, i64, usize)> = Vec::with_capacity(len);
         {
             let mut scan = conn
                 .prepare("SELECT id, key FROM customers ORDER BY id")
@@ -141,16 +182,29 @@ impl KeyedTable {
                     }
                 }
                 if want == stored {
-                    if let Some(j) = next.next() {
-                        order.push((r.get(1).map_err(err)?, j));
+                    // Every row of this id (one per group it is written to).
+                    let key: i64 = r.get(1).map_err(err)?;
+                    while let Some(&j) = next.peek().filter(|&&j| id(j).as_bytes() == stored) {
+                        order.push((group(j), key, j));
+                        next.next();
                     }
                 }
             }
         }
-        order.sort_unstable_by_key(|o| o.0);
+        order.sort_unstable_by_key(|o| (o.0, o.1));
+        if let Some(w) = order
+            .windows(2)
+            .find(|w| (w[0].0, w[0].1) == (w[1].0, w[1].1))
+        {
+            return Err(StoreError::Conflict(format!(
+                "customer {} appears twice in one write to {}",
+                id(w[0].2),
+                self.table
+            )));
+        }
         if order.len() != len {
             let mut seen = vec![false; len];
-            for &(_, i) in &order {
+            for &(_, _, i) in &order {
                 seen[i] = true;
             }
             let missing = seen.iter().position(|s| !s).map(|i| id(i).to_string());
@@ -167,7 +221,7 @@ impl KeyedTable {
             ))
             .map_err(err)?;
         let mut vals = Vec::with_capacity(self.cols.len());
-        for (key, i) in order {
+        for (_, key, i) in order {
             vals.clear();
             row(i, &mut vals);
             stmt.raw_bind_parameter(1, key).map_err(err)?;

@@ -173,8 +173,12 @@ pub(crate) async fn save_plan_in(tx: &mut WriteTx<'_>, plan: &NewPlan) -> Result
         ],
     )
     .await?;
-    for (position, c) in plan.campaigns.iter().enumerate() {
-        let campaign_id = format!("{id}-{}", c.local_id);
+    let campaign_ids: Vec<String> = plan
+        .campaigns
+        .iter()
+        .map(|c| format!("{id}-{}", c.local_id))
+        .collect();
+    for (position, (c, campaign_id)) in plan.campaigns.iter().zip(&campaign_ids).enumerate() {
         let segments = serde_json::to_string(&c.segments).unwrap_or_else(|_| "[]".into());
         tx.execute(
             "INSERT INTO plan_campaigns (campaign_id, plan_id, position, goal, template, segments, \
@@ -195,24 +199,32 @@ pub(crate) async fn save_plan_in(tx: &mut WriteTx<'_>, plan: &NewPlan) -> Result
             ],
         )
         .await?;
-        let recipients = c.recipients.len();
-        MEMBERS
-            .insert(
-                tx,
-                recipients + c.holdout.len(),
-                |i| match i.checked_sub(recipients) {
+    }
+    // Every campaign's recipients, then its holdout; all campaigns' members in one write.
+    let sizes: Vec<usize> = plan
+        .campaigns
+        .iter()
+        .map(|c| c.recipients.len() + c.holdout.len())
+        .collect();
+    MEMBERS
+        .insert_groups(
+            tx,
+            &sizes,
+            |g, i| {
+                let c = &plan.campaigns[g];
+                match i.checked_sub(c.recipients.len()) {
                     None => c.recipients[i].as_str(),
                     Some(h) => c.holdout[h].as_str(),
-                },
-                |i, out| {
-                    out.extend([
-                        Val::from(campaign_id.as_str()),
-                        Val::from(i64::from(i >= recipients)),
-                    ])
-                },
-            )
-            .await?;
-    }
+                }
+            },
+            |g, i, out| {
+                out.extend([
+                    Val::from(campaign_ids[g].as_str()),
+                    Val::from(i64::from(i >= plan.campaigns[g].recipients.len())),
+                ])
+            },
+        )
+        .await?;
     Ok(id)
 }
 
@@ -532,6 +544,77 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![(id2, PlanState::Discarded), (id, PlanState::Approved)]
         );
+    }
+
+    /// Several campaigns' members are written in one go: a customer may be in two campaigns of
+    /// a plan, but not twice in one, and an unknown customer fails the whole plan.
+    async fn members_of_several_campaigns(store: &Store) {
+        crate::test_support::customers(store, &["a", "b", "c", "d"]).await;
+        let campaign = |local: &str, recipients: &[&str], holdout: &[&str]| NewPlanCampaign {
+            local_id: local.into(),
+            recipients: recipients.iter().map(|s| s.to_string()).collect(),
+            holdout: holdout.iter().map(|s| s.to_string()).collect(),
+            ..sample(0).campaigns[0].clone()
+        };
+        let mut plan = sample(0);
+        plan.campaigns = vec![
+            campaign("x", &["d", "a"], &["b"]),
+            campaign("y", &[], &[]),
+            campaign("z", &["c", "a"], &[]),
+        ];
+        let id = store.save_plan(&plan).await.expect("save");
+        let members = |local: &str| {
+            let campaign_id = format!("{id}-{local}");
+            async move {
+                let mut m: Vec<(String, bool)> = store
+                    .plan_members(&campaign_id)
+                    .await
+                    .expect("members")
+                    .into_iter()
+                    .map(|m| (m.customer_id, m.holdout))
+                    .collect();
+                m.sort();
+                m
+            }
+        };
+        let owned = |v: &[(&str, bool)]| -> Vec<(String, bool)> {
+            v.iter().map(|(c, h)| (c.to_string(), *h)).collect()
+        };
+        assert_eq!(
+            members("x").await,
+            owned(&[("a", false), ("b", true), ("d", false)])
+        );
+        assert!(members("y").await.is_empty());
+        assert_eq!(members("z").await, owned(&[("a", false), ("c", false)]));
+
+        let before = store.plans().await.expect("plans").len();
+        plan.campaigns = vec![campaign("x", &["a"], &["b"]), campaign("z", &["c"], &["c"])];
+        let twice = store.save_plan(&plan).await;
+        assert!(twice.is_err(), "c twice in campaign z: {twice:?}");
+        plan.campaigns = vec![campaign("x", &["a"], &[]), campaign("z", &["nobody"], &[])];
+        let unknown = store.save_plan(&plan).await;
+        assert!(
+            matches!(unknown, Err(StoreError::UnknownCustomer(ref c)) if c == "nobody"),
+            "{unknown:?}"
+        );
+        assert_eq!(
+            store.plans().await.expect("plans").len(),
+            before,
+            "nothing stored"
+        );
+    }
+
+    #[tokio::test]
+    async fn members_of_several_campaigns_on_sqlite() {
+        let (store, _dir) = test_support::sqlite().await;
+        members_of_several_campaigns(&store).await;
+    }
+
+    #[tokio::test]
+    async fn members_of_several_campaigns_on_postgres() {
+        if let Some((store, _db)) = test_support::postgres().await {
+            members_of_several_campaigns(&store).await;
+        }
     }
 
     #[tokio::test]
