@@ -181,12 +181,16 @@ fn params(args: &Args) -> Result<SegmentParams> {
 pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
     let params = params(&args)?;
     let show = !quiet && std::io::stderr().is_terminal();
-    let (id, run) = fit_and_store(ctx, &params, args.as_of, show).await?;
+    let (id, mut run) = fit_and_store(ctx, &params, args.as_of, show).await?;
     if !quiet {
         for note in &run.notes {
             eprintln!("note: {note}");
         }
     }
+    // The run is stored: its million assignments are freed on another thread while the run is
+    // printed from the store (the process may exit before that thread is done).
+    let assignments = std::mem::take(&mut run.assignments);
+    std::thread::spawn(move || drop(assignments));
     print_run(ctx, id, args.format).await
 }
 
@@ -236,12 +240,16 @@ pub async fn fit_and_store(
     ));
     let result = segment_with_progress(&input, params, &bar);
     bar.0.finish_and_clear();
+    let large = customers.len() >= PROGRESS_FROM;
+    // The customers are freed on another thread while the run is stored.
+    let freeing = std::thread::spawn(move || drop((customers, predictions)));
     let run = result.map_err(clustering_error)?;
-    let sp = spinner("storing", show && customers.len() >= PROGRESS_FROM);
+    let sp = spinner("storing", show && large);
     let id = save(ctx, &run)
         .await
         .context("storing the segmentation run")?;
     sp.finish_and_clear();
+    let _ = freeing.join();
     Ok((id, run))
 }
 
