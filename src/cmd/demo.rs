@@ -153,7 +153,7 @@ pub async fn run(args: Args) -> Result<()> {
     let options = retain_clv::PredictOptions::default();
     if let Some((as_of, s)) = super::predict::load_summaries(&ctx, options.period).await? {
         let input = super::predict::Input::Summaries(s);
-        match super::predict::fit_and_store(&ctx, &input, as_of, &options, false).await {
+        match super::predict::fit_and_store(&ctx, input, as_of, &options, false).await {
             Ok((run, _)) => print!("{}", super::predict::render(&run, as_of)),
             Err(e) => println!("  skipped: {e:#}"),
         }

@@ -199,19 +199,12 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         interval_level: args.interval_level,
     };
     let sp = spinner("fitting", show);
-    let fitted = fit_and_store(
-        ctx,
-        &input,
-        as_of,
-        &options,
-        args.model == ModelChoice::Auto,
-    )
-    .await;
+    let fitted = fit_and_store(ctx, input, as_of, &options, args.model == ModelChoice::Auto).await;
     sp.finish_and_clear();
     let (run, run_id) = fitted?;
     warn(&run);
 
-    match args.format {
+    let printed = match args.format {
         Format::Json => print_json(&summary_json(&run, as_of, run_id)),
         Format::Csv => {
             let mut rows = stored_rows(&run, as_of);
@@ -222,7 +215,10 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
             print!("{}", render(&run, as_of));
             Ok(())
         }
-    }
+    };
+    // A million predictions are freed on another thread (the process may exit first).
+    std::thread::spawn(move || drop(run));
+    printed
 }
 
 /// Every customer's purchase history up to and including `as_of` (default: the last order's
@@ -267,17 +263,19 @@ pub async fn load_summaries(
 /// the previous ones). Returns the run and its id. Also the demo's predict step.
 pub async fn fit_and_store(
     ctx: &Context,
-    input: &Input,
+    input: Input,
     as_of: NaiveDate,
     options: &PredictOptions,
     auto: bool,
 ) -> Result<(PredictionRun, i64)> {
-    let run = match input {
+    let run = match &input {
         Input::Histories(hist) if auto => predict_auto(hist, as_of, None, options),
         Input::Histories(hist) => predict(&summarize(hist, as_of, options.period), options),
         Input::Summaries(s) => predict(s, options),
-    }
-    .map_err(|e| model_error(e, "cannot fit the CLV models"))?;
+    };
+    // The customers' histories are freed on another thread while the predictions are stored.
+    let freeing = std::thread::spawn(move || drop(input));
+    let run = run.map_err(|e| model_error(e, "cannot fit the CLV models"))?;
     let record = NewPredictionRun {
         as_of: as_of.format("%Y-%m-%d").to_string(),
         period: options.period.as_str().to_string(),
@@ -308,11 +306,14 @@ pub async fn fit_and_store(
             .context("the model selection as JSON")?,
         interval_level: run.options.interval_level,
     };
+    let rows = stored_rows(&run, as_of);
     let run_id = ctx
         .store
-        .save_predictions(&record, &stored_rows(&run, as_of))
+        .save_predictions(&record, &rows)
         .await
         .context("storing the predictions")?;
+    std::thread::spawn(move || drop(rows));
+    let _ = freeing.join();
     Ok((run, run_id))
 }
 
