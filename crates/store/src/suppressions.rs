@@ -31,8 +31,18 @@ pub struct SuppressionList {
 impl SuppressionList {
     /// Why `email` may not be mailed, if it may not (case and surrounding space ignored).
     pub fn get(&self, email: &str) -> Option<SuppressionReason> {
-        let email = email.trim().to_lowercase();
-        if let Some(r) = self.by_email.get(&email) {
+        if self.is_empty() {
+            return None;
+        }
+        // Most addresses are stored lower-case already: no copy for them.
+        let trimmed = email.trim();
+        let email: std::borrow::Cow<'_, str> =
+            if trimmed.is_ascii() && !trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+                trimmed.into()
+            } else {
+                trimmed.to_lowercase().into()
+            };
+        if let Some(r) = self.by_email.get(email.as_ref()) {
             return Some(*r);
         }
         if !self.erased.is_empty() && self.erased.contains(&retain_core::email_hash(&email)) {
@@ -214,5 +224,30 @@ mod tests {
         assert_eq!(store.suppressions().await.expect("list").len(), 2);
         assert!(store.unsuppress("A@x.io").await.expect("rm"));
         assert_eq!(store.suppression_map().await.expect("map").len(), 1);
+
+        // The whole list, as audiences check it: case and surrounding space ignored, non-ASCII
+        // addresses lower-cased too.
+        store
+            .suppress("Ärger@X.io", SuppressionReason::Complaint, "cli")
+            .await
+            .expect("add");
+        let list = store.suppression_list().await.expect("list");
+        for (email, want) in [
+            ("bob@x.io", Some(SuppressionReason::HardBounce)),
+            ("  BOB@x.IO ", Some(SuppressionReason::HardBounce)),
+            ("ärger@x.io", Some(SuppressionReason::Complaint)),
+            ("ÄRGER@x.io", Some(SuppressionReason::Complaint)),
+            ("a@x.io", None),
+            ("", None),
+        ] {
+            assert_eq!(list.get(email), want, "{email:?}");
+        }
+        let (empty, _dir) = test_support::sqlite().await;
+        assert!(empty
+            .suppression_list()
+            .await
+            .expect("list")
+            .get("bob@x.io")
+            .is_none());
     }
 }
