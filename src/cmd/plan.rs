@@ -339,7 +339,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
     // The plan owns its audiences: the customers are let go before it is stored and printed,
     // on another thread (freeing a million records takes a second) while the plan is stored.
     drop(candidates);
-    let freeing = std::thread::spawn(move || drop(pool));
+    let freeing = super::free_apart(pool);
     planned.warnings.extend(uplift_note);
     planned.warnings.extend(measured_note);
     planned.warnings.extend(cautious_note);

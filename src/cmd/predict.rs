@@ -217,7 +217,7 @@ pub async fn run(ctx: &Context, args: Args) -> Result<()> {
         }
     };
     // A million predictions are freed on another thread (the process may exit first).
-    std::thread::spawn(move || drop(run));
+    super::free_apart(run);
     printed
 }
 
@@ -274,7 +274,7 @@ pub async fn fit_and_store(
         Input::Summaries(s) => predict(s, options),
     };
     // The customers' histories are freed on another thread while the predictions are stored.
-    let freeing = std::thread::spawn(move || drop(input));
+    let freeing = super::free_apart(input);
     let run = run.map_err(|e| model_error(e, "cannot fit the CLV models"))?;
     let record = NewPredictionRun {
         as_of: as_of.format("%Y-%m-%d").to_string(),
@@ -312,7 +312,7 @@ pub async fn fit_and_store(
         .save_predictions(&record, &rows)
         .await
         .context("storing the predictions")?;
-    std::thread::spawn(move || drop(rows));
+    super::free_apart(rows);
     let _ = freeing.join();
     Ok((run, run_id))
 }

@@ -190,7 +190,7 @@ pub async fn run(ctx: &Context, args: Args, quiet: bool) -> Result<()> {
     // The run is stored: its million assignments are freed on another thread while the run is
     // printed from the store (the process may exit before that thread is done).
     let assignments = std::mem::take(&mut run.assignments);
-    std::thread::spawn(move || drop(assignments));
+    super::free_apart(assignments);
     print_run(ctx, id, args.format).await
 }
 
@@ -242,7 +242,7 @@ pub async fn fit_and_store(
     bar.0.finish_and_clear();
     let large = customers.len() >= PROGRESS_FROM;
     // The customers are freed on another thread while the run is stored.
-    let freeing = std::thread::spawn(move || drop((customers, predictions)));
+    let freeing = super::free_apart((customers, predictions));
     let run = result.map_err(clustering_error)?;
     let sp = spinner("storing", show && large);
     let id = save(ctx, &run)

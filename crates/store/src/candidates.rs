@@ -148,15 +148,12 @@ impl Store {
         let (features, mut rows, mut mailed): (_, Vec<Row>, Vec<(i64, Option<i64>)>) =
             tokio::try_join!(self.customer_features_by_key(as_of), rows, mailed)?;
         mailed.sort_unstable();
-        let mut at = 0;
-        for (key, last) in mailed {
-            while rows.get(at).is_some_and(|r| r.key < key) {
-                at += 1;
-            }
-            if let Some(r) = rows.get_mut(at).filter(|r| r.key == key) {
-                r.last_mailed_at = last;
-            }
-        }
+        merge_by_key(
+            &mut rows,
+            |r| r.key,
+            mailed,
+            |r, last| r.last_mailed_at = last,
+        );
         let Some((as_of, features)) = features else {
             return Ok(None);
         };
@@ -164,17 +161,15 @@ impl Store {
         // candidates in the same allocation (a million customers are a few hundred MiB: a
         // second vector of them would double that).
         let mut unsegmented = features.len();
-        let mut at = 0;
-        for (key, f) in features {
-            while rows.get(at).is_some_and(|r| r.key < key) {
-                at += 1;
-            }
-            if let Some(r) = rows.get_mut(at).filter(|r| r.key == key) {
+        merge_by_key(
+            &mut rows,
+            |r| r.key,
+            features,
+            |r, f| {
                 r.features = Some(f);
                 unsegmented -= 1;
-                at += 1;
-            }
-        }
+            },
+        );
         let candidates: Vec<PlanCandidate> = rows
             .into_iter()
             .filter_map(|r| {
@@ -213,6 +208,26 @@ impl Store {
             )
             .await?;
         Ok(names.into_iter().flatten().collect())
+    }
+}
+
+/// Hands each `(key, value)` of `values` to the row of that key (`apply`); both in ascending
+/// key order, keys unique on each side. Values whose key has no row are dropped.
+fn merge_by_key<R, V>(
+    rows: &mut [R],
+    key_of: impl Fn(&R) -> i64,
+    values: impl IntoIterator<Item = (i64, V)>,
+    mut apply: impl FnMut(&mut R, V),
+) {
+    let mut at = 0;
+    for (key, value) in values {
+        while rows.get(at).is_some_and(|r| key_of(r) < key) {
+            at += 1;
+        }
+        if let Some(r) = rows.get_mut(at).filter(|r| key_of(r) == key) {
+            apply(r, value);
+            at += 1;
+        }
     }
 }
 
