@@ -14,7 +14,9 @@ use retain_clustering::{
     migration, segment_with_progress, ClusteringError, Feature, KChoice, Method, MigrationMatrix,
     Progress, SegmentInput, SegmentParams, SegmentationRun,
 };
-use retain_store::{NewSegmentRun, SegmentAssignmentRow, SegmentProfileRow, SegmentRunRecord};
+use retain_store::{
+    CustomerKeys, KeyedAssignment, NewSegmentRun, SegmentProfileRow, SegmentRunRecord,
+};
 use serde_json::{json, Value};
 
 use super::{exit, fail, progress, spinner, Context};
@@ -205,9 +207,11 @@ pub async fn fit_and_store(
 ) -> Result<(i64, SegmentationRun)> {
     let sp = spinner("loading", show);
     // The features and the predictions are read at once, on two connections.
-    let (features, predictions) =
-        tokio::try_join!(ctx.store.customer_features(as_of), ctx.store.predictions())?;
-    let Some((as_of, customers)) = features else {
+    let (features, predictions) = tokio::try_join!(
+        ctx.store.customer_features_keyed(as_of),
+        ctx.store.predictions()
+    )?;
+    let Some((as_of, customers, keys)) = features else {
         sp.finish_and_clear();
         return Err(fail(
             exit::PRECONDITION,
@@ -245,7 +249,7 @@ pub async fn fit_and_store(
     let freeing = super::free_apart((customers, predictions));
     let run = result.map_err(clustering_error)?;
     let sp = spinner("storing", show && large);
-    let id = save(ctx, &run)
+    let id = save(ctx, &run, &keys)
         .await
         .context("storing the segmentation run")?;
     sp.finish_and_clear();
@@ -253,8 +257,9 @@ pub async fn fit_and_store(
     Ok((id, run))
 }
 
-/// Stores a run with its profiles and assignments; returns its id.
-async fn save(ctx: &Context, run: &SegmentationRun) -> Result<i64> {
+/// Stores a run with its profiles and assignments (`keys` holds the key of the customer of each
+/// assignment, position by position); returns its id.
+async fn save(ctx: &Context, run: &SegmentationRun, keys: &CustomerKeys) -> Result<i64> {
     let record = NewSegmentRun {
         method: run.method.as_str().to_string(),
         k: run.k as i64,
@@ -292,21 +297,24 @@ async fn save(ctx: &Context, run: &SegmentationRun) -> Result<i64> {
             p_alive_mean: p.p_alive_mean,
         })
         .collect();
-    let assignments: Vec<SegmentAssignmentRow> = run
-        .assignments
-        .iter()
-        .map(|a| SegmentAssignmentRow {
-            customer_id: a.customer_id.clone(),
-            cluster: a.cluster as i64,
-            segment: a.segment.clone(),
-            r: i64::from(a.r),
-            f: i64::from(a.f),
-            m: i64::from(a.m),
-        })
-        .collect();
+    let assignments = &run.assignments;
+    let names = &run.segment_names;
     Ok(ctx
         .store
-        .save_segment_run(&record, &profiles, &assignments)
+        .save_segment_run_keyed(&record, &profiles, keys, |i| {
+            let a = &assignments[i];
+            KeyedAssignment {
+                cluster: a.cluster as i64,
+                // The run's name of the cluster, which the assignment's copy is: one string
+                // per cluster read, not one per customer.
+                segment: names
+                    .get(a.cluster)
+                    .map_or(a.segment.as_str(), String::as_str),
+                r: i64::from(a.r),
+                f: i64::from(a.f),
+                m: i64::from(a.m),
+            }
+        })
         .await?)
 }
 

@@ -297,6 +297,7 @@ pub enum Model {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Assignment {
     pub customer_id: String,
+    /// The run's name of the cluster (`segment_names[cluster]`; empty if it has none).
     pub segment: String,
     /// The RFM segment's index, or the cluster number.
     pub cluster: usize,

@@ -63,14 +63,15 @@ pub use profile::{
     SegmentHistoryEntry, ERASED_PREFIX,
 };
 pub use segments::{
-    NewSegmentRun, SegmentAssignmentRow, SegmentExportRow, SegmentProfileRow, SegmentRunRecord,
+    KeyedAssignment, NewSegmentRun, SegmentAssignmentRow, SegmentExportRow, SegmentProfileRow,
+    SegmentRunRecord,
 };
 pub use sends::{
     CampaignSendState, Claim, ClaimedSend, ConsentCheck, NewSend, SendCounts, SendFailure,
     SendLease, SendLedger, SendRecord, SendState,
 };
 pub use sequences::{step_ledger_id, RecipientActivity, StepRecord, VariantAssignment};
-pub use stats::CustomerStats;
+pub use stats::{CustomerKeys, CustomerStats};
 pub use suppressions::{Suppression, SuppressionList};
 pub use uplift::{UpliftCampaign, UpliftMemberRow, UpliftModelRecord};
 pub use web_sessions::WebSessionRecord;

@@ -10,8 +10,8 @@ use sqlx::any::AnyRow;
 use sqlx::{FromRow, Row};
 
 use crate::keyed::KeyedTable;
-use crate::rows::Val;
-use crate::{now, Result, Store, StoreError};
+use crate::rows::{Val, WriteTx};
+use crate::{now, CustomerKeys, Result, Store, StoreError};
 
 /// A run to record (the store assigns `id` and `created_at`).
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +78,17 @@ pub struct SegmentAssignmentRow {
     pub m: i64,
 }
 
+/// Where one customer landed in a run, for [`Store::save_segment_run_keyed`] (the customer is
+/// given by position, the segment name borrowed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyedAssignment<'a> {
+    pub cluster: i64,
+    pub segment: &'a str,
+    pub r: i64,
+    pub f: i64,
+    pub m: i64,
+}
+
 /// An assignment with the customer's email, for exports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct SegmentExportRow {
@@ -109,7 +120,8 @@ const ASSIGNMENTS: KeyedTable = KeyedTable {
 };
 
 impl Store {
-    /// Records a run with its profiles and assignments in one transaction; returns the run id.
+    /// Stores a run with its profiles and assignments (customers by external id); returns its
+    /// id. The run is refused whole when an id names no stored customer or comes twice.
     pub async fn save_segment_run(
         &self,
         run: &NewSegmentRun,
@@ -117,52 +129,7 @@ impl Store {
         assignments: &[SegmentAssignmentRow],
     ) -> Result<i64> {
         let mut tx = self.write_tx().await?;
-        let seed = run.seed as i64;
-        let t = now();
-        let id = tx
-            .fetch_int(
-                "INSERT INTO segment_runs (method, k, seed, as_of, customers, params, k_scores, \
-                 model, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-                &[
-                    run.method.as_str().into(),
-                    run.k.into(),
-                    seed.into(),
-                    run.as_of.as_deref().into(),
-                    run.customers.into(),
-                    run.params.as_str().into(),
-                    run.k_scores.as_str().into(),
-                    run.model.as_str().into(),
-                    t.into(),
-                ],
-            )
-            .await?
-            .ok_or_else(|| StoreError::Corrupt("segment run inserted without an id".into()))?;
-        tx.insert_many(
-            &format!("INSERT INTO segment_profiles (run_id, {PROFILE_COLS})"),
-            15,
-            profiles.len(),
-            |i, out| {
-                let p = &profiles[i];
-                out.extend([
-                    Val::from(id),
-                    p.cluster.into(),
-                    p.name.as_str().into(),
-                    p.size.into(),
-                    p.share.into(),
-                    p.revenue.into(),
-                    p.revenue_share.into(),
-                    p.recency_mean.into(),
-                    p.recency_median.into(),
-                    p.frequency_mean.into(),
-                    p.frequency_median.into(),
-                    p.monetary_mean.into(),
-                    p.monetary_median.into(),
-                    p.clv_mean.into(),
-                    p.p_alive_mean.into(),
-                ]);
-            },
-        )
-        .await?;
+        let id = insert_run(&mut tx, run, profiles).await?;
         ASSIGNMENTS
             .insert(
                 &mut tx,
@@ -181,6 +148,47 @@ impl Store {
                 },
             )
             .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// [`Store::save_segment_run`] for customers read with their keys
+    /// ([`Store::customer_features_keyed`]): `row(i)` is the customer `keys` holds at `i`. No
+    /// lookup by id; the rows go in key order, the order the table takes them fastest.
+    pub async fn save_segment_run_keyed<'a>(
+        &self,
+        run: &NewSegmentRun,
+        profiles: &[SegmentProfileRow],
+        keys: &CustomerKeys,
+        row: impl Fn(usize) -> KeyedAssignment<'a>,
+    ) -> Result<i64> {
+        let order = keys.key_order().map_err(|i| {
+            StoreError::Conflict(format!(
+                "customer key {} appears twice in one segmentation run",
+                keys.0[i]
+            ))
+        })?;
+        let mut tx = self.write_tx().await?;
+        let id = insert_run(&mut tx, run, profiles).await?;
+        tx.insert_many(
+            "INSERT INTO segment_assignments (run_id, ckey, cluster, segment, r, f, m)",
+            7,
+            order.len(),
+            |i, out| {
+                let at = order[i];
+                let a = row(at);
+                out.extend([
+                    Val::from(id),
+                    keys.0[at].into(),
+                    a.cluster.into(),
+                    a.segment.into(),
+                    a.r.into(),
+                    a.f.into(),
+                    a.m.into(),
+                ]);
+            },
+        )
+        .await?;
         tx.commit().await?;
         Ok(id)
     }
@@ -274,6 +282,60 @@ impl Store {
         out = retain_core::by_id::sort_by_id(out, |r| r.customer_id.as_str());
         Ok(out)
     }
+}
+
+/// Inserts a run's row and its profiles; returns the run's id.
+async fn insert_run(
+    tx: &mut WriteTx<'_>,
+    run: &NewSegmentRun,
+    profiles: &[SegmentProfileRow],
+) -> Result<i64> {
+    let seed = run.seed as i64;
+    let id = tx
+        .fetch_int(
+            "INSERT INTO segment_runs (method, k, seed, as_of, customers, params, k_scores, \
+             model, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+            &[
+                run.method.as_str().into(),
+                run.k.into(),
+                seed.into(),
+                run.as_of.as_deref().into(),
+                run.customers.into(),
+                run.params.as_str().into(),
+                run.k_scores.as_str().into(),
+                run.model.as_str().into(),
+                now().into(),
+            ],
+        )
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("segment run inserted without an id".into()))?;
+    tx.insert_many(
+        &format!("INSERT INTO segment_profiles (run_id, {PROFILE_COLS})"),
+        15,
+        profiles.len(),
+        |i, out| {
+            let p = &profiles[i];
+            out.extend([
+                Val::from(id),
+                p.cluster.into(),
+                p.name.as_str().into(),
+                p.size.into(),
+                p.share.into(),
+                p.revenue.into(),
+                p.revenue_share.into(),
+                p.recency_mean.into(),
+                p.recency_median.into(),
+                p.frequency_mean.into(),
+                p.frequency_median.into(),
+                p.monetary_mean.into(),
+                p.monetary_median.into(),
+                p.clv_mean.into(),
+                p.p_alive_mean.into(),
+            ]);
+        },
+    )
+    .await?;
+    Ok(id)
 }
 
 fn run_from_row(r: &AnyRow) -> Result<SegmentRunRecord> {
@@ -499,6 +561,76 @@ mod tests {
             ),
             ("At Risk-like", 5, 4, 3)
         );
+    }
+
+    /// Runs written by key: the keys the features came with put each row on its customer,
+    /// whatever order the features are in; a key listed twice refuses the run whole.
+    async fn keyed_round_trip(store: &Store) {
+        let orders: Vec<retain_core::Order> = ["c3", "a1", "b2", "a1"]
+            .iter()
+            .enumerate()
+            .map(|(i, c)| test_support::order(c, &format!("2024-01-0{}", i + 1), 10.0))
+            .collect();
+        store
+            .import_orders("orders.csv", &orders, (0, 0, 0), &|_| {})
+            .await
+            .expect("orders");
+        let (_, features, keys) = store
+            .customer_features_keyed(None)
+            .await
+            .expect("features")
+            .expect("orders");
+        let ids: Vec<&str> = features.iter().map(|f| f.customer_id.as_str()).collect();
+        assert_eq!(ids, ["a1", "b2", "c3"], "features come by id");
+        assert_eq!(keys.len(), 3);
+        // Each customer's segment named after them, their purchase count as r.
+        let names: Vec<String> = ids.iter().map(|id| format!("seg-{id}")).collect();
+        let row = |i: usize| KeyedAssignment {
+            cluster: i as i64,
+            segment: names[i].as_str(),
+            r: features[i].frequency as i64,
+            f: 1,
+            m: 1,
+        };
+        let run = store
+            .save_segment_run_keyed(&new_run("rfm", 1), &[], &keys, row)
+            .await
+            .expect("save");
+        let stored = store.segment_assignments(run).await.expect("read");
+        let got: Vec<(&str, &str, i64, i64)> = stored
+            .iter()
+            .map(|a| (a.customer_id.as_str(), a.segment.as_str(), a.cluster, a.r))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a1", "seg-a1", 0, 2),
+                ("b2", "seg-b2", 1, 1),
+                ("c3", "seg-c3", 2, 1)
+            ]
+        );
+        let twice = CustomerKeys(vec![keys.0[0], keys.0[1], keys.0[0]]);
+        match store
+            .save_segment_run_keyed(&new_run("rfm", 2), &[], &twice, row)
+            .await
+        {
+            Err(StoreError::Conflict(why)) => assert!(why.contains("twice"), "{why}"),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(store.segment_runs().await.expect("runs").len(), 1);
+    }
+
+    #[tokio::test]
+    async fn sqlite_keyed_round_trip() {
+        let (store, _dir) = test_support::sqlite().await;
+        keyed_round_trip(&store).await;
+    }
+
+    #[tokio::test]
+    async fn postgres_keyed_round_trip() {
+        if let Some((store, _db)) = test_support::postgres().await {
+            keyed_round_trip(&store).await;
+        }
     }
 
     #[tokio::test]

@@ -21,6 +21,39 @@ pub struct CustomerStats {
     pub agg: CustomerAggregate,
 }
 
+/// The keys of customers read from the store, position by position in the list they came with
+/// ([`Store::customer_features_keyed`]). Only the store makes them, so every key names a stored
+/// customer (unless erased since: rows written for an erased key are never read, as every read
+/// joins `customers`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CustomerKeys(pub(crate) Vec<i64>);
+
+impl CustomerKeys {
+    /// How many customers.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The positions `0..len` in key order (the order a table keyed by customer takes its rows
+    /// fastest), or a conflict naming the position of a key listed twice.
+    pub(crate) fn key_order(&self) -> std::result::Result<Vec<usize>, usize> {
+        let keys = &self.0;
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        if !keys.windows(2).all(|w| w[0] <= w[1]) {
+            order.sort_unstable_by_key(|&i| keys[i]);
+        }
+        match order.windows(2).find(|w| keys[w[0]] == keys[w[1]]) {
+            Some(w) => Err(w[1]),
+            None => Ok(order),
+        }
+    }
+}
+
 pub(crate) const STATS_COLS: &str = "ckey, first_day, last_day, purchase_days, purchases, returns, purchase_total, returns_total, first_day_total, last_order_day";
 
 impl Store {
@@ -302,18 +335,33 @@ impl Store {
         as_of: Option<chrono::NaiveDate>,
     ) -> Result<Option<(chrono::NaiveDate, Vec<retain_core::CustomerFeatures>)>> {
         Ok(self
-            .customer_features_by_key(as_of)
+            .customer_features_keyed(as_of)
             .await?
-            .map(|(as_of, keyed)| {
-                let features = keyed.into_iter().map(|(_, f)| f).collect();
-                (
-                    as_of,
-                    retain_core::by_id::sort_by_id(
-                        features,
-                        |f: &retain_core::CustomerFeatures| f.customer_id.as_str(),
-                    ),
-                )
-            }))
+            .map(|(as_of, features, _)| (as_of, features)))
+    }
+
+    /// [`Store::customer_features`] with the customers' keys (`keys` holds `features[i]`'s key
+    /// at `i`), to write rows of these customers back by key ([`Store::save_segment_run_keyed`])
+    /// without looking their ids up again.
+    pub async fn customer_features_keyed(
+        &self,
+        as_of: Option<chrono::NaiveDate>,
+    ) -> Result<
+        Option<(
+            chrono::NaiveDate,
+            Vec<retain_core::CustomerFeatures>,
+            CustomerKeys,
+        )>,
+    > {
+        let Some((as_of, keyed)) = self.customer_features_by_key(as_of).await? else {
+            return Ok(None);
+        };
+        let sorted =
+            retain_core::by_id::sort_by_id(keyed, |f: &(i64, retain_core::CustomerFeatures)| {
+                f.1.customer_id.as_str()
+            });
+        let (keys, features) = sorted.into_iter().unzip();
+        Ok(Some((as_of, features, CustomerKeys(keys))))
     }
 
     /// [`Store::customer_features`] with each customer's key, in key order (no sort).
