@@ -7,7 +7,7 @@
 //! then inserted in key order by one prepared statement (no staging table, no SQL sort). Several
 //! groups of rows written at once (the members of each campaign of a plan) share that one scan.
 
-use crate::rows::{bind_native, Val, WriteTx};
+use crate::rows::{Val, WriteTx};
 use crate::{Result, StoreError};
 
 /// A table written by customer id: its name and the columns after `ckey`, with their SQL types
@@ -213,23 +213,18 @@ impl KeyedTable {
             ));
         }
         let names = self.cols.iter().map(|c| c.0).collect::<Vec<_>>().join(", ");
-        let marks = vec!["?"; self.cols.len() + 1].join(", ");
-        let mut stmt = conn
-            .prepare(&format!(
-                "INSERT INTO {} (ckey, {names}) VALUES ({marks})",
-                self.table
-            ))
-            .map_err(err)?;
-        let mut vals = Vec::with_capacity(self.cols.len());
-        for (_, key, i) in order {
-            vals.clear();
-            row(i, &mut vals);
-            stmt.raw_bind_parameter(1, key).map_err(err)?;
-            for (j, v) in vals.iter().enumerate() {
-                bind_native(&mut stmt, j + 2, *v)?;
-            }
-            stmt.raw_execute().map_err(err)?;
-        }
+        crate::rows::insert_native(
+            conn,
+            &format!("INSERT INTO {} (ckey, {names})", self.table),
+            "",
+            self.cols.len() + 1,
+            order.len(),
+            |k, out| {
+                let (_, key, i) = order[k];
+                out.push(Val::from(key));
+                row(i, out);
+            },
+        )?;
         Ok(())
     }
 }

@@ -431,20 +431,7 @@ impl<'c> WriteTx<'c> {
                 }
                 Ok(())
             }
-            Inner::Native(conn) => blocking(|| {
-                let sql = format!("{head} VALUES ({}) {tail}", vec!["?"; width].join(","));
-                let mut stmt = conn.prepare(&sql).map_err(crate::native::err)?;
-                let mut vals = Vec::with_capacity(width);
-                for i in 0..len {
-                    vals.clear();
-                    row(i, &mut vals);
-                    for (j, v) in vals.iter().enumerate() {
-                        bind_native(&mut stmt, j + 1, *v)?;
-                    }
-                    stmt.raw_execute().map_err(crate::native::err)?;
-                }
-                Ok(())
-            }),
+            Inner::Native(conn) => blocking(|| insert_native(conn, head, tail, width, len, row)),
         }
     }
 
@@ -458,6 +445,55 @@ impl<'c> WriteTx<'c> {
         }
     }
 }
+
+/// Inserts `len` rows of `width` values (`row(i, out)` pushes row `i`'s) on a native SQLite
+/// connection: `{head} VALUES (…), (…) {tail}`, NATIVE_ROWS rows to a statement (each execution
+/// of a statement costs more than binding its values), the remainder one by one.
+pub(crate) fn insert_native<'v>(
+    conn: &rusqlite::Connection,
+    head: &str,
+    tail: &str,
+    width: usize,
+    len: usize,
+    mut row: impl FnMut(usize, &mut Vec<Val<'v>>),
+) -> Result<()> {
+    let one = format!("({})", vec!["?"; width].join(","));
+    let prepare = |rows: usize| {
+        let values = vec![one.as_str(); rows].join(",");
+        conn.prepare(&format!("{head} VALUES {values} {tail}"))
+            .map_err(crate::native::err)
+    };
+    let per = NATIVE_ROWS.min(MAX_PARAMS / width.max(1)).max(1);
+    let mut vals = Vec::with_capacity(width * per);
+    let mut run = |stmt: &mut rusqlite::Statement<'_>, from: usize, to: usize| {
+        vals.clear();
+        for i in from..to {
+            row(i, &mut vals);
+        }
+        for (j, v) in vals.iter().enumerate() {
+            bind_native(stmt, j + 1, *v)?;
+        }
+        stmt.raw_execute().map_err(crate::native::err)?;
+        Ok::<(), StoreError>(())
+    };
+    let whole = len - len % per;
+    if whole > 0 {
+        let mut stmt = prepare(per)?;
+        for from in (0..whole).step_by(per) {
+            run(&mut stmt, from, from + per)?;
+        }
+    }
+    if whole < len {
+        let mut stmt = prepare(1)?;
+        for i in whole..len {
+            run(&mut stmt, i, i + 1)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rows per statement of the native SQLite bulk insert.
+const NATIVE_ROWS: usize = 32;
 
 /// Parameters per statement on PostgreSQL's multi-row inserts (and SQLite's limit, with room).
 pub(crate) const MAX_PARAMS: usize = 32_000;
