@@ -232,8 +232,7 @@ async fn create(ctx: &Context, a: CreateArgs) -> Result<()> {
 
     let score = |x: i64| u8::try_from(x).ok().filter(|s| (1..=5).contains(s));
     let candidates: Vec<Candidate> = pool
-        .candidates
-        .iter()
+        .by_id()
         .map(|c| Candidate {
             customer: &c.customer,
             features: &c.features,

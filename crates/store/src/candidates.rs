@@ -1,7 +1,7 @@
 //! The planner's candidates: every buyer of the newest segmentation with their customer record,
 //! features, segment and RFM scores, prediction and last mailing — joined in the database and
-//! merged with the features on the integer customer key (both read in key order), then put in
-//! customer id order once, so `retain plan` holds one row per customer instead of several
+//! merged with the features on the integer customer key (both read in key order), and handed out
+//! in customer id order (a permutation, not a sort of the large rows), so `retain plan` holds one row per customer instead of several
 //! whole-shop maps. Each customer's last mailing is read apart (one `GROUP BY` over the sends,
 //! as integer pairs) and merged by key: joined to the candidates in SQL, it cost a lookup by text
 //! id per candidate.
@@ -37,9 +37,21 @@ pub struct PlanCandidates {
     pub as_of: NaiveDate,
     /// Whether any segmentation run exists.
     pub segmented: bool,
+    /// In customer key order; [`PlanCandidates::by_id`] gives them in id order.
     pub candidates: Vec<PlanCandidate>,
+    /// Positions in `candidates` in customer id order (the candidates are large: a permutation
+    /// costs less than moving them).
+    pub(crate) id_order: Vec<usize>,
     /// Buyers with features but no segment in the newest run.
     pub unsegmented: usize,
+}
+
+impl PlanCandidates {
+    /// The candidates in customer id order: the order planning takes them in, the same on both
+    /// backends.
+    pub fn by_id(&self) -> impl ExactSizeIterator<Item = &PlanCandidate> + '_ {
+        self.id_order.iter().map(|&i| &self.candidates[i])
+    }
 }
 
 impl Store {
@@ -63,6 +75,7 @@ impl Store {
                     segmented: false,
                     unsegmented: features.len(),
                     candidates: Vec::new(),
+                    id_order: Vec::new(),
                 }));
         };
         let (ep, clv) = match bound {
@@ -183,12 +196,14 @@ impl Store {
                 })
             })
             .collect();
-        let candidates =
-            retain_core::by_id::sort_by_id(candidates, |c: &PlanCandidate| c.customer.id.as_str());
+        let id_order = retain_core::by_id::order_by_id(candidates.len(), |i| {
+            candidates[i].customer.id.as_str()
+        });
         Ok(Some(PlanCandidates {
             as_of,
             segmented: true,
             candidates,
+            id_order,
             unsegmented,
         }))
     }
@@ -244,11 +259,12 @@ mod tests {
             .await
             .expect("empty");
         assert!(none.is_none(), "no orders, no candidates");
+        // Keys in the file's order (c, b, a, d), not the ids'.
         let orders = [
+            order("c", "2024-01-20", 7.0),
             order("b", "2024-01-15", 5.0),
             order("a", "2024-01-01", 10.0),
             order("a", "2024-02-01", 30.0),
-            order("c", "2024-01-20", 7.0),
             order("d", "2024-03-01", 9.0),
         ];
         store
@@ -270,14 +286,16 @@ mod tests {
             .expect("orders");
         assert!(got.segmented);
         assert_eq!(got.as_of.to_string(), "2024-03-02");
-        let ids: Vec<&str> = got
+        let in_key_order: Vec<&str> = got
             .candidates
             .iter()
             .map(|c| c.customer.id.as_str())
             .collect();
+        assert_eq!(in_key_order, ["c", "a"]);
+        let ids: Vec<&str> = got.by_id().map(|c| c.customer.id.as_str()).collect();
         assert_eq!(ids, ["a", "c"]);
         assert_eq!(got.unsegmented, 2, "b and d have orders but no segment");
-        let a = &got.candidates[0];
+        let a = got.by_id().next().expect("a");
         assert_eq!(a.features.customer_id, "a");
         assert_eq!(a.features.frequency, 2);
         assert_eq!((&*a.segment, a.scores), ("Loyal", (5, 2, 3)));
@@ -315,8 +333,7 @@ mod tests {
             .expect("read")
             .expect("orders");
         let last: Vec<(&str, Option<i64>)> = mailed
-            .candidates
-            .iter()
+            .by_id()
             .map(|c| (c.customer.id.as_str(), c.last_mailed_at))
             .collect();
         assert_eq!(last, [("a", None), ("c", Some(200))]);
@@ -329,11 +346,7 @@ mod tests {
             .await
             .expect("read")
             .expect("orders");
-        let ids: Vec<&str> = early
-            .candidates
-            .iter()
-            .map(|c| c.customer.id.as_str())
-            .collect();
+        let ids: Vec<&str> = early.by_id().map(|c| c.customer.id.as_str()).collect();
         assert_eq!(ids, ["a"]);
         assert_eq!(early.candidates[0].features.frequency, 1);
     }
