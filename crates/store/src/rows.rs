@@ -191,12 +191,17 @@ impl Store {
     }
 
     /// Starts a write transaction: on SQLite a native connection holding the write lock
-    /// (`BEGIN IMMEDIATE`), on PostgreSQL a pool transaction.
+    /// (`BEGIN IMMEDIATE`), on PostgreSQL a pool transaction. The SQLite connection keeps its
+    /// temporary storage in memory: a statement's journal (the pages one statement changed, so
+    /// it can be undone alone) otherwise goes to a temporary file once it has spilled, one
+    /// `pwrite` per page changed by every later statement — 6 s of system time in a 1M-row
+    /// customers import. These transactions create no large temporary tables.
     pub(crate) async fn write_tx(&self) -> Result<WriteTx<'_>> {
         match self.sqlite_path() {
             Some(path) => {
                 let conn = crate::native::open_write(path)?;
-                blocking(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(crate::native::err)?;
+                blocking(|| conn.execute_batch("PRAGMA temp_store = MEMORY; BEGIN IMMEDIATE"))
+                    .map_err(crate::native::err)?;
                 Ok(WriteTx {
                     store: self,
                     inner: Some(Inner::Native(conn)),
