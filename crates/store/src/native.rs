@@ -30,9 +30,12 @@ fn open(path: &Path, flags: OpenFlags, cache_mib: i64) -> Result<Connection> {
     Ok(conn)
 }
 
-/// A read-only connection.
+/// A read-only connection, with a small page cache: the reads made here walk their tables in key
+/// order, where a page is not read twice, and each page of a larger cache was one more
+/// allocation (page faults, heap growth) on the way — 8 MiB instead of 64 took `retain plan` on
+/// 1M customers from 3.9–4.2 s to 3.5 s and its peak from 835 to 722 MiB.
 pub(crate) fn open_read(path: &Path) -> Result<Connection> {
-    open(path, OpenFlags::SQLITE_OPEN_READ_ONLY, 64)
+    open(path, OpenFlags::SQLITE_OPEN_READ_ONLY, 8)
 }
 
 /// A read-write connection with a large page cache for bulk writes; its temporary tables and
