@@ -4,8 +4,8 @@
 //!
 //! SQLite: a native connection, one `BEGIN IMMEDIATE` transaction; the order rows are sorted in
 //! bounded runs spilled to disk ([`crate::spill`]) and merged back in key order, where line items
-//! are added up and repeated id-less rows numbered, then written by one prepared upsert of 32 rows a
-//! statement, front to back; customers without earlier orders get their aggregates from that same pass.
+//! are added up and repeated id-less rows numbered, then written by the shared native bulk insert
+//! (32 rows a statement), front to back; customers without earlier orders get their aggregates from that same pass.
 //! PostgreSQL: `COPY` into a temporary table, then one set-based merge. Both then recompute the
 //! aggregates of the (other) customers the file touched, record the import, and commit —
 //! or, on any error (a bad file, `--strict`, the database), roll back and leave the store as it
@@ -22,6 +22,7 @@ use retain_core::{from_minor, CustomerAggregate, Day, OrderFact};
 
 use crate::idmap::IdKeys;
 use crate::orders::ImportRecord;
+use crate::rows::Val;
 use crate::spill::{Merged, Sorter, SpillRow, RUN_ROWS};
 use crate::stats::{stats_values, STATS_COLS};
 use crate::{native, now, Backend, Result, Store, StoreError};
@@ -447,37 +448,17 @@ where
     // This thread only writes; the merge runs on its own. `OR REPLACE` on the orders' primary
     // key (their only index) is the upsert of every column but the key.
     {
-        // Orders go ORDER_ROWS to a statement (a statement's execution costs more than binding
-        // its values), the rest of each batch one by one.
-        let values = |rows: usize| vec!["(?,?,?,?,?,?,?,?,?,?,?)"; rows].join(",");
-        let mut upsert_many = tx
-            .prepare(&format!(
-                "INSERT OR REPLACE INTO orders ({ORDER_COLS}) VALUES {}",
-                values(ORDER_ROWS)
-            ))
-            .map_err(e)?;
-        let mut upsert = tx
-            .prepare(&format!(
-                "INSERT OR REPLACE INTO orders ({ORDER_COLS}) VALUES {}",
-                values(1)
-            ))
-            .map_err(e)?;
+        let upsert = format!("INSERT OR REPLACE INTO orders ({ORDER_COLS})");
         let mut distinct = tx
             .prepare("INSERT OR REPLACE INTO temp.import_distinct (srow, okey) VALUES (?1, ?2)")
             .map_err(e)?;
         let counted = write_merged(sorter, max_order_ckey, |batch| {
-            let mut pending: Vec<&SpillRow> = Vec::with_capacity(ORDER_ROWS);
+            let mut orders: Vec<&SpillRow> = Vec::with_capacity(batch.len());
             for w in &batch {
                 match w {
                     Write::Order(r) => {
-                        pending.push(r);
-                        if pending.len() == ORDER_ROWS {
-                            let done = upsert_orders(&mut upsert_many, &pending, import_id);
-                            pending.clear();
-                            done
-                        } else {
-                            Ok(())
-                        }
+                        orders.push(r);
+                        Ok(())
                     }
                     Write::Distinct { seq, okey } => distinct.execute([seq, okey]).map(|_| ()),
                     Write::Stats(key, a) => {
@@ -489,10 +470,23 @@ where
                 }
                 .map_err(e)?;
             }
-            for r in pending {
-                upsert_orders(&mut upsert, &[r], import_id).map_err(e)?;
-            }
-            Ok(())
+            // The batch's orders, in their order, through the shared native bulk insert.
+            crate::rows::insert_native(&tx, &upsert, "", 11, orders.len(), |i, out| {
+                let r = orders[i];
+                out.extend([
+                    Val::from(r.ckey),
+                    r.okey.into(),
+                    r.order_ref.as_deref().into(),
+                    i64::from(r.day).into(),
+                    r.at.into(),
+                    r.amount.into(),
+                    i64::from(r.items).into(),
+                    (r.cancelled as i64).into(),
+                    r.currency.as_deref().into(),
+                    r.product.as_deref().into(),
+                    import_id.into(),
+                ]);
+            })
         })?;
         written.add_orders(&counted);
     }
@@ -663,32 +657,6 @@ enum Write {
     Distinct { seq: i64, okey: i64 },
     /// The aggregates of a customer without earlier orders, from this import's rows.
     Stats(i64, CustomerAggregate),
-}
-
-/// Orders rows per statement of the SQLite writer.
-const ORDER_ROWS: usize = 32;
-
-/// Binds `rows` to `stmt` (one `(…)` of the orders' eleven columns per row) and runs it.
-fn upsert_orders(
-    stmt: &mut rusqlite::Statement<'_>,
-    rows: &[&SpillRow],
-    import_id: i64,
-) -> rusqlite::Result<()> {
-    for (n, r) in rows.iter().enumerate() {
-        let at = n * 11;
-        stmt.raw_bind_parameter(at + 1, r.ckey)?;
-        stmt.raw_bind_parameter(at + 2, r.okey)?;
-        stmt.raw_bind_parameter(at + 3, r.order_ref.as_deref())?;
-        stmt.raw_bind_parameter(at + 4, i64::from(r.day))?;
-        stmt.raw_bind_parameter(at + 5, r.at)?;
-        stmt.raw_bind_parameter(at + 6, r.amount)?;
-        stmt.raw_bind_parameter(at + 7, i64::from(r.items))?;
-        stmt.raw_bind_parameter(at + 8, r.cancelled as i64)?;
-        stmt.raw_bind_parameter(at + 9, r.currency.as_deref())?;
-        stmt.raw_bind_parameter(at + 10, r.product.as_deref())?;
-        stmt.raw_bind_parameter(at + 11, import_id)?;
-    }
-    stmt.raw_execute().map(|_| ())
 }
 
 /// Rows per batch handed from the merge to the writer.

@@ -465,12 +465,13 @@ pub(crate) fn insert_native<'v>(
     let one = format!("({})", vec!["?"; width].join(","));
     let prepare = |rows: usize| {
         let values = vec![one.as_str(); rows].join(",");
-        conn.prepare(&format!("{head} VALUES {values} {tail}"))
+        // Cached: the orders import calls this once per batch of merged rows.
+        conn.prepare_cached(&format!("{head} VALUES {values} {tail}"))
             .map_err(crate::native::err)
     };
     let per = NATIVE_ROWS.min(MAX_PARAMS / width.max(1)).max(1);
     let mut vals = Vec::with_capacity(width * per);
-    let mut run = |stmt: &mut rusqlite::Statement<'_>, from: usize, to: usize| {
+    let mut run = |stmt: &mut rusqlite::CachedStatement<'_>, from: usize, to: usize| {
         vals.clear();
         for i in from..to {
             row(i, &mut vals);
