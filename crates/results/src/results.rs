@@ -2,7 +2,7 @@
 //! events, orders) loaded and computed, the reports of a plan or of every sent campaign, and the
 //! observed response rates per goal that the planner can use as priors.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use retain_core::Order;
 use retain_store::{Store, StoreError};
@@ -141,8 +141,11 @@ async fn sends_and_events(
             sent_at: s.sent_at,
         })
         .collect();
-    let ids: Vec<i64> = sends.iter().map(|s| s.id).collect();
-    let events = store.events_of_sends(&ids).await?;
+    let events = if sends.is_empty() {
+        Vec::new()
+    } else {
+        store.events_of_campaign(ledger_id).await?
+    };
     Ok((sends, events))
 }
 
@@ -152,6 +155,20 @@ fn attribution_start(campaign: &CampaignInput, sends: &[SendInput]) -> i64 {
     match report::first_send(sends) {
         Some(first) => first.saturating_sub(campaign.window_days.saturating_mul(86_400)),
         None => i64::MAX,
+    }
+}
+
+/// The orders a campaign's report attributes: its members' (recipients and holdout) from
+/// [`attribution_start`] on; none before anything was sent.
+async fn members_orders(
+    store: &Store,
+    campaign_id: &str,
+    campaign: &CampaignInput,
+    sends: &[SendInput],
+) -> Result<Vec<Order>, ResultsError> {
+    match attribution_start(campaign, sends) {
+        i64::MAX => Ok(Vec::new()),
+        since => Ok(store.orders_of_members_since(campaign_id, since).await?),
     }
 }
 
@@ -194,10 +211,7 @@ async fn report_of(
     let orders = match orders {
         Some(o) => o,
         None => {
-            let ids: Vec<&str> = members.iter().map(|m| m.customer_id.as_str()).collect();
-            owned = store
-                .orders_of_customers_since(&ids, attribution_start(&meta.input, &sends))
-                .await?;
+            owned = members_orders(store, campaign_id, &meta.input, &sends).await?;
             &owned
         }
     };
@@ -312,14 +326,14 @@ pub async fn share_test_verdict(
         })
         .collect();
     let (sends, events) = sends_and_events(store, campaign_id).await?;
-    let who: Vec<&str> = members.iter().map(|m| m.customer_id.as_str()).collect();
     let campaign = CampaignInput {
         window_days: days,
         ..meta.input.clone()
     };
-    let orders = store
-        .orders_of_customers_since(&who, attribution_start(&campaign, &sends))
-        .await?;
+    // Every member's orders, then only the tested recipients' and the holdout's.
+    let who: HashSet<&str> = members.iter().map(|m| m.customer_id.as_str()).collect();
+    let mut orders = members_orders(store, campaign_id, &campaign, &sends).await?;
+    orders.retain(|o| who.contains(o.customer_id.as_str()));
     let required = meta
         .details
         .get("variant_power")

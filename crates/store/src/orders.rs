@@ -6,6 +6,7 @@ use retain_core::{from_minor, is_return, Order};
 use serde::Serialize;
 use sqlx::Row;
 
+use crate::rows::{DbRow, OwnedVal};
 use crate::{Result, Store, StoreError};
 
 /// One recorded import.
@@ -25,12 +26,11 @@ impl Store {
     /// analyses read [`Store::customer_stats`] or [`Store::for_each_customer_orders`].
     pub async fn orders(&self) -> Result<Vec<Order>> {
         let rows = sqlx::query(
-            "SELECT c.id, COALESCE(o.order_ref, CAST(o.okey AS TEXT)), o.at, o.amount, o.items, o.cancelled, o.currency, c.email, o.product \
-             FROM orders o JOIN customers c ON c.key = o.ckey ORDER BY o.at, o.ckey, o.okey",
+            &format!("SELECT {ORDER_COLS} FROM orders o JOIN customers c ON c.key = o.ckey ORDER BY o.at, o.ckey, o.okey"),
         )
         .fetch_all(self.pool())
         .await?;
-        rows.iter().map(order_from_row).collect()
+        rows.iter().map(|r| order_from_row(r)).collect()
     }
 
     /// The orders of these customers (by external id), oldest first: one campaign's audience,
@@ -46,26 +46,40 @@ impl Store {
         for chunk in ids.chunks(500) {
             let list = crate::values_clause(1, chunk.len());
             let sql = format!(
-                "SELECT c.id, COALESCE(o.order_ref, CAST(o.okey AS TEXT)), o.at, o.amount, o.items, o.cancelled, o.currency, c.email, o.product \
-                 FROM customers c JOIN orders o ON o.ckey = c.key WHERE c.id IN {list} AND o.at >= ${}",
+                "SELECT {ORDER_COLS} FROM customers c JOIN orders o ON o.ckey = c.key \
+                 WHERE c.id IN {list} AND o.at >= ${}",
                 chunk.len() + 1
             );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q = q.bind(since);
-            for r in q.fetch_all(self.pool()).await? {
-                out.push(order_from_row(&r)?);
-            }
+            let mut binds: Vec<OwnedVal> = chunk
+                .iter()
+                .map(|id| OwnedVal::Text(Some((*id).to_string())))
+                .collect();
+            binds.push(OwnedVal::Int(Some(since)));
+            out.extend(self.read_rows(sql, binds, order_from_row).await?);
         }
-        out.sort_by(|a, b| {
-            (a.ordered_at, &a.customer_id, &a.order_id).cmp(&(
-                b.ordered_at,
-                &b.customer_id,
-                &b.order_id,
-            ))
-        });
+        sort_orders(&mut out);
+        Ok(out)
+    }
+
+    /// The orders placed at or after `since` (Unix seconds) by the members (recipients and
+    /// holdout) of plan campaign `campaign_id`, oldest first: what the campaign's report
+    /// attributes, joined to its members in the database (one query, however large the
+    /// campaign).
+    pub async fn orders_of_members_since(
+        &self,
+        campaign_id: &str,
+        since: i64,
+    ) -> Result<Vec<Order>> {
+        let sql = format!(
+            "SELECT {ORDER_COLS} FROM plan_members m JOIN customers c ON c.key = m.ckey \
+             JOIN orders o ON o.ckey = m.ckey WHERE m.campaign_id = $1 AND o.at >= $2"
+        );
+        let binds = vec![
+            OwnedVal::Text(Some(campaign_id.to_string())),
+            OwnedVal::Int(Some(since)),
+        ];
+        let mut out = self.read_rows(sql, binds, order_from_row).await?;
+        sort_orders(&mut out);
         Ok(out)
     }
 
@@ -106,24 +120,39 @@ impl Store {
 
 /// An order read back: (customer id, order reference, time, amount, items, cancelled, currency,
 /// email, product).
-fn order_from_row(r: &sqlx::any::AnyRow) -> Result<Order> {
-    let ts: i64 = r.try_get(2)?;
+/// The columns [`order_from_row`] reads, of `customers c` and `orders o`.
+const ORDER_COLS: &str = "c.id, COALESCE(o.order_ref, CAST(o.okey AS TEXT)), o.at, o.amount, \
+     o.items, o.cancelled, o.currency, c.email, o.product";
+
+fn order_from_row(r: &dyn DbRow) -> Result<Order> {
+    let ts = r.int(2)?;
     let ordered_at = DateTime::from_timestamp(ts, 0)
         .ok_or_else(|| StoreError::Corrupt(format!("order time {ts} out of range")))?
         .naive_utc();
-    let amount: i64 = r.try_get(3)?;
-    let cancelled = r.try_get::<i64, _>(5)? != 0;
+    let amount = r.int(3)?;
+    let cancelled = r.int(5)? != 0;
     Ok(Order {
-        customer_id: r.try_get(0)?,
-        order_id: r.try_get(1)?,
+        customer_id: r.text(0)?,
+        order_id: r.text(1)?,
         ordered_at,
         amount: from_minor(amount),
-        items: u32::try_from(r.try_get::<i64, _>(4)?).unwrap_or(u32::MAX),
+        items: u32::try_from(r.int(4)?).unwrap_or(u32::MAX),
         is_return: is_return(amount, cancelled),
-        currency: r.try_get(6)?,
-        email: r.try_get(7)?,
-        product: r.try_get(8)?,
+        currency: r.opt_text(6)?,
+        email: r.opt_text(7)?,
+        product: r.opt_text(8)?,
     })
+}
+
+/// Oldest first, then by customer and order id: the same order on both backends.
+fn sort_orders(orders: &mut [Order]) {
+    orders.sort_by(|a, b| {
+        (a.ordered_at, &a.customer_id, &a.order_id).cmp(&(
+            b.ordered_at,
+            &b.customer_id,
+            &b.order_id,
+        ))
+    });
 }
 
 /// Records an import: kind, file, rows read, imported and rejected, time; returns its id.

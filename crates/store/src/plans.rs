@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use crate::keyed::KeyedTable;
-use crate::rows::{Val, WriteTx};
+use crate::rows::{OwnedVal, Val, WriteTx};
 use crate::{now, Result, Store, StoreError};
 
 /// Where a plan is in its life cycle.
@@ -298,13 +298,15 @@ impl Store {
     pub async fn plan_members(&self, campaign_id: &str) -> Result<Vec<PlanMember>> {
         let sql = "SELECT c.id, m.holdout FROM plan_members m JOIN customers c ON c.key = m.ckey \
              WHERE m.campaign_id = $1 ORDER BY m.ckey";
-        let mut out = crate::collect_rows(sqlx::query(sql).bind(campaign_id), self.pool(), |r| {
-            Ok(PlanMember {
-                customer_id: r.try_get(0)?,
-                holdout: r.try_get::<i64, _>(1)? != 0,
+        let binds = vec![OwnedVal::Text(Some(campaign_id.to_string()))];
+        let mut out = self
+            .read_rows(sql.to_string(), binds, |r| {
+                Ok(PlanMember {
+                    customer_id: r.text(0)?,
+                    holdout: r.int(1)? != 0,
+                })
             })
-        })
-        .await?;
+            .await?;
         // Sorted here: text collation differs between the backends.
         out.sort_unstable_by(|a, b| {
             (a.holdout, a.customer_id.as_str()).cmp(&(b.holdout, b.customer_id.as_str()))
@@ -322,19 +324,23 @@ impl Store {
     ) -> Result<Vec<(PlanMember, Option<String>)>> {
         let sql = "SELECT c.id, m.holdout, a.segment FROM plan_members m \
              JOIN customers c ON c.key = m.ckey \
-             LEFT JOIN segment_assignments a ON a.run_id = $2 AND a.ckey = m.ckey \
-             WHERE m.campaign_id = $1 ORDER BY m.ckey";
-        let q = sqlx::query(sql).bind(campaign_id).bind(run);
-        let mut out = crate::collect_rows(q, self.pool(), |r| {
-            Ok((
-                PlanMember {
-                    customer_id: r.try_get(0)?,
-                    holdout: r.try_get::<i64, _>(1)? != 0,
-                },
-                r.try_get::<Option<String>, _>(2)?,
-            ))
-        })
-        .await?;
+             LEFT JOIN segment_assignments a ON a.run_id = $1 AND a.ckey = m.ckey \
+             WHERE m.campaign_id = $2 ORDER BY m.ckey";
+        let binds = vec![
+            OwnedVal::Int(Some(run)),
+            OwnedVal::Text(Some(campaign_id.to_string())),
+        ];
+        let mut out = self
+            .read_rows(sql.to_string(), binds, |r| {
+                Ok((
+                    PlanMember {
+                        customer_id: r.text(0)?,
+                        holdout: r.int(1)? != 0,
+                    },
+                    r.opt_text(2)?,
+                ))
+            })
+            .await?;
         // Sorted here, as `plan_members`: text collation differs between the backends.
         out.sort_unstable_by(|(a, _), (b, _)| {
             (a.holdout, a.customer_id.as_str()).cmp(&(b.holdout, b.customer_id.as_str()))

@@ -230,21 +230,26 @@ pub(crate) const COLS: &str =
 const CHUNK: usize = 500;
 
 pub(crate) fn record(r: &AnyRow) -> Result<SendRecord> {
-    let state: String = r.try_get(4)?;
+    record_of(r)
+}
+
+/// A send of [`COLS`], from either backend's row.
+fn record_of(r: &dyn crate::rows::DbRow) -> Result<SendRecord> {
+    let state = r.text(4)?;
     Ok(SendRecord {
-        id: r.try_get(0)?,
-        campaign_id: r.try_get(1)?,
-        customer_id: r.try_get(2)?,
-        email: r.try_get(3)?,
+        id: r.int(0)?,
+        campaign_id: r.text(1)?,
+        customer_id: r.text(2)?,
+        email: r.text(3)?,
         state: SendState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("send state '{state}'")))?,
-        attempts: r.try_get(5)?,
-        last_error: r.try_get(6)?,
-        permanent: r.try_get::<i64, _>(7)? != 0,
-        message_id: r.try_get(8)?,
-        queued_at: r.try_get(9)?,
-        sending_at: r.try_get(10)?,
-        sent_at: r.try_get(11)?,
+        attempts: r.int(5)?,
+        last_error: r.opt_text(6)?,
+        permanent: r.int(7)? != 0,
+        message_id: r.text(8)?,
+        queued_at: r.int(9)?,
+        sending_at: r.opt_int(10)?,
+        sent_at: r.opt_int(11)?,
     })
 }
 
@@ -691,13 +696,9 @@ impl Store {
 
     /// Every ledger row of a campaign, by send id.
     pub async fn sends_of(&self, campaign_id: &str) -> Result<Vec<SendRecord>> {
-        let rows = sqlx::query(&format!(
-            "SELECT {COLS} FROM sends WHERE campaign_id = $1 ORDER BY id"
-        ))
-        .bind(campaign_id)
-        .fetch_all(self.pool())
-        .await?;
-        rows.iter().map(record).collect()
+        let sql = format!("SELECT {COLS} FROM sends WHERE campaign_id = $1 ORDER BY id");
+        let binds = vec![crate::rows::OwnedVal::Text(Some(campaign_id.to_string()))];
+        self.read_rows(sql, binds, record_of).await
     }
 
     /// The ledger row of one recipient of a campaign.

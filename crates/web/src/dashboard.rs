@@ -8,6 +8,7 @@
 #![allow(clippy::result_large_err)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -910,8 +911,12 @@ pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Respon
     };
     let mut rows = Vec::new();
     let mut estimates = Vec::new();
+    let marks = match report_marks(&st).await {
+        Ok(m) => m,
+        Err(e) => return internal(e),
+    };
     for c in &list {
-        let r = match results::campaign_report(&st.store, &c.input.campaign_id, None).await {
+        let r = match cached_report(&st, &c.input.campaign_id, marks, Some(&counts)).await {
             Ok(r) => r,
             Err(e) => return internal(e),
         };
@@ -980,9 +985,13 @@ pub async fn campaign(
         Ok(s) => s,
         Err(r) => return r,
     };
-    let r = match results::campaign_report(&st.store, &id, None).await {
+    let marks = match report_marks(&st).await {
+        Ok(m) => m,
+        Err(e) => return internal(e),
+    };
+    let r = match cached_report(&st, &id, marks, None).await {
         Ok(r) => r,
-        Err(results::ResultsError::UnknownCampaign(_)) => {
+        Err(ReportError::Results(results::ResultsError::UnknownCampaign(_))) => {
             return error_page(StatusCode::NOT_FOUND, "No such campaign.")
         }
         Err(e) => return internal(e),
@@ -1125,16 +1134,20 @@ pub async fn campaign_report(
     if let Err(r) = guard(&st, &headers).await {
         return r;
     }
-    let r = match results::campaign_report(&st.store, &id, None).await {
+    let marks = match report_marks(&st).await {
+        Ok(m) => m,
+        Err(e) => return internal(e),
+    };
+    let r = match cached_report(&st, &id, marks, None).await {
         Ok(r) => r,
-        Err(results::ResultsError::UnknownCampaign(_)) => {
+        Err(ReportError::Results(results::ResultsError::UnknownCampaign(_))) => {
             return error_page(StatusCode::NOT_FOUND, "No such campaign.")
         }
         Err(e) => return internal(e),
     };
     match views::report_html(
         &st.views,
-        &[r],
+        std::slice::from_ref(&*r),
         &st.company_name,
         chrono::Utc::now().timestamp(),
     ) {
@@ -1230,6 +1243,81 @@ async fn cached(
     Ok(data)
 }
 
+/// Campaign reports, each with the version of the data it was computed from
+/// ([`ReportVersion`]): a visit recomputes a campaign's report only after an import, a
+/// segmentation or prediction run, a newly recorded event, or a change in the campaign's (or its
+/// follow-up steps') sends per state — so a finished campaign of a million recipients answers
+/// from memory, and one still sending is recomputed as it goes.
+#[derive(Default)]
+pub struct ReportCache(
+    std::sync::Mutex<
+        std::collections::HashMap<
+            String,
+            (ReportVersion, Arc<retain_results::report::CampaignReport>),
+        >,
+    >,
+);
+
+/// The whole shop's markers: the data version and the newest event's id.
+type ReportMarks = ((i64, i64, i64), i64);
+
+/// A campaign report's version: the shop's markers, then the sends per state of the campaign
+/// and of each of its steps.
+type ReportVersion = (ReportMarks, Vec<SendCounts>);
+
+#[derive(Debug, thiserror::Error)]
+enum ReportError {
+    #[error(transparent)]
+    Results(#[from] results::ResultsError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+async fn report_marks(st: &AppState) -> Result<ReportMarks, StoreError> {
+    Ok((
+        st.store.data_version().await?,
+        st.store.latest_event_id().await?,
+    ))
+}
+
+/// The report of campaign `id`, from the cache while its version holds. `counts`: every ledger
+/// campaign's sends per state when the caller has them (else read for this campaign).
+async fn cached_report(
+    st: &AppState,
+    id: &str,
+    marks: ReportMarks,
+    counts: Option<&std::collections::BTreeMap<String, SendCounts>>,
+) -> Result<Arc<retain_results::report::CampaignReport>, ReportError> {
+    let mut ledgers = vec![id.to_string()];
+    ledgers.extend(
+        st.store
+            .campaign_steps(id)
+            .await?
+            .into_iter()
+            .map(|s| s.ledger_id),
+    );
+    let mut sends = Vec::with_capacity(ledgers.len());
+    for l in &ledgers {
+        sends.push(match counts {
+            Some(all) => all.get(l).copied().unwrap_or_default(),
+            None => st.store.send_counts(l).await?,
+        });
+    }
+    let version = (marks, sends);
+    if let Ok(map) = st.reports.0.lock() {
+        if let Some((v, r)) = map.get(id) {
+            if *v == version {
+                return Ok(r.clone());
+            }
+        }
+    }
+    let report = Arc::new(results::campaign_report(&st.store, id, None).await?);
+    if let Ok(mut map) = st.reports.0.lock() {
+        map.insert(id.to_string(), (version, report.clone()));
+    }
+    Ok(report)
+}
+
 /// Computes the cached pages ahead of the first visit.
 pub async fn warm(st: AppState) {
     for (page, result) in [
@@ -1245,6 +1333,18 @@ pub async fn warm(st: AppState) {
         if let Err(e) = result {
             eprintln!("retain serve: preparing the {page} page: {e}");
         }
+    }
+    // Then every campaign's report, for the campaigns page.
+    let reports = async {
+        let marks = report_marks(&st).await?;
+        let counts = st.store.send_counts_all().await?;
+        for c in results::all_campaigns(&st.store).await? {
+            cached_report(&st, &c.input.campaign_id, marks, Some(&counts)).await?;
+        }
+        Ok::<(), ReportError>(())
+    };
+    if let Err(e) = reports.await {
+        eprintln!("retain serve: preparing the campaign reports: {e}");
     }
 }
 

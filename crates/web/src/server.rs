@@ -46,6 +46,8 @@ pub struct Inner {
     pub config: Config,
     /// Whole-shop page data, kept until the data changes.
     pub pages: crate::dashboard::PageCache,
+    /// Campaign reports, kept until their campaign's data changes.
+    pub reports: crate::dashboard::ReportCache,
     /// The provider webhooks' keys, certificate cache and seen tokens.
     pub webhooks: crate::webhooks::Webhooks,
     /// The programme's global control group (`[program]` in goals.toml): the overview measures
@@ -115,6 +117,7 @@ impl AppState {
             view_renderer: opts.view_renderer,
             config: opts.config,
             pages: crate::dashboard::PageCache::default(),
+            reports: crate::dashboard::ReportCache::default(),
             webhooks: opts.webhooks,
             program: opts.program,
         })))

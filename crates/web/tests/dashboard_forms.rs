@@ -458,3 +458,87 @@ async fn the_campaign_page_shows_deliverability_and_the_guardrail() {
         "{html}"
     );
 }
+
+/// The campaigns list and a campaign's page keep each report until its data changes: a new
+/// event (an open) and a newly sent recipient both show on the next visit, and an unchanged
+/// campaign answers the same.
+#[tokio::test]
+async fn campaign_reports_follow_new_events_and_sends() {
+    let (store, dir) = store().await;
+    // Recipients named as `send_campaign` names them (cust-<local part>).
+    customers(&store, &["cust-a", "cust-b", "cust-c"]).await;
+    let plan = store
+        .save_plan(&NewPlan {
+            budget: 100.0,
+            used: 10.0,
+            expected_value: 50.0,
+            holdout_fraction: 0.2,
+            seed: 1,
+            as_of: None,
+            goals_file: None,
+            document: "{}".into(),
+            campaigns: vec![NewPlanCampaign {
+                local_id: "win_back-1".into(),
+                goal: "win_back".into(),
+                template: "win_back".into(),
+                segments: vec!["At Risk".into()],
+                expected_value: 50.0,
+                cost: 10.0,
+                recipients: vec!["cust-a".into(), "cust-b".into(), "cust-c".into()],
+                holdout: vec![],
+                details: "{}".into(),
+            }],
+        })
+        .await
+        .expect("plan");
+    let campaign = format!("{plan}-win_back-1");
+    let ids = send_campaign(
+        &store,
+        &campaign,
+        &["a@one.example", "b@one.example"],
+        1_000,
+    )
+    .await;
+    let app = app_with(store, dir, Config::default(), Some(TOKEN)).await;
+    let s = login(&app).await;
+    let get = |uri: String| {
+        let req = get_with(&uri, &s.cookie());
+        let router = app.router.clone();
+        async move { request(&router, req).await.1 }
+    };
+    // sent, opens, clicks of the campaign's row in the list.
+    let row = |html: &str| -> Vec<String> {
+        let at = html
+            .find(&format!(">{campaign}</a>"))
+            .expect("campaign row");
+        html[at..]
+            .split("<td class=\"n\">")
+            .skip(1)
+            .take(3)
+            .map(|c| c.split('<').next().unwrap_or_default().to_string())
+            .collect()
+    };
+    let list = get("/campaigns".into()).await;
+    assert_eq!(row(&list), ["2", "0", "0"], "{list}");
+    assert_eq!(get("/campaigns".into()).await, list, "nothing changed");
+    app.store
+        .record_events(&[retain_store::NewEvent {
+            send_id: ids[0],
+            kind: retain_store::EventKind::Open,
+            at: 1_100,
+            bot: false,
+            url: None,
+            user_agent: None,
+        }])
+        .await
+        .expect("event");
+    let list = get("/campaigns".into()).await;
+    assert_eq!(row(&list), ["2", "1", "0"], "the open shows: {list}");
+    // A third recipient queued and sent: the campaign's sends changed.
+    send_campaign(&app.store, &campaign, &["c@one.example"], 1_200).await;
+    let list = get("/campaigns".into()).await;
+    assert_eq!(row(&list), ["3", "1", "0"], "the new send shows: {list}");
+    let page = get(format!("/campaigns/{campaign}")).await;
+    assert!(page.contains(&campaign), "{page}");
+    assert_eq!(get(format!("/campaigns/{campaign}")).await, page);
+}
