@@ -106,7 +106,15 @@ async fn logged_in(app: &App, s: &Session) -> bool {
 
 /// A draft plan with one campaign; returns (plan id, campaign id).
 async fn draft_plan(store: &Store) -> (String, String) {
-    customers(store, &["c1", "c2", "c3"]).await;
+    plan_of(store, &["c1", "c2"], &["c3"]).await
+}
+
+/// A draft plan of one win-back campaign to these recipients and holdout (customers made
+/// here): (plan id, campaign id).
+async fn plan_of(store: &Store, recipients: &[&str], holdout: &[&str]) -> (String, String) {
+    let everyone: Vec<&str> = recipients.iter().chain(holdout).copied().collect();
+    customers(store, &everyone).await;
+    let owned = |ids: &[&str]| ids.iter().map(|c| c.to_string()).collect::<Vec<_>>();
     let id = store
         .save_plan(&NewPlan {
             budget: 100.0,
@@ -124,8 +132,8 @@ async fn draft_plan(store: &Store) -> (String, String) {
                 segments: vec!["At Risk".into()],
                 expected_value: 50.0,
                 cost: 10.0,
-                recipients: vec!["c1".into(), "c2".into()],
-                holdout: vec!["c3".into()],
+                recipients: owned(recipients),
+                holdout: owned(holdout),
                 details: "{}".into(),
             }],
         })
@@ -466,32 +474,7 @@ async fn the_campaign_page_shows_deliverability_and_the_guardrail() {
 async fn campaign_reports_follow_new_events_and_sends() {
     let (store, dir) = store().await;
     // Recipients named as `send_campaign` names them (cust-<local part>).
-    customers(&store, &["cust-a", "cust-b", "cust-c"]).await;
-    let plan = store
-        .save_plan(&NewPlan {
-            budget: 100.0,
-            used: 10.0,
-            expected_value: 50.0,
-            holdout_fraction: 0.2,
-            seed: 1,
-            as_of: None,
-            goals_file: None,
-            document: "{}".into(),
-            campaigns: vec![NewPlanCampaign {
-                local_id: "win_back-1".into(),
-                goal: "win_back".into(),
-                template: "win_back".into(),
-                segments: vec!["At Risk".into()],
-                expected_value: 50.0,
-                cost: 10.0,
-                recipients: vec!["cust-a".into(), "cust-b".into(), "cust-c".into()],
-                holdout: vec![],
-                details: "{}".into(),
-            }],
-        })
-        .await
-        .expect("plan");
-    let campaign = format!("{plan}-win_back-1");
+    let (_, campaign) = plan_of(&store, &["cust-a", "cust-b", "cust-c"], &[]).await;
     let ids = send_campaign(
         &store,
         &campaign,
