@@ -39,8 +39,9 @@ impl Store {
         self.orders_of_customers_since(ids, i64::MIN).await
     }
 
-    /// [`Store::orders_of_customers`] placed at or after `since` (Unix seconds): what a campaign's
-    /// attribution needs, not the customers' whole history.
+    /// [`Store::orders_of_customers`] placed at or after `since` (Unix seconds). A campaign's
+    /// report reads its members' orders with [`Store::orders_of_members_since`] instead: one
+    /// query joined to the members, not lists of ids.
     pub async fn orders_of_customers_since(&self, ids: &[&str], since: i64) -> Result<Vec<Order>> {
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {

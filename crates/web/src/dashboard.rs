@@ -917,7 +917,7 @@ pub async fn campaigns(State(st): State<AppState>, headers: HeaderMap) -> Respon
     };
     for c in &list {
         let r = match cached_report(&st, &c.input.campaign_id, marks, Some(&counts)).await {
-            Ok(r) => r,
+            Ok((r, _)) => r,
             Err(e) => return internal(e),
         };
         if let (Some(v), Some([lo, hi])) = (r.uplift.absolute, r.uplift.ci95) {
@@ -989,19 +989,16 @@ pub async fn campaign(
         Ok(m) => m,
         Err(e) => return internal(e),
     };
-    let r = match cached_report(&st, &id, marks, None).await {
+    let (r, counts) = match cached_report(&st, &id, marks, None).await {
         Ok(r) => r,
         Err(ReportError::Results(results::ResultsError::UnknownCampaign(_))) => {
             return error_page(StatusCode::NOT_FOUND, "No such campaign.")
         }
         Err(e) => return internal(e),
     };
-    let (state, counts) = match (
-        st.store.send_campaign_state(&id).await,
-        st.store.send_counts(&id).await,
-    ) {
-        (Ok(s), Ok(c)) => (s, c),
-        (Err(e), _) | (_, Err(e)) => return internal(e),
+    let state = match st.store.send_campaign_state(&id).await {
+        Ok(s) => s,
+        Err(e) => return internal(e),
     };
     let deliverability = match deliverability_view(&st, &id).await {
         Ok(d) => d,
@@ -1139,7 +1136,7 @@ pub async fn campaign_report(
         Err(e) => return internal(e),
     };
     let r = match cached_report(&st, &id, marks, None).await {
-        Ok(r) => r,
+        Ok((r, _)) => r,
         Err(ReportError::Results(results::ResultsError::UnknownCampaign(_))) => {
             return error_page(StatusCode::NOT_FOUND, "No such campaign.")
         }
@@ -1280,14 +1277,16 @@ async fn report_marks(st: &AppState) -> Result<ReportMarks, StoreError> {
     ))
 }
 
-/// The report of campaign `id`, from the cache while its version holds. `counts`: every ledger
-/// campaign's sends per state when the caller has them (else read for this campaign).
+/// The report of campaign `id`, from the cache while its version holds, with the campaign's own
+/// sends per state that version was checked against (the campaign page shows them). `counts`:
+/// every ledger campaign's sends per state when the caller has them (else read for this
+/// campaign and its steps).
 async fn cached_report(
     st: &AppState,
     id: &str,
     marks: ReportMarks,
     counts: Option<&std::collections::BTreeMap<String, SendCounts>>,
-) -> Result<Arc<retain_results::report::CampaignReport>, ReportError> {
+) -> Result<(Arc<retain_results::report::CampaignReport>, SendCounts), ReportError> {
     let mut ledgers = vec![id.to_string()];
     ledgers.extend(
         st.store
@@ -1303,11 +1302,13 @@ async fn cached_report(
             None => st.store.send_counts(l).await?,
         });
     }
+    // The campaign's own ledger comes first.
+    let own = sends[0];
     let version = (marks, sends);
     if let Ok(map) = st.reports.0.lock() {
         if let Some((v, r)) = map.get(id) {
             if *v == version {
-                return Ok(r.clone());
+                return Ok((r.clone(), own));
             }
         }
     }
@@ -1315,7 +1316,7 @@ async fn cached_report(
     if let Ok(mut map) = st.reports.0.lock() {
         map.insert(id.to_string(), (version, report.clone()));
     }
-    Ok(report)
+    Ok((report, own))
 }
 
 /// Computes the cached pages ahead of the first visit.
