@@ -264,15 +264,20 @@ impl Store {
     ) -> Result<CampaignDeliverability> {
         let mut domains: BTreeMap<String, DeliverabilityCounts> = BTreeMap::new();
         let mut total = DeliverabilityCounts::default();
-        let delivered: Vec<String> =
-            sqlx::query_scalar("SELECT email FROM sends WHERE campaign_id = $1 AND state = 'sent'")
-                .bind(campaign_id)
-                .fetch_all(self.pool())
-                .await?;
-        for e in &delivered {
-            domains.entry(email_domain(e)).or_default().delivered += 1;
-        }
+        // Every delivered address read on the native connection (a large campaign has hundreds
+        // of thousands) and counted per `email_domain` here: the same normalisation as the
+        // reports' domains, on both backends.
+        let delivered = self
+            .read_rows(
+                "SELECT email FROM sends WHERE campaign_id = $1 AND state = 'sent'".to_string(),
+                vec![crate::rows::OwnedVal::Text(Some(campaign_id.to_string()))],
+                |r| Ok(email_domain(&r.text(0)?)),
+            )
+            .await?;
         total.delivered = delivered.len() as i64;
+        for d in delivered {
+            domains.entry(d).or_default().delivered += 1;
+        }
         let rows = sqlx::query(
             "SELECT domain, kind, COUNT(DISTINCT send_id) FROM deliverability_events \
              WHERE campaign_id = $1 GROUP BY domain, kind",
@@ -293,6 +298,15 @@ impl Store {
             total,
             domains: domains.into_iter().collect(),
         })
+    }
+
+    /// The newest recorded report's id (0 before the first): a report changes a campaign's
+    /// deliverability only by raising it.
+    pub async fn latest_deliverability_event_id(&self) -> Result<i64> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM deliverability_events")
+            .fetch_one(self.pool())
+            .await?;
+        Ok(id.unwrap_or(0))
     }
 
     /// A campaign's delivered messages and reports in total, counted in SQL (no per-domain
@@ -688,6 +702,79 @@ mod tests {
     async fn deliverability_postgres() {
         if let Some((store, _db)) = test_support::postgres().await {
             scenario(store).await;
+        }
+    }
+
+    /// Addresses whose domains differ in case, carry spaces, hold two '@' or none.
+    const EMAILS: [&str; 7] = [
+        "a@Example.COM",
+        "b@example.com",
+        "c@x.io",
+        "\"d@e\"@Other.org ",
+        "e@other.ORG",
+        "no-domain",
+        "f@x.io",
+    ];
+
+    async fn per_domain_counts_match_email_domain(store: Store) {
+        let new: Vec<NewSend> = EMAILS
+            .iter()
+            .enumerate()
+            .map(|(i, e)| NewSend {
+                customer_id: format!("c{i}"),
+                email: e.to_string(),
+                message_id: format!("<m{i}@x.io>"),
+                suppressed: None,
+            })
+            .collect();
+        store.queue_sends("k1", &new).await.expect("queue");
+        // The last address stays queued: it must not count as delivered.
+        sqlx::query("UPDATE sends SET state = 'sent', sent_at = 1 WHERE email <> 'f@x.io'")
+            .execute(store.pool())
+            .await
+            .expect("sent");
+        let bounced = store
+            .send_by_campaign_email("k1", "b@example.com")
+            .await
+            .expect("lookup")
+            .expect("b queued");
+        store
+            .record_deliverability_event(&ev(&bounced, DeliverabilityKind::HardBounce, "f1", 5))
+            .await
+            .expect("record");
+
+        let mut want: BTreeMap<String, DeliverabilityCounts> = BTreeMap::new();
+        for e in EMAILS.iter().filter(|e| **e != "f@x.io") {
+            want.entry(email_domain(e)).or_default().delivered += 1;
+        }
+        want.entry("example.com".into()).or_default().hard_bounces = 1;
+        let got = store.campaign_deliverability("k1").await.expect("counts");
+        assert_eq!(
+            got.domains,
+            want.into_iter().collect::<Vec<_>>(),
+            "{:?}",
+            store.backend()
+        );
+        let names: Vec<&str> = got.domains.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(names, ["", "example.com", "other.org", "x.io"]);
+        assert_eq!((got.total.delivered, got.total.hard_bounces), (6, 1));
+        let totals = store
+            .campaign_deliverability_totals("k1")
+            .await
+            .expect("totals");
+        assert_eq!(totals, got.total);
+    }
+
+    #[tokio::test]
+    async fn per_domain_counts_sqlite() {
+        let (store, _dir) = test_support::sqlite().await;
+        per_domain_counts_match_email_domain(store).await;
+    }
+
+    #[tokio::test]
+    async fn per_domain_counts_postgres() {
+        if let Some((store, _db)) = test_support::postgres().await {
+            per_domain_counts_match_email_domain(store).await;
         }
     }
 }

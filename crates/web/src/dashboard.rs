@@ -1000,7 +1000,7 @@ pub async fn campaign(
         Ok(s) => s,
         Err(e) => return internal(e),
     };
-    let deliverability = match deliverability_view(&st, &id).await {
+    let deliverability = match deliverability_view(&st, &id, counts).await {
         Ok(d) => d,
         Err(e) => return internal(e),
     };
@@ -1080,13 +1080,52 @@ fn deliverability_row(name: &str, c: &retain_store::DeliverabilityCounts) -> ser
     })
 }
 
+/// Campaigns' deliverability (delivered messages per recipient domain, bounces, complaints),
+/// each with the version it was counted at: the campaign's sends per state and the newest
+/// report's id. A finished campaign's page then answers from memory instead of reading every
+/// delivered address again; a new send or a new report recounts it.
+#[derive(Default)]
+pub struct DeliverabilityCache(
+    std::sync::Mutex<
+        std::collections::HashMap<String, (DeliverabilityVersion, Arc<Deliverability>)>,
+    >,
+);
+
+type Deliverability = retain_store::CampaignDeliverability;
+
+/// The campaign's sends per state and the newest report's id.
+type DeliverabilityVersion = (SendCounts, i64);
+
+/// The deliverability of campaign `id` whose sends per state are `counts`, from the cache
+/// while its version holds.
+async fn cached_deliverability(
+    st: &AppState,
+    id: &str,
+    counts: SendCounts,
+) -> Result<Arc<Deliverability>, StoreError> {
+    let version = (counts, st.store.latest_deliverability_event_id().await?);
+    if let Ok(map) = st.deliverability.0.lock() {
+        if let Some((v, d)) = map.get(id) {
+            if *v == version {
+                return Ok(d.clone());
+            }
+        }
+    }
+    let d = Arc::new(st.store.campaign_deliverability(id).await?);
+    if let Ok(mut map) = st.deliverability.0.lock() {
+        map.insert(id.to_string(), (version, d.clone()));
+    }
+    Ok(d)
+}
+
 /// A campaign's deliverability for its page: totals and per recipient domain, the guardrail's
 /// limits and, when the guardrail paused it, why.
 async fn deliverability_view(
     st: &AppState,
     id: &str,
+    counts: SendCounts,
 ) -> Result<serde_json::Value, retain_store::StoreError> {
-    let d = st.store.campaign_deliverability(id).await?;
+    let d = cached_deliverability(st, id, counts).await?;
     let reason = st.store.send_campaign_reason(id).await?;
     let s = &st.config.sending;
     let pct = |r: f64| format!("{}%", (r * 10_000.0).round() / 100.0);
@@ -1340,7 +1379,10 @@ pub async fn warm(st: AppState) {
         let marks = report_marks(&st).await?;
         let counts = st.store.send_counts_all().await?;
         for c in results::all_campaigns(&st.store).await? {
-            cached_report(&st, &c.input.campaign_id, marks, Some(&counts)).await?;
+            let id = &c.input.campaign_id;
+            let (_, own) = cached_report(&st, id, marks, Some(&counts)).await?;
+            // And its deliverability, for the campaign's page.
+            cached_deliverability(&st, id, own).await?;
         }
         Ok::<(), ReportError>(())
     };

@@ -48,6 +48,8 @@ pub struct Inner {
     pub pages: crate::dashboard::PageCache,
     /// Campaign reports, kept until their campaign's data changes.
     pub reports: crate::dashboard::ReportCache,
+    /// Campaigns' deliverability, kept until their sends or reports change.
+    pub deliverability: crate::dashboard::DeliverabilityCache,
     /// The provider webhooks' keys, certificate cache and seen tokens.
     pub webhooks: crate::webhooks::Webhooks,
     /// The programme's global control group (`[program]` in goals.toml): the overview measures
@@ -118,6 +120,7 @@ impl AppState {
             config: opts.config,
             pages: crate::dashboard::PageCache::default(),
             reports: crate::dashboard::ReportCache::default(),
+            deliverability: crate::dashboard::DeliverabilityCache::default(),
             webhooks: opts.webhooks,
             program: opts.program,
         })))

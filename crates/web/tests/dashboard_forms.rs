@@ -524,4 +524,32 @@ async fn campaign_reports_follow_new_events_and_sends() {
     let page = get(format!("/campaigns/{campaign}")).await;
     assert!(page.contains(&campaign), "{page}");
     assert_eq!(get(format!("/campaigns/{campaign}")).await, page);
+    // The deliverability table: the domain's row, delivered then hard bounces.
+    let domain_row = |html: &str| -> Vec<String> {
+        let at = html.find("<td>one.example</td>").expect("domain row");
+        html[at..]
+            .split("<td>")
+            .skip(2)
+            .take(2)
+            .map(|c| c.split(['<', ' ']).next().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(domain_row(&page), ["3", "0"], "{page}");
+    // A bounce report arrives: the next visit counts it.
+    let sent = app.store.send(ids[0]).await.expect("send").expect("row");
+    app.store
+        .record_deliverability_event(&retain_store::NewDeliverabilityEvent {
+            send_id: sent.id,
+            campaign_id: sent.campaign_id.clone(),
+            email: sent.email.clone(),
+            kind: retain_store::DeliverabilityKind::HardBounce,
+            status: Some("5.1.1".into()),
+            detail: None,
+            fingerprint: "bounce-1".into(),
+            at: 1_300,
+        })
+        .await
+        .expect("report");
+    let page = get(format!("/campaigns/{campaign}")).await;
+    assert_eq!(domain_row(&page), ["3", "1"], "the bounce shows: {page}");
 }
