@@ -56,7 +56,9 @@ pub use items_file::ItemsImported;
 pub use migrate::MigrationStatus;
 pub use orders::ImportRecord;
 pub use plans::{NewPlan, NewPlanCampaign, PlanCampaignRecord, PlanMember, PlanRecord, PlanState};
-pub use predictions::{NewPredictionRun, PredictionBound, PredictionRunRecord, StoredPrediction};
+pub use predictions::{
+    NewPredictionRun, PredictionBound, PredictionPoint, PredictionRunRecord, StoredPrediction,
+};
 pub use products::{OrderItemRow, ProductRow, StoredDue};
 pub use profile::{
     CampaignReceived, CustomerProfile, Erasure, ProfileEvent, ProfilePrediction,

@@ -4,6 +4,8 @@
 //! intervals, churn-risk band and expected next order date, which each run replaces as a whole in
 //! one transaction. The store keeps the JSON documents as given; it does not interpret them.
 
+use std::collections::BTreeMap;
+
 use retain_core::Prediction;
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -102,6 +104,16 @@ pub struct StoredPrediction {
     pub churn_risk: Option<String>,
     /// Expected date of the next order, `YYYY-MM-DD`; `None` beyond the calendar or before 0010.
     pub next_order_date: Option<String>,
+}
+
+/// One customer's current prediction, by customer key ([`Store::prediction_points`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PredictionPoint {
+    pub key: i64,
+    pub p_alive: f64,
+    pub expected_purchases_90d: f64,
+    /// `None` when the run had no spend model.
+    pub clv: Option<f64>,
 }
 
 /// Which value of each prediction [`Store::predictions_at`] reads.
@@ -237,6 +249,40 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(run_from_row).transpose()
+    }
+
+    /// The current predictions' values as the predictions page summarises them, by customer key:
+    /// four numbers per customer, read on the native connection (no ids, no summaries).
+    pub async fn prediction_points(&self) -> Result<Vec<PredictionPoint>> {
+        self.read_rows(
+            "SELECT ckey, p_alive, expected_purchases_90d, clv FROM predictions ORDER BY ckey"
+                .to_string(),
+            Vec::new(),
+            |r| {
+                Ok(PredictionPoint {
+                    key: r.int(0)?,
+                    p_alive: r.real(1)?,
+                    expected_purchases_90d: r.real(2)?,
+                    clv: r.opt_real(3)?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Current predictions per churn-risk band (`None`: rows stored before the bands were
+    /// kept), counted in the database.
+    pub async fn churn_risk_counts(&self) -> Result<BTreeMap<Option<String>, u64>> {
+        let rows = sqlx::query("SELECT churn_risk, COUNT(*) FROM predictions GROUP BY churn_risk")
+            .fetch_all(self.pool())
+            .await?;
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let band: Option<String> = r.try_get(0)?;
+            let n: i64 = r.try_get(1)?;
+            out.insert(band, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
     }
 
     /// The current predictions with their summaries, by customer id.
@@ -396,6 +442,28 @@ mod tests {
             .expect("save");
         let stored = store.stored_predictions().await.expect("read");
         assert_eq!(stored, vec![row("a", Some(4.6)), row("b", Some(36.3))]);
+        // The page's reads: values by customer key (a before b: imported first), bands counted.
+        let key = |id: &str| {
+            let id = id.to_string();
+            async move {
+                sqlx::query_scalar::<_, i64>("SELECT key FROM customers WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(store.pool())
+                    .await
+                    .expect("key")
+            }
+        };
+        let (ka, kb) = (key("a").await, key("b").await);
+        let points = store.prediction_points().await.expect("points");
+        let point = |key, clv| PredictionPoint {
+            key,
+            p_alive: 0.72,
+            expected_purchases_90d: 0.45,
+            clv,
+        };
+        assert_eq!(points, [point(ka, Some(4.6)), point(kb, Some(36.3))]);
+        let bands = store.churn_risk_counts().await.expect("bands");
+        assert_eq!(bands, BTreeMap::from([(Some("low".to_string()), 2)]));
         let latest = store
             .latest_prediction_run()
             .await
@@ -457,6 +525,10 @@ mod tests {
         let stored = store.stored_predictions().await.expect("read");
         assert_eq!(stored.len(), 7001);
         assert_eq!(stored[7000], many[7000]);
+        let points = store.prediction_points().await.expect("points");
+        assert_eq!(points.len(), 7001);
+        assert!(points.windows(2).all(|w| w[0].key < w[1].key));
+        assert!(points.iter().all(|p| p.clv.is_none()));
         for bound in [PredictionBound::Point, PredictionBound::Low] {
             let current = store.predictions_at(bound).await.expect("read");
             assert_eq!(current.len(), 7001);

@@ -434,15 +434,15 @@ impl Store {
 
 impl Store {
     /// Per customer with a purchase in `[start, end)`: the number of distinct purchase days in
-    /// it (what the CLV models predict), folded customer by customer.
+    /// it (what the CLV models predict), by customer key, folded customer by customer.
     pub async fn purchase_days_between(
         &self,
         start: Day,
         end: Day,
-    ) -> Result<std::collections::HashMap<String, u32>> {
+    ) -> Result<std::collections::HashMap<i64, u32>> {
         self.fold_customer_orders(
             std::collections::HashMap::new(),
-            move |out, _, id, facts| {
+            move |out, key, _, facts| {
                 let mut days: Vec<Day> = facts
                     .iter()
                     .filter(|f| f.day >= start && f.day < end && !f.is_return())
@@ -451,7 +451,7 @@ impl Store {
                 if !days.is_empty() {
                     days.sort_unstable();
                     days.dedup();
-                    out.insert(id.to_string(), days.len() as u32);
+                    out.insert(key, days.len() as u32);
                 }
             },
         )

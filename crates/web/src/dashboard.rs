@@ -570,12 +570,14 @@ pub async fn predictions(State(st): State<AppState>, headers: HeaderMap) -> Resp
 /// The data of [`predictions`]: every stored prediction and the orders after them, so kept until
 /// the data changes.
 async fn predictions_data(st: AppState) -> Result<Value, String> {
-    let (run, preds) = match (
+    // Four numbers per customer and the bands counted in the database: never the stored rows.
+    let (run, preds, risk) = match (
         st.store.latest_prediction_run().await,
-        st.store.stored_predictions().await,
+        st.store.prediction_points().await,
+        st.store.churn_risk_counts().await,
     ) {
-        (Ok(r), Ok(p)) => (r, p),
-        (Err(e), _) | (_, Err(e)) => return Err(e.to_string()),
+        (Ok(r), Ok(p), Ok(b)) => (r, p, b),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return Err(e.to_string()),
     };
     let Some(run) = run.filter(|_| !preds.is_empty()) else {
         return Ok(json!({ "has_predictions": false }));
@@ -607,7 +609,7 @@ async fn predictions_data(st: AppState) -> Result<Value, String> {
             &actual,
             &preds
                 .iter()
-                .map(|p| (p.customer_id.as_str(), p.expected_purchases_90d))
+                .map(|p| (p.key, p.expected_purchases_90d))
                 .collect::<Vec<_>>(),
         )
         .map(|(labels, pred, act)| {
@@ -630,7 +632,7 @@ async fn predictions_data(st: AppState) -> Result<Value, String> {
         _ => None,
     };
     let model = model_view(&run);
-    let bands = churn_bands(&preds);
+    let bands = churn_bands(&risk);
     let bands_chart = svg::bars(
         "Customers by churn risk",
         &bands.iter().map(|b| b.0.to_string()).collect::<Vec<_>>(),
@@ -673,15 +675,12 @@ async fn predictions_data(st: AppState) -> Result<Value, String> {
 
 /// Customers per churn-risk band, in the order low, medium, high (rows stored before the bands
 /// were kept count in none).
-fn churn_bands(preds: &[retain_store::StoredPrediction]) -> [(&'static str, u64); 3] {
+fn churn_bands(
+    counts: &std::collections::BTreeMap<Option<String>, u64>,
+) -> [(&'static str, u64); 3] {
     let mut out = [("low", 0u64), ("medium", 0), ("high", 0)];
-    for p in preds {
-        if let Some(b) = out
-            .iter_mut()
-            .find(|b| Some(b.0) == p.churn_risk.as_deref())
-        {
-            b.1 += 1;
-        }
+    for b in &mut out {
+        b.1 = counts.get(&Some(b.0.to_string())).copied().unwrap_or(0);
     }
     out
 }
@@ -1368,6 +1367,10 @@ pub async fn warm(st: AppState) {
         (
             "segments",
             cached(&st, "segments", segments_data(st.clone())).await,
+        ),
+        (
+            "predictions",
+            cached(&st, "predictions", predictions_data(st.clone())).await,
         ),
     ] {
         if let Err(e) = result {

@@ -184,6 +184,30 @@ async fn the_predictions_page_shows_model_bands_and_the_calibration_of_auto() {
         assert!(bands.contains(&row), "{row} not in {bands}");
     }
     assert!(html.contains("aria-label=\"Customers by churn risk\""));
+    // The orders cover the 90 days after the prediction date: predicted against actual
+    // purchases per predicted decile, customers matched by key.
+    let label = "Mean purchases in the 90 days after the prediction date, by predicted decile";
+    let at = html.find(label).expect("predicted vs actual chart");
+    let chart = &html[at..at + html[at..].find("</svg>").expect("svg")];
+    let bar = |d: &str, series: &str| -> &str {
+        let t = format!("<title>{d} {series}: ");
+        let from = chart.find(&t).unwrap_or_else(|| panic!("no {t}")) + t.len();
+        &chart[from..from + chart[from..].find('<').expect("title end")]
+    };
+    let num = |v: &str| -> f64 { v.parse().unwrap_or_else(|_| panic!("{v} is not a number")) };
+    let mut predicted: Vec<f64> = run
+        .predictions
+        .iter()
+        .map(|p| p.expected_purchases_90d)
+        .collect();
+    predicted.sort_by(f64::total_cmp);
+    let top = &predicted[9 * predicted.len() / 10..];
+    let top_mean = top.iter().sum::<f64>() / top.len() as f64;
+    assert_eq!(bar("D10", "predicted"), retain_web::svg::short(top_mean));
+    assert!(
+        num(bar("D10", "actual")) > num(bar("D1", "actual")),
+        "the likeliest buyers bought more: {chart}"
+    );
     // Not chosen by `auto`: no calibration on a holdout.
     assert!(!html.contains("calibration-chart") && !html.contains("id=\"evidence\""));
 
