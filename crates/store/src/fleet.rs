@@ -87,9 +87,9 @@ fn claim_sql(now: &str, lock: &str) -> String {
     format!(
         "UPDATE sends SET claimed_by = $1, claim_expires_at = {now} + $2 \
          WHERE id IN (SELECT id FROM sends WHERE campaign_id = $3 AND state = 'queued' \
-             AND next_attempt_at <= {now} \
+             AND id > $4 AND next_attempt_at <= {now} \
              AND (claimed_by IS NULL OR claim_expires_at IS NULL OR claim_expires_at < {now}) \
-             ORDER BY id LIMIT $4{lock}) \
+             ORDER BY id LIMIT $5{lock}) \
          RETURNING id, customer_id, email, message_id, attempts"
     )
 }
@@ -129,7 +129,13 @@ pub(crate) fn claim_rows_native(
     {
         let mut stmt = tx.prepare_cached(&claim_sql(SQLITE_NOW, "")).map_err(err)?;
         let mut rows = stmt
-            .query(rusqlite::params![worker, ttl_s, campaign_id, limit as i64])
+            .query(rusqlite::params![
+                worker,
+                ttl_s,
+                campaign_id,
+                0i64,
+                limit as i64
+            ])
             .map_err(err)?;
         while let Some(r) = rows.next().map_err(err)? {
             claimed.push(ClaimedSend {
@@ -244,6 +250,20 @@ impl Store {
         limit: usize,
         check: ConsentCheck,
     ) -> Result<Claim> {
+        self.claim_rows_after(campaign_id, worker, ttl_s, limit, check, 0)
+            .await
+    }
+
+    /// [`Store::claim_rows`] of rows with ids above `after` only.
+    pub(crate) async fn claim_rows_after(
+        &self,
+        campaign_id: &str,
+        worker: &str,
+        ttl_s: i64,
+        limit: usize,
+        check: ConsentCheck,
+        after: i64,
+    ) -> Result<Claim> {
         let mut conn = self.pool().acquire().await?;
         match self.backend() {
             // Takes the write lock first, so the check and the claim see one state.
@@ -251,7 +271,7 @@ impl Store {
             Backend::Postgres => sqlx::query("BEGIN").execute(&mut *conn).await?,
         };
         let r = self
-            .claim_in(&mut conn, campaign_id, worker, ttl_s, limit, check)
+            .claim_in(&mut conn, campaign_id, worker, (ttl_s, limit, after), check)
             .await;
         match r {
             Ok(c) => {
@@ -270,8 +290,7 @@ impl Store {
         conn: &mut sqlx::AnyConnection,
         campaign_id: &str,
         worker: &str,
-        ttl_s: i64,
-        limit: usize,
+        (ttl_s, limit, after): (i64, usize, i64),
         check: ConsentCheck,
     ) -> Result<Claim> {
         let state = self.campaign_state_in(conn, campaign_id).await?;
@@ -288,6 +307,7 @@ impl Store {
             .bind(worker)
             .bind(ttl_s)
             .bind(campaign_id)
+            .bind(after)
             .bind(limit as i64)
             .fetch_all(&mut *conn)
             .await?;

@@ -809,11 +809,32 @@ impl Store {
 /// themselves); on PostgreSQL the pool, exactly as the [`Store`] methods of the same names. The
 /// contract is theirs ([`Store::claim_rows`], [`Store::begin_sends`], [`Store::mark_sent`],
 /// [`Store::mark_failed`], [`Store::release_claims`]).
+///
+/// On PostgreSQL each run claims in id order from where its previous claim ended
+/// ([`ClaimCursor`]), not from the campaign's first row.
 #[derive(Clone)]
 pub struct SendLedger {
     store: Store,
     native: Option<std::sync::Arc<std::sync::Mutex<rusqlite::Connection>>>,
+    cursors: std::sync::Arc<std::sync::Mutex<HashMap<String, ClaimCursor>>>,
 }
+
+/// Where a run's next claim of a campaign starts on PostgreSQL: past the highest id it
+/// claimed. PostgreSQL plans the claim as a walk of the primary key in id order whenever its
+/// statistics say most of the campaign is queued (as they do right after queueing): from the
+/// first row, that walk passes every row already sent, so a claim cost time in proportion to
+/// the campaign's progress (183 ms a claim at 190k of 255k rows sent). From the cursor it
+/// starts at the rows still queued. Rows behind the cursor that become claimable again (a
+/// retry come due, a claim released or expired) are found by a claim from the start, made
+/// when a claim from the cursor comes back short and at least every [`RESCAN`].
+#[derive(Debug, Clone, Copy)]
+struct ClaimCursor {
+    after: i64,
+    rescanned: std::time::Instant,
+}
+
+/// How often a run's claims start again from a campaign's first row (see [`ClaimCursor`]).
+const RESCAN: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl std::fmt::Debug for SendLedger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -836,6 +857,7 @@ impl Store {
         Ok(SendLedger {
             store: self.clone(),
             native,
+            cursors: Default::default(),
         })
     }
 }
@@ -917,14 +939,63 @@ impl SendLedger {
         let native = self
             .native(move |conn| crate::fleet::claim_rows_native(conn, &c, &w, ttl_s, limit, check))
             .await;
-        match native {
-            Some(r) => r,
-            None => {
-                self.store
-                    .claim_rows(campaign_id, worker, ttl_s, limit, check)
-                    .await
+        if let Some(r) = native {
+            return r;
+        }
+        let cursor = self
+            .cursors
+            .lock()
+            .ok()
+            .and_then(|c| c.get(campaign_id).copied());
+        let after = cursor
+            .filter(|c| c.rescanned.elapsed() < RESCAN)
+            .map_or(0, |c| c.after);
+        let mut claim = self
+            .store
+            .claim_rows_after(campaign_id, worker, ttl_s, limit, check, after)
+            .await?;
+        let short = |c: &Claim| match c {
+            Claim::Claimed { sends, suppressed } => sends.len() + suppressed.len() < limit,
+            Claim::Stopped(_) => false,
+        };
+        let mut rescanned = cursor.map(|c| c.rescanned).filter(|_| after > 0);
+        if let (true, Claim::Claimed { sends, suppressed }) =
+            (after > 0 && short(&claim), &mut claim)
+        {
+            // The rest from the start: rows behind the cursor claimable again. (Stopped by
+            // now: the rows claimed above are still this run's to send.)
+            let got = sends.len() + suppressed.len();
+            if let Claim::Claimed {
+                sends: more,
+                suppressed: more_suppressed,
+            } = self
+                .store
+                .claim_rows_after(campaign_id, worker, ttl_s, limit - got, check, 0)
+                .await?
+            {
+                sends.extend(more);
+                suppressed.extend(more_suppressed);
+            }
+            rescanned = None;
+        }
+        if let Claim::Claimed { sends, suppressed } = &claim {
+            let top = sends
+                .iter()
+                .map(|s| s.id)
+                .chain(suppressed.iter().map(|(id, _)| *id))
+                .max();
+            if let (Some(top), Ok(mut cursors)) = (top, self.cursors.lock()) {
+                let c = cursors
+                    .entry(campaign_id.to_string())
+                    .or_insert(ClaimCursor {
+                        after: 0,
+                        rescanned: std::time::Instant::now(),
+                    });
+                c.after = if after == 0 { top } else { c.after.max(top) };
+                c.rescanned = rescanned.unwrap_or_else(std::time::Instant::now);
             }
         }
+        Ok(claim)
     }
 
     /// [`Store::begin_sends`].
@@ -1144,6 +1215,63 @@ mod tests {
     #[tokio::test]
     async fn the_run_ledger_keeps_the_contract() {
         on_both(the_run_ledger_keeps_the_contract_on).await;
+    }
+
+    #[tokio::test]
+    async fn the_run_ledger_claims_every_row_once_past_its_cursor() {
+        on_both(the_run_ledger_claims_every_row_once_past_its_cursor_on).await;
+    }
+
+    /// Claims from where the previous one ended, and still finds rows behind it that became
+    /// claimable again (here: released claims) once a claim comes back short.
+    async fn the_run_ledger_claims_every_row_once_past_its_cursor_on(store: Store) {
+        setup(&store, 10).await;
+        let ledger = store.send_ledger().expect("ledger");
+        let claim = |n: usize| {
+            let ledger = ledger.clone();
+            async move {
+                let (rows, supp) = claimed(
+                    ledger
+                        .claim_rows("k1", "me", 60, n, ConsentCheck::default())
+                        .await
+                        .expect("claim"),
+                );
+                assert!(supp.is_empty());
+                rows.iter().map(|r| r.id).collect::<Vec<i64>>()
+            }
+        };
+        let first = claim(3).await;
+        let mut ids: Vec<i64> = store
+            .sends_of("k1")
+            .await
+            .expect("sends")
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(first, ids[..3]);
+        // Given back: claimable again, behind the cursor.
+        assert_eq!(
+            store.release_claims("me", &first).await.expect("release"),
+            3
+        );
+        let mut all = Vec::new();
+        let mut claims = Vec::new();
+        loop {
+            let got = claim(3).await;
+            if got.is_empty() {
+                break;
+            }
+            all.extend(got.iter().copied());
+            claims.push(got);
+        }
+        if store.backend() == crate::Backend::Postgres {
+            // Past the cursor first; the released rows once the rest runs short.
+            assert_eq!(claims[0], ids[3..6], "{claims:?}");
+            assert_eq!(claims[2], [ids[9], ids[0], ids[1]], "{claims:?}");
+        }
+        all.sort_unstable();
+        assert_eq!(all, ids, "every row claimed exactly once: {claims:?}");
     }
 
     async fn the_run_ledger_keeps_the_contract_on(store: Store) {
