@@ -44,6 +44,7 @@ impl Store {
         let id = record_import(&mut tx, file, counts, t).await?;
         write_customers(&mut tx, customers, t).await?;
         tx.commit().await?;
+        self.refresh_statistics(&["customers"]).await;
         Ok(id)
     }
 
@@ -118,6 +119,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.refresh_statistics(&["customers"]).await;
         Ok(CustomersImported {
             import_id: id,
             customers,
@@ -310,6 +312,44 @@ pub(crate) fn attributes_of(text: &str) -> std::collections::BTreeMap<String, St
 mod tests {
     use super::*;
     use crate::test_support;
+
+    /// On PostgreSQL a bulk write leaves the planner fresh statistics: the tables it filled
+    /// are analyzed (`Store::refresh_statistics`), whether or not autovacuum runs.
+    #[tokio::test]
+    async fn bulk_writes_refresh_postgres_statistics() {
+        let Some((store, _db)) = test_support::postgres().await else {
+            return;
+        };
+        let analyzed = |table: &'static str| {
+            let store = store.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COALESCE(analyze_count, 0) + COALESCE(autoanalyze_count, 0) \
+                     FROM pg_stat_user_tables WHERE relname = $1",
+                )
+                .bind(table)
+                .fetch_one(store.pool())
+                .await
+                .expect("stats")
+            }
+        };
+        let (customers, orders) = (analyzed("customers").await, analyzed("orders").await);
+        test_support::customers(&store, &["a", "b"]).await;
+        assert!(
+            analyzed("customers").await > customers,
+            "customers analyzed"
+        );
+        store
+            .import_orders(
+                "o.csv",
+                &[test_support::order("a", "2024-01-02", 5.0)],
+                (1, 1, 0),
+                &|_| {},
+            )
+            .await
+            .expect("orders");
+        assert!(analyzed("orders").await > orders, "orders analyzed");
+    }
 
     #[tokio::test]
     async fn customers_upsert_merges_fields_and_attributes() {

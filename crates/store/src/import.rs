@@ -97,7 +97,7 @@ impl Store {
             stream_orders(&file, &o, &progress, &mut |feed| tx.send(feed).is_ok())
         });
         let name = path.display().to_string();
-        match self.backend {
+        let imported = match self.backend {
             Backend::Sqlite => {
                 let db = self
                     .sqlite_file
@@ -110,9 +110,14 @@ impl Store {
                 .map_err(|e| StoreError::Corrupt(format!("import task failed: {e}")))?
             }
             Backend::Postgres => postgres_import(&self.url, &name, rx, producer, on_rejects).await,
-        }
+        }?;
+        self.refresh_statistics(ORDER_TABLES).await;
+        Ok(imported)
     }
 }
+
+/// The tables an orders import writes.
+const ORDER_TABLES: &[&str] = &["orders", "customer_stats", "customers"];
 
 impl Store {
     /// Stores whole orders that are already in memory (tests, fixtures, generated shops) through
@@ -174,6 +179,7 @@ impl Store {
                 postgres_import(&self.url, &name, rx, producer, |_| Ok(())).await?
             }
         };
+        self.refresh_statistics(ORDER_TABLES).await;
         progress(orders.len() as u64);
         Ok(done.record)
     }

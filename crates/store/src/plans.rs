@@ -140,6 +140,8 @@ impl Store {
         let mut tx = self.write_tx().await?;
         let id = save_plan_in(&mut tx, plan).await?;
         tx.commit().await?;
+        self.refresh_statistics(&["plan_members", "plan_campaigns"])
+            .await;
         Ok(id)
     }
 }

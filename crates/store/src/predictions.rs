@@ -238,6 +238,7 @@ impl Store {
             )
             .await?;
         tx.commit().await?;
+        self.refresh_statistics(&["predictions"]).await;
         Ok(id)
     }
 

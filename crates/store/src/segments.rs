@@ -149,6 +149,7 @@ impl Store {
             )
             .await?;
         tx.commit().await?;
+        self.refresh_statistics(&["segment_assignments"]).await;
         Ok(id)
     }
 
@@ -190,6 +191,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
+        self.refresh_statistics(&["segment_assignments"]).await;
         Ok(id)
     }
 

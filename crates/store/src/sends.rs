@@ -324,8 +324,8 @@ impl Store {
         // A large campaign just queued: fresh statistics, or PostgreSQL plans every claim
         // (`claim_rows`) as if the campaign had a handful of rows and sorts all of its queued
         // rows each time, instead of walking `sends_campaign_state` in id order.
-        if added >= 1000 && self.backend() == crate::Backend::Postgres {
-            sqlx::query("ANALYZE sends").execute(self.pool()).await?;
+        if added >= 1000 {
+            self.refresh_statistics(&["sends"]).await;
         }
         Ok(added)
     }

@@ -80,6 +80,8 @@ impl Store {
             .await?;
         }
         tx.commit().await?;
+        self.refresh_statistics(&["plan_members", "plan_campaigns", "campaign_variants"])
+            .await;
         Ok(id)
     }
 
