@@ -418,28 +418,36 @@ mod tests {
     use crate::test_support;
     use crate::NewSend;
 
-    async fn ledger(store: &Store) {
-        let sends: Vec<NewSend> = (0..4)
-            .map(|i| NewSend {
+    /// Queues one send of `campaign` per address (customers c0, c1, …), then marks every
+    /// send `sent` but those to `unsent`.
+    async fn delivered(store: &Store, campaign: &str, emails: &[&str], unsent: &str) {
+        let sends: Vec<NewSend> = emails
+            .iter()
+            .enumerate()
+            .map(|(i, e)| NewSend {
                 customer_id: format!("c{i}"),
-                email: format!(
-                    "C{i}@{}",
-                    if i < 3 {
-                        "mail.example"
-                    } else {
-                        "other.example"
-                    }
-                ),
+                email: e.to_string(),
                 message_id: format!("<m{i}@shop.example>"),
                 suppressed: None,
             })
             .collect();
-        store.queue_sends("camp", &sends).await.expect("queue");
-        // All four delivered.
-        sqlx::query("UPDATE sends SET state = 'sent', sent_at = 1")
+        store.queue_sends(campaign, &sends).await.expect("queue");
+        sqlx::query("UPDATE sends SET state = 'sent', sent_at = 1 WHERE email <> $1")
+            .bind(unsent)
             .execute(store.pool())
             .await
             .expect("sent");
+    }
+
+    async fn ledger(store: &Store) {
+        // All four delivered.
+        let emails = [
+            "C0@mail.example",
+            "C1@mail.example",
+            "C2@mail.example",
+            "C3@other.example",
+        ];
+        delivered(store, "camp", &emails, "").await;
     }
 
     fn ev(
@@ -717,22 +725,8 @@ mod tests {
     ];
 
     async fn per_domain_counts_match_email_domain(store: Store) {
-        let new: Vec<NewSend> = EMAILS
-            .iter()
-            .enumerate()
-            .map(|(i, e)| NewSend {
-                customer_id: format!("c{i}"),
-                email: e.to_string(),
-                message_id: format!("<m{i}@x.io>"),
-                suppressed: None,
-            })
-            .collect();
-        store.queue_sends("k1", &new).await.expect("queue");
         // The last address stays queued: it must not count as delivered.
-        sqlx::query("UPDATE sends SET state = 'sent', sent_at = 1 WHERE email <> 'f@x.io'")
-            .execute(store.pool())
-            .await
-            .expect("sent");
+        delivered(&store, "k1", &EMAILS, "f@x.io").await;
         let bounced = store
             .send_by_campaign_email("k1", "b@example.com")
             .await
