@@ -617,6 +617,9 @@ mod tests {
         assert_eq!(insert_target("UPDATE t SET a = 1"), None);
     }
 
+    /// A row of the round-trip table: (i, r, t, n).
+    type Stored = (Option<i64>, Option<f64>, Option<String>, i64);
+
     /// Values that COPY's text format must escape or spell specially, through `insert_many` and
     /// back: the same on both backends.
     async fn bulk_values_round_trip(store: Store) {
@@ -697,7 +700,7 @@ mod tests {
             )
             .await
             .expect("read");
-        let mut want: Vec<(Option<i64>, Option<f64>, Option<String>, i64)> = (0..texts.len())
+        let mut want: Vec<Stored> = (0..texts.len())
             .map(|k| (ints[k], reals[k], texts[k].map(String::from), k as i64))
             .collect();
         want[6].2 = Some("upserted".into());
