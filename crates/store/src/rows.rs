@@ -398,9 +398,9 @@ impl<'c> WriteTx<'c> {
         }
     }
 
-    /// Inserts many rows with one statement shape `INSERT INTO … VALUES …` of `width` columns:
-    /// `row(i, out)` pushes row `i`'s values. On SQLite one prepared single-row statement runs
-    /// per row (cheap natively); on PostgreSQL multi-row statements of up to `MAX_PARAMS`.
+    /// Inserts many rows into `head` (`INSERT INTO table (columns…)`) of `width` columns:
+    /// `row(i, out)` pushes row `i`'s values. On SQLite prepared multi-row statements
+    /// ([`insert_native`]); on PostgreSQL by `COPY` ([`copy_insert`]).
     pub(crate) async fn insert_many<'v>(
         &mut self,
         head: &str,
