@@ -1083,12 +1083,7 @@ fn deliverability_row(name: &str, c: &retain_store::DeliverabilityCounts) -> ser
 /// each with the version it was counted at: the campaign's sends per state and the newest
 /// report's id. A finished campaign's page then answers from memory instead of reading every
 /// delivered address again; a new send or a new report recounts it.
-#[derive(Default)]
-pub struct DeliverabilityCache(
-    std::sync::Mutex<
-        std::collections::HashMap<String, (DeliverabilityVersion, Arc<Deliverability>)>,
-    >,
-);
+pub type DeliverabilityCache = VersionedCache<DeliverabilityVersion, Arc<Deliverability>>;
 
 type Deliverability = retain_store::CampaignDeliverability;
 
@@ -1103,18 +1098,11 @@ async fn cached_deliverability(
     counts: SendCounts,
 ) -> Result<Arc<Deliverability>, StoreError> {
     let version = (counts, st.store.latest_deliverability_event_id().await?);
-    if let Ok(map) = st.deliverability.0.lock() {
-        if let Some((v, d)) = map.get(id) {
-            if *v == version {
-                return Ok(d.clone());
-            }
-        }
-    }
-    let d = Arc::new(st.store.campaign_deliverability(id).await?);
-    if let Ok(mut map) = st.deliverability.0.lock() {
-        map.insert(id.to_string(), (version, d.clone()));
-    }
-    Ok(d)
+    st.deliverability
+        .get_or_compute(id, version, async {
+            Ok(Arc::new(st.store.campaign_deliverability(id).await?))
+        })
+        .await
 }
 
 /// A campaign's deliverability for its page: totals and per recipient domain, the guardrail's
@@ -1249,14 +1237,45 @@ pub async fn resume_campaign(
     set_state(&st, &headers, &id, &f.csrf, false).await
 }
 
+/// Values kept per key (a page, a campaign) with the version of the data they were computed
+/// from: a value is served from memory while its version holds, and computed again (and kept in
+/// its place) once the version differs. The dashboard's three caches are this one.
+pub struct VersionedCache<V, T>(std::sync::Mutex<std::collections::HashMap<String, (V, T)>>);
+
+impl<V, T> Default for VersionedCache<V, T> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::new(std::collections::HashMap::new()))
+    }
+}
+
+impl<V: PartialEq, T: Clone> VersionedCache<V, T> {
+    /// The value of `key` at `version`: the kept one if it was computed at that version, else
+    /// the result of `compute`, kept for the next visit (an error is returned, not kept).
+    async fn get_or_compute<E>(
+        &self,
+        key: &str,
+        version: V,
+        compute: impl std::future::Future<Output = Result<T, E>>,
+    ) -> Result<T, E> {
+        if let Ok(map) = self.0.lock() {
+            if let Some((v, kept)) = map.get(key) {
+                if *v == version {
+                    return Ok(kept.clone());
+                }
+            }
+        }
+        let value = compute.await?;
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(key.to_string(), (version, value.clone()));
+        }
+        Ok(value)
+    }
+}
+
 /// View data of the pages computed from the whole shop (overview, segments, predictions), per page, with the
 /// data version they were computed at: a page is recomputed only after an import, a segmentation
 /// or a prediction run, so it answers from memory otherwise.
-#[derive(Default)]
-pub struct PageCache(std::sync::Mutex<std::collections::HashMap<&'static str, CachedPage>>);
-
-/// A cached page: the data version it was computed at, and its view data.
-type CachedPage = ((i64, i64, i64), Value);
+pub type PageCache = VersionedCache<(i64, i64, i64), Value>;
 
 async fn cached(
     st: &AppState,
@@ -1264,18 +1283,7 @@ async fn cached(
     compute: impl std::future::Future<Output = Result<Value, String>>,
 ) -> Result<Value, String> {
     let version = st.store.data_version().await.map_err(|e| e.to_string())?;
-    if let Ok(map) = st.pages.0.lock() {
-        if let Some((v, data)) = map.get(page) {
-            if *v == version {
-                return Ok(data.clone());
-            }
-        }
-    }
-    let data = compute.await?;
-    if let Ok(mut map) = st.pages.0.lock() {
-        map.insert(page, (version, data.clone()));
-    }
-    Ok(data)
+    st.pages.get_or_compute(page, version, compute).await
 }
 
 /// Campaign reports, each with the version of the data it was computed from
@@ -1283,15 +1291,7 @@ async fn cached(
 /// segmentation or prediction run, a newly recorded event, or a change in the campaign's (or its
 /// follow-up steps') sends per state — so a finished campaign of a million recipients answers
 /// from memory, and one still sending is recomputed as it goes.
-#[derive(Default)]
-pub struct ReportCache(
-    std::sync::Mutex<
-        std::collections::HashMap<
-            String,
-            (ReportVersion, Arc<retain_results::report::CampaignReport>),
-        >,
-    >,
-);
+pub type ReportCache = VersionedCache<ReportVersion, Arc<retain_results::report::CampaignReport>>;
 
 /// The whole shop's markers: the data version and the newest event's id.
 type ReportMarks = ((i64, i64, i64), i64);
@@ -1342,18 +1342,14 @@ async fn cached_report(
     }
     // The campaign's own ledger comes first.
     let own = sends[0];
-    let version = (marks, sends);
-    if let Ok(map) = st.reports.0.lock() {
-        if let Some((v, r)) = map.get(id) {
-            if *v == version {
-                return Ok((r.clone(), own));
-            }
-        }
-    }
-    let report = Arc::new(results::campaign_report(&st.store, id, None).await?);
-    if let Ok(mut map) = st.reports.0.lock() {
-        map.insert(id.to_string(), (version, report.clone()));
-    }
+    let report = st
+        .reports
+        .get_or_compute(id, (marks, sends), async {
+            Ok::<_, ReportError>(Arc::new(
+                results::campaign_report(&st.store, id, None).await?,
+            ))
+        })
+        .await?;
     Ok((report, own))
 }
 
