@@ -497,7 +497,7 @@ pub(crate) fn insert_native<'v>(
 /// Rows per statement of the native SQLite bulk insert.
 const NATIVE_ROWS: usize = 32;
 
-/// Parameters per statement on PostgreSQL's multi-row inserts (and SQLite's limit, with room).
+/// Parameters per multi-row statement (under SQLite's limit, with room; PostgreSQL's is 65,535).
 pub(crate) const MAX_PARAMS: usize = 32_000;
 
 /// [`WriteTx::insert_many_then`] on PostgreSQL: the rows go by `COPY` (text format) straight
@@ -519,8 +519,8 @@ async fn copy_insert<'v>(
     // A plain insert copies straight into its table; an upsert through a staging table.
     let direct = tail.trim().is_empty();
     let stage = format!("bulk_stage_{n}");
+    let picks = columns.as_deref().unwrap_or("*");
     if !direct {
-        let picks = columns.as_deref().unwrap_or("*");
         sqlx::query(&format!(
             "CREATE TEMPORARY TABLE {stage} AS SELECT {picks} FROM {table} WITH NO DATA"
         ))
@@ -571,7 +571,6 @@ async fn copy_insert<'v>(
     }
     copy.finish().await?;
     if !direct {
-        let picks = columns.as_deref().unwrap_or("*");
         sqlx::query(&format!("{head} SELECT {picks} FROM {stage} {tail}"))
             .execute(&mut *conn)
             .await?;

@@ -954,45 +954,44 @@ impl SendLedger {
             .store
             .claim_rows_after(campaign_id, worker, ttl_s, limit, check, after)
             .await?;
-        let short = |c: &Claim| match c {
-            Claim::Claimed { sends, suppressed } => sends.len() + suppressed.len() < limit,
-            Claim::Stopped(_) => false,
-        };
-        let mut rescanned = cursor.map(|c| c.rescanned).filter(|_| after > 0);
-        if let (true, Claim::Claimed { sends, suppressed }) =
-            (after > 0 && short(&claim), &mut claim)
-        {
-            // The rest from the start: rows behind the cursor claimable again. (Stopped by
-            // now: the rows claimed above are still this run's to send.)
+        // A claim from the cursor that comes back short goes on from the first row: rows
+        // behind the cursor claimable again. (Stopped by now: the rows claimed above are still
+        // this run's to send.)
+        let mut from_start = after == 0;
+        if let Claim::Claimed { sends, suppressed } = &mut claim {
             let got = sends.len() + suppressed.len();
-            if let Claim::Claimed {
-                sends: more,
-                suppressed: more_suppressed,
-            } = self
-                .store
-                .claim_rows_after(campaign_id, worker, ttl_s, limit - got, check, 0)
-                .await?
-            {
-                sends.extend(more);
-                suppressed.extend(more_suppressed);
+            if !from_start && got < limit {
+                if let Claim::Claimed {
+                    sends: more,
+                    suppressed: more_suppressed,
+                } = self
+                    .store
+                    .claim_rows_after(campaign_id, worker, ttl_s, limit - got, check, 0)
+                    .await?
+                {
+                    sends.extend(more);
+                    suppressed.extend(more_suppressed);
+                }
+                from_start = true;
             }
-            rescanned = None;
-        }
-        if let Claim::Claimed { sends, suppressed } = &claim {
             let top = sends
                 .iter()
                 .map(|s| s.id)
                 .chain(suppressed.iter().map(|(id, _)| *id))
                 .max();
             if let (Some(top), Ok(mut cursors)) = (top, self.cursors.lock()) {
+                let now = std::time::Instant::now();
                 let c = cursors
                     .entry(campaign_id.to_string())
                     .or_insert(ClaimCursor {
                         after: 0,
-                        rescanned: std::time::Instant::now(),
+                        rescanned: now,
                     });
+                // From the start, the cursor follows this claim; past the cursor it only moves on.
                 c.after = if after == 0 { top } else { c.after.max(top) };
-                c.rescanned = rescanned.unwrap_or_else(std::time::Instant::now);
+                if from_start {
+                    c.rescanned = now;
+                }
             }
         }
         Ok(claim)
